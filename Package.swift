@@ -1,0 +1,97 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-session-store",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SessionStore", targets: ["SessionStore"]),
+        .library(name: "SessionStoreSQLite", targets: ["SessionStoreSQLite"]),
+        .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
+        .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        // Core: policy, ids, codec, errors. Imports no database.
+        .target(
+            name: "SessionStore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // Embedded default backend over the system libsqlite3.
+        .systemLibrary(
+            name: "CSessionStoreSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "SessionStoreSQLite",
+            dependencies: ["SessionStore", "CSessionStoreSQLite"],
+            swiftSettings: upcoming
+        ),
+        // Clustered backend over MariaDB Connector/C; only users of this product build it.
+        .systemLibrary(
+            name: "CSessionStoreMariaDB",
+            pkgConfig: "libmariadb",
+            providers: [.apt(["libmariadb-dev"])]
+        ),
+        .target(
+            name: "SessionStoreMySQL",
+            dependencies: ["SessionStore", "CSessionStoreMariaDB"],
+            swiftSettings: upcoming
+        ),
+        // The backend conformance suite, usable by third-party backends too.
+        .target(
+            name: "SessionStoreTesting",
+            dependencies: ["SessionStore"],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "bench",
+            dependencies: [
+                "SessionStore",
+                "SessionStoreSQLite",
+                "SessionStoreMySQL",
+                "CSessionStoreSQLite",
+                "CSessionStoreMariaDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/bench",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "SessionStoreTests",
+            dependencies: [
+                "SessionStore", "SessionStoreTesting",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "SessionStoreSQLiteTests",
+            dependencies: ["SessionStore", "SessionStoreSQLite", "SessionStoreTesting", "CSessionStoreSQLite"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "SessionStoreMySQLTests",
+            dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
+            swiftSettings: upcoming
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

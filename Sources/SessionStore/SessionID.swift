@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An opaque session identifier: 128 bits from the system CSPRNG in URL-safe base64 text.
+///
+/// Ids that arrive from clients are validated (length and alphabet) before any database
+/// work. The store always mints ids itself; a client-chosen id is never adopted.
+public struct SessionID: Hashable, Sendable, CustomStringConvertible {
+    /// Number of random bytes behind each id.
+    public static let byteCount = 16
+    /// Length of the text form: 22 base64url characters, no padding.
+    public static let length = 22
+
+    /// The id's text, as sent in a cookie.
+    public let text: String
+
+    private init(unchecked text: String) {
+        self.text = text
+    }
+
+    /// Validates text received from a client; `nil` when it cannot be an id we minted.
+    ///
+    /// Costs one pass over at most ``length`` bytes and never allocates for bad input.
+    public init?(validating text: some StringProtocol) {
+        let utf8 = text.utf8
+        guard utf8.count == Self.length else { return nil }
+        let valid = utf8.withContiguousStorageIfAvailable { Self.isValid($0) }
+            ?? Self.isValid(Array(utf8))
+        guard valid else { return nil }
+        self.init(unchecked: String(text))
+    }
+
+    private static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
+        var index = 0
+        for byte in bytes {
+            guard let value = Base64URL.value(of: byte) else { return false }
+            // 16 bytes fill 21 characters and 2 bits of the last: the rest must be zero.
+            if index == Self.length - 1, value & 0x0F != 0 { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// Mints a new id from the system's cryptographically secure random source.
+    public static func generate() -> SessionID {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = [UInt8](repeating: 0, count: byteCount)
+        for offset in stride(from: 0, to: byteCount, by: 8) {
+            var word = generator.next()
+            for index in 0..<8 {
+                bytes[offset + index] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+            }
+        }
+        return SessionID(unchecked: Base64URL.encode(bytes))
+    }
+
+    /// A short, non-secret prefix for logs and errors; the full id is a credential.
+    public var redacted: String {
+        String(text.prefix(4)) + "…"
+    }
+
+    public var description: String { redacted }
+}
+
+/// URL-safe base64 without padding (RFC 4648 §5).
+enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    static func value(of byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): byte - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "-"): 62
+        case UInt8(ascii: "_"): 63
+        default: nil
+        }
+    }
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var output = [UInt8]()
+        output.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var index = 0
+        while index + 3 <= bytes.count {
+            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+            for shift in stride(from: 18, through: 0, by: -6) {
+                output.append(alphabet[Int((chunk >> UInt32(shift)) & 0x3F)])
+            }
+            index += 3
+        }
+        let rest = bytes.count - index
+        if rest > 0 {
+            var chunk = UInt32(bytes[index]) << 16
+            if rest == 2 { chunk |= UInt32(bytes[index + 1]) << 8 }
+            for step in 0...rest {
+                output.append(alphabet[Int((chunk >> UInt32(18 - 6 * step)) & 0x3F)])
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

@@ -1,0 +1,88 @@
+/// One stored session as a backend keeps it.
+public struct SessionRecord: Sendable, Equatable {
+    /// The encoded attributes (see ``AttributeCodec``); opaque to backends.
+    public var data: [UInt8]
+    /// Incremented by one on every data write; starts at 1.
+    public var version: Int64
+    /// When the session was first stored, in milliseconds since the Unix epoch.
+    public var createdAt: Int64
+    /// When the session stops being valid, in milliseconds since the Unix epoch.
+    public var expiresAt: Int64
+
+    public init(data: [UInt8], version: Int64, createdAt: Int64, expiresAt: Int64) {
+        self.data = data
+        self.version = version
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Where sessions are kept: a thin mapping of a few operations onto one engine.
+///
+/// All policy (ids, expiry rules, dirty tracking, conflict handling, cleanup scheduling)
+/// lives in ``SessionStore``; a backend only stores rows and evaluates the conditions
+/// below atomically.
+///
+/// ## Implementation requirements
+/// - Rows are identified by ``SessionKey``; compare ``SessionKey/value`` byte-for-byte.
+/// - Times are milliseconds since the Unix epoch, chosen by the caller. A row whose
+///   `expiresAt <= now` is expired: ``load(_:now:)``, ``update(_:data:expectedVersion:expiresAt:now:)``
+///   and ``touch(_:expiresAt:now:)`` must treat it as missing.
+/// - Each method is atomic: its condition is checked and its change applied in one step
+///   (one statement or one transaction), so concurrent callers never interleave inside it.
+/// - A method returns only after its change is durable to the degree the backend's
+///   configuration promises; it never reports success for an uncommitted write.
+/// - Failures are thrown, preferably as ``StorageError``; nothing is swallowed.
+/// - Methods may be called concurrently from many tasks. Blocking work must not occupy
+///   Swift's cooperative thread pool for long.
+public protocol StorageBackend: Sendable {
+    /// Returns the live row for `key`, or `nil` when it is missing or expired at `now`.
+    func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord?
+
+    /// Stores a new row. Returns `false`, changing nothing, when a live row with `key`
+    /// exists. An expired row with the same key may be replaced.
+    func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool
+
+    /// Replaces the data of a live row whose version is `expectedVersion`, sets its
+    /// version to `expectedVersion + 1` and its expiry to the larger of the stored one and
+    /// `expiresAt`. Returns `false`, changing nothing, when the row is missing, expired or
+    /// at another version.
+    func update(
+        _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
+    ) async throws -> Bool
+
+    /// Moves a live row's expiry forward to `expiresAt` when it is earlier; never backwards.
+    /// Returns `true` when a row was changed.
+    func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool
+
+    /// Moves a row's expiry back to `expiresAt` when it is later; never forwards. Used to
+    /// retire an id after regeneration with a grace period. Returns `true` when changed.
+    func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool
+
+    /// Deletes the row for `key` (only at `expectedVersion` when given). Returns `true`
+    /// when a row was deleted.
+    func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool
+
+    /// Deletes at most `limit` rows with `expiresAt < before`, evaluated at delete time,
+    /// and returns how many it deleted. The store calls it in a loop until fewer than
+    /// `limit` come back, so each call must hold locks only briefly.
+    func deleteExpired(before: Int64, limit: Int) async throws -> Int
+
+    /// Flushes pending writes and releases connections. Later calls throw.
+    func close() async throws
+}
+
+extension StorageBackend {
+    /// A lease that lets at most one of several stores sharing this backend clean at a
+    /// time. Backends shared by several processes override it; the default always grants.
+    ///
+    /// - Parameters:
+    ///   - holder: A unique name of the caller.
+    ///   - duration: How long the lease lasts if the holder crashes, in milliseconds.
+    public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
+        true
+    }
+
+    /// Gives up a lease taken with ``acquireCleanupLease(holder:now:duration:)``.
+    public func releaseCleanupLease(holder: String) async throws {}
+}

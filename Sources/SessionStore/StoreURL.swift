@@ -1,0 +1,189 @@
+/// A parsed configuration string such as `sqlite:///var/lib/app/sessions.db?table=s` or
+/// `mysql://user:secret@db:3306/app?pool=8`.
+///
+/// Options are consumed with the `take` methods by the core and by the backend; any
+/// left over is an error (``checkAllTaken()``), so a typo is never silently ignored.
+/// The password never appears in ``description`` or in errors.
+public struct StoreURL: Sendable, CustomStringConvertible {
+    /// The scheme, lowercased: `sqlite`, `mysql`, ...
+    public let scheme: String
+    /// The user name, percent-decoded.
+    public let user: String?
+    /// The password, percent-decoded. Never printed.
+    public let password: String?
+    /// The host, if the URL has an authority part other than a file path.
+    public let host: String?
+    /// The port, if given.
+    public let port: Int?
+    /// The path: a file path for SQLite (`:memory:` for a private in-memory database),
+    /// the database name for servers.
+    public let path: String
+    private var options: [(name: String, value: String)]
+    private var taken: Set<String> = []
+
+    /// Parses a configuration string.
+    /// - Throws: ``SessionStoreError`` with code `invalidConfiguration`.
+    public init(_ text: String) throws {
+        guard let colon = text.firstIndex(of: ":") else {
+            throw Self.invalid("missing scheme in configuration URL (expected e.g. sqlite:///path.db)")
+        }
+        scheme = text[..<colon].lowercased()
+        guard !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" }) else {
+            throw Self.invalid("invalid scheme in configuration URL")
+        }
+        var rest = Substring(text[text.index(after: colon)...])
+        var query = Substring("")
+        if let mark = rest.firstIndex(of: "?") {
+            query = rest[rest.index(after: mark)...]
+            rest = rest[..<mark]
+        }
+        var user: String?, password: String?, host: String?, port: Int?
+        if rest.hasPrefix("//") {
+            rest = rest.dropFirst(2)
+            if scheme == "sqlite" {
+                // sqlite:///abs/path.db or sqlite://relative/path.db: everything is the path.
+            } else {
+                let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+                var authority = rest[..<slash]
+                rest = slash < rest.endIndex ? rest[rest.index(after: slash)...] : ""
+                if let at = authority.lastIndex(of: "@") {
+                    let credentials = authority[..<at]
+                    authority = authority[authority.index(after: at)...]
+                    if let separator = credentials.firstIndex(of: ":") {
+                        user = try Self.decode(credentials[..<separator], what: "user")
+                        password = try Self.decode(credentials[credentials.index(after: separator)...], what: "password")
+                    } else {
+                        user = try Self.decode(credentials, what: "user")
+                    }
+                }
+                if let separator = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+                    let portText = authority[authority.index(after: separator)...]
+                    guard let value = Int(portText), (1...65535).contains(value) else {
+                        throw Self.invalid("invalid port \"\(portText)\" in configuration URL")
+                    }
+                    port = value
+                    authority = authority[..<separator]
+                }
+                host = authority.isEmpty ? nil : try Self.decode(authority, what: "host")
+            }
+        }
+        path = try Self.decode(rest, what: "path")
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port
+        options = []
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = try Self.decode(parts[0], what: "option name")
+            let value = parts.count > 1 ? try Self.decode(parts[1], what: "option \(name)") : ""
+            guard !options.contains(where: { $0.name == name }) else {
+                throw Self.invalid("option \"\(name)\" is given twice")
+            }
+            options.append((name, value))
+        }
+    }
+
+    /// Consumes an option's raw text.
+    public mutating func take(_ name: String) -> String? {
+        taken.insert(name)
+        return options.first(where: { $0.name == name })?.value
+    }
+
+    /// Consumes an integer option within `range`.
+    public mutating func takeInt(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let text = take(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw Self.invalid("option \(name)=\(text) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    /// Consumes a boolean option (`true`/`false`/`1`/`0`).
+    public mutating func takeBool(_ name: String) throws -> Bool? {
+        guard let text = take(name) else { return nil }
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw Self.invalid("option \(name)=\(text) must be true or false")
+        }
+    }
+
+    /// Consumes a duration option: a number with a unit `ms`, `s`, `m`, `h` or `d`
+    /// (seconds when bare). `0`, `off` or `none` give `.zero`.
+    public mutating func takeDuration(_ name: String) throws -> Duration? {
+        guard let text = take(name) else { return nil }
+        if ["off", "none"].contains(text.lowercased()) { return .zero }
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        var number = Substring(text)
+        var scale: Int64 = 1000
+        for (suffix, milliseconds) in units where text.hasSuffix(suffix) {
+            number = text.dropLast(suffix.count)
+            scale = milliseconds
+            break
+        }
+        guard let value = Int64(number), value >= 0, value <= Int64.max / scale / 4 else {
+            throw Self.invalid("option \(name)=\(text) must be a duration such as 500ms, 30s, 20m, 12h or 7d")
+        }
+        return .milliseconds(value * scale)
+    }
+
+    /// Consumes an option that must be one of `choices`.
+    public mutating func takeChoice<T>(_ name: String, _ choices: [String: T]) throws -> T? {
+        guard let text = take(name) else { return nil }
+        guard let value = choices[text.lowercased()] else {
+            let allowed = choices.keys.sorted().joined(separator: ", ")
+            throw Self.invalid("option \(name)=\(text) must be one of: \(allowed)")
+        }
+        return value
+    }
+
+    /// Throws when an option was given that nobody consumed.
+    public func checkAllTaken() throws {
+        let unknown = options.map(\.name).filter { !taken.contains($0) }
+        guard unknown.isEmpty else {
+            throw Self.invalid("unknown option(s) for \(scheme): \(unknown.joined(separator: ", "))")
+        }
+    }
+
+    /// The URL with the password replaced by `***`.
+    public var description: String {
+        var text = scheme + ":"
+        if host != nil || user != nil || scheme != "sqlite" || path.hasPrefix("/") {
+            if scheme == "sqlite" && path == ":memory:" {} else { text += "//" }
+        }
+        if let user { text += user + (password == nil ? "" : ":***") + "@" }
+        if let host { text += host }
+        if let port { text += ":\(port)" }
+        if scheme != "sqlite" && !path.isEmpty { text += "/" }
+        text += path
+        if !options.isEmpty { text += "?" + options.map { "\($0.name)=\($0.value)" }.joined(separator: "&") }
+        return text
+    }
+
+    /// A configuration error that names the problem.
+    public static func invalid(_ message: String) -> SessionStoreError {
+        SessionStoreError(.invalidConfiguration, message)
+    }
+
+    private static func decode(_ text: Substring, what: String) throws -> String {
+        guard text.contains("%") || text.contains("+") else { return String(text) }
+        var bytes = [UInt8]()
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%") {
+                guard let high = iterator.next(), let low = iterator.next(),
+                      let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else {
+                    throw invalid("bad percent-encoding in \(what)")
+                }
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        guard let decoded = String(validating: bytes, as: UTF8.self) else {
+            throw invalid("\(what) is not valid UTF-8 after percent-decoding")
+        }
+        return decoded
+    }
+}
