@@ -2,7 +2,7 @@
 public struct SessionRecord: Sendable, Equatable {
     /// The encoded attributes (see ``AttributeCodec``); opaque to backends.
     public var data: [UInt8]
-    /// Incremented by one on every data write; starts at 1.
+    /// Incremented by one on every data write; starts at 1. `0` marks a retired row.
     public var version: Int64
     /// When the session was first stored, in milliseconds since the Unix epoch.
     public var createdAt: Int64
@@ -55,8 +55,10 @@ public protocol StorageBackend: Sendable {
     /// Returns `true` when a row was changed.
     func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool
 
-    /// Moves a row's expiry back to `expiresAt` when it is later; never forwards. Used to
-    /// retire an id after regeneration with a grace period. Returns `true` when changed.
+    /// Marks a live row retired: sets its version to `0` and moves its expiry back to
+    /// `expiresAt` when that is earlier (never forwards). Used to retire an id after
+    /// regeneration with a grace period: the store reads such a row but never extends or
+    /// rewrites it. Returns `true` when a row was changed.
     func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool
 
     /// Deletes the row for `key` (only at `expectedVersion` when given). Returns `true`

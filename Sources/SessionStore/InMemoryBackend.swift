@@ -1,0 +1,118 @@
+import Synchronization
+
+/// A backend that keeps rows in memory: for tests, prototypes and the conformance suite.
+///
+/// It honours the full ``StorageBackend`` contract; data is lost when the process ends.
+public final class InMemoryBackend: StorageBackend {
+    private struct State {
+        var rows: [SessionKey: SessionRecord] = [:]
+        var lease: (holder: String, expiresAt: Int64)?
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+
+    /// An empty backend.
+    public init() {}
+
+    /// The number of rows held, expired or not; for tests.
+    public var rowCount: Int { state.withLock { $0.rows.count } }
+
+    private func withOpenState<T>(_ operation: String, _ body: (inout State) -> T) throws -> T {
+        try state.withLock { state in
+            guard !state.closed else {
+                throw StorageError(kind: .closed, engine: "memory", operation: operation, message: "backend is closed")
+            }
+            return body(&state)
+        }
+    }
+
+    public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
+        try withOpenState("load") { state in
+            guard let record = state.rows[key], record.expiresAt > now else { return nil }
+            return record
+        }
+    }
+
+    public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
+        try withOpenState("insert") { state in
+            if let existing = state.rows[key], existing.expiresAt > record.createdAt { return false }
+            state.rows[key] = record
+            return true
+        }
+    }
+
+    public func update(
+        _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
+    ) async throws -> Bool {
+        try withOpenState("update") { state in
+            guard var record = state.rows[key], record.expiresAt > now, record.version == expectedVersion else {
+                return false
+            }
+            record.data = data
+            record.version += 1
+            record.expiresAt = max(record.expiresAt, expiresAt)
+            state.rows[key] = record
+            return true
+        }
+    }
+
+    public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
+        try withOpenState("touch") { state in
+            guard let record = state.rows[key], record.expiresAt > now, record.expiresAt < expiresAt else {
+                return false
+            }
+            state.rows[key]!.expiresAt = expiresAt
+            return true
+        }
+    }
+
+    public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
+        try withOpenState("retire") { state in
+            guard var record = state.rows[key] else { return false }
+            record.version = 0
+            record.expiresAt = min(record.expiresAt, expiresAt)
+            state.rows[key] = record
+            return true
+        }
+    }
+
+    public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
+        try withOpenState("delete") { state in
+            guard let record = state.rows[key] else { return false }
+            if let expectedVersion, record.version != expectedVersion { return false }
+            state.rows.removeValue(forKey: key)
+            return true
+        }
+    }
+
+    public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
+        try withOpenState("deleteExpired") { state in
+            let expired = state.rows.lazy.filter { $0.value.expiresAt < before }.prefix(limit).map(\.key)
+            var count = 0
+            for key in Array(expired) {
+                state.rows.removeValue(forKey: key)
+                count += 1
+            }
+            return count
+        }
+    }
+
+    public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
+        try withOpenState("acquireCleanupLease") { state in
+            if let lease = state.lease, lease.holder != holder, lease.expiresAt > now { return false }
+            state.lease = (holder, now + duration)
+            return true
+        }
+    }
+
+    public func releaseCleanupLease(holder: String) async throws {
+        try withOpenState("releaseCleanupLease") { state in
+            if state.lease?.holder == holder { state.lease = nil }
+        }
+    }
+
+    public func close() async throws {
+        state.withLock { $0.closed = true }
+    }
+}

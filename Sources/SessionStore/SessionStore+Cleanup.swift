@@ -1,0 +1,109 @@
+import Logging
+import Synchronization
+
+struct CleanupState: Sendable {
+    var running: Task<Int, any Error>?
+    var background: Task<Void, Never>?
+}
+
+extension SessionStore {
+    /// Deletes every session that has expired, in batches of
+    /// ``SessionStoreConfiguration/cleanupBatchSize``, and returns how many it deleted.
+    ///
+    /// Set-based and race-free: each batch is one `DELETE ... WHERE expires_at < now`
+    /// evaluated by the database at delete time, so a session saved or touched a moment
+    /// earlier is never deleted. Single-flight: a call made while a cleanup of this store
+    /// runs joins it and returns the same count. Stores sharing one database take a lease
+    /// in the backend, so only one cleans at a time; the others return 0.
+    /// - Throws: ``StorageError``, ``SessionStoreError`` `closed`.
+    @discardableResult
+    public func cleanup() async throws -> Int {
+        try checkOpen()
+        let task = cleanupState.withLock { state in
+            if let running = state.running { return running }
+            let task = Task<Int, any Error> {
+                defer { cleanupState.withLock { $0.running = nil } }
+                return try await runCleanup()
+            }
+            state.running = task
+            return task
+        }
+        return try await task.value
+    }
+
+    private func runCleanup() async throws -> Int {
+        let holder = instanceName
+        let leased = try await logged("cleanup lease", nil) {
+            try await backend.acquireCleanupLease(
+                holder: holder, now: clock.now(), duration: configuration.cleanupLeaseDuration.milliseconds)
+        }
+        guard leased else {
+            logger.debug("cleanup skipped: another store holds the cleanup lease")
+            return 0
+        }
+        var total = 0
+        let batchSize = configuration.cleanupBatchSize
+        let result: Result<Int, any Error>
+        do {
+            while true {
+                try Task.checkCancellation()
+                let deleted = try await logged("cleanup", nil) {
+                    try await backend.deleteExpired(before: clock.now(), limit: batchSize)
+                }
+                total += deleted
+                metrics.cleanupDeleted.increment(by: deleted)
+                if deleted < batchSize { break }
+                await Task.yield()
+            }
+            result = .success(total)
+        } catch {
+            result = .failure(error)
+        }
+        try await logged("cleanup lease", nil) { try await backend.releaseCleanupLease(holder: holder) }
+        logger.debug("cleanup finished", metadata: ["deleted": "\(total)"])
+        return try result.get()
+    }
+
+    /// Runs ``cleanup()`` every `interval` until ``shutdown()``. Failures are logged and
+    /// counted, and the next round runs as scheduled.
+    public func startBackgroundCleanup(every interval: Duration) {
+        precondition(interval > .zero, "cleanup interval must be positive")
+        cleanupState.withLock { state in
+            precondition(state.background == nil, "background cleanup is already running")
+            state.background = Task {
+                while true {
+                    do {
+                        try await Task.sleep(for: interval)
+                    } catch {
+                        return  // Cancelled by shutdown(): the only error sleep throws.
+                    }
+                    do {
+                        _ = try await cleanup()
+                    } catch {
+                        // Already logged and counted by `logged`; keep the schedule.
+                        if isClosed.load(ordering: .relaxed) { return }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops background cleanup, waits for a running cleanup, then closes the backend
+    /// (which flushes pending writes). Later calls on this store throw `closed`.
+    /// - Throws: ``StorageError`` from closing the backend.
+    public func shutdown() async throws {
+        guard !isClosed.exchange(true, ordering: .relaxed) else { return }
+        let (background, running) = cleanupState.withLock { ($0.background, $0.running) }
+        background?.cancel()
+        await background?.value
+        running?.cancel()
+        if let running {
+            do {
+                _ = try await running.value
+            } catch {
+                logger.debug("cleanup ended by shutdown", metadata: ["error": "\(error)"])
+            }
+        }
+        try await backend.close()
+    }
+}

@@ -1,0 +1,327 @@
+public import Logging
+import Synchronization
+
+/// The front door: loads, saves, regenerates and destroys sessions, and cleans up
+/// expired ones, on any ``StorageBackend``.
+///
+/// All policy lives here once: id validation, dirty tracking (unchanged sessions are not
+/// written, empty ones never stored), sliding and absolute expiry with a touch interval,
+/// conflict merging between concurrent requests, and single-flight batched cleanup.
+public final class SessionStore: Sendable {
+    /// The policy this store applies.
+    public let configuration: SessionStoreConfiguration
+    /// The backend rows are kept in.
+    public let backend: any StorageBackend
+    let clock: any SessionClock
+    let logger: Logger
+    let metrics: StoreMetrics
+    let cleanupState = Mutex(CleanupState())
+    let isClosed = Atomic<Bool>(false)
+    /// Names this store when it takes the shared cleanup lease.
+    let instanceName = "store-" + SessionID.generate().text
+
+    /// Creates a store over `backend`.
+    /// - Parameters:
+    ///   - clock: The time source for expiry; inject one in tests.
+    ///   - metricsLabel: The prefix of the store's swift-metrics counters.
+    /// - Precondition: `configuration.validate()` passes.
+    public init(
+        backend: any StorageBackend,
+        configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
+        clock: any SessionClock = SystemSessionClock(),
+        logger: Logger = Logger(label: "SessionStore"),
+        metricsLabel: String = "session_store"
+    ) {
+        do {
+            try configuration.validate()
+        } catch {
+            preconditionFailure("invalid SessionStoreConfiguration: \(error)")
+        }
+        self.backend = backend
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        self.metrics = StoreMetrics(label: metricsLabel)
+    }
+
+    /// Opens a store from one configuration string, on whichever of `backends` it names:
+    /// switching engines is a configuration change.
+    ///
+    /// ```swift
+    /// let store = try await SessionStore.open("sqlite:///var/lib/app/sessions.db?idle_timeout=30m",
+    ///                                         backends: [.sqlite, .mysql])
+    /// ```
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` for a bad URL or unknown
+    ///   option, ``StorageError`` when the backend cannot open.
+    public static func open(
+        _ configurationURL: String,
+        backends: [any StorageBackendFactory],
+        clock: any SessionClock = SystemSessionClock(),
+        logger: Logger = Logger(label: "SessionStore")
+    ) async throws -> SessionStore {
+        var url = try StoreURL(configurationURL)
+        guard let factory = backends.first(where: { $0.schemes.contains(url.scheme) }) else {
+            let known = backends.flatMap(\.schemes).joined(separator: ", ")
+            throw StoreURL.invalid("no linked backend handles \"\(url.scheme):\" (linked: \(known.isEmpty ? "none" : known))")
+        }
+        let configuration = try SessionStoreConfiguration(url: &url)
+        let backend = try await factory.makeBackend(&url, logger: logger)
+        do {
+            try url.checkAllTaken()
+        } catch {
+            try await backend.close()
+            throw error
+        }
+        logger.info("session store opened", metadata: ["url": "\(url)"])
+        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
+    }
+
+    // MARK: - Sessions
+
+    /// A new, empty session with a freshly minted id. Nothing is stored until it has data
+    /// and is saved.
+    public func newSession() -> Session {
+        Session(id: SessionID.generate(), stored: nil, values: [:])
+    }
+
+    /// Loads the session a client presented, or a new empty one.
+    ///
+    /// A missing, malformed, unknown or expired id gives a new session with a new id; the
+    /// client's id is never adopted. A malformed id costs no database work. When the
+    /// session's expiry is due to move by at least the touch interval, it is extended here
+    /// (one-column write), so a request in flight keeps its session alive.
+    /// - Throws: ``SessionStoreError`` `corruptData`/`unsupportedFormat` (unless the policy
+    ///   is ``SessionStoreConfiguration/CorruptDataPolicy/startNewSession``), ``StorageError``.
+    public func load(id text: String?) async throws -> Session {
+        try checkOpen()
+        guard let text else {
+            metrics.loadNoID.increment()
+            return newSession()
+        }
+        guard let id = SessionID(validating: text) else {
+            metrics.loadMalformed.increment()
+            logger.debug("malformed session id rejected", metadata: ["length": "\(text.utf8.count)"])
+            return newSession()
+        }
+        return try await load(id)
+    }
+
+    /// Loads a session by a validated id, or gives a new empty one when it is unknown.
+    public func load(_ id: SessionID) async throws -> Session {
+        try checkOpen()
+        let key = SessionKey(id)
+        let now = clock.now()
+        let record = try await logged("load", id) { try await backend.load(key, now: now) }
+        guard let record, record.expiresAt > now else {
+            metrics.loadMiss.increment()
+            return newSession()
+        }
+        let values: [String: [UInt8]]
+        do {
+            values = try AttributeCodec.decode(record.data)
+        } catch var error as SessionStoreError {
+            metrics.loadCorrupt.increment()
+            error.session = id.redacted
+            logger.error("stored session cannot be decoded", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
+            if configuration.corruptDataPolicy == .startNewSession { return newSession() }
+            throw error
+        }
+        metrics.loadHit.increment()
+        var session = Session(
+            id: id, stored: .init(version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt),
+            values: values)
+        let extended = configuration.expiry(createdAt: record.createdAt, now: now)
+        if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= configuration.touchInterval.milliseconds {
+            let moved = try await logged("touch", id) { try await backend.touch(key, expiresAt: extended, now: now) }
+            if moved {
+                metrics.touched.increment()
+                session.stored?.expiresAt = extended
+                session.touchedOnLoad = true
+            }
+        }
+        return session
+    }
+
+    /// Writes what changed, and only that.
+    ///
+    /// - An unchanged session, or a new one without data, writes nothing (`.skipped`).
+    /// - A new session with data is inserted (`.created`).
+    /// - A stored session with changes is rewritten (`.updated`), or its row deleted when
+    ///   its last attribute was removed (`.deleted`).
+    ///
+    /// Concurrent requests: every row has a version. When another request saved first, this
+    /// save re-reads the row, re-applies only the attributes this request changed, and
+    /// retries. For an attribute both requests changed, the save that commits last wins;
+    /// attributes only the other request changed are kept. If the row was destroyed,
+    /// regenerated or expired meanwhile, nothing is written (`.gone`).
+    /// - Throws: ``SessionStoreError`` `dataTooLarge` (nothing written), `conflictRetriesExhausted`,
+    ///   `corruptData`; ``StorageError``.
+    @discardableResult
+    public func save(_ session: inout Session) async throws -> SaveOutcome {
+        try checkOpen()
+        guard session.hasChanges else {
+            if session.stored == nil { metrics.skippedEmpty.increment() } else { metrics.skippedUnchanged.increment() }
+            return .skipped
+        }
+        let key = SessionKey(session.id)
+        let id = session.id
+        guard let stored = session.stored else {
+            guard !session.values.isEmpty else {
+                session.changes = [:]
+                metrics.skippedEmpty.increment()
+                return .skipped
+            }
+            let now = clock.now()
+            let data = try encode(session.values, id)
+            let record = SessionRecord(
+                data: data, version: 1, createdAt: now, expiresAt: configuration.expiry(createdAt: now, now: now))
+            guard try await logged("insert", id, { try await backend.insert(key, record) }) else {
+                throw SessionStoreError(.idCollision, "a new session's id already exists; nothing was overwritten", session: id)
+            }
+            session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)
+            session.changes = [:]
+            metrics.created.increment()
+            return .created
+        }
+        var base = stored
+        var values = session.values
+        if base.version == Self.retiredVersion {
+            // Read during a regeneration's grace period: readable, never written again.
+            metrics.gone.increment()
+            session = newSession()
+            return .gone
+        }
+        for _ in 0...configuration.maxConflictRetries {
+            let now = clock.now()
+            if values.isEmpty {
+                if try await logged("delete", id, { try await backend.delete(key, expectedVersion: base.version) }) {
+                    session = Session(id: id, stored: nil, values: [:])
+                    metrics.deleted.increment()
+                    return .deleted
+                }
+            } else {
+                let data = try encode(values, id)
+                let expiresAt = configuration.expiry(createdAt: base.createdAt, now: now)
+                let written = try await logged("update", id) {
+                    try await backend.update(key, data: data, expectedVersion: base.version, expiresAt: expiresAt, now: now)
+                }
+                if written {
+                    session.stored = .init(
+                        version: base.version + 1, createdAt: base.createdAt, expiresAt: max(expiresAt, base.expiresAt))
+                    session.values = values
+                    session.changes = [:]
+                    metrics.updated.increment()
+                    return .updated
+                }
+            }
+            // Another request saved first, or the row is gone: re-read and re-apply.
+            guard let current = try await logged("load", id, { try await backend.load(key, now: clock.now()) }),
+                  current.version != Self.retiredVersion
+            else {
+                metrics.gone.increment()
+                logger.debug("save found its session gone; nothing written", metadata: ["session": "\(id.redacted)"])
+                session = newSession()
+                return .gone
+            }
+            metrics.conflicts.increment()
+            let currentValues: [String: [UInt8]]
+            do {
+                currentValues = try AttributeCodec.decode(current.data)
+            } catch var error as SessionStoreError {
+                error.session = id.redacted
+                throw error
+            }
+            values = session.rebased(on: currentValues)
+            base = .init(version: current.version, createdAt: current.createdAt, expiresAt: current.expiresAt)
+        }
+        throw SessionStoreError(
+            .conflictRetriesExhausted,
+            "concurrent saves conflicted \(configuration.maxConflictRetries + 1) times; nothing was written", session: id)
+    }
+
+    /// Gives the session a new id (call it after login, against session fixation), keeping
+    /// its data. The old id keeps working for the grace period, then never again.
+    /// - Throws: ``SessionStoreError``, ``StorageError``.
+    public func regenerateID(_ session: inout Session) async throws {
+        try checkOpen()
+        let oldID = session.id
+        let newID = SessionID.generate()
+        guard let stored = session.stored else {
+            session.id = newID
+            return
+        }
+        let now = clock.now()
+        if session.values.isEmpty {
+            try await destroy(&session)
+            session.id = newID
+            return
+        }
+        let data = try encode(session.values, oldID)
+        let record = SessionRecord(
+            data: data, version: 1, createdAt: stored.createdAt,
+            expiresAt: configuration.expiry(createdAt: stored.createdAt, now: now))
+        guard try await logged("insert", newID, { try await backend.insert(SessionKey(newID), record) }) else {
+            throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
+        }
+        let grace = configuration.regenerationGracePeriod.milliseconds
+        let oldKey = SessionKey(oldID)
+        if grace == 0 {
+            _ = try await logged("delete", oldID) { try await backend.delete(oldKey, expectedVersion: nil) }
+        } else {
+            _ = try await logged("retire", oldID) { try await backend.retire(oldKey, expiresAt: now + grace) }
+        }
+        session.id = newID
+        session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)
+        session.changes = [:]
+        metrics.regenerated.increment()
+    }
+
+    /// Deletes the stored session (logout) and resets `session` to a new, empty one.
+    /// - Throws: ``StorageError``.
+    public func destroy(_ session: inout Session) async throws {
+        try checkOpen()
+        let id = session.id
+        if session.stored != nil {
+            let key = SessionKey(id)
+            if try await logged("delete", id, { try await backend.delete(key, expectedVersion: nil) }) {
+                metrics.destroyed.increment()
+            }
+        }
+        session = newSession()
+    }
+
+    // MARK: - Helpers
+
+    /// The version a backend gives a row retired by ``StorageBackend/retire(_:expiresAt:)``.
+    static let retiredVersion: Int64 = 0
+
+    func checkOpen() throws {
+        if isClosed.load(ordering: .relaxed) {
+            throw SessionStoreError(.closed, "the session store was shut down")
+        }
+    }
+
+    private func encode(_ values: [String: [UInt8]], _ id: SessionID) throws -> [UInt8] {
+        let data = AttributeCodec.encode(values)
+        guard data.count <= configuration.maxDataSize else {
+            throw SessionStoreError(
+                .dataTooLarge,
+                "encoded session is \(data.count) bytes, over the limit of \(configuration.maxDataSize); nothing was written",
+                session: id)
+        }
+        return data
+    }
+
+    /// Runs a backend call, logging and counting its failure before rethrowing it.
+    func logged<T>(_ operation: String, _ id: SessionID?, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            metrics.errors.increment()
+            logger.error(
+                "session storage failed",
+                metadata: ["operation": "\(operation)", "session": "\(id?.redacted ?? "-")", "error": "\(error)"])
+            throw error
+        }
+    }
+}
