@@ -1,0 +1,98 @@
+import CSessionStoreSQLite
+import SessionStore
+
+extension SQLiteBackend {
+    /// Sets WAL mode, durability and mmap on the writer, then creates or checks the
+    /// session table in one transaction.
+    ///
+    /// Reading the journal mode reads the file header, so a file that is not a database
+    /// fails here with `.corrupt` rather than on the first save.
+    static func prepareWriter(
+        _ connection: SQLiteConnection, configuration: SQLiteConfiguration, queries: SQLiteQueries
+    ) throws(StorageError) {
+        if !configuration.isMemory {
+            let mode = try connection.execute("PRAGMA journal_mode = WAL", operation: "open")
+            guard mode?.lowercased() == "wal" else {
+                throw StorageError(
+                    kind: .other, engine: "sqlite", operation: "open",
+                    message: "could not switch the database to WAL mode (journal mode is \(mode ?? "unknown"))",
+                    statement: "PRAGMA journal_mode = WAL")
+            }
+        }
+        try connection.execute("PRAGMA synchronous = \(configuration.synchronous.rawValue.uppercased())", operation: "open")
+        try connection.execute("PRAGMA mmap_size = \(configuration.mmapSize)", operation: "open")
+        try connection.run("BEGIN IMMEDIATE", operation: "open")
+        do {
+            try createOrCheckSchema(connection, queries: queries)
+            try connection.run("COMMIT", operation: "open")
+        } catch {
+            if !connection.isAutocommit {
+                do {
+                    try connection.run("ROLLBACK", operation: "open")
+                } catch let rollbackError {
+                    // The open fails anyway with the first error; closing the connection
+                    // discards the transaction.
+                    connection.close()
+                    throw StorageError(
+                        kind: error.kind, engine: "sqlite", operation: "open", code: error.code,
+                        message: "\(error.message) (rollback also failed: \(rollbackError.message))",
+                        statement: error.statement)
+                }
+            }
+            throw error
+        }
+    }
+
+    /// Sets mmap on a reader and prepares its SELECT, which also proves the file readable.
+    static func prepareReader(
+        _ connection: SQLiteConnection, configuration: SQLiteConfiguration, queries: SQLiteQueries
+    ) throws(StorageError) {
+        try connection.execute("PRAGMA mmap_size = \(configuration.mmapSize)", operation: "open")
+        try connection.execute("PRAGMA query_only = 1", operation: "open")
+        _ = try connection.statement(queries.load, operation: "open")
+    }
+
+    private static func createOrCheckSchema(_ connection: SQLiteConnection, queries: SQLiteQueries) throws(StorageError) {
+        let schemaTable = SQLiteQueries.schemaTable
+        try connection.execute(
+            "CREATE TABLE IF NOT EXISTS \(schemaTable) (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, key_layout TEXT NOT NULL)",
+            operation: "open")
+        let select = "SELECT version, key_layout FROM \(schemaTable) WHERE table_name = ?1"
+        let statement = try connection.statement(select, operation: "open")
+        defer { statement.reset() }
+        try statement.bind(1, text: queries.table, operation: "open")
+        if try statement.step(operation: "open") {
+            let version = try statement.int64(0, operation: "open")
+            let layout = try statement.text(1, operation: "open")
+            statement.reset()
+            guard version <= SQLiteQueries.schemaVersion else {
+                throw schemaError(
+                    "table \(queries.table) has schema version \(version), newer than version \(SQLiteQueries.schemaVersion) this library supports",
+                    statement: select)
+            }
+            guard layout == queries.layout.rawValue else {
+                throw schemaError(
+                    "table \(queries.table) uses key layout \"\(layout)\" but the configuration asks for \"\(queries.layout.rawValue)\"",
+                    statement: select)
+            }
+            return
+        }
+        statement.reset()
+        let existing = try connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '\(queries.table)'", operation: "open")
+        guard existing == nil else {
+            throw schemaError(
+                "table \(queries.table) exists but was not created by the session store (no row in \(schemaTable))",
+                statement: select)
+        }
+        try connection.execute(queries.createTable, operation: "open")
+        try connection.execute(queries.createIndex, operation: "open")
+        try connection.execute(
+            "INSERT INTO \(schemaTable) (table_name, version, key_layout) VALUES ('\(queries.table)', \(SQLiteQueries.schemaVersion), '\(queries.layout.rawValue)')",
+            operation: "open")
+    }
+
+    private static func schemaError(_ message: String, statement: String) -> StorageError {
+        StorageError(kind: .schema, engine: "sqlite", operation: "open", message: message, statement: statement)
+    }
+}

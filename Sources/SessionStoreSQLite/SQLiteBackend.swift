@@ -1,0 +1,231 @@
+import CSessionStoreSQLite
+public import Logging
+public import SessionStore
+import Synchronization
+
+/// Sessions in an embedded SQLite database: WAL mode, one writer thread with group
+/// commit, and a pool of reader connections so loads run in parallel.
+///
+/// Loads check out a reader and run inline on the calling task (a point lookup takes
+/// microseconds). Writes are queued to a dedicated thread, which commits all writes
+/// waiting at that moment in one transaction; each caller gets its own result once the
+/// transaction committed. Cleanup (``deleteExpired(before:limit:)``) runs as its own short
+/// transaction between batches, so saves never wait behind a long delete.
+public final class SQLiteBackend: StorageBackend {
+    /// The configuration the backend was opened with.
+    public let configuration: SQLiteConfiguration
+    let queries: SQLiteQueries
+    let writer: SQLiteWriter
+    /// `nil` for an in-memory database, which reads through the writer's connection.
+    let readers: SQLiteReaderPool?
+    private let logger: Logger
+    private let closed = Atomic<Bool>(false)
+
+    /// Opens (creating when missing) the database and the session table, and starts the
+    /// writer thread.
+    ///
+    /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name;
+    ///   ``StorageError`` with kind `.cannotOpen` (missing directory, permissions),
+    ///   `.readOnly` (file not writable), `.corrupt` (not a database) or `.schema` (the
+    ///   table has another key layout or a newer schema version).
+    public init(configuration: SQLiteConfiguration, logger: Logger = Logger(label: "SessionStoreSQLite")) throws {
+        precondition((1...64).contains(configuration.readerCount), "readerCount must be in 1...64")
+        precondition(configuration.maxBatchSize >= 1, "maxBatchSize must be at least 1")
+        precondition(configuration.mmapSize >= 0, "mmapSize must not be negative")
+        let table = try SQLIdentifier.validated(configuration.table)
+        self.configuration = configuration
+        self.logger = logger
+        let queries = SQLiteQueries(table: table, layout: configuration.keyLayout)
+        self.queries = queries
+
+        // An in-memory database is private to its connection: everything uses the writer's.
+        let path = configuration.path
+        let timeout = configuration.busyTimeoutMilliseconds
+        let writerConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
+        try Self.prepareWriter(writerConnection, configuration: configuration, queries: queries)
+
+        var readerConnections: [SQLiteTransfer<SQLiteConnection>] = []
+        if !configuration.isMemory {
+            for _ in 0..<configuration.readerCount {
+                let reader = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
+                try Self.prepareReader(reader, configuration: configuration, queries: queries)
+                readerConnections.append(SQLiteTransfer(value: reader))
+            }
+            readers = SQLiteReaderPool(readerConnections)
+        } else {
+            readers = nil
+        }
+        writer = SQLiteWriter(
+            connection: SQLiteTransfer(value: writerConnection),
+            maxBatchSize: configuration.groupCommit ? configuration.maxBatchSize : 1,
+            logger: logger)
+        logger.debug(
+            "Opened SQLite session store",
+            metadata: [
+                "table": "\(table)", "readers": "\(readerConnections.count)",
+                "synchronous": "\(configuration.synchronous.rawValue)",
+            ])
+    }
+
+    deinit {
+        writer.shutdown()
+        readers?.close()
+    }
+
+    /// Write transactions run so far; group commit makes it smaller than the write count.
+    var transactionCount: Int { writer.transactions.load(ordering: .relaxed) }
+
+    static func closedError(_ operation: String) -> StorageError {
+        StorageError(kind: .closed, engine: "sqlite", operation: operation, message: "the SQLite backend is closed")
+    }
+
+    // MARK: - StorageBackend
+
+    public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
+        try checkOpen("load")
+        let queries = queries
+        guard let readers else {
+            let outcome = try await writer.submit(.read, operation: "load") { connection in
+                .record(try Self.load(key, now: now, queries: queries, on: connection))
+            }
+            guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
+            return record
+        }
+        return try await readers.withReader(operation: "load") { connection in
+            try Self.load(key, now: now, queries: queries, on: connection)
+        }
+    }
+
+    public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
+        let sql = queries.insert
+        return try await write("insert") { connection in
+            let statement = try connection.statement(sql, operation: "insert")
+            defer { statement.reset() }
+            try Self.bind(key, to: statement, operation: "insert")
+            try statement.bind(3, blob: record.data, operation: "insert")
+            try statement.bind(4, record.version, operation: "insert")
+            try statement.bind(5, record.createdAt, operation: "insert")
+            try statement.bind(6, record.expiresAt, operation: "insert")
+            try statement.run(operation: "insert")
+            return connection.changes
+        } > 0
+    }
+
+    public func update(
+        _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
+    ) async throws -> Bool {
+        let sql = queries.update
+        return try await write("update") { connection in
+            let statement = try connection.statement(sql, operation: "update")
+            defer { statement.reset() }
+            try Self.bind(key, to: statement, operation: "update")
+            try statement.bind(3, blob: data, operation: "update")
+            try statement.bind(4, expiresAt, operation: "update")
+            try statement.bind(5, expectedVersion, operation: "update")
+            try statement.bind(6, now, operation: "update")
+            try statement.run(operation: "update")
+            return connection.changes
+        } > 0
+    }
+
+    public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
+        let sql = queries.touch
+        return try await write("touch") { connection in
+            let statement = try connection.statement(sql, operation: "touch")
+            defer { statement.reset() }
+            try Self.bind(key, to: statement, operation: "touch")
+            try statement.bind(3, expiresAt, operation: "touch")
+            try statement.bind(4, now, operation: "touch")
+            try statement.run(operation: "touch")
+            return connection.changes
+        } > 0
+    }
+
+    public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
+        let sql = queries.retire
+        return try await write("retire") { connection in
+            let statement = try connection.statement(sql, operation: "retire")
+            defer { statement.reset() }
+            try Self.bind(key, to: statement, operation: "retire")
+            try statement.bind(3, expiresAt, operation: "retire")
+            try statement.run(operation: "retire")
+            return connection.changes
+        } > 0
+    }
+
+    public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
+        let sql = expectedVersion == nil ? queries.delete : queries.deleteVersion
+        return try await write("delete") { connection in
+            let statement = try connection.statement(sql, operation: "delete")
+            defer { statement.reset() }
+            try Self.bind(key, to: statement, operation: "delete")
+            if let expectedVersion {
+                try statement.bind(3, expectedVersion, operation: "delete")
+            }
+            try statement.run(operation: "delete")
+            return connection.changes
+        } > 0
+    }
+
+    public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
+        precondition(limit > 0, "limit must be positive")
+        let sql = queries.deleteExpired
+        return try await write("deleteExpired", mode: .alone) { connection in
+            let statement = try connection.statement(sql, operation: "deleteExpired")
+            defer { statement.reset() }
+            try statement.bind(1, before, operation: "deleteExpired")
+            try statement.bind(2, Int64(limit), operation: "deleteExpired")
+            try statement.run(operation: "deleteExpired")
+            return connection.changes
+        }
+    }
+
+    public func close() async throws {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else {
+            throw Self.closedError("close")
+        }
+        await writer.close()
+        readers?.close()
+        logger.debug("Closed SQLite session store", metadata: ["table": "\(queries.table)"])
+    }
+
+    // MARK: - Helpers
+
+    private func checkOpen(_ operation: String) throws {
+        if closed.load(ordering: .acquiring) { throw Self.closedError(operation) }
+    }
+
+    /// Queues a single-statement write and returns the rows it changed.
+    private func write(
+        _ operation: String, mode: SQLiteJob.Mode = .batched,
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> Int
+    ) async throws -> Int {
+        try checkOpen(operation)
+        let effective: SQLiteJob.Mode = configuration.groupCommit ? mode : .alone
+        let outcome = try await writer.submit(effective, operation: operation) { connection in
+            .changes(try body(connection))
+        }
+        guard case .changes(let count) = outcome else { preconditionFailure("write produced no count") }
+        return count
+    }
+
+    private static func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {
+        try statement.bind(1, Int64(key.checksum), operation: operation)
+        try statement.bind(2, text: key.value, operation: operation)
+    }
+
+    private static func load(
+        _ key: SessionKey, now: Int64, queries: SQLiteQueries, on connection: SQLiteConnection
+    ) throws(StorageError) -> SessionRecord? {
+        let statement = try connection.statement(queries.load, operation: "load")
+        defer { statement.reset() }
+        try bind(key, to: statement, operation: "load")
+        try statement.bind(3, now, operation: "load")
+        guard try statement.step(operation: "load") else { return nil }
+        return SessionRecord(
+            data: try statement.blob(0, operation: "load"),
+            version: try statement.int64(1, operation: "load"),
+            createdAt: try statement.int64(2, operation: "load"),
+            expiresAt: try statement.int64(3, operation: "load"))
+    }
+}

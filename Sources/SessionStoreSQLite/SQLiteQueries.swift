@@ -1,0 +1,84 @@
+import SessionStore
+
+/// The SQL of every operation for one table and key layout, built once.
+///
+/// Parameters are numbered: `?1` is always the checksum and `?2` the id (the checksum is
+/// simply not referenced in the id-only layout), then each statement's own values.
+struct SQLiteQueries: Sendable {
+    /// The schema version this code creates and understands.
+    static let schemaVersion: Int64 = 1
+    /// The table recording each session table's schema version and key layout.
+    static let schemaTable = "session_store_schema"
+
+    let table: String
+    let layout: KeyLayout
+    let createTable: String
+    let createIndex: String
+    /// `SELECT data, version, created_at, expires_at` of a live row; `?3` = now.
+    let load: String
+    /// Upsert that replaces only an expired row; `?3` data, `?4` version, `?5` created, `?6` expires.
+    let insert: String
+    /// `?3` data, `?4` expires, `?5` expected version, `?6` now.
+    let update: String
+    /// `?3` expires, `?4` now.
+    let touch: String
+    /// `?3` expires.
+    let retire: String
+    let delete: String
+    /// `?3` expected version.
+    let deleteVersion: String
+    /// `?1` before, `?2` limit.
+    let deleteExpired: String
+
+    init(table: String, layout: KeyLayout) {
+        self.table = table
+        self.layout = layout
+        let key: String
+        switch layout {
+        case .checksumAndID:
+            key = "crc32 = ?1 AND id = ?2"
+            createTable = """
+                CREATE TABLE IF NOT EXISTS \(table) (crc32 INTEGER NOT NULL, id TEXT NOT NULL, \
+                data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
+                expires_at INTEGER NOT NULL, PRIMARY KEY (crc32, id)) WITHOUT ROWID
+                """
+            insert = """
+                INSERT INTO \(table) (crc32, id, data, version, created_at, expires_at) \
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (crc32, id) DO UPDATE SET \
+                data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
+                expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at
+                """
+            deleteExpired = """
+                DELETE FROM \(table) WHERE (crc32, id) IN (SELECT crc32, id FROM \(table) \
+                WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)
+                """
+        case .idOnly:
+            key = "id = ?2"
+            createTable = """
+                CREATE TABLE IF NOT EXISTS \(table) (id TEXT NOT NULL PRIMARY KEY, \
+                data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
+                expires_at INTEGER NOT NULL) WITHOUT ROWID
+                """
+            insert = """
+                INSERT INTO \(table) (id, data, version, created_at, expires_at) \
+                VALUES (?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET \
+                data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
+                expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at
+                """
+            deleteExpired = """
+                DELETE FROM \(table) WHERE id IN (SELECT id FROM \(table) \
+                WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)
+                """
+        }
+        createIndex = "CREATE INDEX IF NOT EXISTS \(table)_expires ON \(table) (expires_at)"
+        load = "SELECT data, version, created_at, expires_at FROM \(table) WHERE \(key) AND expires_at > ?3"
+        update = """
+            UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4) \
+            WHERE \(key) AND version = ?5 AND expires_at > ?6
+            """
+        touch = "UPDATE \(table) SET expires_at = ?3 WHERE \(key) AND expires_at < ?3 AND expires_at > ?4"
+        retire = "UPDATE \(table) SET expires_at = ?3 WHERE \(key) AND expires_at > ?3"
+        delete = "DELETE FROM \(table) WHERE \(key)"
+        deleteVersion = "DELETE FROM \(table) WHERE \(key) AND version = ?3"
+    }
+}

@@ -1,0 +1,235 @@
+import Dispatch
+import Foundation
+import Logging
+import SessionStore
+import Synchronization
+
+/// What a queued job produced.
+enum SQLiteOutcome: Sendable {
+    /// Rows changed by a write.
+    case changes(Int)
+    /// A loaded row (in-memory databases read through the writer).
+    case record(SessionRecord?)
+}
+
+/// One unit of work for the writer thread.
+struct SQLiteJob: Sendable {
+    enum Mode: Sendable {
+        /// A single-statement write that may share a group-commit transaction.
+        case batched
+        /// A write that runs as its own transaction (cleanup, or group commit off).
+        case alone
+        /// A read run outside any transaction (in-memory databases only).
+        case read
+    }
+
+    let mode: Mode
+    let body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
+    let continuation: CheckedContinuation<SQLiteOutcome, any Error>
+}
+
+/// Hands an object to another thread once; after the hand-over only that thread uses it.
+struct SQLiteTransfer<Value>: @unchecked Sendable {  // @unchecked: ownership moves, never shared
+    let value: Value
+}
+
+/// The one writer: a dedicated thread that drains a queue of jobs, committing many
+/// concurrent writes in one transaction (group commit).
+///
+/// Callers suspend on a continuation; the thread resumes each with its own result only
+/// after the transaction holding it committed. No caller's task ever blocks.
+final class SQLiteWriter: Sendable {
+    private struct State {
+        var jobs: [SQLiteJob] = []
+        var closing = false
+        var paused = false
+        var finished = false
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let maxBatchSize: Int
+    private let logger: Logger
+    /// Write transactions committed (or attempted); for tests and metrics.
+    let transactions = Atomic<Int>(0)
+
+    /// Starts the writer thread, which takes ownership of `connection`.
+    init(connection: SQLiteTransfer<SQLiteConnection>, maxBatchSize: Int, logger: Logger) {
+        self.maxBatchSize = maxBatchSize
+        self.logger = logger
+        let thread = Thread { [self] in
+            self.run(connection.value)
+        }
+        thread.name = "SessionStoreSQLite.writer"
+        thread.start()
+    }
+
+    /// Queues `body` and suspends until it ran (and, for writes, committed).
+    /// - Throws: ``StorageError`` `.closed` after ``close()``, or what `body` threw.
+    func submit(
+        _ mode: SQLiteJob.Mode, operation: String,
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> SQLiteOutcome
+    ) async throws -> SQLiteOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let accepted = state.withLock { state in
+                guard !state.closing else { return false }
+                state.jobs.append(SQLiteJob(mode: mode, body: body, continuation: continuation))
+                return true
+            }
+            if accepted {
+                wakeup.signal()
+            } else {
+                continuation.resume(throwing: SQLiteBackend.closedError(operation))
+            }
+        }
+    }
+
+    /// Lets the queued jobs run, then stops the thread and closes its connection.
+    /// Returns once that is done. Later submissions throw `.closed`.
+    func close() async {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state in
+                state.closing = true
+                state.paused = false
+                if state.finished { return true }
+                state.closeWaiters.append(continuation)
+                return false
+            }
+            if done {
+                continuation.resume()
+            } else {
+                wakeup.signal()
+            }
+        }
+    }
+
+    /// Asks the thread to stop after the queued jobs, without waiting.
+    func shutdown() {
+        state.withLock { state in
+            state.closing = true
+            state.paused = false
+        }
+        wakeup.signal()
+    }
+
+    /// Holds queued jobs until ``resumeForTesting()``, so tests can build a batch.
+    func pauseForTesting() {
+        state.withLock { $0.paused = true }
+    }
+
+    /// Releases jobs held by ``pauseForTesting()``.
+    func resumeForTesting() {
+        state.withLock { $0.paused = false }
+        wakeup.signal()
+    }
+
+    /// Jobs waiting in the queue.
+    var pendingCount: Int {
+        state.withLock { $0.jobs.count }
+    }
+
+    // MARK: - Writer thread
+
+    private enum Next {
+        case jobs([SQLiteJob])
+        case idle
+        case stop
+    }
+
+    private func run(_ connection: SQLiteConnection) {
+        while true {
+            switch takeNext() {
+            case .jobs(let jobs):
+                execute(jobs, on: connection)
+            case .idle:
+                // Every enqueue signals once, so a signal sent after takeNext() is kept.
+                wakeup.wait()
+            case .stop:
+                connection.close()
+                let waiters = state.withLock { state in
+                    state.finished = true
+                    let waiters = state.closeWaiters
+                    state.closeWaiters = []
+                    return waiters
+                }
+                for waiter in waiters { waiter.resume() }
+                return
+            }
+        }
+    }
+
+    /// Takes a run of batchable writes (up to `maxBatchSize`) or one other job.
+    private func takeNext() -> Next {
+        state.withLock { state in
+            if state.jobs.isEmpty {
+                return state.closing ? .stop : .idle
+            }
+            if state.paused { return .idle }
+            var count = 1
+            if state.jobs[0].mode == .batched {
+                while count < state.jobs.count, count < maxBatchSize, state.jobs[count].mode == .batched {
+                    count += 1
+                }
+            }
+            let taken = Array(state.jobs.prefix(count))
+            state.jobs.removeFirst(count)
+            return .jobs(taken)
+        }
+    }
+
+    private func execute(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
+        guard let first = jobs.first else { return }
+        if jobs.count == 1 {
+            // One statement is its own transaction: no BEGIN/COMMIT round trip needed.
+            let result = Result { try first.body(connection) }
+            if first.mode != .read { transactions.add(1, ordering: .relaxed) }
+            first.continuation.resume(with: result)
+            return
+        }
+        transactions.add(1, ordering: .relaxed)
+        do {
+            try connection.run("BEGIN IMMEDIATE", operation: "begin")
+        } catch {
+            logger.warning("SQLite group commit could not begin", metadata: ["error": "\(error)"])
+            for job in jobs { job.continuation.resume(throwing: error) }
+            return
+        }
+        var results: [Result<SQLiteOutcome, any Error>] = []
+        results.reserveCapacity(jobs.count)
+        for job in jobs {
+            do {
+                results.append(.success(try job.body(connection)))
+            } catch {
+                if connection.isAutocommit {
+                    // SQLite rolled the whole transaction back (disk full, I/O error):
+                    // the writes already done are lost too.
+                    logger.error("SQLite rolled back a group-commit batch", metadata: ["error": "\(error)"])
+                    for job in jobs { job.continuation.resume(throwing: error) }
+                    return
+                }
+                results.append(.failure(error))
+            }
+        }
+        do {
+            try connection.run("COMMIT", operation: "commit")
+        } catch {
+            logger.error("SQLite group commit failed", metadata: ["error": "\(error)", "writes": "\(jobs.count)"])
+            rollback(connection)
+            for job in jobs { job.continuation.resume(throwing: error) }
+            return
+        }
+        for (job, result) in zip(jobs, results) {
+            job.continuation.resume(with: result)
+        }
+    }
+
+    private func rollback(_ connection: SQLiteConnection) {
+        guard !connection.isAutocommit else { return }
+        do {
+            try connection.run("ROLLBACK", operation: "rollback")
+        } catch {
+            logger.error("SQLite rollback failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
