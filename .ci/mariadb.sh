@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# A private MariaDB server for the MySQL backend's tests; never the system service.
+#
+#   mariadb.sh start [DIR]        install packages when missing, initialise DIR (a fresh temp
+#                                 dir when omitted), start a server on a free loopback port,
+#                                 create database sessions_test and user sessions, and print
+#                                 `export` lines (URL, DIR, this script's path) for eval.
+#   mariadb.sh stop [DIR]         stop the server and remove DIR.
+#   mariadb.sh kill [DIR]         SIGKILL the server (simulates a crash); DIR is kept.
+#   mariadb.sh start-again [DIR]  start the server again on the same datadir and port.
+#   mariadb.sh restart [DIR]      kill, then start-again.
+#
+# DIR defaults to $SESSION_STORE_MARIADB_DIR for every command but start.
+set -euo pipefail
+
+SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
+DATABASE=sessions_test
+DB_USER=sessions
+
+log() { echo "mariadb.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null; then sudo "$@"
+    else die "need root to run: $*"; fi
+}
+
+find_bin() {
+    local name
+    for name in "$@"; do
+        if command -v "$name" >/dev/null 2>&1; then command -v "$name"; return 0; fi
+        if [ -x "/usr/sbin/$name" ]; then echo "/usr/sbin/$name"; return 0; fi
+    done
+    return 1
+}
+
+ensure_packages() {
+    local missing=()
+    find_bin mariadbd mysqld >/dev/null || missing+=(mariadb-server)
+    find_bin mariadb-install-db mysql_install_db >/dev/null || missing+=(mariadb-server)
+    find_bin mariadb mysql >/dev/null || missing+=(mariadb-client)
+    [ -f /usr/include/mariadb/mysql.h ] || missing+=(libmariadb-dev)
+    command -v pkg-config >/dev/null || missing+=(pkg-config)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing: ${missing[*]}"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        # policy-rc.d keeps the package from starting the system service on install.
+        as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+            apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >&2
+    fi
+}
+
+free_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$(( 20000 + RANDOM % 40000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+    done
+    die "no free port found"
+}
+
+client() { # client DIR [args...]: the admin client over the private socket
+    local dir=$1; shift
+    "$(find_bin mariadb mysql)" --no-defaults --protocol=socket --socket="$dir/mysqld.sock" -uroot "$@"
+}
+
+launch() { # launch DIR PORT: start mariadbd in the background and wait until it answers
+    local dir=$1 port=$2 user_opt=()
+    [ "$(id -u)" = 0 ] && user_opt=(--user=root)
+    "$(find_bin mariadbd mysqld)" --no-defaults "${user_opt[@]}" \
+        --datadir="$dir/data" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
+        --port="$port" --bind-address=127.0.0.1 --log-error="$dir/error.log" \
+        --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --max-connections=500 \
+        --skip-name-resolve >/dev/null 2>&1 </dev/null &
+    local pid=$!
+    echo "$pid" > "$dir/server.pid"
+    for _ in $(seq 1 600); do
+        if client "$dir" -e 'SELECT 1' >/dev/null 2>&1; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || { tail -20 "$dir/error.log" >&2 || true; return 1; }
+        sleep 0.1
+    done
+    tail -20 "$dir/error.log" >&2 || true
+    return 1
+}
+
+print_env() {
+    local dir=$1
+    # shellcheck disable=SC1091
+    . "$dir/env"
+    echo "export SESSION_STORE_MYSQL_URL=mysql://$DB_USER:$PASSWORD@127.0.0.1:$PORT/$DATABASE"
+    echo "export SESSION_STORE_MARIADB_DIR=$dir"
+    echo "export SESSION_STORE_MARIADB_CTL=$SCRIPT"
+}
+
+dir_arg() { # the state dir from $1 or the environment
+    local dir=${1:-${SESSION_STORE_MARIADB_DIR:-}}
+    [ -n "$dir" ] || die "no directory given and SESSION_STORE_MARIADB_DIR is not set"
+    [ -f "$dir/env" ] || die "$dir holds no server started by this script"
+    echo "$dir"
+}
+
+server_pid() { cat "$1/server.pid" 2>/dev/null || true; }
+
+cmd_start() {
+    ensure_packages
+    local dir=${1:-}
+    if [ -z "$dir" ]; then dir=$(mktemp -d "${TMPDIR:-/tmp}/session-store-mariadb.XXXXXX"); fi
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [ ! -f "$dir/env" ] || die "$dir already holds a server; stop it first"
+    log "initialising $dir/data"
+    local user_opt=()
+    [ "$(id -u)" = 0 ] && user_opt=(--user=root)
+    "$(find_bin mariadb-install-db mysql_install_db)" --no-defaults "${user_opt[@]}" \
+        --datadir="$dir/data" --auth-root-authentication-method=normal \
+        --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
+    local port password
+    password="pw$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        if launch "$dir" "$port"; then break; fi
+        [ "$attempt" = 3 ] && die "mariadbd did not start (log: $dir/error.log)"
+        log "start on port $port failed; retrying"
+    done
+    printf 'PORT=%s\nPASSWORD=%s\n' "$port" "$password" > "$dir/env"
+    client "$dir" <<SQL
+CREATE DATABASE IF NOT EXISTS $DATABASE CHARACTER SET utf8mb4;
+CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$password';
+CREATE USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$password';
+GRANT ALL ON $DATABASE.* TO '$DB_USER'@'localhost';
+GRANT ALL ON $DATABASE.* TO '$DB_USER'@'127.0.0.1';
+SQL
+    log "server up on 127.0.0.1:$port (pid $(server_pid "$dir"), dir $dir)"
+    print_env "$dir"
+}
+
+cmd_kill() {
+    local dir pid
+    dir=$(dir_arg "${1:-}")
+    pid=$(server_pid "$dir")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid"
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$dir/server.pid" "$dir/mysqld.pid" "$dir/mysqld.sock"
+}
+
+cmd_start_again() {
+    local dir
+    dir=$(dir_arg "${1:-}")
+    # shellcheck disable=SC1091
+    . "$dir/env"
+    for _ in $(seq 1 50); do
+        launch "$dir" "$PORT" && { log "server up again on port $PORT"; return 0; }
+        sleep 0.2 # the port may linger briefly after a kill
+    done
+    die "mariadbd did not start again (log: $dir/error.log)"
+}
+
+cmd_stop() {
+    local dir pid
+    dir=$(dir_arg "${1:-}")
+    pid=$(server_pid "$dir")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    fi
+    rm -rf "$dir"
+}
+
+case "${1:-}" in
+    start) cmd_start "${2:-}" ;;
+    stop) cmd_stop "${2:-}" ;;
+    kill) cmd_kill "${2:-}" ;;
+    start-again) cmd_start_again "${2:-}" ;;
+    restart) cmd_kill "${2:-}"; cmd_start_again "${2:-}" ;;
+    env) print_env "$(dir_arg "${2:-}")" ;;
+    *) echo "usage: $0 start [DIR] | stop [DIR] | kill [DIR] | start-again [DIR] | restart [DIR] | env [DIR]" >&2; exit 2 ;;
+esac
