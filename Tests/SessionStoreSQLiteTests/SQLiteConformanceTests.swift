@@ -1,0 +1,23 @@
+import SessionStore
+import SessionStoreSQLite
+import SessionStoreTesting
+import Testing
+
+@Suite("SQLiteBackend conformance")
+struct SQLiteConformanceTests {
+    @Test(arguments: BackendConformance.checks)
+    func conformance(_ check: ConformanceCheck) async throws {
+        try await withTemporaryDatabase { database in
+            let configuration = database.configuration()
+            try await check.run(on: TestDatabase { try SQLiteBackend(configuration: configuration) })
+        }
+    }
+
+    @Test(arguments: BackendConformance.checks)
+    func conformanceWithIDOnlyKeys(_ check: ConformanceCheck) async throws {
+        try await withTemporaryDatabase { database in
+            let configuration = database.configuration { $0.keyLayout = .idOnly; $0.groupCommit = false }
+            try await check.run(on: TestDatabase { try SQLiteBackend(configuration: configuration) })
+        }
+    }
+}
