@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import Logging
 import Synchronization
 
@@ -24,13 +25,15 @@ public final class SessionStore: Sendable {
     /// - Parameters:
     ///   - clock: The time source for expiry; inject one in tests.
     ///   - metricsLabel: The prefix of the store's swift-metrics counters.
+    ///   - metricsFactory: Where counters go; `nil` uses the global `MetricsSystem`.
     /// - Precondition: `configuration.validate()` passes.
     public init(
         backend: any StorageBackend,
         configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
         clock: any SessionClock = SystemSessionClock(),
         logger: Logger = Logger(label: "SessionStore"),
-        metricsLabel: String = "session_store"
+        metricsLabel: String = "session_store",
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
         do {
             try configuration.validate()
@@ -41,7 +44,7 @@ public final class SessionStore: Sendable {
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
-        self.metrics = StoreMetrics(label: metricsLabel)
+        self.metrics = StoreMetrics(label: metricsLabel, factory: metricsFactory)
     }
 
     /// Opens a store from one configuration string, on whichever of `backends` it names:

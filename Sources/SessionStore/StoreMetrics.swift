@@ -20,9 +20,12 @@ struct StoreMetrics: Sendable {
     let cleanupDeleted: Counter
     let errors: Counter
 
-    init(label: String) {
+    init(label: String, factory: (any MetricsFactory)?) {
         func counter(_ name: String, _ dimensions: [(String, String)] = []) -> Counter {
-            Counter(label: "\(label)_\(name)", dimensions: dimensions)
+            if let factory {
+                return Counter(label: "\(label)_\(name)", dimensions: dimensions, factory: factory)
+            }
+            return Counter(label: "\(label)_\(name)", dimensions: dimensions)
         }
         loadHit = counter("loads_total", [("result", "hit")])
         loadMiss = counter("loads_total", [("result", "miss")])

@@ -1,0 +1,78 @@
+public import SessionStore
+import Synchronization
+
+/// Wraps a backend and counts the calls that reach it, so tests can prove that a
+/// malformed id or an unchanged session causes no database work.
+public final class CountingBackend: StorageBackend {
+    /// The wrapped backend.
+    public let base: any StorageBackend
+    private let counts = Mutex([String: Int]())
+
+    /// Wraps `base`.
+    public init(_ base: any StorageBackend) {
+        self.base = base
+    }
+
+    /// Calls per operation name (`load`, `insert`, `update`, `touch`, `retire`, `delete`,
+    /// `deleteExpired`).
+    public var calls: [String: Int] { counts.withLock { $0 } }
+
+    /// All calls except `load`: the writes.
+    public var writes: Int { counts.withLock { $0.filter { $0.key != "load" }.values.reduce(0, +) } }
+
+    /// Forgets the counts so far.
+    public func reset() { counts.withLock { $0 = [:] } }
+
+    private func count(_ operation: String) {
+        counts.withLock { $0[operation, default: 0] += 1 }
+    }
+
+    public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
+        count("load")
+        return try await base.load(key, now: now)
+    }
+
+    public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
+        count("insert")
+        return try await base.insert(key, record)
+    }
+
+    public func update(
+        _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
+    ) async throws -> Bool {
+        count("update")
+        return try await base.update(key, data: data, expectedVersion: expectedVersion, expiresAt: expiresAt, now: now)
+    }
+
+    public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
+        count("touch")
+        return try await base.touch(key, expiresAt: expiresAt, now: now)
+    }
+
+    public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
+        count("retire")
+        return try await base.retire(key, expiresAt: expiresAt)
+    }
+
+    public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
+        count("delete")
+        return try await base.delete(key, expectedVersion: expectedVersion)
+    }
+
+    public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
+        count("deleteExpired")
+        return try await base.deleteExpired(before: before, limit: limit)
+    }
+
+    public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
+        try await base.acquireCleanupLease(holder: holder, now: now, duration: duration)
+    }
+
+    public func releaseCleanupLease(holder: String) async throws {
+        try await base.releaseCleanupLease(holder: holder)
+    }
+
+    public func close() async throws {
+        try await base.close()
+    }
+}

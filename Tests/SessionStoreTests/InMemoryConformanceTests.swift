@@ -1,0 +1,62 @@
+import SessionStore
+import SessionStoreTesting
+import Testing
+
+@Suite("In-memory backend conformance")
+struct InMemoryConformanceTests {
+    @Test(arguments: BackendConformance.checks)
+    func conformance(_ check: ConformanceCheck) async throws {
+        let shared = InMemoryBackend()
+        let opened = SharedOpen(backend: shared)
+        try await check.run(on: TestDatabase { opened.next() })
+    }
+}
+
+/// Several "connections" to one in-memory database: the first open gets the backend,
+/// later ones a view that forwards to it (closing a view leaves the data alone).
+final class SharedOpen: Sendable {
+    let backend: InMemoryBackend
+    init(backend: InMemoryBackend) { self.backend = backend }
+    func next() -> any StorageBackend { ClosableView(backend) }
+}
+
+/// Forwards to a shared in-memory backend but closes on its own.
+final class ClosableView: StorageBackend {
+    let base: InMemoryBackend
+    let closed = Closed()
+    init(_ base: InMemoryBackend) { self.base = base }
+
+    func open() throws -> InMemoryBackend {
+        guard !closed.value else { throw StorageError(kind: .closed, engine: "memory", operation: "view", message: "closed") }
+        return base
+    }
+
+    func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? { try await open().load(key, now: now) }
+    func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool { try await open().insert(key, record) }
+    func update(_ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64) async throws -> Bool {
+        try await open().update(key, data: data, expectedVersion: expectedVersion, expiresAt: expiresAt, now: now)
+    }
+    func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
+        try await open().touch(key, expiresAt: expiresAt, now: now)
+    }
+    func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool { try await open().retire(key, expiresAt: expiresAt) }
+    func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
+        try await open().delete(key, expectedVersion: expectedVersion)
+    }
+    func deleteExpired(before: Int64, limit: Int) async throws -> Int { try await open().deleteExpired(before: before, limit: limit) }
+    func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
+        try await open().acquireCleanupLease(holder: holder, now: now, duration: duration)
+    }
+    func releaseCleanupLease(holder: String) async throws { try await open().releaseCleanupLease(holder: holder) }
+    func close() async throws { closed.value = true }
+}
+
+import Synchronization
+
+final class Closed: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var value: Bool {
+        get { flag.load(ordering: .relaxed) }
+        set { flag.store(newValue, ordering: .relaxed) }
+    }
+}
