@@ -58,7 +58,7 @@ public final class SessionStore: Sendable {
     ///   option, ``StorageError`` when the backend cannot open.
     public static func open(
         _ configurationURL: String,
-        backends: [any StorageBackendFactory],
+        backends: [StorageBackendFactory],
         clock: any SessionClock = SystemSessionClock(),
         logger: Logger = Logger(label: "SessionStore")
     ) async throws -> SessionStore {

@@ -2,15 +2,27 @@ public import Logging
 
 /// Opens a backend from a configuration URL, so an app picks its engine by configuration.
 ///
-/// Each backend module offers one (`.sqlite`, `.mysql`); the app passes the ones it links
-/// to ``SessionStore/open(_:backends:clock:logger:)``.
-public protocol StorageBackendFactory: Sendable {
+/// Each backend module offers one as a static member (`.sqlite`, `.mysql`); the app
+/// passes those it links to ``SessionStore/open(_:backends:clock:logger:)``.
+public struct StorageBackendFactory: Sendable {
     /// The URL schemes this factory opens, e.g. `["sqlite"]`.
-    var schemes: [String] { get }
+    public let schemes: [String]
+    private let open: @Sendable (inout StoreURL, Logger) async throws -> any StorageBackend
 
-    /// Opens a backend. Consume every option the backend understands with the `take`
-    /// methods of `url`; the caller rejects any left over.
-    func makeBackend(_ url: inout StoreURL, logger: Logger) async throws -> any StorageBackend
+    /// A factory for `schemes`. `open` must consume every option the backend understands
+    /// with the `take` methods of the URL; the caller rejects any left over.
+    public init(
+        schemes: [String],
+        open: @escaping @Sendable (inout StoreURL, Logger) async throws -> any StorageBackend
+    ) {
+        self.schemes = schemes
+        self.open = open
+    }
+
+    /// Opens a backend, consuming the options it understands from `url`.
+    public func makeBackend(_ url: inout StoreURL, logger: Logger) async throws -> any StorageBackend {
+        try await open(&url, logger)
+    }
 }
 
 /// Table names are interpolated into SQL, so they must be plain identifiers.

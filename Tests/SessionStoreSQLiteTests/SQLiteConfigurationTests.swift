@@ -82,12 +82,12 @@ struct SQLiteConfigurationTests {
 
     @Test func factoryOpensFromURL() async throws {
         var url = try StoreURL("sqlite::memory:?readers=1")
-        let factory: any StorageBackendFactory = .sqlite
+        let factory: StorageBackendFactory = .sqlite
         let backend = try await factory.makeBackend(&url, logger: Logger(label: "test"))
         try url.checkAllTaken()
         let loaded = try await backend.load(SessionKey(value: "missing"), now: 0)
         #expect(loaded == nil)
         try await backend.close()
-        #expect(SQLiteBackendFactory().schemes == ["sqlite"])
+        #expect(factory.schemes == ["sqlite"])
     }
 }
