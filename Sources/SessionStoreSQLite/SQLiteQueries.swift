@@ -22,7 +22,7 @@ struct SQLiteQueries: Sendable {
     let update: String
     /// `?3` expires, `?4` now.
     let touch: String
-    /// `?3` expires.
+    /// Sets version 0 (retired) and moves expiry back to `?3` when earlier.
     let retire: String
     let delete: String
     /// `?3` expected version.
@@ -77,7 +77,7 @@ struct SQLiteQueries: Sendable {
             WHERE \(key) AND version = ?5 AND expires_at > ?6
             """
         touch = "UPDATE \(table) SET expires_at = ?3 WHERE \(key) AND expires_at < ?3 AND expires_at > ?4"
-        retire = "UPDATE \(table) SET expires_at = ?3 WHERE \(key) AND expires_at > ?3"
+        retire = "UPDATE \(table) SET version = 0, expires_at = MIN(expires_at, ?3) WHERE \(key)"
         delete = "DELETE FROM \(table) WHERE \(key)"
         deleteVersion = "DELETE FROM \(table) WHERE \(key) AND version = ?3"
     }
