@@ -1,9 +1,20 @@
+import Crypto
+
 /// How a backend keys its rows. Every backend honours both layouts.
 public enum KeyLayout: String, Sendable, CaseIterable {
     /// Primary key `(crc32, id)`: a cheap integer first column with high cardinality.
     case checksumAndID = "crc32"
     /// Primary key on the id column alone.
     case idOnly = "id"
+}
+
+/// How an id is turned into what the database stores.
+public enum IDHashing: String, Sendable, CaseIterable {
+    /// Store the SHA-256 of the id (base64url, 43 characters): a copy of the table does
+    /// not hand out live sessions. The default.
+    case sha256
+    /// Store the id itself; for legacy tables and migrations.
+    case none
 }
 
 /// What a backend stores and looks up for one session: the key derived from its id.
@@ -16,9 +27,15 @@ public struct SessionKey: Hashable, Sendable {
     /// The text stored in the id column. Compare it byte-for-byte (case-sensitively).
     public let value: String
 
-    /// The key of a session id.
-    public init(_ id: SessionID) {
-        self.init(value: id.text)
+    /// The key of a session id: the id itself or its SHA-256, per `hashing`.
+    public init(_ id: SessionID, hashing: IDHashing) {
+        switch hashing {
+        case .none:
+            self.init(value: id.text)
+        case .sha256:
+            let digest = SHA256.hash(data: Array(id.text.utf8))
+            self.init(value: Base64URL.encode(Array(digest)))
+        }
     }
 
     /// A key for an arbitrary stored value; for backends, tests and migrations.

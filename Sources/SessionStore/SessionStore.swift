@@ -112,7 +112,7 @@ public final class SessionStore: Sendable {
     /// Loads a session by a validated id, or gives a new empty one when it is unknown.
     public func load(_ id: SessionID) async throws -> Session {
         try checkOpen()
-        let key = SessionKey(id)
+        let key = storageKey(for: id)
         let now = clock.now()
         let record = try await logged("load", id) { try await backend.load(key, now: now) }
         guard let record, record.expiresAt > now else {
@@ -166,7 +166,7 @@ public final class SessionStore: Sendable {
             if session.stored == nil { metrics.skippedEmpty.increment() } else { metrics.skippedUnchanged.increment() }
             return .skipped
         }
-        let key = SessionKey(session.id)
+        let key = storageKey(for: session.id)
         let id = session.id
         guard let stored = session.stored else {
             guard !session.values.isEmpty else {
@@ -263,11 +263,11 @@ public final class SessionStore: Sendable {
         let record = SessionRecord(
             data: data, version: 1, createdAt: stored.createdAt,
             expiresAt: configuration.expiry(createdAt: stored.createdAt, now: now))
-        guard try await logged("insert", newID, { try await backend.insert(SessionKey(newID), record) }) else {
+        guard try await logged("insert", newID, { try await backend.insert(storageKey(for: newID), record) }) else {
             throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
         }
         let grace = configuration.regenerationGracePeriod.milliseconds
-        let oldKey = SessionKey(oldID)
+        let oldKey = storageKey(for: oldID)
         if grace == 0 {
             _ = try await logged("delete", oldID) { try await backend.delete(oldKey, expectedVersion: nil) }
         } else {
@@ -285,7 +285,7 @@ public final class SessionStore: Sendable {
         try checkOpen()
         let id = session.id
         if session.stored != nil {
-            let key = SessionKey(id)
+            let key = storageKey(for: id)
             if try await logged("delete", id, { try await backend.delete(key, expectedVersion: nil) }) {
                 metrics.destroyed.increment()
             }
@@ -294,6 +294,12 @@ public final class SessionStore: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// The key rows of session `id` are stored under, per ``SessionStoreConfiguration/idHashing``.
+    /// For tools and migrations that reach the backend directly.
+    public func storageKey(for id: SessionID) -> SessionKey {
+        SessionKey(id, hashing: configuration.idHashing)
+    }
 
     /// The version a backend gives a row retired by ``StorageBackend/retire(_:expiresAt:)``.
     static let retiredVersion: Int64 = 0

@@ -32,6 +32,9 @@ public struct SessionStoreConfiguration: Sendable {
     /// How long an old id keeps working after ``SessionStore/regenerateID(_:)``, for
     /// requests already in flight. The default is 5 seconds; `.zero` kills it at once.
     public var regenerationGracePeriod: Duration = .seconds(5)
+    /// Whether rows are keyed by the id's SHA-256 (so a copy of the table cannot be used to
+    /// take over sessions) or by the id itself. The default is ``IDHashing/sha256``.
+    public var idHashing: IDHashing = .sha256
     /// How long a cleanup lease lasts if its holder dies mid-cleanup. The default is 5 minutes.
     public var cleanupLeaseDuration: Duration = .seconds(300)
 
@@ -40,7 +43,8 @@ public struct SessionStoreConfiguration: Sendable {
 
     /// Reads the core's options from a configuration URL: `idle_timeout`,
     /// `absolute_lifetime`, `touch_interval`, `max_size`, `on_corrupt` (`error`|`new`),
-    /// `conflict_retries`, `cleanup_batch`, `regenerate_grace`, `cleanup_lease`.
+    /// `conflict_retries`, `cleanup_batch`, `regenerate_grace`, `cleanup_lease`,
+    /// `id_hash` (`sha256`|`none`).
     /// - Throws: ``SessionStoreError`` `invalidConfiguration`.
     public init(url: inout StoreURL) throws {
         if let value = try url.takeDuration("idle_timeout") { idleTimeout = value == .zero ? nil : value }
@@ -54,6 +58,7 @@ public struct SessionStoreConfiguration: Sendable {
         if let value = try url.takeInt("cleanup_batch", in: 1...1_000_000) { cleanupBatchSize = value }
         if let value = try url.takeDuration("regenerate_grace") { regenerationGracePeriod = value }
         if let value = try url.takeDuration("cleanup_lease") { cleanupLeaseDuration = value }
+        if let value = try url.takeChoice("id_hash", ["sha256": IDHashing.sha256, "none": .none]) { idHashing = value }
         try validate()
     }
 

@@ -20,7 +20,7 @@ enum ContractChecks {
     static let all: [ConformanceCheck] = [
         check("insert refuses a live duplicate and replaces an expired one") { database in
             try await withBackend(database) { backend in
-                let key = SessionKey(SessionID.generate())
+                let key = SessionKey(value: SessionID.generate().text)
                 let now: Int64 = 1_000_000
                 try await expect(try await backend.insert(key, record("one", now: now)), "first insert")
                 try await expect(!(try await backend.insert(key, record("two", now: now + 1))), "live duplicate refused")
@@ -31,7 +31,7 @@ enum ContractChecks {
         },
         check("load returns nothing for a row at or past its expiry") { database in
             try await withBackend(database) { backend in
-                let key = SessionKey(SessionID.generate())
+                let key = SessionKey(value: SessionID.generate().text)
                 _ = try await backend.insert(key, record("x", now: 0, ttl: 100))
                 try await expect(try await backend.load(key, now: 99) != nil, "live at 99")
                 try await expect(try await backend.load(key, now: 100) == nil, "expired at 100")
@@ -39,7 +39,7 @@ enum ContractChecks {
         },
         check("update applies only at the expected version and never shortens expiry") { database in
             try await withBackend(database) { backend in
-                let key = SessionKey(SessionID.generate())
+                let key = SessionKey(value: SessionID.generate().text)
                 _ = try await backend.insert(key, record("v1", now: 0, ttl: 1000))
                 try await expect(!(try await backend.update(key, data: Array("x".utf8), expectedVersion: 2, expiresAt: 5000, now: 10)),
                            "wrong version refused")
@@ -54,7 +54,7 @@ enum ContractChecks {
         },
         check("retire marks a row version 0 and only ever moves expiry back") { database in
             try await withBackend(database) { backend in
-                let key = SessionKey(SessionID.generate())
+                let key = SessionKey(value: SessionID.generate().text)
                 _ = try await backend.insert(key, record("x", now: 0, ttl: 1000))
                 try await expect(try await backend.retire(key, expiresAt: 500), "retired")
                 var stored = try await backend.load(key, now: 10)
@@ -66,7 +66,7 @@ enum ContractChecks {
         },
         check("delete honours the expected version") { database in
             try await withBackend(database) { backend in
-                let key = SessionKey(SessionID.generate())
+                let key = SessionKey(value: SessionID.generate().text)
                 _ = try await backend.insert(key, record("x", now: 0))
                 try await expect(!(try await backend.delete(key, expectedVersion: 7)), "wrong version not deleted")
                 try await expect(try await backend.delete(key, expectedVersion: 1), "right version deleted")
@@ -76,19 +76,30 @@ enum ContractChecks {
         check("deleteExpired deletes at most the limit, strictly before the cut-off") { database in
             try await withBackend(database) { backend in
                 for index in 0..<10 {
-                    _ = try await backend.insert(SessionKey(SessionID.generate()), record("x", now: 0, ttl: 100 + Int64(index)))
+                    _ = try await backend.insert(SessionKey(value: SessionID.generate().text), record("x", now: 0, ttl: 100 + Int64(index)))
                 }
-                let keep = SessionKey(SessionID.generate())
+                let keep = SessionKey(value: SessionID.generate().text)
                 _ = try await backend.insert(keep, record("keep", now: 0, ttl: 110))
                 try await expect(try await backend.deleteExpired(before: 110, limit: 4) == 4, "limited to 4")
                 try await expect(try await backend.deleteExpired(before: 110, limit: 100) == 6, "the other 6")
                 try await expect(try await backend.load(keep, now: 109) != nil, "a row expiring at the cut-off is kept")
             }
         },
+        check("keys differing only in letter case are different rows") { database in
+            try await withBackend(database) { backend in
+                let lower = SessionKey(value: "abcdefghijklmnopqrstuv")
+                let upper = SessionKey(value: "ABCDEFGHIJKLMNOPQRSTUV")
+                try await expect(try await backend.insert(lower, record("lower", now: 0)), "first row")
+                try await expect(try await backend.insert(upper, record("upper", now: 0)), "case-differing key is a separate row")
+                try await expect(try await backend.load(lower, now: 1)?.data == Array("lower".utf8), "lower row intact")
+                try await expect(try await backend.load(upper, now: 1)?.data == Array("upper".utf8), "upper row intact")
+                try await expect(try await backend.load(SessionKey(value: "AbCdEfGhIjKlMnOpQrStUv"), now: 1) == nil, "mixed case finds nothing")
+            }
+        },
         check("a closed backend throws instead of working") { database in
             let backend = try await database.open()
             try await backend.close()
-            try await expectThrows("load after close", { try await backend.load(SessionKey(SessionID.generate()), now: 0) }) { _ in true }
+            try await expectThrows("load after close", { try await backend.load(SessionKey(value: SessionID.generate().text), now: 0) }) { _ in true }
         },
     ]
 }

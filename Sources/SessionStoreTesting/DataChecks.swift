@@ -43,7 +43,7 @@ enum DataChecks {
             for data in corruptions {
                 let id = SessionID.generate()
                 let record = SessionRecord(data: data, version: 1, createdAt: clock.now(), expiresAt: clock.now() + 60_000)
-                try await expect(try await strict.backend.insert(SessionKey(id), record), "raw row inserted")
+                try await expect(try await strict.backend.insert(strict.store.storageKey(for: id), record), "raw row inserted")
                 try await expectThrows("corrupt row \(data)", { try await strict.store.load(id) }) {
                     ($0 as? SessionStoreError)?.code == .corruptData
                 }
@@ -58,7 +58,7 @@ enum DataChecks {
                 let id = SessionID.generate()
                 let now = fixture.clock.now()
                 let record = SessionRecord(data: [2, 1, 0x61, 1, 0x31], version: 1, createdAt: now, expiresAt: now + 60_000)
-                _ = try await fixture.backend.insert(SessionKey(id), record)
+                _ = try await fixture.backend.insert(fixture.store.storageKey(for: id), record)
                 try await expectThrows("future format", { try await fixture.store.load(id) }) {
                     ($0 as? SessionStoreError)?.code == .unsupportedFormat
                 }

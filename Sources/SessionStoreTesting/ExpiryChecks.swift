@@ -67,7 +67,7 @@ enum ExpiryChecks {
         check("a touch never moves expiry backwards") { database in
             try await withFixture(database) { fixture in
                 let saved = try await fixture.stored()
-                let key = SessionKey(saved.id)
+                let key = fixture.store.storageKey(for: saved.id)
                 let now = fixture.clock.now()
                 let later = now + 10_000_000
                 try await expect(try await fixture.backend.touch(key, expiresAt: later, now: now), "forward touch applies")
@@ -83,7 +83,7 @@ enum ExpiryChecks {
                 var loaded = try await fixture.store.load(saved.id)
                 try loaded.set("x", 1)
                 try await expect(try await fixture.store.save(&loaded) == .updated, "updated")
-                let record = try await fixture.backend.load(SessionKey(saved.id), now: fixture.clock.now())
+                let record = try await fixture.backend.load(fixture.store.storageKey(for: saved.id), now: fixture.clock.now())
                 try await expect(record?.expiresAt == fixture.clock.now() + 1_800_000, "expiry is now + idle timeout")
             }
         },

@@ -42,32 +42,5 @@ enum IdentityChecks {
                 try await expect(try loaded.get("role", as: String.self) == "admin", "attribute role survives")
             }
         },
-        check("ids differing only in letter case are different sessions") { database in
-            try await withFixture(database) { fixture in
-                var first = try await fixture.stored(["n": "first"])
-                // Find an id whose case-swapped form is still a valid id.
-                var swapped: SessionID?
-                for _ in 0..<64 where swapped == nil {
-                    // The last character carries 2 bits only; swap the case of the others.
-                    let text = first.id.text
-                    let candidate = String(text.dropLast().map { $0.isUppercase ? Character($0.lowercased()) : Character($0.uppercased()) })
-                        + String(text.last!)
-                    if candidate != first.id.text, let id = SessionID(validating: candidate) {
-                        swapped = id
-                    } else {
-                        first = try await fixture.stored(["n": "first"])
-                    }
-                }
-                guard let swapped else { throw ConformanceFailure(message: "no case-swappable id found", location: #fileID) }
-                let miss = try await fixture.store.load(swapped)
-                try await expect(!miss.isStored, "the case-swapped id must not find the session")
-                let backend = fixture.backend
-                let record = SessionRecord(data: AttributeCodec.encode(["n": Array("\"second\"".utf8)]), version: 1,
-                                           createdAt: fixture.clock.now(), expiresAt: fixture.clock.now() + 60_000)
-                try await expect(try await backend.insert(SessionKey(swapped), record), "the case-swapped key is a separate row")
-                let original = try await fixture.store.load(first.id)
-                try await expect(try original.get("n", as: String.self) == "first", "the original row is untouched")
-            }
-        },
     ]
 }
