@@ -57,6 +57,7 @@ extension SQLiteBackend {
         try connection.execute(
             "CREATE TABLE IF NOT EXISTS \(schemaTable) (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, key_layout TEXT NOT NULL)",
             operation: "open")
+        try connection.execute(createLeaseTable, operation: "open")
         let select = "SELECT version, key_layout FROM \(schemaTable) WHERE table_name = ?1"
         let statement = try connection.statement(select, operation: "open")
         defer { statement.reset() }

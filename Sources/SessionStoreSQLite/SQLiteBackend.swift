@@ -81,6 +81,9 @@ public final class SQLiteBackend: StorageBackend {
 
     // MARK: - StorageBackend
 
+    /// Returns the live row for `key` from a reader connection (the writer's, in memory).
+    /// - Throws: ``StorageError`` (`.corrupt` for a row with unexpected column types,
+    ///   `.closed` after ``close()``).
     public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
         try checkOpen("load")
         let queries = queries
@@ -96,6 +99,9 @@ public final class SQLiteBackend: StorageBackend {
         }
     }
 
+    /// Stores a new row, replacing an expired one; `false` when a live row exists.
+    /// Returns after the group-commit transaction holding it committed.
+    /// - Throws: ``StorageError``.
     public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
         let sql = queries.insert
         return try await write("insert") { connection in
@@ -111,6 +117,9 @@ public final class SQLiteBackend: StorageBackend {
         } > 0
     }
 
+    /// Replaces a live row's data at `expectedVersion`, bumping the version and never
+    /// shortening the expiry. Returns after commit.
+    /// - Throws: ``StorageError``.
     public func update(
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool {
@@ -128,6 +137,8 @@ public final class SQLiteBackend: StorageBackend {
         } > 0
     }
 
+    /// Moves a live row's expiry forward. Returns after commit.
+    /// - Throws: ``StorageError``.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         let sql = queries.touch
         return try await write("touch") { connection in
@@ -141,6 +152,8 @@ public final class SQLiteBackend: StorageBackend {
         } > 0
     }
 
+    /// Marks a row retired (version 0) and moves its expiry back. Returns after commit.
+    /// - Throws: ``StorageError``.
     public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
         let sql = queries.retire
         return try await write("retire") { connection in
@@ -153,6 +166,8 @@ public final class SQLiteBackend: StorageBackend {
         } > 0
     }
 
+    /// Deletes a row, optionally only at `expectedVersion`. Returns after commit.
+    /// - Throws: ``StorageError``.
     public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
         let sql = expectedVersion == nil ? queries.delete : queries.deleteVersion
         return try await write("delete") { connection in
@@ -167,6 +182,9 @@ public final class SQLiteBackend: StorageBackend {
         } > 0
     }
 
+    /// Deletes up to `limit` rows with `expires_at < before` (oldest first) in one short
+    /// transaction of its own, between group-commit batches.
+    /// - Throws: ``StorageError``.
     public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
         precondition(limit > 0, "limit must be positive")
         let sql = queries.deleteExpired
@@ -180,6 +198,9 @@ public final class SQLiteBackend: StorageBackend {
         }
     }
 
+    /// Commits the queued writes, stops the writer thread and closes every connection
+    /// (readers still lent out close when returned).
+    /// - Throws: ``StorageError`` `.closed` when already closed.
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else {
             throw Self.closedError("close")
@@ -207,6 +228,20 @@ public final class SQLiteBackend: StorageBackend {
         }
         guard case .changes(let count) = outcome else { preconditionFailure("write produced no count") }
         return count
+    }
+
+    /// Queues one cached statement, bound by `bind`, and returns the rows it changed.
+    func writeStatement(
+        _ operation: String, _ sql: String,
+        bind: @escaping @Sendable (SQLiteStatement) throws -> Void
+    ) async throws -> Int {
+        try await write(operation) { connection in
+            let statement = try connection.statement(sql, operation: operation)
+            defer { statement.reset() }
+            try bind(statement)
+            try statement.run(operation: operation)
+            return connection.changes
+        }
     }
 
     private static func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {

@@ -189,6 +189,24 @@ struct SQLiteBackendTests {
         }
     }
 
+    @Test func cleanupLeaseIsSharedThroughTheFile() async throws {
+        try await withTemporaryDatabase { database in
+            let first = try database.open()
+            let second = try database.open()
+            #expect(try await first.acquireCleanupLease(holder: "a", now: 1_000, duration: 500))
+            #expect(try await second.acquireCleanupLease(holder: "b", now: 1_200, duration: 500) == false)
+            #expect(try await first.acquireCleanupLease(holder: "a", now: 1_300, duration: 500))
+            #expect(try await second.acquireCleanupLease(holder: "b", now: 1_700, duration: 500) == false)
+            #expect(try await second.acquireCleanupLease(holder: "b", now: 1_800, duration: 500))
+            try await first.releaseCleanupLease(holder: "a")
+            #expect(try await first.acquireCleanupLease(holder: "a", now: 1_900, duration: 500) == false)
+            try await second.releaseCleanupLease(holder: "b")
+            #expect(try await first.acquireCleanupLease(holder: "a", now: 1_900, duration: 500))
+            try await first.close()
+            try await second.close()
+        }
+    }
+
     // MARK: Durability and close
 
     @Test func dataSurvivesCloseAndReopen() async throws {
