@@ -54,6 +54,8 @@ public final class SessionStore: Sendable {
     /// let store = try await SessionStore.open("sqlite:///var/lib/app/sessions.db?idle_timeout=30m",
     ///                                         backends: [.sqlite, .mysql])
     /// ```
+    /// The option `fallback=<percent-encoded URL>` adds a legacy store read on a miss
+    /// (see ``FallbackBackend``), e.g. the SQLite file a site is moving away from.
     /// - Throws: ``SessionStoreError`` `invalidConfiguration` for a bad URL or unknown
     ///   option, ``StorageError`` when the backend cannot open.
     public static func open(
@@ -63,11 +65,32 @@ public final class SessionStore: Sendable {
         logger: Logger = Logger(label: "SessionStore")
     ) async throws -> SessionStore {
         var url = try StoreURL(configurationURL)
+        let configuration = try SessionStoreConfiguration(url: &url)
+        let legacyURL = url.take("fallback")
+        var backend = try await openBackend(&url, backends: backends, logger: logger)
+        if let legacyURL {
+            var legacy = try StoreURL(legacyURL)
+            do {
+                let legacyBackend = try await openBackend(&legacy, backends: backends, logger: logger)
+                backend = FallbackBackend(primary: backend, legacy: legacyBackend)
+            } catch {
+                try await backend.close()
+                throw error
+            }
+            logger.info("reading legacy sessions from \(legacy)")
+        }
+        logger.info("session store opened", metadata: ["url": "\(url)"])
+        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
+    }
+
+    /// Opens the backend `url` names and checks that every option was understood.
+    private static func openBackend(
+        _ url: inout StoreURL, backends: [StorageBackendFactory], logger: Logger
+    ) async throws -> any StorageBackend {
         guard let factory = backends.first(where: { $0.schemes.contains(url.scheme) }) else {
             let known = backends.flatMap(\.schemes).joined(separator: ", ")
             throw StoreURL.invalid("no linked backend handles \"\(url.scheme):\" (linked: \(known.isEmpty ? "none" : known))")
         }
-        let configuration = try SessionStoreConfiguration(url: &url)
         let backend = try await factory.makeBackend(&url, logger: logger)
         do {
             try url.checkAllTaken()
@@ -75,8 +98,7 @@ public final class SessionStore: Sendable {
             try await backend.close()
             throw error
         }
-        logger.info("session store opened", metadata: ["url": "\(url)"])
-        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
+        return backend
     }
 
     // MARK: - Sessions
