@@ -76,6 +76,33 @@ let package = Package(
             path: "Benchmarks/bench",
             swiftSettings: upcoming
         ),
+        // Test tools of issue 3, never part of a product: the child process of the SQLite
+        // crash and lock tests, and libFuzzer targets (`bash .ci/fuzz`; built normally they
+        // are reproducers: `fuzz-session-id FILE...` replays inputs).
+        .executableTarget(
+            name: "session-store-crash-writer",
+            dependencies: ["SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite"],
+            path: "Tests/CrashWriter",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "fuzz-session-id",
+            dependencies: ["SessionStore", "SessionStoreTesting"],
+            path: "Tests/Fuzz/SessionID",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "fuzz-attribute-codec",
+            dependencies: ["SessionStore", "SessionStoreTesting"],
+            path: "Tests/Fuzz/AttributeCodec",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "fuzz-store-url",
+            dependencies: ["SessionStore", "SessionStoreTesting"],
+            path: "Tests/Fuzz/StoreURL",
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "SessionStoreTests",
             dependencies: [

@@ -1,0 +1,103 @@
+import SessionStore
+
+/// The properties the fuzz targets check, one entry point per parser.
+///
+/// Shared by the libFuzzer targets under `Tests/Fuzz` and by the unit tests that replay
+/// kept inputs, so a crash input found once stays a regression test. Each function
+/// returns `nil` when the input behaved, or a description of the broken property; a
+/// crash or trap inside a parser is a failure too.
+public enum FuzzChecks {
+    /// `SessionID(validating:)`: accepts exactly 22 base64url characters whose last one
+    /// carries no stray bits, and an accepted id validates again to itself.
+    public static func sessionID(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let candidates: [String] = [text, String(text.prefix(SessionID.length))]
+        for candidate in candidates {
+            guard let id = SessionID(validating: candidate) else { continue }
+            let utf8 = Array(id.text.utf8)
+            guard utf8.count == SessionID.length else { return "accepted an id of \(utf8.count) bytes" }
+            guard utf8.allSatisfy(isBase64URL) else { return "accepted a byte outside base64url" }
+            guard SessionID(validating: id.text) == id else { return "an accepted id does not validate again" }
+            guard !id.redacted.contains(id.text) else { return "the redacted form shows the whole id" }
+        }
+        // Raw bytes that are not UTF-8 must never be accepted as they are.
+        if String(validating: bytes, as: UTF8.self) == nil, bytes.count == SessionID.length,
+           SessionID(validating: text) != nil, Array(text.utf8) != bytes {
+            return "non-UTF-8 bytes were accepted after repair"
+        }
+        return nil
+    }
+
+    /// `AttributeCodec.decode`: never crashes; what it accepts encodes and decodes back to
+    /// the same attributes; what it rejects is a typed `corruptData`/`unsupportedFormat`.
+    public static func attributeCodec(_ bytes: [UInt8]) -> String? {
+        let decoded: [String: [UInt8]]
+        do {
+            decoded = try AttributeCodec.decode(bytes)
+        } catch let error as SessionStoreError {
+            guard error.code == .corruptData || error.code == .unsupportedFormat else {
+                return "decode threw \(error.code)"
+            }
+            return nil
+        } catch {
+            return "decode threw an untyped error: \(error)"
+        }
+        guard !decoded.keys.contains("") else { return "decoded an empty attribute name" }
+        let encoded = AttributeCodec.encode(decoded)
+        do {
+            guard try AttributeCodec.decode(encoded) == decoded else { return "encode/decode does not round-trip" }
+        } catch {
+            return "re-encoded attributes do not decode: \(error)"
+        }
+        return nil
+    }
+
+    /// `StoreURL` and `SessionStoreConfiguration(url:)`: never crash, reject with
+    /// `invalidConfiguration`, and never print a password in a description or error.
+    public static func storeURL(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        var url: StoreURL
+        do {
+            url = try StoreURL(text)
+        } catch let error as SessionStoreError {
+            return error.code == .invalidConfiguration ? nil : "StoreURL threw \(error.code)"
+        } catch {
+            return "StoreURL threw an untyped error: \(error)"
+        }
+        let description = url.description
+        if let password = url.password, !password.isEmpty,
+           description.contains(":\(password)@") {
+            return "the description shows the password"
+        }
+        do {
+            _ = try SessionStoreConfiguration(url: &url)
+            try url.checkAllTaken()
+        } catch let error as SessionStoreError {
+            guard error.code == .invalidConfiguration else { return "configuration threw \(error.code)" }
+            if let password = url.password, password.count >= 4, error.description.contains(password),
+               !url.path.contains(password), !(url.host ?? "").contains(password), !(url.user ?? "").contains(password),
+               !optionsText(text).contains(password) {
+                return "an error shows the password"
+            }
+        } catch {
+            return "configuration threw an untyped error: \(error)"
+        }
+        return nil
+    }
+
+    private static func isBase64URL(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default:
+            false
+        }
+    }
+
+    /// The query part of a configuration string, where a value may repeat the password.
+    private static func optionsText(_ text: String) -> String {
+        guard let mark = text.firstIndex(of: "?") else { return "" }
+        return String(text[mark...])
+    }
+}
