@@ -266,6 +266,11 @@ public final class SessionStore: Sendable {
 
     /// Gives the session a new id (call it after login, against session fixation), keeping
     /// its data. The old id keeps working for the grace period, then never again.
+    ///
+    /// Only a live session is moved: when the stored session was destroyed, expired, or
+    /// retired by another regeneration since it was loaded, nothing is written and
+    /// `session` becomes a new, empty one (as ``save(_:)`` does when it returns `.gone`),
+    /// so a stale request cannot bring a logged-out session back under a new id.
     /// - Throws: ``SessionStoreError``, ``StorageError``.
     public func regenerateID(_ session: inout Session) async throws {
         try checkOpen()
@@ -276,6 +281,16 @@ public final class SessionStore: Sendable {
             return
         }
         let now = clock.now()
+        let oldKey = storageKey(for: oldID)
+        guard stored.version != Self.retiredVersion,
+              let current = try await logged("load", oldID, { try await backend.load(oldKey, now: now) }),
+              current.version != Self.retiredVersion
+        else {
+            metrics.gone.increment()
+            logger.debug("regeneration found its session gone; nothing written", metadata: ["session": "\(oldID.redacted)"])
+            session = newSession()
+            return
+        }
         if session.values.isEmpty {
             try await destroy(&session)
             session.id = newID
@@ -289,11 +304,18 @@ public final class SessionStore: Sendable {
             throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
         }
         let grace = configuration.regenerationGracePeriod.milliseconds
-        let oldKey = storageKey(for: oldID)
-        if grace == 0 {
-            _ = try await logged("delete", oldID) { try await backend.delete(oldKey, expectedVersion: nil) }
+        let retired = if grace == 0 {
+            try await logged("delete", oldID) { try await backend.delete(oldKey, expectedVersion: nil) }
         } else {
-            _ = try await logged("retire", oldID) { try await backend.retire(oldKey, expiresAt: now + grace) }
+            try await logged("retire", oldID) { try await backend.retire(oldKey, expiresAt: now + grace) }
+        }
+        guard retired else {
+            // Destroyed between the check above and now: take the copy back.
+            let newKey = storageKey(for: newID)
+            _ = try await logged("delete", newID) { try await backend.delete(newKey, expectedVersion: nil) }
+            metrics.gone.increment()
+            session = newSession()
+            return
         }
         session.id = newID
         session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)

@@ -49,7 +49,7 @@ public enum BackendConformance {
     /// Every check, in the order of the specification.
     public static var checks: [ConformanceCheck] {
         IdentityChecks.all + DirtyTrackingChecks.all + ExpiryChecks.all + CleanupChecks.all
-            + ConcurrencyChecks.all + LifecycleChecks.all + DataChecks.all + ContractChecks.all
+            + ConcurrencyChecks.all + LifecycleChecks.all + DataChecks.all + ContractChecks.all + RaceChecks.all
     }
 }
 
