@@ -1,0 +1,98 @@
+import Foundation
+import SessionStore
+import SessionStoreSQLite
+import Synchronization
+
+/// One run of the benchmark: settings, the report, and the figures the targets need.
+///
+/// Not `Sendable`: scenarios run one after another on the command's task.
+final class BenchRun {
+    let settings: Settings
+    let report: Report
+    /// The largest point-load table, kept for the key-layout scenario.
+    var largestLoadsTable: (path: String, rows: Int, keys: StoredKeys)?
+    /// Figures for the targets, filled in by the scenarios that ran.
+    var figures = Figures()
+
+    struct Figures {
+        var loadVsFloor: (rows: Int, ratio: Double)?
+        var loadScaling: (rows: Int, ratio: Double)?
+        var mixSkipped: Double?
+        var groupFullVsFloor: (writers: Int, ratio: Double)?
+        var groupFullVsPerSave: (writers: Int, ratio: Double)?
+        var cleanupWriterStall: (expired: Int, ms: Double)?
+        var cleanupReaderP99: (expired: Int, ms: Double)?
+        var cleanupVsDelete: (expired: Int, ratio: Double)?
+        var mysqlLoadVsFloor: Double?
+    }
+
+    init(settings: Settings, report: Report) {
+        self.settings = settings
+        self.report = report
+    }
+
+    var window: Window { settings.window }
+
+    func file(_ name: String) -> String {
+        (settings.dir as NSString).appendingPathComponent(name)
+    }
+
+    /// Removes a database file with its WAL and shared-memory files.
+    func remove(_ path: String) {
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+    }
+
+    func status(_ text: String) {
+        Progress.write("\r\u{1B}[K\(text)")
+    }
+
+    /// A store over the SQLite backend as the scenarios use it.
+    func openStore(
+        path: String, layout: KeyLayout = .checksumAndID, synchronous: SQLiteConfiguration.Synchronous = .normal,
+        groupCommit: Bool = true, clock: any SessionClock = SystemSessionClock()
+    ) throws -> SessionStore {
+        let backend = try SQLiteBackend(
+            configuration: Fill.sqliteConfiguration(
+                path: path, layout: layout, synchronous: synchronous, groupCommit: groupCommit, settings: settings),
+            logger: quietLogger)
+        var configuration = SessionStoreConfiguration()
+        configuration.cleanupBatchSize = settings.cleanupBatch
+        configuration.idHashing = settings.idHashing
+        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: quietLogger)
+    }
+
+    /// Builds the target lines from whatever ran.
+    func summarize() {
+        let f = figures
+        func add(_ target: String, _ goal: String, _ measured: String?, _ met: Bool?) {
+            report.targets.append(TargetResult(target: target, goal: goal, measured: measured ?? "not run", met: measured == nil ? nil : met))
+        }
+        add("load vs floor, largest table", "≤ 1.50×",
+            f.loadVsFloor.map { "\(Fmt.fixed($0.ratio, 2))× at \(Fmt.rows($0.rows)) rows" }, f.loadVsFloor.map { $0.ratio <= 1.5 })
+        add("load scaling 1 → 2 tasks", "≥ 1.80×",
+            f.loadScaling.map { "\(Fmt.fixed($0.ratio, 2))× at \(Fmt.rows($0.rows)) rows" }, f.loadScaling.map { $0.ratio >= 1.8 })
+        add("writes skipped, read-mostly mix", "≥ 90%",
+            f.mixSkipped.map { "\(Fmt.fixed($0, 1))% (ceiling 90%: 10% of requests change data)" }, f.mixSkipped.map { $0 >= 90 })
+        add("group commit FULL vs floor 100/txn", "≥ 0.70×",
+            f.groupFullVsFloor.map { "\(Fmt.fixed($0.ratio, 2))× with \($0.writers) writers" }, f.groupFullVsFloor.map { $0.ratio >= 0.7 })
+        add("group commit FULL vs one txn per save", "≥ 5×",
+            f.groupFullVsPerSave.map { "\(Fmt.fixed($0.ratio, 1))× with \($0.writers) writers" }, f.groupFullVsPerSave.map { $0.ratio >= 5 })
+        add("cleanup: saves' worst stall", "≤ 25 ms",
+            f.cleanupWriterStall.map { "\(Fmt.num($0.ms)) ms (\(Fmt.rows($0.expired)) expired rows)" }, f.cleanupWriterStall.map { $0.ms <= 25 })
+        add("cleanup: readers' p99", "≤ 1 ms",
+            f.cleanupReaderP99.map { "\(Fmt.num($0.ms)) ms (\(Fmt.rows($0.expired)) expired rows)" }, f.cleanupReaderP99.map { $0.ms <= 1 })
+        add("cleanup time vs one DELETE", "≤ 2×",
+            f.cleanupVsDelete.map { "\(Fmt.fixed($0.ratio, 2))× (\(Fmt.rows($0.expired)) expired rows)" }, f.cleanupVsDelete.map { $0.ratio <= 2 })
+        if settings.url != nil {
+            add("MySQL load vs C client", "≤ 1.15×",
+                f.mysqlLoadVsFloor.map { "\(Fmt.fixed($0, 2))×" }, f.mysqlLoadVsFloor.map { $0 <= 1.15 })
+        }
+    }
+}
+
+/// A flag the background load of the cleanup scenario polls.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
+}

@@ -1,0 +1,103 @@
+import SessionStore
+
+extension BenchRun {
+    /// Scenario 1: point loads of stored ids (hits) and unknown ids (misses), by table
+    /// size and concurrency, against the floor and the naive store on the same data.
+    func loads() async throws {
+        let scenario = "1 loads: point loads, hits and misses (ops = loads)"
+        let largest = settings.rows.max()!
+        for rows in settings.rows {
+            let path = file("loads-\(rows).db")
+            let naivePath = file("loads-naive-\(rows).db")
+            let keys = try await Fill.storeTable(path: path, rows: rows, plan: .fresh, settings: settings)
+            try await Fill.naiveTable(path: naivePath, rows: rows, plan: .fresh)
+            let store = try openStore(path: path)
+            let mmap = settings.mmapSize
+            var storeByConcurrency: [Int: Double] = [:]
+            var floorByConcurrency: [Int: Double] = [:]
+            for tasks in settings.concurrency {
+                status("loads \(Fmt.rows(rows)) rows, \(tasks) task(s)")
+                let floorHit = try await measureThreads(concurrency: tasks, window: window) { worker in
+                    let floor = try Floor(path: path, mmapSize: mmap)
+                    var random = FastRandom(seed: UInt64(worker) &+ 11)
+                    return { _ in
+                        let index = random.below(rows)
+                        guard try floor.load(keys.values[index], checksum: keys.checksums[index], now: wallMillis()) else {
+                            throw BenchError("the floor missed a stored row")
+                        }
+                    }
+                }
+                let storeHit = try await measureTasks(concurrency: tasks, window: window) { worker in
+                    var random = FastRandom(seed: UInt64(worker) &+ 11)
+                    return { _ in
+                        let session = try await store.load(id: IDs.id(random.below(rows)))
+                        guard session.isStored else { throw BenchError("the store missed a stored row") }
+                    }
+                }
+                let naiveHit = try await measureThreads(concurrency: tasks, window: window) { worker in
+                    let naive = try NaiveStore(path: naivePath, mmapSize: mmap)
+                    var random = FastRandom(seed: UInt64(worker) &+ 11)
+                    return { _ in
+                        guard try naive.load(IDs.id(random.below(rows)), now: wallMillis()) != nil else {
+                            throw BenchError("the naive store missed a stored row")
+                        }
+                    }
+                }
+                let floorMiss = try await measureThreads(concurrency: tasks, window: window) { worker in
+                    let floor = try Floor(path: path, mmapSize: mmap)
+                    var random = FastRandom(seed: UInt64(worker) &+ 29)
+                    return { _ in
+                        let index = random.below(StoredKeys.missCount)
+                        _ = try floor.load(keys.missValues[index], checksum: keys.missChecksums[index], now: wallMillis())
+                    }
+                }
+                let storeMiss = try await measureTasks(concurrency: tasks, window: window) { worker in
+                    var random = FastRandom(seed: UInt64(worker) &+ 29)
+                    return { _ in _ = try await store.load(id: IDs.missID(random.below(StoredKeys.missCount))) }
+                }
+                let naiveMiss = try await measureThreads(concurrency: tasks, window: window) { worker in
+                    let naive = try NaiveStore(path: naivePath, mmapSize: mmap)
+                    var random = FastRandom(seed: UInt64(worker) &+ 29)
+                    return { _ in _ = try naive.load(IDs.missID(random.below(StoredKeys.missCount)), now: wallMillis()) }
+                }
+                storeByConcurrency[tasks] = storeHit.opsPerSecond
+                floorByConcurrency[tasks] = floorHit.opsPerSecond
+                let hitVsFloor = floorHit.opsPerSecond / storeHit.opsPerSecond
+                report.add(ResultRow(
+                    scenario: scenario, name: "store hit", rows: rows, concurrency: tasks, sample: storeHit,
+                    vsFloor: hitVsFloor, vsNaive: naiveHit.opsPerSecond / storeHit.opsPerSecond))
+                report.add(ResultRow(scenario: scenario, name: "floor hit (C API)", rows: rows, concurrency: tasks, sample: floorHit))
+                report.add(ResultRow(scenario: scenario, name: "naive hit", rows: rows, concurrency: tasks, sample: naiveHit))
+                report.add(ResultRow(
+                    scenario: scenario, name: "store miss", rows: rows, concurrency: tasks, sample: storeMiss,
+                    vsFloor: floorMiss.opsPerSecond / storeMiss.opsPerSecond,
+                    vsNaive: naiveMiss.opsPerSecond / storeMiss.opsPerSecond))
+                report.add(ResultRow(scenario: scenario, name: "floor miss (C API)", rows: rows, concurrency: tasks, sample: floorMiss))
+                report.add(ResultRow(scenario: scenario, name: "naive miss", rows: rows, concurrency: tasks, sample: naiveMiss))
+                report.plot.loads["store hit, \(tasks) task(s)", default: []].append([Double(rows), storeHit.opsPerSecond])
+                report.plot.loads["floor hit, \(tasks) thread(s)", default: []].append([Double(rows), floorHit.opsPerSecond])
+                report.plot.loads["naive hit, \(tasks) thread(s)", default: []].append([Double(rows), naiveHit.opsPerSecond])
+                if rows == largest && tasks == settings.concurrency.min() {
+                    figures.loadVsFloor = (rows, hitVsFloor)
+                }
+            }
+            let low = settings.concurrency.min()!
+            let high = settings.concurrency.max()!
+            if high > low, let store1 = storeByConcurrency[low], let store2 = storeByConcurrency[high],
+               let floor1 = floorByConcurrency[low], let floor2 = floorByConcurrency[high] {
+                let scaling = store2 / store1
+                report.comment(
+                    "\(Fmt.rows(rows)) rows: hits scale ×\(Fmt.fixed(scaling, 2)) from \(low) to \(high) tasks "
+                        + "(floor ×\(Fmt.fixed(floor2 / floor1, 2)))")
+                if rows == largest { figures.loadScaling = (rows, scaling) }
+            }
+            try await store.shutdown()
+            remove(naivePath)
+            if rows == largest {
+                largestLoadsTable = (path, rows, keys)
+            } else {
+                remove(path)
+            }
+        }
+    }
+}

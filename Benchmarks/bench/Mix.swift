@@ -1,0 +1,159 @@
+import SessionStore
+import Synchronization
+
+/// What the store did with the requests of a mix.
+final class MixCounters: Sendable {
+    let requests = Atomic<Int>(0)
+    let created = Atomic<Int>(0)
+    let updated = Atomic<Int>(0)
+    let deleted = Atomic<Int>(0)
+    let touched = Atomic<Int>(0)
+    let skippedUnchanged = Atomic<Int>(0)
+    let skippedEmpty = Atomic<Int>(0)
+    let gone = Atomic<Int>(0)
+    /// Requests that carried a stored session and changed nothing.
+    let readOnly = Atomic<Int>(0)
+
+    func record(_ outcome: SaveOutcome, touched wasTouched: Bool, hadSession: Bool) {
+        requests.add(1, ordering: .relaxed)
+        if wasTouched { touched.add(1, ordering: .relaxed) }
+        switch outcome {
+        case .created: created.add(1, ordering: .relaxed)
+        case .updated: updated.add(1, ordering: .relaxed)
+        case .deleted: deleted.add(1, ordering: .relaxed)
+        case .gone: gone.add(1, ordering: .relaxed)
+        case .skipped:
+            if hadSession {
+                skippedUnchanged.add(1, ordering: .relaxed)
+                readOnly.add(1, ordering: .relaxed)
+            } else {
+                skippedEmpty.add(1, ordering: .relaxed)
+            }
+        @unknown default: break
+        }
+    }
+
+    /// Rows written: data writes plus one-column touches.
+    var writes: Int {
+        created.load(ordering: .relaxed) + updated.load(ordering: .relaxed) + deleted.load(ordering: .relaxed)
+            + touched.load(ordering: .relaxed)
+    }
+}
+
+/// The kind of one simulated request.
+enum RequestKind {
+    case bot, read, change, login
+
+    /// 90% read-only, 8% change one attribute, 2% new logins; `botPerMille` of all
+    /// requests first go to cookie-less bots.
+    static func draw(_ random: inout FastRandom, botPerMille: Int) -> RequestKind {
+        if random.below(1000) < botPerMille { return .bot }
+        let roll = random.below(100)
+        if roll < 90 { return .read }
+        if roll < 98 { return .change }
+        return .login
+    }
+}
+
+extension BenchRun {
+    /// Scenario 2: the read-mostly request mix and a bot mix, store vs naive: throughput,
+    /// rows written per 1000 requests and the share of writes skipped.
+    ///
+    /// The store runs on a virtual clock advanced per request (`--mix-rate` simulated
+    /// requests per second over `--mix-sessions` active sessions), so the touch interval
+    /// plays out as it would over minutes of traffic.
+    func mix() async throws {
+        let scenario = "2 mix: requests (load + app work + save), store vs naive"
+        let rows = settings.mixRows
+        let active = min(settings.mixSessions, rows)
+        let tasks = settings.concurrency.max()!
+        let step = Int64(max(1, 1000 / max(1, settings.mixRate)))
+        let mmap = settings.mmapSize
+        let idle: Int64 = 30 * 60 * 1000
+        let touchInterval: Int64 = 60 * 1000
+        let mixes: [(String, Int)] = [("read-mostly 90/8/2", 0), ("bots 80% + 90/8/2", 800)]
+        for (label, bots) in mixes {
+            let start = wallMillis()
+            let path = file("mix.db")
+            let naivePath = file("mix-naive.db")
+            try await Fill.storeTable(
+                path: path, rows: rows, plan: .recentlyUsed(now: start, idle: idle, touchInterval: touchInterval),
+                settings: settings)
+            try await Fill.naiveTable(path: naivePath, rows: rows, plan: .fresh)
+            let clock = VirtualClock(start: start)
+            let store = try openStore(path: path, clock: clock)
+            let counters = MixCounters()
+            status("mix \(label): store")
+            let storeSample = try await measureTasks(concurrency: tasks, window: window) { worker in
+                var random = FastRandom(seed: UInt64(worker) &+ 71)
+                return { iteration in
+                    clock.advance(by: step)
+                    switch RequestKind.draw(&random, botPerMille: bots) {
+                    case .bot:
+                        var session = try await store.load(id: nil)
+                        counters.record(try await store.save(&session), touched: false, hadSession: false)
+                    case .read:
+                        var session = try await store.load(id: IDs.id(random.below(active)))
+                        let touched = session.touchedOnLoad
+                        counters.record(try await store.save(&session), touched: touched, hadSession: session.isStored)
+                    case .change:
+                        var session = try await store.load(id: IDs.id(random.below(active)))
+                        try session.set("last_page", "/orders/\(worker)/\(iteration)")
+                        counters.record(try await store.save(&session), touched: session.touchedOnLoad, hadSession: true)
+                    case .login:
+                        var session = try await store.load(id: nil)
+                        try session.set("user_id", random.below(1_000_000))
+                        counters.record(try await store.save(&session), touched: false, hadSession: false)
+                    }
+                }
+            }
+            try await store.shutdown()
+            status("mix \(label): naive")
+            let naiveSample = try await measureThreads(concurrency: tasks, window: window) { worker in
+                let naive = try NaiveStore(path: naivePath, mmapSize: mmap)
+                var random = FastRandom(seed: UInt64(worker) &+ 71)
+                return { iteration in
+                    let now = wallMillis()
+                    switch RequestKind.draw(&random, botPerMille: bots) {
+                    case .bot:
+                        try naive.request(nil, now: now) { _ in }
+                    case .read:
+                        try naive.request(IDs.id(random.below(active)), now: now) { _ in }
+                    case .change:
+                        try naive.request(IDs.id(random.below(active)), now: now) {
+                            $0["last_page"] = Array("\"/orders/\(worker)/\(iteration)\"".utf8)
+                        }
+                    case .login:
+                        let user = random.below(1_000_000)
+                        try naive.request(nil, now: now) { $0["user_id"] = Array("\(user)".utf8) }
+                    }
+                }
+            }
+            let requests = counters.requests.load(ordering: .relaxed)
+            let writes = counters.writes
+            let perThousand = Double(writes) * 1000 / Double(max(1, requests))
+            let skipped = 100 - perThousand / 10
+            let readOnly = counters.readOnly.load(ordering: .relaxed)
+            let touched = counters.touched.load(ordering: .relaxed)
+            let touchSkipped = readOnly > 0 ? 100 * (1 - Double(touched) / Double(readOnly)) : 0
+            report.add(ResultRow(
+                scenario: scenario, name: "store, \(label)", rows: rows, concurrency: tasks, sample: storeSample,
+                vsNaive: naiveSample.opsPerSecond / storeSample.opsPerSecond,
+                note: "rows written/1000 req: \(Fmt.num(perThousand)); skipped \(Fmt.fixed(skipped, 1))% of the naive store's writes"))
+            report.add(ResultRow(
+                scenario: scenario, name: "naive, \(label)", rows: rows, concurrency: tasks, sample: naiveSample,
+                note: "rows written/1000 req: 1000 (every request)"))
+            report.comment(
+                "store, \(label): \(requests) requests: created \(counters.created.load(ordering: .relaxed)), "
+                    + "updated \(counters.updated.load(ordering: .relaxed)), touched \(touched), "
+                    + "skipped unchanged \(counters.skippedUnchanged.load(ordering: .relaxed)), "
+                    + "skipped empty \(counters.skippedEmpty.load(ordering: .relaxed)); touch interval skipped "
+                    + "\(Fmt.fixed(touchSkipped, 1))% of expiry updates on read-only requests")
+            if bots == 0 { figures.mixSkipped = skipped }
+            remove(path)
+            remove(naivePath)
+        }
+        report.comment(
+            "mix: \(active) active sessions, \(settings.mixRate) simulated requests/s, touch interval 60 s, idle timeout 30 min")
+    }
+}

@@ -1,0 +1,85 @@
+import SessionStore
+
+/// A session store written the old way, as a baseline: the row is written on every
+/// request (even when nothing changed), every visitor gets a row (bots included), rows
+/// are keyed by an auto-increment integer plus a UNIQUE text id, and cleanup selects the
+/// expired ids and deletes them one by one.
+///
+/// It is given the benefit of the doubt elsewhere: a persistent connection with prepared
+/// statements, WAL, and an index on `expires_at`. Not `Sendable`: one per thread.
+final class NaiveStore {
+    let db: RawDB
+    private let select: RawStatement
+    private let insert: RawStatement
+    private let update: RawStatement
+    private let selectExpired: RawStatement
+    private let deleteOne: RawStatement
+    static let idle: Int64 = 30 * 60 * 1000
+
+    init(path: String, synchronous: String = "NORMAL", mmapSize: Int) throws {
+        db = try RawDB(path: path, synchronous: synchronous, mmapSize: mmapSize)
+        try db.exec(Fill.naiveSchema)
+        let table = Fill.naiveTable
+        select = try db.prepare("SELECT data, expires_at FROM \(table) WHERE sid = ?1")
+        insert = try db.prepare("INSERT INTO \(table) (sid, data, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")
+        update = try db.prepare("UPDATE \(table) SET data = ?2, expires_at = ?3 WHERE sid = ?1")
+        selectExpired = try db.prepare("SELECT sid FROM \(table) WHERE expires_at < ?1")
+        deleteOne = try db.prepare("DELETE FROM \(table) WHERE sid = ?1")
+    }
+
+    /// Reads and decodes a session; `nil` when missing or expired.
+    func load(_ sid: String, now: Int64) throws -> [String: [UInt8]]? {
+        select.bind(1, text: sid)
+        defer { select.reset() }
+        guard try select.step(), select.int64(1) > now else { return nil }
+        return try AttributeCodec.decode(select.blob(0))
+    }
+
+    /// Writes the session back, as the old stores do at the end of every request.
+    func write(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws {
+        update.bind(1, text: sid)
+        update.bind(2, blob: AttributeCodec.encode(attributes))
+        update.bind(3, now + Self.idle)
+        try update.run()
+        if db.changes == 0 { try create(sid, attributes, now: now) }
+    }
+
+    func create(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws {
+        insert.bind(1, text: sid)
+        insert.bind(2, blob: AttributeCodec.encode(attributes))
+        insert.bind(3, now)
+        insert.bind(4, now + Self.idle)
+        try insert.run()
+    }
+
+    /// One request: load (when a cookie came), let the app change the data, write back.
+    /// Always one row written.
+    func request(_ sid: String?, now: Int64, _ change: (inout [String: [UInt8]]) -> Void) throws {
+        if let sid, var attributes = try load(sid, now: now) {
+            change(&attributes)
+            try write(sid, attributes, now: now)
+        } else {
+            var attributes: [String: [UInt8]] = [:]
+            change(&attributes)
+            try create(NaiveStore.newID(), attributes, now: now)
+        }
+    }
+
+    /// "SELECT the expired, then DELETE them one by one", each delete its own transaction.
+    func cleanup(now: Int64, progress: Progress? = nil) throws -> Int {
+        selectExpired.bind(1, now)
+        var expired: [String] = []
+        while try selectExpired.step() { expired.append(selectExpired.text(0)) }
+        selectExpired.reset()
+        var deleted = 0
+        for sid in expired {
+            deleteOne.bind(1, text: sid)
+            try deleteOne.run()
+            deleted += db.changes
+            if deleted % 1000 == 0 { progress?.update(deleted) }
+        }
+        return deleted
+    }
+
+    static func newID() -> String { SessionID.generate().text }
+}
