@@ -42,7 +42,10 @@ let package = Package(
         ),
         .target(
             name: "SessionStoreSQLite",
-            dependencies: ["SessionStore", "CSessionStoreSQLite"],
+            dependencies: [
+                "SessionStore", "CSessionStoreSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
         // Clustered backend over MariaDB Connector/C; only users of this product build it.
@@ -53,7 +56,10 @@ let package = Package(
         ),
         .target(
             name: "SessionStoreMySQL",
-            dependencies: ["SessionStore", "CSessionStoreMariaDB"],
+            dependencies: [
+                "SessionStore", "CSessionStoreMariaDB",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
         // The backend conformance suite, usable by third-party backends too.
