@@ -157,8 +157,22 @@ public struct StoreURL: Sendable, CustomStringConvertible {
         if let port { text += ":\(port)" }
         if scheme != "sqlite" && !path.isEmpty { text += "/" }
         text += path
-        if !options.isEmpty { text += "?" + options.map { "\($0.name)=\($0.value)" }.joined(separator: "&") }
+        if !options.isEmpty {
+            text += "?" + options.map { "\($0.name)=\(Self.redacted(option: $0.value))" }.joined(separator: "&")
+        }
         return text
+    }
+
+    /// An option value with the password of a nested URL (e.g. `fallback=mysql://u:p@h/db`)
+    /// replaced by `***`.
+    private static func redacted(option value: String) -> String {
+        guard value.contains("@"), value.contains("://") else { return value }
+        do {
+            let nested = try StoreURL(value)
+            return nested.password == nil ? value : nested.description
+        } catch {
+            return "(not shown)"  // Unparsable, yet it may hold credentials.
+        }
     }
 
     /// A configuration error that names the problem.
