@@ -71,11 +71,22 @@ extension BenchRun {
         // The naive store: select the expired ids, delete them one by one; naive reader and writer.
         let naivePath = file("cleanup-naive.db")
         try await Fill.naiveTable(path: naivePath, rows: rows, plan: .halfExpired)
-        let naiveOutcome = try await underNaiveLoad(path: naivePath, rows: rows, expired: expired)
+        let naiveOutcome = try await underNaiveLoad(rows: rows, expired: expired) {
+            try NaiveStore(path: naivePath, mmapSize: mmap)
+        }
         remove(naivePath)
 
+        reportCleanup(
+            scenario: scenario, rows: rows, expired: expired, store: storeOutcome, storeName: "store cleanup, batches of \(batch)",
+            floor: floorOutcome, naive: naiveOutcome)
+    }
+
+    func reportCleanup(
+        scenario: String, rows: Int, expired: Int, store storeOutcome: CleanupOutcome, storeName: String,
+        floor floorOutcome: CleanupOutcome, naive naiveOutcome: CleanupOutcome
+    ) {
         for (name, var outcome, isStore) in [
-            ("store cleanup, batches of \(batch)", storeOutcome, true),
+            (storeName, storeOutcome, true),
             ("floor: one unbounded DELETE", floorOutcome, false),
             ("naive: SELECT, then DELETE each", naiveOutcome, false),
         ] {
@@ -106,7 +117,7 @@ extension BenchRun {
 
     /// Runs `work` while one task loads live sessions and another saves one every
     /// millisecond, all through `store`.
-    private func underStoreLoad(
+    func underStoreLoad(
         _ store: SessionStore, rows: Int, label: String, _ work: @escaping @Sendable () async throws -> Int
     ) async throws -> CleanupOutcome {
         let stop = StopFlag()
@@ -168,14 +179,15 @@ extension BenchRun {
     }
 
     /// The naive store's cleanup with its own reader and writer on plain threads.
-    private func underNaiveLoad(path: String, rows: Int, expired: Int) async throws -> CleanupOutcome {
+    func underNaiveLoad(
+        rows: Int, expired: Int, _ makeNaive: @escaping @Sendable () throws -> any NaiveConnection
+    ) async throws -> CleanupOutcome {
         let stop = StopFlag()
         let origin = Origin()
         let live = rows / 2
-        let mmap = settings.mmapSize
         let background = Task {
             try await onThreads(2) { role -> LoadRecord in
-                let naive = try NaiveStore(path: path, mmapSize: mmap)
+                let naive = try makeNaive()
                 var record = LoadRecord()
                 var random = FastRandom(seed: 93 + UInt64(role))
                 var iteration = 0
@@ -202,11 +214,10 @@ extension BenchRun {
         try await Task.sleep(for: .milliseconds(200))
         let start = nanos()
         origin.value.store(start, ordering: .relaxed)
-        let mmapSize = settings.mmapSize
         let result: Result<Int, any Error>
         do {
             result = .success(try await onThread {
-                let naive = try NaiveStore(path: path, mmapSize: mmapSize)
+                let naive = try makeNaive()
                 let progress = Progress("cleanup: naive, one DELETE per row", total: expired)
                 defer { progress.finish() }
                 return try naive.cleanup(now: wallMillis(), progress: progress)

@@ -1,5 +1,13 @@
 import SessionStore
 
+/// The naive store's operations, on SQLite (``NaiveStore``) or MySQL (``MyNaive``).
+protocol NaiveConnection: AnyObject {
+    func load(_ sid: String, now: Int64) throws -> [String: [UInt8]]?
+    func write(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws
+    func request(_ sid: String?, now: Int64, _ change: (inout [String: [UInt8]]) -> Void) throws
+    func cleanup(now: Int64, progress: Progress?) throws -> Int
+}
+
 /// A session store written the old way, as a baseline: the row is written on every
 /// request (even when nothing changed), every visitor gets a row (bots included), rows
 /// are keyed by an auto-increment integer plus a UNIQUE text id, and cleanup selects the
@@ -7,7 +15,7 @@ import SessionStore
 ///
 /// It is given the benefit of the doubt elsewhere: a persistent connection with prepared
 /// statements, WAL, and an index on `expires_at`. Not `Sendable`: one per thread.
-final class NaiveStore {
+final class NaiveStore: NaiveConnection {
     let db: RawDB
     private let select: RawStatement
     private let insert: RawStatement
