@@ -291,12 +291,20 @@ public final class SessionStore: Sendable {
             session = newSession()
             return
         }
-        if session.values.isEmpty {
+        // Carry over what other requests saved since this one loaded, plus this one's changes.
+        let values: [String: [UInt8]]
+        do {
+            values = session.rebased(on: try AttributeCodec.decode(current.data))
+        } catch var error as SessionStoreError {
+            error.session = oldID.redacted
+            throw error
+        }
+        if values.isEmpty {
             try await destroy(&session)
             session.id = newID
             return
         }
-        let data = try encode(session.values, oldID)
+        let data = try encode(values, oldID)
         let record = SessionRecord(
             data: data, version: 1, createdAt: stored.createdAt,
             expiresAt: configuration.expiry(createdAt: stored.createdAt, now: now))
@@ -318,6 +326,7 @@ public final class SessionStore: Sendable {
             return
         }
         session.id = newID
+        session.values = values
         session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)
         session.changes = [:]
         metrics.regenerated.increment()
