@@ -163,7 +163,7 @@ struct Bench: AsyncParsableCommand {
             mixRows: tableRows ?? (quick ? 10_000 : 100_000),
             saveRows: tableRows ?? (quick ? 10_000 : 100_000),
             mixSessions: mixSessions, mixRate: mixRate, cleanupBatch: cleanupBatch,
-            mmapSize: mmapSize, readers: readers, dir: workDir, url: url, idHashing: idHash.hashing)
+            mmapSize: mmapSize, readers: readers, dir: workDir, url: backend == .mysql ? url : nil, idHashing: idHash.hashing)
         let chosen = try Scenario.parse(scenarios)
         let report = Report()
         report.environment = [
@@ -173,6 +173,12 @@ struct Bench: AsyncParsableCommand {
         ]
         print("session store bench: backend \(backend.rawValue), tables \(sizes.map(Fmt.rows).joined(separator: "/")), "
             + "\(Fmt.fixed(seconds, 2)) s windows, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3)
+            .joined(separator: " ")
+        if let load {
+            report.environment["loadavg_start"] = load
+            print("load average at start: \(load) (other work on the machine skews the figures, concurrency most)")
+        }
         print("×floor: time per op relative to raw C calls on the same table (1.00 = floor); "
             + "×naive: relative to the naive store (<1 = faster)")
         defer {

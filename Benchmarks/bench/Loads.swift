@@ -89,7 +89,7 @@ extension BenchRun {
                 report.comment(
                     "\(Fmt.rows(rows)) rows: hits scale ×\(Fmt.fixed(scaling, 2)) from \(low) to \(high) tasks "
                         + "(floor ×\(Fmt.fixed(floor2 / floor1, 2)))")
-                if rows == largest { figures.loadScaling = (rows, scaling) }
+                if rows == largest { figures.loadScaling = (rows, scaling, floor2 / floor1) }
             }
             try await store.shutdown()
             remove(naivePath)

@@ -223,6 +223,7 @@ extension BenchRun {
             let high = settings.concurrency.max()!
             if high > low, let store1 = storeByConcurrency[low], let store2 = storeByConcurrency[high],
                let floor1 = floorByConcurrency[low], let floor2 = floorByConcurrency[high] {
+                if rows == largest { figures.loadScaling = (rows, store2 / store1, floor2 / floor1) }
                 report.comment(
                     "\(Fmt.rows(rows)) rows: hits scale ×\(Fmt.fixed(store2 / store1, 2)) from \(low) to \(high) tasks "
                         + "(floor ×\(Fmt.fixed(floor2 / floor1, 2)))")

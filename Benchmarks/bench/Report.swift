@@ -74,7 +74,7 @@ final class Report {
     // MARK: - Table
 
     private static let columns: [(String, Int)] = [
-        ("case", 38), ("rows", 6), ("conc", 4), ("ops/s", 9), ("p50 µs", 9), ("p99 µs", 9), ("max µs", 10),
+        ("case", 44), ("rows", 6), ("conc", 4), ("ops/s", 9), ("p50 µs", 9), ("p99 µs", 9), ("max µs", 10),
         ("×floor", 7), ("×naive", 7),
     ]
 
