@@ -4,7 +4,7 @@ extension BenchRun {
     /// Scenario 5: key layout `(crc32, id)` vs id alone on the largest table; store and
     /// floor on each, one task.
     func keys() async throws {
-        let scenario = "5 keys: key layout on the largest table, 1 task (ops = loads)"
+        let scenario = "5 keys: key layout on the largest table, 1 task, 3 alternating rounds (ops = loads)"
         let rows = settings.rows.max()!
         let mmap = settings.mmapSize
         let crcPath: String
@@ -18,38 +18,62 @@ extension BenchRun {
         }
         let idPath = file("keys-id.db")
         try await Fill.storeTable(path: idPath, rows: rows, layout: .idOnly, plan: .fresh, settings: settings)
-        var hits: [KeyLayout: (store: Double, floor: Double, miss: Double)] = [:]
-        for (layout, path) in [(KeyLayout.checksumAndID, crcPath), (.idOnly, idPath)] {
-            let name = layout == .checksumAndID ? "(crc32, id)" : "(id)"
-            status("keys \(name)")
-            let store = try openStore(path: path, layout: layout)
-            let floor = try await measureThreads(concurrency: 1, window: window) { _ in
-                let floor = try Floor(path: path, layout: layout, mmapSize: mmap)
-                var random = FastRandom(seed: 41)
-                return { _ in
-                    let index = random.below(rows)
-                    guard try floor.load(keys.values[index], checksum: keys.checksums[index], now: wallMillis()) else {
-                        throw BenchError("floor missed")
+        // The layouts are measured in alternating rounds (A B A B A B) and the samples
+        // merged, so drift on a shared machine hits both alike.
+        let layouts: [(KeyLayout, String)] = [(.checksumAndID, crcPath), (.idOnly, idPath)]
+        var stores: [KeyLayout: SessionStore] = [:]
+        for (layout, path) in layouts { stores[layout] = try openStore(path: path, layout: layout) }
+        var samples: [KeyLayout: (store: Sample, floor: Sample, miss: Sample)] = [:]
+        let rounds = 3
+        let roundWindow = Window(warmup: window.warmup / 2, duration: window.duration / Double(rounds))
+        for round in 1...rounds {
+            for (layout, path) in layouts {
+                let store = stores[layout]!
+                status("keys \(layout == .checksumAndID ? "(crc32, id)" : "(id)"), round \(round)/\(rounds)")
+                let floor = try await measureThreads(concurrency: 1, window: roundWindow) { _ in
+                    let floor = try Floor(path: path, layout: layout, mmapSize: mmap)
+                    var random = FastRandom(seed: 41 &+ UInt64(round))
+                    return { _ in
+                        let index = random.below(rows)
+                        guard try floor.load(keys.values[index], checksum: keys.checksums[index], now: wallMillis()) else {
+                            throw BenchError("floor missed")
+                        }
                     }
                 }
-            }
-            let hit = try await measureTasks(concurrency: 1, window: window) { _ in
-                var random = FastRandom(seed: 41)
-                return { _ in
-                    guard try await store.load(id: IDs.id(random.below(rows))).isStored else { throw BenchError("store missed") }
+                let hit = try await measureTasks(concurrency: 1, window: roundWindow) { _ in
+                    var random = FastRandom(seed: 41 &+ UInt64(round))
+                    return { _ in
+                        guard try await store.load(id: IDs.id(random.below(rows))).isStored else { throw BenchError("store missed") }
+                    }
+                }
+                let miss = try await measureTasks(concurrency: 1, window: roundWindow) { _ in
+                    var random = FastRandom(seed: 43 &+ UInt64(round))
+                    return { _ in _ = try await store.load(id: IDs.missID(random.below(StoredKeys.missCount))) }
+                }
+                if var sum = samples[layout] {
+                    sum.store.merge(hit)
+                    sum.store.seconds += hit.seconds
+                    sum.floor.merge(floor)
+                    sum.floor.seconds += floor.seconds
+                    sum.miss.merge(miss)
+                    sum.miss.seconds += miss.seconds
+                    samples[layout] = sum
+                } else {
+                    samples[layout] = (hit, floor, miss)
                 }
             }
-            let miss = try await measureTasks(concurrency: 1, window: window) { _ in
-                var random = FastRandom(seed: 43)
-                return { _ in _ = try await store.load(id: IDs.missID(random.below(StoredKeys.missCount))) }
-            }
-            try await store.shutdown()
-            hits[layout] = (hit.opsPerSecond, floor.opsPerSecond, miss.opsPerSecond)
+        }
+        for store in stores.values { try await store.shutdown() }
+        var hits: [KeyLayout: (store: Double, floor: Double, miss: Double)] = [:]
+        for (layout, _) in layouts {
+            let name = layout == .checksumAndID ? "(crc32, id)" : "(id)"
+            let sample = samples[layout]!
+            hits[layout] = (sample.store.opsPerSecond, sample.floor.opsPerSecond, sample.miss.opsPerSecond)
             report.add(ResultRow(
-                scenario: scenario, name: "store hit, key \(name)", rows: rows, concurrency: 1, sample: hit,
-                vsFloor: floor.opsPerSecond / hit.opsPerSecond))
-            report.add(ResultRow(scenario: scenario, name: "floor hit, key \(name)", rows: rows, concurrency: 1, sample: floor))
-            report.add(ResultRow(scenario: scenario, name: "store miss, key \(name)", rows: rows, concurrency: 1, sample: miss))
+                scenario: scenario, name: "store hit, key \(name)", rows: rows, concurrency: 1, sample: sample.store,
+                vsFloor: sample.floor.opsPerSecond / sample.store.opsPerSecond))
+            report.add(ResultRow(scenario: scenario, name: "floor hit, key \(name)", rows: rows, concurrency: 1, sample: sample.floor))
+            report.add(ResultRow(scenario: scenario, name: "store miss, key \(name)", rows: rows, concurrency: 1, sample: sample.miss))
         }
         if let crc = hits[.checksumAndID], let id = hits[.idOnly] {
             func change(_ a: Double, _ b: Double) -> String {
