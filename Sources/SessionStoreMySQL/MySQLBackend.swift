@@ -120,10 +120,11 @@ public final class MySQLBackend: StorageBackend {
         } > 0
     }
 
-    /// Moves a row's expiry back to `expiresAt`; never forwards.
+    /// Marks a row retired (version 0) and moves its expiry back to `expiresAt` when that
+    /// is earlier; never forwards. `false` when nothing changed (missing, or already so).
     public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
         let sql = statements.retire
-        let parameters: [MySQLValue] = [.int(expiresAt)] + statements.keyValues(key) + [.int(expiresAt)]
+        let parameters: [MySQLValue] = [.int(expiresAt)] + statements.keyValues(key)
         return try await perform("retire", idempotent: true) { connection in
             try connection.statement(sql).execute(parameters)
         } > 0

@@ -63,9 +63,8 @@ final class MySQLConnection {
             configuration.database, UInt32(configuration.port), configuration.unixSocket, 0
         )
         guard connected != nil else {
-            let error = MySQLClientError.from(handle, statement: nil)
-            mysql_close(handle)
-            throw error
+            // Every stored property is set, so deinit closes the handle.
+            throw MySQLClientError.from(handle, statement: nil)
         }
     }
 

@@ -60,7 +60,7 @@ struct MySQLStatements: Sendable {
         update = "UPDATE `\(table)` SET data = ?, version = version + 1, expires_at = GREATEST(expires_at, ?) "
             + "WHERE \(key) AND version = ? AND expires_at > ?"
         touch = "UPDATE `\(table)` SET expires_at = ? WHERE \(key) AND expires_at > ? AND expires_at < ?"
-        retire = "UPDATE `\(table)` SET expires_at = ? WHERE \(key) AND expires_at > ?"
+        retire = "UPDATE `\(table)` SET version = 0, expires_at = LEAST(expires_at, ?) WHERE \(key)"
         delete = "DELETE FROM `\(table)` WHERE \(key)"
         deleteVersioned = "DELETE FROM `\(table)` WHERE \(key) AND version = ?"
         deleteExpired = "DELETE FROM `\(table)` WHERE expires_at < ? ORDER BY expires_at LIMIT ?"

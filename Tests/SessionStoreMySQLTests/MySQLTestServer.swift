@@ -1,0 +1,111 @@
+import Foundation
+import SessionStore
+@testable import SessionStoreMySQL
+import Testing
+
+/// The server the MySQL tests use: `SESSION_STORE_MYSQL_URL`, set by `bash .ci/test`.
+enum MySQLTestServer {
+    static let url: String? = {
+        let value = ProcessInfo.processInfo.environment["SESSION_STORE_MYSQL_URL"]
+        return value?.isEmpty == false ? value : nil
+    }()
+
+    /// Whether this is a CI run, where the MySQL tests must run.
+    static let isCI: Bool = {
+        let value = ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? ""
+        return !value.isEmpty && value != "false" && value != "0"
+    }()
+
+    static var available: Bool { url != nil }
+
+    /// The server's base configuration with a table of its own.
+    static func configuration(
+        table prefix: String, _ customize: (inout MySQLConfiguration) -> Void = { _ in }
+    ) throws -> MySQLConfiguration {
+        var url = try StoreURL(try #require(url, "SESSION_STORE_MYSQL_URL not set"))
+        var configuration = try MySQLConfiguration(url: &url)
+        configuration.table = uniqueTable(prefix)
+        customize(&configuration)
+        return configuration
+    }
+
+    /// A table name no other test uses.
+    static func uniqueTable(_ prefix: String) -> String {
+        let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        return String("t_\(prefix)_\(suffix)".prefix(64))
+    }
+
+    /// Opens a backend on a table of its own, runs `body`, then drops the table and closes.
+    static func withBackend(
+        _ prefix: String, _ customize: (inout MySQLConfiguration) -> Void = { _ in },
+        _ body: (MySQLBackend) async throws -> Void
+    ) async throws {
+        let backend = try await MySQLBackend(configuration: try configuration(table: prefix, customize))
+        do {
+            try await body(backend)
+        } catch {
+            try? await drop(backend)
+            try? await backend.close()
+            throw error
+        }
+        try await drop(backend)
+        try await backend.close()
+    }
+
+    static func drop(_ backend: MySQLBackend) async throws {
+        let table = backend.configuration.table
+        try await backend.perform("drop", idempotent: true) { connection in
+            try connection.run("DROP TABLE IF EXISTS `\(table)`")
+            try connection.run("DELETE FROM session_store_schema WHERE name = '\(table)'")
+            try connection.run("DELETE FROM session_store_lease WHERE name = '\(table)'")
+        }
+    }
+
+    /// Text rows of a query, run on one of the backend's connections.
+    static func rows(_ backend: MySQLBackend, _ sql: String) async throws -> [[String?]] {
+        try await backend.perform("query", idempotent: true) { connection in try connection.rows(sql) }
+    }
+}
+
+/// Fails a CI run that has no MySQL server, so the MySQL suite never skips silently there.
+@Suite("MySQL server availability")
+struct MySQLAvailabilityTests {
+    @Test(
+        "SESSION_STORE_MYSQL_URL is set (required in CI)",
+        .enabled(if: MySQLTestServer.available || MySQLTestServer.isCI)
+    )
+    func serverConfigured() {
+        #expect(
+            MySQLTestServer.url != nil,
+            "SESSION_STORE_MYSQL_URL is missing although CI is set: the MySQL suite cannot run; use bash .ci/test"
+        )
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// SESSION_STORE_MYSQL_URL not set: MySQL suite not run; use bash .ci/test
+    static var mysqlServer: ConditionTrait {
+        .enabled(
+            if: MySQLTestServer.available,
+            "SESSION_STORE_MYSQL_URL not set: MySQL suite not run; use bash .ci/test"
+        )
+    }
+}
+
+/// Expects `body` to throw a ``StorageError`` of `kind` and returns it.
+@discardableResult
+func expectStorageError<T>(
+    _ kind: StorageError.Kind, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> T
+) async -> StorageError? {
+    do {
+        _ = try await body()
+        Issue.record("expected StorageError \(kind), nothing was thrown", sourceLocation: sourceLocation)
+    } catch let error as StorageError {
+        #expect(error.kind == kind, "expected \(kind), got \(error)", sourceLocation: sourceLocation)
+        return error
+    } catch {
+        Issue.record("expected StorageError \(kind), got \(error)", sourceLocation: sourceLocation)
+    }
+    return nil
+}
