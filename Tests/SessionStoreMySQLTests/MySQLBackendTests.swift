@@ -321,3 +321,50 @@ struct MySQLBackendTests {
         }
     }
 }
+
+@Suite("MySQL shared database", .mysqlServer)
+struct MySQLSharedDatabaseTests {
+    /// Two backends with separate pools (two app processes) write, read and clean one table
+    /// at once: no live row is lost and no duplicate-key or deadlock error reaches a caller.
+    @Test func twoPoolsWriteReadAndCleanConcurrently() async throws {
+        try await MySQLTestServer.withBackend("shared", { $0.poolSize = 4 }) { first in
+            let second = try await MySQLBackend(configuration: first.configuration)
+            let backends = [first, second]
+            let now: Int64 = 1_000_000
+            // Expired rows for the cleaners to chew on.
+            for index in 0..<300 {
+                _ = try await first.insert(SessionKey(value: "x\(index)"), SessionRecord(data: [1], version: 1, createdAt: 0, expiresAt: 10))
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        let backend = backends[worker % 2]
+                        for index in 0..<40 {
+                            let key = SessionKey(value: "live\(index)")
+                            // Both pools race to create the same rows: exactly one wins each.
+                            _ = try await backend.insert(key, SessionRecord(data: [UInt8(worker)], version: 1, createdAt: now, expiresAt: now + 600_000))
+                            if let row = try await backend.load(key, now: now) {
+                                _ = try await backend.update(key, data: [UInt8(worker), 1], expectedVersion: row.version, expiresAt: now + 600_000, now: now)
+                            }
+                            _ = try await backend.touch(key, expiresAt: now + 700_000, now: now)
+                        }
+                    }
+                }
+                for backend in backends {
+                    group.addTask {
+                        for _ in 0..<30 { _ = try await backend.deleteExpired(before: now + 120_000, limit: 10) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for index in 0..<40 {
+                let row = try await second.load(SessionKey(value: "live\(index)"), now: now)
+                #expect(row != nil, "live\(index) survived")
+            }
+            while try await first.deleteExpired(before: now + 120_000, limit: 100) > 0 {}
+            let left = try await MySQLTestServer.rows(first, "SELECT COUNT(*) FROM `\(first.configuration.table)`")
+            #expect(left.first?.first == "40")
+            try await second.close()
+        }
+    }
+}
