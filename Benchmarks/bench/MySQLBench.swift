@@ -217,6 +217,7 @@ extension BenchRun {
                 report.plot.loads["MySQL floor hit, \(tasks) thread(s)", default: []].append([Double(rows), floorHit.opsPerSecond])
                 if rows == largest && tasks == settings.concurrency.min() {
                     figures.mysqlLoadVsFloor = ratio
+                    figures.loadVsFloor = (rows, ratio)
                 }
             }
             let low = settings.concurrency.min()!
@@ -435,6 +436,7 @@ extension BenchRun {
             }
             let requests = counters.requests.load(ordering: .relaxed)
             let perThousand = Double(counters.writes) * 1000 / Double(max(1, requests))
+            if bots == 0 { figures.mixSkipped = 100 - perThousand / 10 }
             report.add(ResultRow(
                 scenario: scenario, name: "store, \(label)", rows: rows, concurrency: tasks, sample: storeSample,
                 vsNaive: naiveSample.opsPerSecond / storeSample.opsPerSecond,
