@@ -11,6 +11,8 @@ final class SQLiteConnection {
     private var handle: OpaquePointer?
     private var statements: [String: SQLiteStatement] = [:]
     private let busy: BusyContext
+    /// Keeps the object behind a C hook's context pointer alive while the handle is open.
+    var hookOwner: AnyObject?
 
     /// Opens `path` read-write, creating the file when missing, and installs the busy
     /// handler.
@@ -101,6 +103,7 @@ final class SQLiteConnection {
             sqlite3_close_v2(handle)
             self.handle = nil
         }
+        hookOwner = nil
     }
 
     /// A ``StorageError`` for `code`, with the connection's message and extended code.
