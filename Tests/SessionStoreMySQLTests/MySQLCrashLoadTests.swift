@@ -1,0 +1,372 @@
+import Foundation
+import Logging
+import SessionStore
+@testable import SessionStoreMySQL
+import Synchronization
+import Testing
+
+/// Issue 3, Faults, MySQL: the server is SIGKILLed in the middle of a load and started again.
+/// In-flight operations fail with typed errors, the same store recovers, and every save that
+/// was reported successful is still there afterwards.
+///
+/// The server is private to this suite (`.ci/mariadb.sh start` in a directory of its own), so
+/// the suites sharing `SESSION_STORE_MYSQL_URL` never see the crash. It runs with the InnoDB
+/// defaults (`innodb_flush_log_at_trx_commit=1`): a commit the client was told about is durable,
+/// which the test checks before it starts.
+@Suite(
+    "MySQL crash under load", .serialized, .mysqlServer,
+    .enabled(
+        if: CrashServer.control != nil || MySQLTestServer.isCI,
+        "SESSION_STORE_MARIADB_CTL not set: MySQL crash test not run; use bash .ci/test"
+    )
+)
+struct MySQLCrashLoadTests {
+    static let tasks = 8
+    static let poolSize = 4
+
+    @Test func killedServerLosesNoReportedSaveAndTheStoreRecovers() async throws {
+        let server = try await within(.seconds(60), "starting a private server") { try await onThread { try CrashServer.start() } }
+        defer { server.stop() }
+        var url = try StoreURL(
+            server.url + "?pool=\(Self.poolSize)&pool_timeout=3s&connect_timeout=2s&query_timeout=5s"
+        )
+        let quiet = Logger(label: "crash-load") { _ in SwiftLogNoOpLogHandler() }
+        let backend = try await MySQLBackend(configuration: try MySQLConfiguration(url: &url), logger: quiet)
+        let settings = try await MySQLTestServer.rows(
+            backend, "SELECT @@innodb_flush_log_at_trx_commit, @@innodb_doublewrite"
+        )
+        // Committed means durable only when the redo log is written at every commit.
+        #expect(settings.first?.first == "1", "innodb_flush_log_at_trx_commit is \(settings), not 1")
+        let store = SessionStore(backend: backend, logger: quiet)
+
+        let control = LoadControl()
+        let started = ContinuousClock.now
+        let workers = (0..<Self.tasks).map { index in
+            Task { await Self.work(index, store: store, control: control) }
+        }
+
+        try await Task.sleep(for: .milliseconds(1500))
+        control.phase.store(LoadControl.down, ordering: .sequentiallyConsistent)
+        let killedAt = ContinuousClock.now
+        try await within(.seconds(20), "mariadb.sh kill") { try await onThread { try server.kill() } }
+        try await Task.sleep(for: .milliseconds(700))
+        let restartAt = ContinuousClock.now
+        try await within(.seconds(30), "mariadb.sh start-again") { try await onThread { try server.startAgain() } }
+        let upAt = ContinuousClock.now
+        control.phase.store(LoadControl.up, ordering: .sequentiallyConsistent)
+        try await Task.sleep(for: .milliseconds(2500))
+        control.stop.store(true, ordering: .sequentiallyConsistent)
+
+        // (a) No hang: every task ends soon after being told to stop, since every call is
+        // bounded by the pool, connect and query timeouts.
+        let reports = try await within(.seconds(20), "the load tasks to stop") {
+            var reports: [WorkerReport] = []
+            for worker in workers { reports.append(await worker.value) }
+            return reports
+        }
+        let loadEnded = ContinuousClock.now
+        var total = WorkerReport()
+        for report in reports { total.merge(report) }
+
+        // (a) Every failure was typed and of an expected kind.
+        #expect(total.unexpected.isEmpty, "untyped or unexpected failures: \(total.unexpected.prefix(10))")
+        #expect(total.slowest < .seconds(15), "a store call took \(total.slowest)")
+        #expect(total.successes[LoadControl.before] > 0, "no save succeeded before the kill")
+        #expect(!total.failures.isEmpty, "the kill caused no failure: the load was not in flight")
+
+        // (b) The same store works again after the restart: the load recovered on its own ...
+        #expect(total.successes[LoadControl.up] > 0, "no save succeeded after the restart")
+        // ... and fresh saves and loads succeed.
+        try await within(.seconds(15), "saves and loads after the restart") {
+            var session = store.newSession()
+            try session.set("fresh", 1)
+            #expect(try await store.save(&session) == .created)
+            var loaded = try await store.load(session.id)
+            #expect(try loaded.get("fresh", as: Int.self) == 1)
+            try loaded.set("fresh", 2)
+            #expect(try await store.save(&loaded) == .updated)
+            #expect(try await store.load(session.id).get("fresh", as: Int.self) == 2)
+        }
+
+        // (c) Every save reported successful is there with at least the reported value.
+        let expected = Array(total.reported)
+        let lostSessions = try await within(.seconds(20), "checking \(expected.count) sessions") {
+            try await withThrowingTaskGroup(of: [String].self) { group in
+                let lanes = 4
+                for lane in 0..<lanes {
+                    group.addTask {
+                        var lost: [String] = []
+                        for (id, value) in expected[lane...].striding(by: lanes) {
+                            let session = try await store.load(id)
+                            let found = session.isStored ? try session.get("n", as: Int.self) : nil
+                            if (found ?? Int.min) < value {
+                                lost.append("\(id.redacted): reported \(value), found \(found.map(String.init) ?? "nothing")")
+                            }
+                        }
+                        return lost
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        let lost = lostSessions.count + total.lostDuringLoad.count
+        #expect(lostSessions.isEmpty, "reported saves missing after the restart: \(lostSessions.prefix(10))")
+        #expect(total.lostDuringLoad.isEmpty, "reported saves missing during the load: \(total.lostDuringLoad.prefix(10))")
+
+        // (d) The figures.
+        let failures = total.failures.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        print("""
+            MySQL crash under load: \(Self.tasks) tasks, pool \(Self.poolSize), \
+            innodb_flush_log_at_trx_commit=\(settings.first?.first.flatMap { $0 } ?? "?"), \
+            load \(seconds(loadEnded - started)) s, kill to up again \(seconds(upAt - killedAt)) s \
+            (start-again \(seconds(upAt - restartAt)) s)
+              saves reported \(total.savesReported) (before the kill \(total.successes[LoadControl.before]), \
+            while the kill ran \(total.successes[LoadControl.down]), after the restart \(total.successes[LoadControl.up])), \
+            loads \(total.loads)
+              saves checked \(total.savesReported): \(expected.count) sessions, each at its last reported value
+              failures \(total.failures.values.reduce(0, +)) (before the kill \(total.failed[LoadControl.before]), \
+            from the kill to up again \(total.failed[LoadControl.down]), after the restart \(total.failed[LoadControl.up])): \
+            \(failures.isEmpty ? "none" : failures); unexpected \(total.unexpected.count); \
+            slowest call \(total.slowest.components.seconds * 1000 + total.slowest.components.attoseconds / 1_000_000_000_000_000) ms
+              lost \(lost)
+            """)
+
+        try await backend.close()
+    }
+
+    /// One load task: creates sessions and updates them in a loop until told to stop,
+    /// recording every save the store reported successful.
+    private static func work(_ index: Int, store: SessionStore, control: LoadControl) async -> WorkerReport {
+        var report = WorkerReport()
+        var owned: [Owned] = []
+        while !control.stop.load(ordering: .relaxed) {
+            let began = ContinuousClock.now
+            do {
+                if owned.count < 4 || Int.random(in: 0..<8) == 0 {
+                    var session = store.newSession()
+                    try session.set("n", 1)
+                    try session.set("task", index)
+                    let outcome = try await store.save(&session)
+                    guard outcome == .created else {
+                        report.unexpected.append("create returned \(outcome)")
+                        continue
+                    }
+                    report.succeeded(session.id, 1, phase: control.phase.load(ordering: .sequentiallyConsistent))
+                    owned.append(Owned(session: session, next: 2))
+                } else {
+                    let slot = Int.random(in: 0..<owned.count)
+                    let id = owned[slot].session.id
+                    if Int.random(in: 0..<4) == 0 {
+                        // Read it back: it must hold at least what was last reported.
+                        let loaded = try await store.load(id)
+                        report.loads += 1
+                        let found = loaded.isStored ? try loaded.get("n", as: Int.self) : nil
+                        let reported = report.reported[id] ?? 1
+                        if (found ?? Int.min) < reported {
+                            report.lostDuringLoad.append(
+                                "\(id.redacted): reported \(reported), loaded \(found.map(String.init) ?? "nothing")")
+                        } else if !owned[slot].session.hasChanges {
+                            owned[slot].session = loaded
+                        }
+                    }
+                    let value = owned[slot].next
+                    owned[slot].next += 1
+                    // A save that failed keeps its change pending; the next one re-applies it
+                    // on whatever the failed write left behind (committed or not).
+                    try owned[slot].session.set("n", value)
+                    let outcome = try await store.save(&owned[slot].session)
+                    guard outcome == .updated else {
+                        report.unexpected.append("update returned \(outcome)")
+                        if outcome == .gone { report.lostDuringLoad.append("\(id.redacted): save found it gone") }
+                        owned.remove(at: slot)
+                        continue
+                    }
+                    report.succeeded(id, value, phase: control.phase.load(ordering: .sequentiallyConsistent))
+                }
+            } catch {
+                // A create that failed is dropped (it may or may not have committed, and was
+                // never reported saved); a failed update keeps its change pending.
+                report.failed(error, phase: control.phase.load(ordering: .sequentiallyConsistent))
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            report.slowest = max(report.slowest, ContinuousClock.now - began)
+        }
+        return report
+    }
+}
+
+/// What the load tasks share: when to stop, and whether the server is up.
+private final class LoadControl: Sendable {
+    static let before = 0, down = 1, up = 2
+    let stop = Atomic(false)
+    let phase = Atomic(LoadControl.before)
+}
+
+private struct Owned: Sendable {
+    var session: Session
+    var next: Int
+}
+
+/// What one load task saw.
+private struct WorkerReport: Sendable {
+    /// The last value reported saved, per session.
+    var reported: [SessionID: Int] = [:]
+    /// Successful saves by phase (before the kill, server down, after the restart).
+    var successes = [0, 0, 0]
+    /// Failed calls by phase.
+    var failed = [0, 0, 0]
+    var loads = 0
+    /// Failures by type and kind, e.g. `StorageError.connection`.
+    var failures: [String: Int] = [:]
+    var unexpected: [String] = []
+    var lostDuringLoad: [String] = []
+    var slowest: Duration = .zero
+
+    var savesReported: Int { successes.reduce(0, +) }
+
+    mutating func succeeded(_ id: SessionID, _ value: Int, phase: Int) {
+        reported[id] = max(reported[id] ?? value, value)
+        successes[phase] += 1
+    }
+
+    mutating func failed(_ error: any Error, phase: Int) {
+        failed[phase] += 1
+        switch error {
+        case let error as StorageError:
+            // A write cut off in flight says so: it may or may not have been committed.
+            let cutOff = error.message.contains("may or may not have been committed")
+            failures["StorageError.\(error.kind)\(cutOff ? " (write cut off in flight)" : "")", default: 0] += 1
+            if ![.connection, .poolExhausted, .busy].contains(error.kind) { unexpected.append("\(error)") }
+        case let error as SessionStoreError:
+            failures["SessionStoreError.\(error.code)", default: 0] += 1
+        default:
+            failures["\(type(of: error))", default: 0] += 1
+            unexpected.append("\(type(of: error)): \(error)")
+        }
+    }
+
+    mutating func merge(_ other: WorkerReport) {
+        reported.merge(other.reported) { max($0, $1) }
+        for phase in successes.indices {
+            successes[phase] += other.successes[phase]
+            failed[phase] += other.failed[phase]
+        }
+        loads += other.loads
+        failures.merge(other.failures, uniquingKeysWith: +)
+        unexpected += other.unexpected
+        lostDuringLoad += other.lostDuringLoad
+        slowest = max(slowest, other.slowest)
+    }
+}
+
+private extension ArraySlice {
+    /// Every `step`th element from the start of the slice.
+    func striding(by step: Int) -> [Element] {
+        stride(from: startIndex, to: endIndex, by: step).map { self[$0] }
+    }
+}
+
+private func seconds(_ duration: Duration) -> String {
+    let components = duration.components
+    let value = Double(components.seconds) + Double(components.attoseconds) / 1e18
+    return String(format: "%.1f", value)
+}
+
+/// Resumes a continuation once: with the first value offered.
+private final class FirstResult<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+
+    init(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume(_ value: Value) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
+
+private struct TimedOut: Error, CustomStringConvertible {
+    let what: String
+    let limit: Duration
+    var description: String { "\(what) did not finish within \(limit)" }
+}
+
+/// Runs `operation` and waits for it at most `limit`: on timeout it throws (the operation is
+/// left running), so a hang fails the test instead of stalling it.
+private func within<T: Sendable>(
+    _ limit: Duration, _ what: String, _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    let work = Task.detached { try await operation() }
+    let result: Result<T, any Error> = await withCheckedContinuation { continuation in
+        let first = FirstResult(continuation)
+        let timer = Task.detached {
+            try? await Task.sleep(for: limit)
+            first.resume(.failure(TimedOut(what: what, limit: limit)))
+        }
+        Task.detached {
+            first.resume(await work.result)
+            timer.cancel()
+        }
+    }
+    return try result.get()
+}
+
+/// Runs blocking work (the control script) on a thread of its own, off Swift's cooperative
+/// pool, which has only as many threads as cores.
+private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// A private server of its own, started and stopped with `.ci/mariadb.sh` (as in
+/// MySQLRestartTests.swift, whose helper is private to that file).
+private struct CrashServer: Sendable {
+    let control: String
+    let directory: String
+    let url: String
+
+    static var control: String? {
+        ProcessInfo.processInfo.environment["SESSION_STORE_MARIADB_CTL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    static func start() throws -> CrashServer {
+        let control = try #require(Self.control, "SESSION_STORE_MARIADB_CTL not set: use bash .ci/test")
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("session-store-crash-load-\(UInt32.random(in: 0...UInt32.max))").path
+        let output = try run(control, "start", directory)
+        let prefix = "export SESSION_STORE_MYSQL_URL="
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix(prefix) })
+        return CrashServer(control: control, directory: directory, url: String(line.dropFirst(prefix.count)))
+    }
+
+    func kill() throws { _ = try Self.run(control, "kill", directory) }
+    func startAgain() throws { _ = try Self.run(control, "start-again", directory) }
+    func stop() { _ = try? Self.run(control, "stop", directory) }
+
+    /// Runs the control script with posix_spawn + waitpid (Foundation's
+    /// `Process.waitUntilExit` can hang under Swift concurrency on Linux). Blocks the calling
+    /// thread: call it through ``onThread(_:)``.
+    static func run(_ control: String, _ arguments: String...) throws -> String {
+        let output = FileManager.default.temporaryDirectory
+            .appendingPathComponent("mariadb-ctl-\(UInt32.random(in: 0...UInt32.max)).out").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let quoted = ([control] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let command = "bash " + quoted.joined(separator: " ") + " > '\(output)'"
+        let words: [String] = ["/bin/bash", "-c", command]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ) == 0 else {
+            throw StorageError(kind: .other, engine: "test", operation: "spawn", message: "posix_spawn failed")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw StorageError(kind: .other, engine: "test", operation: arguments.joined(separator: " "),
+                               message: "mariadb.sh exited with status \(status)")
+        }
+        return text
+    }
+}
