@@ -81,7 +81,11 @@ final class MySQLPool: Sendable {
                 continuation.resume(throwing: MySQLBackend.closedError(operation))
             case .wait(let id):
                 Task { [self] in
-                    try? await Task.sleep(for: waitTimeout)
+                    do {
+                        try await Task.sleep(for: waitTimeout)
+                    } catch {
+                        // Unreachable: nothing cancels this timer task; time out at once.
+                    }
                     let waiter = state.withLock { state -> Waiter? in
                         guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
                         return state.waiters.remove(at: index)
@@ -97,16 +101,17 @@ final class MySQLPool: Sendable {
 
     /// Returns a slot taken with ``acquire(operation:)``.
     func release(_ slot: MySQLSlot) {
-        let waiter: Waiter? = state.withLock { state in
-            if state.closed { return nil }
-            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
+        enum Next { case handOver(Waiter), keep, shutDown }
+        let next: Next = state.withLock { state in
+            if state.closed { return .shutDown }
+            if !state.waiters.isEmpty { return .handOver(state.waiters.removeFirst()) }
             state.free.append(slot)
-            return nil
+            return .keep
         }
-        if let waiter {
-            waiter.continuation.resume(returning: slot)
-        } else if state.withLock({ $0.closed }) {
-            slot.shutDown()
+        switch next {
+        case .handOver(let waiter): waiter.continuation.resume(returning: slot)
+        case .keep: break
+        case .shutDown: slot.shutDown()
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import SessionStore
 
 /// The properties the fuzz targets check, one entry point per parser.
@@ -7,6 +8,28 @@ import SessionStore
 /// returns `nil` when the input behaved, or a description of the broken property; a
 /// crash or trap inside a parser is a failure too.
 public enum FuzzChecks {
+    /// The body of a target's `LLVMFuzzerTestOneInput`: runs `check` on the input and
+    /// stops the process, so libFuzzer keeps the input, when it reports a failure.
+    public static func fuzz(
+        _ target: String, _ data: UnsafePointer<UInt8>?, _ size: Int, _ check: ([UInt8]) -> String?
+    ) -> CInt {
+        let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
+        if let failure = check(bytes) {
+            fatalError("\(target): \(failure)")
+        }
+        return 0
+    }
+
+    /// A target's `main` when built without libFuzzer: replays the input files named on
+    /// the command line through `check`.
+    public static func replay(_ target: String, _ check: ([UInt8]) -> String?) throws {
+        for path in CommandLine.arguments.dropFirst() {
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            _ = bytes.withUnsafeBufferPointer { fuzz(target, $0.baseAddress, $0.count, check) }
+            print("ok \(path)")
+        }
+    }
+
     /// `SessionID(validating:)`: accepts exactly 22 base64url characters whose last one
     /// carries no stray bits, and an accepted id validates again to itself.
     public static func sessionID(_ bytes: [UInt8]) -> String? {

@@ -16,7 +16,7 @@ import Testing
 @Suite(
     "MySQL crash under load", .serialized, .mysqlServer,
     .enabled(
-        if: CrashServer.control != nil || MySQLTestServer.isCI,
+        if: PrivateServer.control != nil || MySQLTestServer.isCI,
         "SESSION_STORE_MARIADB_CTL not set: MySQL crash test not run; use bash .ci/test"
     )
 )
@@ -25,7 +25,7 @@ struct MySQLCrashLoadTests {
     static let poolSize = 4
 
     @Test func killedServerLosesNoReportedSaveAndTheStoreRecovers() async throws {
-        let server = try await within(.seconds(60), "starting a private server") { try await onThread { try CrashServer.start() } }
+        let server = try await within(.seconds(60), "starting a private server") { try await onThread { try PrivateServer.start() } }
         defer { server.stop() }
         var url = try StoreURL(
             server.url + "?pool=\(Self.poolSize)&pool_timeout=3s&connect_timeout=2s&query_timeout=5s"
@@ -316,57 +316,5 @@ private func within<T: Sendable>(
 private func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
-}
-
-/// A private server of its own, started and stopped with `.ci/mariadb.sh` (as in
-/// MySQLRestartTests.swift, whose helper is private to that file).
-private struct CrashServer: Sendable {
-    let control: String
-    let directory: String
-    let url: String
-
-    static var control: String? {
-        ProcessInfo.processInfo.environment["SESSION_STORE_MARIADB_CTL"].flatMap { $0.isEmpty ? nil : $0 }
-    }
-
-    static func start() throws -> CrashServer {
-        let control = try #require(Self.control, "SESSION_STORE_MARIADB_CTL not set: use bash .ci/test")
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("session-store-crash-load-\(UInt32.random(in: 0...UInt32.max))").path
-        let output = try run(control, "start", directory)
-        let prefix = "export SESSION_STORE_MYSQL_URL="
-        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix(prefix) })
-        return CrashServer(control: control, directory: directory, url: String(line.dropFirst(prefix.count)))
-    }
-
-    func kill() throws { _ = try Self.run(control, "kill", directory) }
-    func startAgain() throws { _ = try Self.run(control, "start-again", directory) }
-    func stop() { _ = try? Self.run(control, "stop", directory) }
-
-    /// Runs the control script with posix_spawn + waitpid (Foundation's
-    /// `Process.waitUntilExit` can hang under Swift concurrency on Linux). Blocks the calling
-    /// thread: call it through ``onThread(_:)``.
-    static func run(_ control: String, _ arguments: String...) throws -> String {
-        let output = FileManager.default.temporaryDirectory
-            .appendingPathComponent("mariadb-ctl-\(UInt32.random(in: 0...UInt32.max)).out").path
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        let quoted = ([control] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command = "bash " + quoted.joined(separator: " ") + " > '\(output)'"
-        let words: [String] = ["/bin/bash", "-c", command]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ) == 0 else {
-            throw StorageError(kind: .other, engine: "test", operation: "spawn", message: "posix_spawn failed")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            throw StorageError(kind: .other, engine: "test", operation: arguments.joined(separator: " "),
-                               message: "mariadb.sh exited with status \(status)")
-        }
-        return text
     }
 }

@@ -3,56 +3,6 @@ import SessionStore
 @testable import SessionStoreMySQL
 import Testing
 
-/// A private server of its own, started and stopped with `.ci/mariadb.sh`.
-private struct PrivateServer {
-    let control: String
-    let directory: String
-    let url: String
-
-    static var control: String? {
-        ProcessInfo.processInfo.environment["SESSION_STORE_MARIADB_CTL"].flatMap { $0.isEmpty ? nil : $0 }
-    }
-
-    static func start() throws -> PrivateServer {
-        let control = try #require(Self.control, "SESSION_STORE_MARIADB_CTL not set")
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("session-store-restart-\(UInt32.random(in: 0...UInt32.max))").path
-        let output = try run(control, "start", directory)
-        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("export SESSION_STORE_MYSQL_URL=") })
-        return PrivateServer(control: control, directory: directory, url: String(line.dropFirst("export SESSION_STORE_MYSQL_URL=".count)))
-    }
-
-    func kill() throws { _ = try Self.run(control, "kill", directory) }
-    func startAgain() throws { _ = try Self.run(control, "start-again", directory) }
-    func stop() { _ = try? Self.run(control, "stop", directory) }
-
-    /// Runs the control script on a thread of its own (posix_spawn + waitpid: Foundation's
-    /// `Process.waitUntilExit` can hang under Swift concurrency on Linux).
-    @discardableResult
-    static func run(_ control: String, _ arguments: String...) throws -> String {
-        let output = FileManager.default.temporaryDirectory
-            .appendingPathComponent("mariadb-ctl-\(UInt32.random(in: 0...UInt32.max)).out").path
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        let quoted = ([control] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
-        let command = "bash " + quoted.joined(separator: " ") + " > '\(output)'"
-        let words: [String] = ["/bin/bash", "-c", command]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ) == 0 else {
-            throw StorageError(kind: .other, engine: "test", operation: "spawn", message: "posix_spawn failed")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            throw StorageError(kind: .other, engine: "test", operation: arguments.joined(separator: " "),
-                               message: "mariadb.sh exited with status \(status)")
-        }
-        return text
-    }
-}
-
 /// Kills and restarts a server while a backend uses it. The server is private to this suite,
 /// so the other suites running in parallel never see the restart.
 @Suite(

@@ -5,24 +5,14 @@ import SessionStoreTesting
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSessionID(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    if let failure = FuzzChecks.sessionID(bytes) {
-        fatalError("fuzz-SessionID: \(failure)")
-    }
-    return 0
+    FuzzChecks.fuzz("fuzz-SessionID", data, size, FuzzChecks.sessionID)
 }
 
 #if !FUZZING
-import Foundation
-
 @main
 struct Reproducer {
     static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-            bytes.withUnsafeBufferPointer { _ = fuzzSessionID($0.baseAddress, $0.count) }
-            print("ok \(path)")
-        }
+        try FuzzChecks.replay("fuzz-SessionID", FuzzChecks.sessionID)
     }
 }
 #endif
