@@ -48,7 +48,7 @@ final class BenchRun {
 
     /// A store over the SQLite backend as the scenarios use it.
     func openStore(
-        path: String, layout: KeyLayout = .checksumAndID, synchronous: SQLiteConfiguration.Synchronous = .normal,
+        path: String, layout: KeyLayout = SQLiteConfiguration().keyLayout, synchronous: SQLiteConfiguration.Synchronous = .normal,
         groupCommit: Bool = true, clock: any SessionClock = SystemSessionClock()
     ) throws -> SessionStore {
         let backend = try SQLiteBackend(

@@ -34,7 +34,7 @@ enum Fill {
 
     /// Configuration of the store's SQLite backend as every scenario opens it.
     static func sqliteConfiguration(
-        path: String, layout: KeyLayout = .checksumAndID, synchronous: SQLiteConfiguration.Synchronous = .normal,
+        path: String, layout: KeyLayout = SQLiteConfiguration().keyLayout, synchronous: SQLiteConfiguration.Synchronous = .normal,
         groupCommit: Bool = true, settings: Settings
     ) -> SQLiteConfiguration {
         var configuration = SQLiteConfiguration(path: path)
@@ -51,7 +51,7 @@ enum Fill {
     /// backend's), then inserts `rows` rows in key order.
     @discardableResult
     static func storeTable(
-        path: String, rows: Int, layout: KeyLayout = .checksumAndID, plan: ExpiryPlan, settings: Settings
+        path: String, rows: Int, layout: KeyLayout = SQLiteConfiguration().keyLayout, plan: ExpiryPlan, settings: Settings
     ) async throws -> StoredKeys {
         let backend = try SQLiteBackend(
             configuration: sqliteConfiguration(path: path, layout: layout, settings: settings),

@@ -1,4 +1,5 @@
 import SessionStore
+import SessionStoreSQLite
 
 /// The physical floor: the store's own table and statements' work done through the
 /// SQLite C API directly, with prepared statements and no store logic (the stored key is
@@ -11,7 +12,7 @@ final class Floor {
     private let update: RawStatement
     private let layout: KeyLayout
 
-    init(path: String, layout: KeyLayout = .checksumAndID, synchronous: String = "NORMAL", mmapSize: Int) throws {
+    init(path: String, layout: KeyLayout = SQLiteConfiguration().keyLayout, synchronous: String = "NORMAL", mmapSize: Int) throws {
         db = try RawDB(path: path, synchronous: synchronous, mmapSize: mmapSize)
         self.layout = layout
         let key = layout == .checksumAndID ? "crc32 = ?1 AND id = ?2" : "id = ?2"

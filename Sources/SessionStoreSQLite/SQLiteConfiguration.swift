@@ -23,7 +23,9 @@ public struct SQLiteConfiguration: Sendable {
     /// The session table. Must be a plain identifier (see `SQLIdentifier`).
     /// The default is `"sessions"`.
     public var table: String
-    /// How rows are keyed. The default is ``KeyLayout/checksumAndID``.
+    /// How rows are keyed. The default is ``KeyLayout/idOnly``: `bench` measured it 1.5-2%
+    /// faster than `(crc32, id)` through the store and 10-14% faster through the raw C API
+    /// on a 1M-row table of SHA-256 keys, so the crc32 column does not pay for itself here.
     public var keyLayout: KeyLayout
     /// `PRAGMA synchronous`. `.normal` in WAL mode may lose the last commits on power loss
     /// but never corrupts the database; `.full` makes every reported save durable at the
@@ -54,7 +56,7 @@ public struct SQLiteConfiguration: Sendable {
     public init(path: String = ":memory:") {
         self.path = path
         self.table = "sessions"
-        self.keyLayout = .checksumAndID
+        self.keyLayout = .idOnly
         self.synchronous = .normal
         self.busyTimeout = .seconds(5)
         self.mmapSize = 0

@@ -30,7 +30,7 @@ struct SQLiteConfigurationTests {
     @Test func defaults() throws {
         let (configuration, _) = try configuration("sqlite:///x.db")
         #expect(configuration.table == "sessions")
-        #expect(configuration.keyLayout == .checksumAndID)
+        #expect(configuration.keyLayout == .idOnly)
         #expect(configuration.synchronous == .normal)
         #expect(configuration.busyTimeout == .seconds(5))
         #expect(configuration.mmapSize == 0)
@@ -41,10 +41,10 @@ struct SQLiteConfigurationTests {
 
     @Test func allOptions() throws {
         let (configuration, url) = try configuration(
-            "sqlite:///x.db?table=web_sessions&key=id&synchronous=full&busy_timeout=250ms"
+            "sqlite:///x.db?table=web_sessions&key=crc32&synchronous=full&busy_timeout=250ms"
                 + "&mmap_size=1073741824&readers=8&group_commit=false&batch=32")
         #expect(configuration.table == "web_sessions")
-        #expect(configuration.keyLayout == .idOnly)
+        #expect(configuration.keyLayout == .checksumAndID)
         #expect(configuration.synchronous == .full)
         #expect(configuration.busyTimeout == .milliseconds(250))
         #expect(configuration.mmapSize == 1 << 30)

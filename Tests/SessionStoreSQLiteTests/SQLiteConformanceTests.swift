@@ -14,9 +14,9 @@ struct SQLiteConformanceTests {
     }
 
     @Test(arguments: BackendConformance.checks)
-    func conformanceWithIDOnlyKeys(_ check: ConformanceCheck) async throws {
+    func conformanceWithChecksumKeysAndNoGroupCommit(_ check: ConformanceCheck) async throws {
         try await withTemporaryDatabase { database in
-            let configuration = database.configuration { $0.keyLayout = .idOnly; $0.groupCommit = false }
+            let configuration = database.configuration { $0.keyLayout = .checksumAndID; $0.groupCommit = false }
             try await check.run(on: TestDatabase { try SQLiteBackend(configuration: configuration) })
         }
     }
