@@ -1,4 +1,5 @@
 import SessionStore
+import SessionStoreSQLite
 
 extension BenchRun {
     /// Scenario 5: key layout `(crc32, id)` vs id alone on the largest table; store and
@@ -7,17 +8,23 @@ extension BenchRun {
         let scenario = "5 keys: key layout on the largest table, 1 task, 3 alternating rounds (ops = loads)"
         let rows = settings.rows.max()!
         let mmap = settings.mmapSize
-        let crcPath: String
+        // The largest loads table has the store's default layout; fill the other one.
+        let defaultLayout = SQLiteConfiguration().keyLayout
+        let otherLayout: KeyLayout = defaultLayout == .idOnly ? .checksumAndID : .idOnly
+        let defaultPath: String
         let keys: StoredKeys
         if let kept = largestLoadsTable, kept.rows == rows {
-            crcPath = kept.path
+            defaultPath = kept.path
             keys = kept.keys
         } else {
-            crcPath = file("keys-crc.db")
-            keys = try await Fill.storeTable(path: crcPath, rows: rows, plan: .fresh, settings: settings)
+            defaultPath = file("keys-default.db")
+            keys = try await Fill.storeTable(path: defaultPath, rows: rows, plan: .fresh, settings: settings)
         }
-        let idPath = file("keys-id.db")
-        try await Fill.storeTable(path: idPath, rows: rows, layout: .idOnly, plan: .fresh, settings: settings)
+        let otherPath = file("keys-other.db")
+        try await Fill.storeTable(path: otherPath, rows: rows, layout: otherLayout, plan: .fresh, settings: settings)
+        let paths = [defaultLayout: defaultPath, otherLayout: otherPath]
+        let crcPath = paths[.checksumAndID]!
+        let idPath = paths[.idOnly]!
         // The layouts are measured in alternating rounds (A B A B A B) and the samples
         // merged, so drift on a shared machine hits both alike.
         let layouts: [(KeyLayout, String)] = [(.checksumAndID, crcPath), (.idOnly, idPath)]
