@@ -24,6 +24,7 @@ final class BenchRun {
         var cleanupReaderP99: (expired: Int, ms: Double)?
         var cleanupVsDelete: (expired: Int, ratio: Double)?
         var mysqlLoadVsFloor: Double?
+        var keyHashShare: Double?
     }
 
     init(settings: Settings, report: Report) {
@@ -69,6 +70,8 @@ final class BenchRun {
         }
         add("load vs floor, largest table", "≤ 1.50×",
             f.loadVsFloor.map { "\(Fmt.fixed($0.ratio, 2))× at \(Fmt.rows($0.rows)) rows" }, f.loadVsFloor.map { $0.ratio <= 1.5 })
+        add("SHA-256 ids at rest, share of a load", "< 10%",
+            f.keyHashShare.map { "\(Fmt.fixed($0, 1))%" }, f.keyHashShare.map { $0 < 10 })
         add("load scaling 1 → 2 tasks", "≥ 1.80×",
             f.loadScaling.map { "\(Fmt.fixed($0.ratio, 2))× at \(Fmt.rows($0.rows)) rows (floor \(Fmt.fixed($0.floor, 2))×)" }, f.loadScaling.map { $0.ratio >= 1.8 })
         add("writes skipped, read-mostly mix", "≥ 90%",

@@ -79,6 +79,7 @@ extension BenchRun {
                 report.plot.loads["naive hit, \(tasks) thread(s)", default: []].append([Double(rows), naiveHit.opsPerSecond])
                 if rows == largest && tasks == settings.concurrency.min() {
                     figures.loadVsFloor = (rows, hitVsFloor)
+                    keyDerivationCost(storeHitNanoseconds: 1e9 / storeHit.opsPerSecond)
                 }
             }
             let low = settings.concurrency.min()!
@@ -99,5 +100,29 @@ extension BenchRun {
                 remove(path)
             }
         }
+    }
+
+    /// What SHA-256 keys (ids at rest) add to a load: the key derivation timed alone, for
+    /// both ``IDHashing`` choices, as a share of one store hit on the largest table.
+    func keyDerivationCost(storeHitNanoseconds: Double) {
+        let ids = (0..<1000).map { _ in SessionID.generate() }
+        func nanosecondsPerKey(_ hashing: IDHashing) -> Double {
+            var sink: UInt32 = 0
+            let rounds = 300
+            let start = nanos()
+            for _ in 0..<rounds {
+                for id in ids { sink &+= SessionKey(id, hashing: hashing).checksum }
+            }
+            let elapsed = Double(nanos() - start)
+            if sink == 0x5EED { status("") }  // Uses the result so the work is not optimised away.
+            return elapsed / Double(rounds * ids.count)
+        }
+        let hashed = nanosecondsPerKey(.sha256)
+        let plain = nanosecondsPerKey(.none)
+        let share = (hashed - plain) / storeHitNanoseconds * 100
+        report.comment(
+            "key derivation per load: SHA-256 \(Fmt.fixed(hashed, 0)) ns, plain id \(Fmt.fixed(plain, 0)) ns; "
+                + "SHA-256 adds \(Fmt.fixed(share, 1))% to a store hit (\(Fmt.fixed(storeHitNanoseconds / 1000, 2)) µs)")
+        figures.keyHashShare = share
     }
 }

@@ -82,24 +82,34 @@ enum Base64URL {
     }
 
     static func encode(_ bytes: [UInt8]) -> String {
-        var output = [UInt8]()
-        output.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var index = 0
-        while index + 3 <= bytes.count {
-            let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in stride(from: 18, through: 0, by: -6) {
-                output.append(alphabet[Int((chunk >> UInt32(shift)) & 0x3F)])
+        bytes.withUnsafeBytes { encode($0) }
+    }
+
+    /// Encodes straight into the string's storage: one allocation, no intermediate array.
+    static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
+        let length = (bytes.count * 4 + 2) / 3
+        return String(unsafeUninitializedCapacity: length) { output in
+            var written = 0
+            var index = 0
+            while index + 3 <= bytes.count {
+                let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+                output[written] = alphabet[Int(chunk >> 18)]
+                output[written + 1] = alphabet[Int((chunk >> 12) & 0x3F)]
+                output[written + 2] = alphabet[Int((chunk >> 6) & 0x3F)]
+                output[written + 3] = alphabet[Int(chunk & 0x3F)]
+                written += 4
+                index += 3
             }
-            index += 3
-        }
-        let rest = bytes.count - index
-        if rest > 0 {
-            var chunk = UInt32(bytes[index]) << 16
-            if rest == 2 { chunk |= UInt32(bytes[index + 1]) << 8 }
-            for step in 0...rest {
-                output.append(alphabet[Int((chunk >> UInt32(18 - 6 * step)) & 0x3F)])
+            let rest = bytes.count - index
+            if rest > 0 {
+                var chunk = UInt32(bytes[index]) << 16
+                if rest == 2 { chunk |= UInt32(bytes[index + 1]) << 8 }
+                for step in 0...rest {
+                    output[written] = alphabet[Int((chunk >> UInt32(18 - 6 * step)) & 0x3F)]
+                    written += 1
+                }
             }
+            return written
         }
-        return String(decoding: output, as: UTF8.self)
     }
 }

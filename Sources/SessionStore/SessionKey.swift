@@ -33,8 +33,9 @@ public struct SessionKey: Hashable, Sendable {
         case .none:
             self.init(value: id.text)
         case .sha256:
-            let digest = SHA256.hash(data: Array(id.text.utf8))
-            self.init(value: Base64URL.encode(Array(digest)))
+            var text = id.text
+            let digest = text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+            self.init(value: digest.withUnsafeBytes { Base64URL.encode($0) })
         }
     }
 
