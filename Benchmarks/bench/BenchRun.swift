@@ -9,8 +9,6 @@ import Synchronization
 final class BenchRun {
     let settings: Settings
     let report: Report
-    /// The largest point-load table, kept for the key-layout scenario.
-    var largestLoadsTable: (path: String, rows: Int, keys: StoredKeys)?
     /// Figures for the targets, filled in by the scenarios that ran.
     var figures = Figures()
 

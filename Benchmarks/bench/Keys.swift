@@ -8,21 +8,16 @@ extension BenchRun {
         let scenario = "5 keys: key layout on the largest table, 1 task, 3 alternating rounds (ops = loads)"
         let rows = settings.rows.max()!
         let mmap = settings.mmapSize
-        // The largest loads table has the store's default layout; fill the other one.
-        let defaultLayout = SQLiteConfiguration().keyLayout
-        let otherLayout: KeyLayout = defaultLayout == .idOnly ? .checksumAndID : .idOnly
-        let defaultPath: String
-        let keys: StoredKeys
-        if let kept = largestLoadsTable, kept.rows == rows {
-            defaultPath = kept.path
-            keys = kept.keys
-        } else {
-            defaultPath = file("keys-default.db")
-            keys = try await Fill.storeTable(path: defaultPath, rows: rows, plan: .fresh, settings: settings)
+        // Both tables are filled here, the same way, one after the other: reusing the loads
+        // table for one layout measured whichever table was filled last as faster.
+        var paths: [KeyLayout: String] = [:]
+        var filled: StoredKeys?
+        for layout in [KeyLayout.idOnly, .checksumAndID] {
+            let path = file("keys-\(layout.rawValue).db")
+            filled = try await Fill.storeTable(path: path, rows: rows, layout: layout, plan: .fresh, settings: settings)
+            paths[layout] = path
         }
-        let otherPath = file("keys-other.db")
-        try await Fill.storeTable(path: otherPath, rows: rows, layout: otherLayout, plan: .fresh, settings: settings)
-        let paths = [defaultLayout: defaultPath, otherLayout: otherPath]
+        guard let keys = filled else { throw BenchError("no key table filled") }
         let crcPath = paths[.checksumAndID]!
         let idPath = paths[.idOnly]!
         // The layouts are measured in alternating rounds (A B A B A B) and the samples

@@ -94,11 +94,7 @@ extension BenchRun {
             }
             try await store.shutdown()
             remove(naivePath)
-            if rows == largest {
-                largestLoadsTable = (path, rows, keys)
-            } else {
-                remove(path)
-            }
+            remove(path)
         }
     }
 
