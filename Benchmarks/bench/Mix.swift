@@ -88,23 +88,10 @@ extension BenchRun {
                 var random = FastRandom(seed: UInt64(worker) &+ 71)
                 return { iteration in
                     clock.advance(by: step)
-                    switch RequestKind.draw(&random, botPerMille: bots) {
-                    case .bot:
-                        var session = try await store.load(id: nil)
-                        counters.record(try await store.save(&session), touched: false, hadSession: false)
-                    case .read:
-                        var session = try await store.load(id: IDs.id(random.below(active)))
-                        let touched = session.touchedOnLoad
-                        counters.record(try await store.save(&session), touched: touched, hadSession: session.isStored)
-                    case .change:
-                        var session = try await store.load(id: IDs.id(random.below(active)))
-                        try session.set("last_page", "/orders/\(worker)/\(iteration)")
-                        counters.record(try await store.save(&session), touched: session.touchedOnLoad, hadSession: true)
-                    case .login:
-                        var session = try await store.load(id: nil)
-                        try session.set("user_id", random.below(1_000_000))
-                        counters.record(try await store.save(&session), touched: false, hadSession: false)
-                    }
+                    let kind = RequestKind.draw(&random, botPerMille: bots)
+                    try await MixRequest.run(
+                        kind, on: store, session: random.below(active), user: random.below(1_000_000),
+                        page: "/orders/\(worker)/\(iteration)", counters: counters)
                 }
             }
             try await store.shutdown()
@@ -155,5 +142,31 @@ extension BenchRun {
         }
         report.comment(
             "mix: \(active) active sessions, \(settings.mixRate) simulated requests/s, touch interval 60 s, idle timeout 30 min")
+    }
+}
+
+/// One simulated request of the mix against a store; the SQLite and MySQL runs share it.
+enum MixRequest {
+    static func run(
+        _ kind: RequestKind, on store: SessionStore, session index: Int, user: Int, page: String,
+        counters: MixCounters
+    ) async throws {
+        switch kind {
+        case .bot:
+            var session = try await store.load(id: nil)
+            counters.record(try await store.save(&session), touched: false, hadSession: false)
+        case .read:
+            var session = try await store.load(id: IDs.id(index))
+            let touched = session.touchedOnLoad
+            counters.record(try await store.save(&session), touched: touched, hadSession: session.isStored)
+        case .change:
+            var session = try await store.load(id: IDs.id(index))
+            try session.set("last_page", page)
+            counters.record(try await store.save(&session), touched: session.touchedOnLoad, hadSession: true)
+        case .login:
+            var session = try await store.load(id: nil)
+            try session.set("user_id", user)
+            counters.record(try await store.save(&session), touched: false, hadSession: false)
+        }
     }
 }

@@ -395,23 +395,10 @@ extension BenchRun {
                 var random = FastRandom(seed: UInt64(worker) &+ 71)
                 return { iteration in
                     clock.advance(by: step)
-                    switch RequestKind.draw(&random, botPerMille: bots) {
-                    case .bot:
-                        var session = try await store.load(id: nil)
-                        counters.record(try await store.save(&session), touched: false, hadSession: false)
-                    case .read:
-                        var session = try await store.load(id: IDs.id(random.below(active)))
-                        let touched = session.touchedOnLoad
-                        counters.record(try await store.save(&session), touched: touched, hadSession: session.isStored)
-                    case .change:
-                        var session = try await store.load(id: IDs.id(random.below(active)))
-                        try session.set("last_page", "/orders/\(worker)/\(iteration)")
-                        counters.record(try await store.save(&session), touched: session.touchedOnLoad, hadSession: true)
-                    case .login:
-                        var session = try await store.load(id: nil)
-                        try session.set("user_id", random.below(1_000_000))
-                        counters.record(try await store.save(&session), touched: false, hadSession: false)
-                    }
+                    let kind = RequestKind.draw(&random, botPerMille: bots)
+                    try await MixRequest.run(
+                        kind, on: store, session: random.below(active), user: random.below(1_000_000),
+                        page: "/orders/\(worker)/\(iteration)", counters: counters)
                 }
             }
             try await store.shutdown()
