@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let upcoming: [SwiftSetting] = [
@@ -15,6 +15,13 @@ let package = Package(
         .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
         .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
         .executable(name: "bench", targets: ["bench"]),
+    ],
+    traits: [
+        .trait(
+            name: "MySQL",
+            description: "Builds bench's --backend mysql (needs libmariadb-dev). Off by default so "
+                + "`swift run -c release bench` needs only SQLite."
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -73,9 +80,9 @@ let package = Package(
             dependencies: [
                 "SessionStore",
                 "SessionStoreSQLite",
-                "SessionStoreMySQL",
                 "CSessionStoreSQLite",
-                "CSessionStoreMariaDB",
+                .target(name: "SessionStoreMySQL", condition: .when(traits: ["MySQL"])),
+                .target(name: "CSessionStoreMariaDB", condition: .when(traits: ["MySQL"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

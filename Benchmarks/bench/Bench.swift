@@ -130,6 +130,13 @@ struct Bench: AsyncParsableCommand {
     var keep = false
 
     func validate() throws {
+        #if !MySQL
+        if backend == .mysql {
+            throw ValidationError(
+                "this bench was built without MySQL: run swift run -c release --traits MySQL bench --backend mysql --url ... "
+                    + "(needs libmariadb-dev)")
+        }
+        #endif
         if backend == .mysql && url == nil {
             throw ValidationError("--backend mysql needs --url mysql://user:pass@host:port/database")
         }
@@ -197,7 +204,11 @@ struct Bench: AsyncParsableCommand {
                 }
             }
         case .mysql:
+            #if MySQL
             try await run.mysql(chosen)
+            #else
+            preconditionFailure("validate() refuses --backend mysql without the MySQL trait")
+            #endif
         }
         run.summarize()
         report.printTargets()

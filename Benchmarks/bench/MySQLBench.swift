@@ -1,3 +1,4 @@
+#if MySQL
 import CSessionStoreMariaDB
 import SessionStore
 import SessionStoreMySQL
@@ -434,3 +435,4 @@ extension BenchRun {
         }
     }
 }
+#endif

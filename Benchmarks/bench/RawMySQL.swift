@@ -1,3 +1,4 @@
+#if MySQL
 import CSessionStoreMariaDB
 import SessionStore
 import SessionStoreMySQL
@@ -24,9 +25,8 @@ final class MyDB {
             handle, configuration.host, configuration.user, configuration.password, configuration.database,
             UInt32(configuration.port), configuration.unixSocket, 0)
         guard connected != nil else {
-            let message = String(cString: mysql_error(handle))
-            mysql_close(handle)
-            throw BenchError("mysql connect failed: \(message)")
+            // deinit closes the handle.
+            throw BenchError("mysql connect failed: \(String(cString: mysql_error(handle)))")
         }
     }
 
@@ -331,3 +331,4 @@ final class MyNaive: NaiveConnection {
         return deleted
     }
 }
+#endif
