@@ -280,56 +280,64 @@ public final class SessionStore: Sendable {
             session.id = newID
             return
         }
-        let now = clock.now()
         let oldKey = storageKey(for: oldID)
-        guard stored.version != Self.retiredVersion,
-              let current = try await logged("load", oldID, { try await backend.load(oldKey, now: now) }),
-              current.version != Self.retiredVersion
-        else {
-            metrics.gone.increment()
-            logger.debug("regeneration found its session gone; nothing written", metadata: ["session": "\(oldID.redacted)"])
-            session = newSession()
-            return
-        }
-        // Carry over what other requests saved since this one loaded, plus this one's changes.
-        let values: [String: [UInt8]]
-        do {
-            values = session.rebased(on: try AttributeCodec.decode(current.data))
-        } catch var error as SessionStoreError {
-            error.session = oldID.redacted
-            throw error
-        }
-        if values.isEmpty {
-            try await destroy(&session)
-            session.id = newID
-            return
-        }
-        let data = try encode(values, oldID)
-        let record = SessionRecord(
-            data: data, version: 1, createdAt: stored.createdAt,
-            expiresAt: configuration.expiry(createdAt: stored.createdAt, now: now))
-        guard try await logged("insert", newID, { try await backend.insert(storageKey(for: newID), record) }) else {
-            throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
-        }
-        let grace = configuration.regenerationGracePeriod.milliseconds
-        let retired = if grace == 0 {
-            try await logged("delete", oldID) { try await backend.delete(oldKey, expectedVersion: nil) }
-        } else {
-            try await logged("retire", oldID) { try await backend.retire(oldKey, expiresAt: now + grace) }
-        }
-        guard retired else {
-            // Destroyed between the check above and now: take the copy back.
-            let newKey = storageKey(for: newID)
+        let newKey = storageKey(for: newID)
+        guard stored.version != Self.retiredVersion else { return regenerationFoundGone(&session) }
+        for _ in 0...configuration.maxConflictRetries {
+            let now = clock.now()
+            guard let current = try await logged("load", oldID, { try await backend.load(oldKey, now: now) }),
+                  current.version != Self.retiredVersion
+            else { return regenerationFoundGone(&session) }
+            // Carry over what other requests saved since this one loaded, plus this one's changes.
+            let values: [String: [UInt8]]
+            do {
+                values = session.rebased(on: try AttributeCodec.decode(current.data))
+            } catch var error as SessionStoreError {
+                error.session = oldID.redacted
+                throw error
+            }
+            if values.isEmpty {
+                try await destroy(&session)
+                session.id = newID
+                return
+            }
+            let record = SessionRecord(
+                data: try encode(values, oldID), version: 1, createdAt: current.createdAt,
+                expiresAt: configuration.expiry(createdAt: current.createdAt, now: now))
+            guard try await logged("insert", newID, { try await backend.insert(newKey, record) }) else {
+                throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
+            }
+            // Without a grace period the old row goes only at the version copied, so a save
+            // that lands in between is not lost: the copy is taken back and redone.
+            let grace = configuration.regenerationGracePeriod.milliseconds
+            let retired = if grace == 0 {
+                try await logged("delete", oldID) { try await backend.delete(oldKey, expectedVersion: current.version) }
+            } else {
+                try await logged("retire", oldID) { try await backend.retire(oldKey, expiresAt: now + grace) }
+            }
+            if retired {
+                session.id = newID
+                session.values = values
+                session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)
+                session.changes = [:]
+                metrics.regenerated.increment()
+                return
+            }
+            // Saved or destroyed meanwhile: take the copy back; the re-read tells which.
             _ = try await logged("delete", newID) { try await backend.delete(newKey, expectedVersion: nil) }
-            metrics.gone.increment()
-            session = newSession()
-            return
+            metrics.conflicts.increment()
         }
-        session.id = newID
-        session.values = values
-        session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)
-        session.changes = [:]
-        metrics.regenerated.increment()
+        throw SessionStoreError(
+            .conflictRetriesExhausted,
+            "concurrent saves kept changing the session during regeneration; its id was not changed", session: oldID)
+    }
+
+    /// Regeneration of a session that was destroyed, expired or retired meanwhile: nothing
+    /// is written and `session` becomes a new, empty one.
+    private func regenerationFoundGone(_ session: inout Session) {
+        metrics.gone.increment()
+        logger.debug("regeneration found its session gone; nothing written", metadata: ["session": "\(session.id.redacted)"])
+        session = newSession()
     }
 
     /// Deletes the stored session (logout) and resets `session` to a new, empty one.

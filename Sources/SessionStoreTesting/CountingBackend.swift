@@ -7,6 +7,7 @@ public final class CountingBackend: StorageBackend {
     /// The wrapped backend.
     public let base: any StorageBackend
     private let counts = Mutex([String: Int]())
+    private let nextDelete = Mutex<(@Sendable () async throws -> Void)?>(nil)
 
     /// Wraps `base`.
     public init(_ base: any StorageBackend) {
@@ -54,8 +55,17 @@ public final class CountingBackend: StorageBackend {
         return try await base.retire(key, expiresAt: expiresAt)
     }
 
+    /// Runs `body` once, just before the next `delete` reaches the backend: a way to make
+    /// another request land inside a multi-step operation.
+    func interceptNextDelete(_ body: @escaping @Sendable () async throws -> Void) {
+        nextDelete.withLock { $0 = body }
+    }
+
     public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
         count("delete")
+        if let intercept = nextDelete.withLock({ hook in defer { hook = nil }; return hook }) {
+            try await intercept()
+        }
         return try await base.delete(key, expectedVersion: expectedVersion)
     }
 

@@ -26,6 +26,23 @@ enum LifecycleChecks {
                 try await expect(!(try await fixture.store.load(saved.id).isStored), "the old id stays dead")
             }
         },
+        check("a save that lands during a regeneration moves to the new id") { database in
+            try await withFixture(database) { fixture in
+                let saved = try await fixture.stored(["user": "alice"])
+                var session = try await fixture.store.load(saved.id)
+                let store = fixture.store
+                fixture.backend.interceptNextDelete {
+                    var other = try await store.load(saved.id)
+                    try other.set("cart", 2)
+                    try await expect(try await store.save(&other) == .updated, "the other request's save lands")
+                }
+                try await fixture.store.regenerateID(&session)
+                let moved = try await fixture.store.load(session.id)
+                try await expect(try moved.get("cart", as: Int.self) == 2, "the save that landed meanwhile is kept")
+                try await expect(try moved.get("user", as: String.self) == "alice", "the data moved")
+                try await expect(!(try await fixture.store.load(saved.id).isStored), "the old id is dead")
+            }
+        },
         check("the old id works during the grace period, read-only, then dies") { database in
             try await withFixture(database, configure: { $0.regenerationGracePeriod = .seconds(5) }) { fixture in
                 let saved = try await fixture.stored(["user": "alice"])
