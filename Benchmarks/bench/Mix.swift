@@ -100,20 +100,10 @@ extension BenchRun {
                 let naive = try NaiveStore(path: naivePath, mmapSize: mmap)
                 var random = FastRandom(seed: UInt64(worker) &+ 71)
                 return { iteration in
-                    let now = wallMillis()
-                    switch RequestKind.draw(&random, botPerMille: bots) {
-                    case .bot:
-                        try naive.request(nil, now: now) { _ in }
-                    case .read:
-                        try naive.request(IDs.id(random.below(active)), now: now) { _ in }
-                    case .change:
-                        try naive.request(IDs.id(random.below(active)), now: now) {
-                            $0["last_page"] = Array("\"/orders/\(worker)/\(iteration)\"".utf8)
-                        }
-                    case .login:
-                        let user = random.below(1_000_000)
-                        try naive.request(nil, now: now) { $0["user_id"] = Array("\(user)".utf8) }
-                    }
+                    let kind = RequestKind.draw(&random, botPerMille: bots)
+                    try naive.mixRequest(
+                        kind, session: random.below(active), user: random.below(1_000_000),
+                        page: "/orders/\(worker)/\(iteration)")
                 }
             }
             let requests = counters.requests.load(ordering: .relaxed)

@@ -4,8 +4,34 @@ import SessionStore
 protocol NaiveConnection: AnyObject {
     func load(_ sid: String, now: Int64) throws -> [String: [UInt8]]?
     func write(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws
-    func request(_ sid: String?, now: Int64, _ change: (inout [String: [UInt8]]) -> Void) throws
+    func create(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws
     func cleanup(now: Int64, progress: Progress?) throws -> Int
+}
+
+extension NaiveConnection {
+    /// One request: load (when a cookie came), let the app change the data, write back.
+    /// Always one row written.
+    func request(_ sid: String?, now: Int64, _ change: (inout [String: [UInt8]]) -> Void) throws {
+        if let sid, var attributes = try load(sid, now: now) {
+            change(&attributes)
+            try write(sid, attributes, now: now)
+        } else {
+            var attributes: [String: [UInt8]] = [:]
+            change(&attributes)
+            try create(NaiveStore.newID(), attributes, now: now)
+        }
+    }
+
+    /// One simulated request of the mix, the old way; the SQLite and MySQL runs share it.
+    func mixRequest(_ kind: RequestKind, session index: Int, user: Int, page: String) throws {
+        let now = wallMillis()
+        switch kind {
+        case .bot: try request(nil, now: now) { _ in }
+        case .read: try request(IDs.id(index), now: now) { _ in }
+        case .change: try request(IDs.id(index), now: now) { $0["last_page"] = Array("\"\(page)\"".utf8) }
+        case .login: try request(nil, now: now) { $0["user_id"] = Array("\(user)".utf8) }
+        }
+    }
 }
 
 /// A session store written the old way, as a baseline: the row is written on every
@@ -58,19 +84,6 @@ final class NaiveStore: NaiveConnection {
         insert.bind(3, now)
         insert.bind(4, now + Self.idle)
         try insert.run()
-    }
-
-    /// One request: load (when a cookie came), let the app change the data, write back.
-    /// Always one row written.
-    func request(_ sid: String?, now: Int64, _ change: (inout [String: [UInt8]]) -> Void) throws {
-        if let sid, var attributes = try load(sid, now: now) {
-            change(&attributes)
-            try write(sid, attributes, now: now)
-        } else {
-            var attributes: [String: [UInt8]] = [:]
-            change(&attributes)
-            try create(NaiveStore.newID(), attributes, now: now)
-        }
     }
 
     /// "SELECT the expired, then DELETE them one by one", each delete its own transaction.

@@ -305,17 +305,6 @@ final class MyNaive: NaiveConnection {
         try insert.execute()
     }
 
-    func request(_ sid: String?, now: Int64, _ change: (inout [String: [UInt8]]) -> Void) throws {
-        if let sid, var attributes = try load(sid, now: now) {
-            change(&attributes)
-            try write(sid, attributes, now: now)
-        } else {
-            var attributes: [String: [UInt8]] = [:]
-            change(&attributes)
-            try create(NaiveStore.newID(), attributes, now: now)
-        }
-    }
-
     func cleanup(now: Int64, progress: Progress? = nil) throws -> Int {
         selectExpired.set(0, now)
         try selectExpired.execute()
