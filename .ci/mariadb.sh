@@ -135,14 +135,18 @@ SQL
     print_env "$dir"
 }
 
+# Sends SIGNAL to PID when it is alive and waits up to TRIES tenths of a second for it to end.
+signal_and_wait() {
+    local pid=$1 signal=$2 tries=$3
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$signal" "$pid"
+    for _ in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}
+
 cmd_kill() {
-    local dir pid
+    local dir
     dir=$(dir_arg "${1:-}")
-    pid=$(server_pid "$dir")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -KILL "$pid"
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
+    signal_and_wait "$(server_pid "$dir")" KILL 100
     rm -f "$dir/server.pid" "$dir/mysqld.pid" "$dir/mysqld.sock"
 }
 
@@ -162,11 +166,8 @@ cmd_stop() {
     local dir pid
     dir=$(dir_arg "${1:-}")
     pid=$(server_pid "$dir")
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    fi
+    signal_and_wait "$pid" TERM 300
+    signal_and_wait "$pid" KILL 100
     rm -rf "$dir"
 }
 

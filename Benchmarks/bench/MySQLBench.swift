@@ -311,11 +311,7 @@ extension BenchRun {
             let naive = try MyNaive(base)
             var random = FastRandom(seed: 7)
             return { iteration in
-                let sid = IDs.id(random.below(rows))
-                let now = wallMillis()
-                guard var attributes = try naive.load(sid, now: now) else { throw BenchError("naive row missing") }
-                attributes["counter"] = Array("\(iteration)".utf8)
-                try naive.write(sid, attributes, now: now)
+                try naive.rewrite(IDs.id(random.below(rows)), counter: iteration, now: wallMillis())
             }
         }
         report.add(ResultRow(scenario: scenario, name: "floor UPDATE, 1 per txn", rows: rows, concurrency: 1, sample: floorSingle))

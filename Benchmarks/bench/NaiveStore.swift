@@ -22,6 +22,14 @@ extension NaiveConnection {
         }
     }
 
+    /// The saves scenario's write, the old way: read the row, change one attribute, write
+    /// the whole row back.
+    func rewrite(_ sid: String, counter: Int, now: Int64) throws {
+        guard var attributes = try load(sid, now: now) else { throw BenchError("naive row missing") }
+        attributes["counter"] = Array("\(counter)".utf8)
+        try write(sid, attributes, now: now)
+    }
+
     /// One simulated request of the mix, the old way; the SQLite and MySQL runs share it.
     func mixRequest(_ kind: RequestKind, session index: Int, user: Int, page: String) throws {
         let now = wallMillis()

@@ -49,11 +49,7 @@ extension BenchRun {
                 let naive = try NaiveStore(path: naivePath, synchronous: level, mmapSize: mmap)
                 var random = FastRandom(seed: 7)
                 return { iteration in
-                    let sid = IDs.id(random.below(rows))
-                    let now = wallMillis()
-                    guard var attributes = try naive.load(sid, now: now) else { throw BenchError("naive row missing") }
-                    attributes["counter"] = Array("\(iteration)".utf8)
-                    try naive.write(sid, attributes, now: now)
+                    try naive.rewrite(IDs.id(random.below(rows)), counter: iteration, now: wallMillis())
                 }
             }
             report.add(ResultRow(
