@@ -111,18 +111,8 @@ public final class SQLiteBackend: StorageBackend {
     /// Returns after the group-commit transaction holding it committed.
     /// - Throws: ``StorageError``.
     public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
-        let sql = queries.insert
-        return try await write("insert") { connection in
-            let statement = try connection.statement(sql, operation: "insert")
-            defer { statement.reset() }
-            try Self.bind(key, to: statement, operation: "insert")
-            try statement.bind(3, blob: record.data, operation: "insert")
-            try statement.bind(4, record.version, operation: "insert")
-            try statement.bind(5, record.createdAt, operation: "insert")
-            try statement.bind(6, record.expiresAt, operation: "insert")
-            try statement.run(operation: "insert")
-            return connection.changes
-        } > 0
+        try await keyedWrite(
+            "insert", queries.insert, key, blob: record.data, [record.version, record.createdAt, record.expiresAt])
     }
 
     /// Replaces a live row's data at `expectedVersion`, bumping the version and never
@@ -131,63 +121,28 @@ public final class SQLiteBackend: StorageBackend {
     public func update(
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool {
-        let sql = queries.update
-        return try await write("update") { connection in
-            let statement = try connection.statement(sql, operation: "update")
-            defer { statement.reset() }
-            try Self.bind(key, to: statement, operation: "update")
-            try statement.bind(3, blob: data, operation: "update")
-            try statement.bind(4, expiresAt, operation: "update")
-            try statement.bind(5, expectedVersion, operation: "update")
-            try statement.bind(6, now, operation: "update")
-            try statement.run(operation: "update")
-            return connection.changes
-        } > 0
+        try await keyedWrite("update", queries.update, key, blob: data, [expiresAt, expectedVersion, now])
     }
 
     /// Moves a live row's expiry forward. Returns after commit.
     /// - Throws: ``StorageError``.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
-        let sql = queries.touch
-        return try await write("touch") { connection in
-            let statement = try connection.statement(sql, operation: "touch")
-            defer { statement.reset() }
-            try Self.bind(key, to: statement, operation: "touch")
-            try statement.bind(3, expiresAt, operation: "touch")
-            try statement.bind(4, now, operation: "touch")
-            try statement.run(operation: "touch")
-            return connection.changes
-        } > 0
+        try await keyedWrite("touch", queries.touch, key, [expiresAt, now])
     }
 
     /// Marks a row retired (version 0) and moves its expiry back. Returns after commit.
     /// - Throws: ``StorageError``.
     public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
-        let sql = queries.retire
-        return try await write("retire") { connection in
-            let statement = try connection.statement(sql, operation: "retire")
-            defer { statement.reset() }
-            try Self.bind(key, to: statement, operation: "retire")
-            try statement.bind(3, expiresAt, operation: "retire")
-            try statement.run(operation: "retire")
-            return connection.changes
-        } > 0
+        try await keyedWrite("retire", queries.retire, key, [expiresAt])
     }
 
     /// Deletes a row, optionally only at `expectedVersion`. Returns after commit.
     /// - Throws: ``StorageError``.
     public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
-        let sql = expectedVersion == nil ? queries.delete : queries.deleteVersion
-        return try await write("delete") { connection in
-            let statement = try connection.statement(sql, operation: "delete")
-            defer { statement.reset() }
-            try Self.bind(key, to: statement, operation: "delete")
-            if let expectedVersion {
-                try statement.bind(3, expectedVersion, operation: "delete")
-            }
-            try statement.run(operation: "delete")
-            return connection.changes
-        } > 0
+        if let expectedVersion {
+            return try await keyedWrite("delete", queries.deleteVersion, key, [expectedVersion])
+        }
+        return try await keyedWrite("delete", queries.delete, key, [])
     }
 
     /// Deletes up to `limit` rows with `expires_at < before` (oldest first) in one short
@@ -268,6 +223,29 @@ public final class SQLiteBackend: StorageBackend {
             try statement.run(operation: operation)
             return connection.changes
         }
+    }
+
+    /// Runs one write keyed like every table statement: `?1`/`?2` the key, then `blob` (if
+    /// any) and `values` from `?3` on. Returns whether a row changed.
+    private func keyedWrite(
+        _ operation: String, _ sql: String, _ key: SessionKey, blob: [UInt8]? = nil, _ values: [Int64]
+    ) async throws -> Bool {
+        try await write(operation) { connection in
+            let statement = try connection.statement(sql, operation: operation)
+            defer { statement.reset() }
+            try Self.bind(key, to: statement, operation: operation)
+            var index: Int32 = 3
+            if let blob {
+                try statement.bind(index, blob: blob, operation: operation)
+                index += 1
+            }
+            for value in values {
+                try statement.bind(index, value, operation: operation)
+                index += 1
+            }
+            try statement.run(operation: operation)
+            return connection.changes
+        } > 0
     }
 
     private static func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {
