@@ -19,7 +19,7 @@ final class MixCounters: Sendable {
         if wasTouched { touched.add(1, ordering: .relaxed) }
         switch outcome {
         case .created: created.add(1, ordering: .relaxed)
-        case .updated: updated.add(1, ordering: .relaxed)
+        case .updated, .merged: updated.add(1, ordering: .relaxed)
         case .deleted: deleted.add(1, ordering: .relaxed)
         case .gone: gone.add(1, ordering: .relaxed)
         case .skipped:

@@ -54,6 +54,34 @@ public final class FallbackBackend: StorageBackend {
         return try await primary.insert(key, copy)
     }
 
+    /// Merges on the primary; a session that lives only in the legacy backend is decided on
+    /// its legacy row and copied into the primary (a tombstone in the primary means gone).
+    public func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        while true {
+            guard let old = try await legacyOnly(key, now: now) else {
+                return try await primary.merge(key, now: now) { current in
+                    try decide(current?.version == Self.tombstoneVersion ? nil : current)
+                }
+            }
+            let (write, result) = try decide(old)
+            let copy: SessionRecord
+            switch write {
+            case .none:
+                return result
+            case .replace(let data, let expiresAt):
+                copy = SessionRecord(
+                    data: data, version: old.version + 1, createdAt: old.createdAt, expiresAt: max(old.expiresAt, expiresAt))
+            case .delete:
+                copy = SessionRecord(data: [], version: Self.tombstoneVersion, createdAt: old.createdAt, expiresAt: old.expiresAt)
+            }
+            // Lost to a concurrent first write into the primary: decide again on that row.
+            if try await primary.insert(key, copy) { return result }
+        }
+    }
+
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         if try await primary.touch(key, expiresAt: expiresAt, now: now) { return true }
         guard var old = try await legacyOnly(key, now: now), old.expiresAt < expiresAt else { return false }

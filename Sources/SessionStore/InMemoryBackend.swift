@@ -57,12 +57,40 @@ public final class InMemoryBackend: StorageBackend {
         }
     }
 
+    /// Decides and writes under the backend's lock, so no other write can interleave.
+    public func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        try state.withLock { state in
+            guard !state.closed else {
+                throw StorageError(kind: .closed, engine: "memory", operation: "merge", message: "backend is closed")
+            }
+            let current = state.rows[key].flatMap { $0.expiresAt > now ? $0 : nil }
+            let (write, result) = try decide(current)
+            guard var record = current else { return result }
+            switch write {
+            case .none:
+                break
+            case .replace(let data, let expiresAt):
+                record.data = data
+                record.version += 1
+                record.expiresAt = max(record.expiresAt, expiresAt)
+                state.rows[key] = record
+            case .delete:
+                state.rows.removeValue(forKey: key)
+            }
+            return result
+        }
+    }
+
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         try withOpenState("touch") { state in
-            guard let record = state.rows[key], record.expiresAt > now, record.expiresAt < expiresAt else {
+            guard var record = state.rows[key], record.expiresAt > now, record.expiresAt < expiresAt else {
                 return false
             }
-            state.rows[key]!.expiresAt = expiresAt
+            record.expiresAt = expiresAt
+            state.rows[key] = record
             return true
         }
     }
@@ -112,6 +140,7 @@ public final class InMemoryBackend: StorageBackend {
         }
     }
 
+    /// Marks the backend closed; a second call does nothing.
     public func close() async throws {
         state.withLock { $0.closed = true }
     }

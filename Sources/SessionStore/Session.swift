@@ -16,12 +16,20 @@ public struct Session: Sendable {
     enum Change: Sendable, Equatable {
         case set([UInt8])
         case removed
+        /// Add this to the stored integer (see ``Session/increment(_:by:)``).
+        case add(Int)
     }
+
+    /// The longest attribute name accepted, in UTF-8 bytes.
+    public static let maxAttributeNameLength = 1024
 
     /// The session's id: send it to the client (cookie) once the session ``isStored``.
     public internal(set) var id: SessionID
     var stored: Stored?
     var values: [String: [UInt8]]
+    /// The attributes as last read from or written to storage: what this request's changes
+    /// are measured against when another request saved meanwhile.
+    var base: [String: [UInt8]]
     var changes: [String: Change] = [:]
     /// Whether loading this session pushed its expiry forward (a one-column write).
     public internal(set) var touchedOnLoad = false
@@ -30,6 +38,7 @@ public struct Session: Sendable {
         self.id = id
         self.stored = stored
         self.values = values
+        self.base = values
     }
 
     /// Whether a row exists for this session (it was loaded or has been saved).
@@ -68,9 +77,11 @@ public struct Session: Sendable {
     }
 
     /// Sets an attribute. Setting the value it already has is not a change.
-    /// - Throws: ``SessionStoreError`` `attributeCoding` when the value cannot be encoded.
+    /// - Throws: ``SessionStoreError`` `invalidAttributeName` for an empty name or one
+    ///   longer than ``maxAttributeNameLength`` bytes, `attributeCoding` when the value
+    ///   cannot be encoded. Nothing changes when it throws.
     public mutating func set(_ key: String, _ value: some Encodable) throws {
-        precondition(!key.isEmpty, "attribute names must not be empty")
+        try Self.validateName(key, id)
         let raw: [UInt8]
         do {
             raw = Array(try JSONEncoder().encode(value))
@@ -80,6 +91,30 @@ public struct Session: Sendable {
         guard values[key] != raw else { return }
         values[key] = raw
         changes[key] = .set(raw)
+    }
+
+    /// Adds `delta` to an integer attribute (absent counts as 0) and returns the new value.
+    ///
+    /// Unlike `set(key, get(key) + delta)`, the addition is re-applied to the stored value
+    /// when other requests saved the same session meanwhile, so concurrent increments are
+    /// never lost: 256 requests adding 1 end at exactly 256.
+    /// - Throws: ``SessionStoreError`` `invalidAttributeName`, or `attributeCoding` when the
+    ///   attribute holds something other than an integer or the sum overflows.
+    @discardableResult
+    public mutating func increment(_ key: String, by delta: Int = 1) throws -> Int {
+        try Self.validateName(key, id)
+        let sum = try Self.adding(delta, to: values[key], key: key, id: id)
+        values[key] = Self.encodeInteger(sum)
+        switch changes[key] {
+        case .add(let earlier):
+            let (total, overflow) = earlier.addingReportingOverflow(delta)
+            changes[key] = overflow ? .set(Self.encodeInteger(sum)) : .add(total)
+        case .set, .removed:
+            changes[key] = .set(Self.encodeInteger(sum))
+        case nil:
+            changes[key] = .add(delta)
+        }
+        return sum
     }
 
     /// Removes an attribute, if present.
@@ -93,15 +128,66 @@ public struct Session: Sendable {
         for key in values.keys { remove(key) }
     }
 
-    /// Re-applies this session's changes on top of attributes read from storage.
-    func rebased(on base: [String: [UInt8]]) -> [String: [UInt8]] {
-        var merged = base
+    /// Re-applies this session's changes on top of attributes read from storage, and names
+    /// the attributes whose value another request changed that this one then replaced.
+    /// - Throws: ``SessionStoreError`` `attributeCoding` when an increment meets a stored
+    ///   value that is not an integer, or overflows.
+    func rebased(on current: [String: [UInt8]]) throws -> (values: [String: [UInt8]], overwrote: [String]) {
+        var merged = current
+        var overwrote: [String] = []
         for (key, change) in changes {
             switch change {
-            case .set(let raw): merged[key] = raw
-            case .removed: merged.removeValue(forKey: key)
+            case .set(let raw):
+                if current[key] != base[key] && current[key] != raw { overwrote.append(key) }
+                merged[key] = raw
+            case .removed:
+                if current[key] != base[key] && current[key] != nil { overwrote.append(key) }
+                merged.removeValue(forKey: key)
+            case .add(let delta):
+                merged[key] = Self.encodeInteger(try Self.adding(delta, to: current[key], key: key, id: id))
             }
         }
-        return merged
+        return (merged, overwrote.sorted())
+    }
+
+    /// Marks the session as matching what storage now holds.
+    mutating func markSaved(_ stored: Stored, values: [String: [UInt8]]) {
+        self.stored = stored
+        self.values = values
+        self.base = values
+        self.changes = [:]
+    }
+
+    static func validateName(_ key: String, _ id: SessionID) throws {
+        guard !key.isEmpty, key.utf8.count <= maxAttributeNameLength else {
+            throw SessionStoreError(
+                .invalidAttributeName,
+                key.isEmpty
+                    ? "attribute names must not be empty"
+                    : "attribute name is \(key.utf8.count) bytes, over the limit of \(maxAttributeNameLength)",
+                session: id, attribute: key.isEmpty ? nil : String(key.prefix(64)))
+        }
+    }
+
+    static func encodeInteger(_ value: Int) -> [UInt8] {
+        Array(String(value).utf8)
+    }
+
+    static func adding(_ delta: Int, to raw: [UInt8]?, key: String, id: SessionID) throws -> Int {
+        var value = 0
+        if let raw {
+            do {
+                value = try JSONDecoder().decode(Int.self, from: Data(raw))
+            } catch {
+                throw SessionStoreError(
+                    .attributeCoding, "attribute cannot be incremented: it does not hold an integer", session: id,
+                    attribute: key)
+            }
+        }
+        let (sum, overflow) = value.addingReportingOverflow(delta)
+        guard !overflow else {
+            throw SessionStoreError(.attributeCoding, "incrementing the attribute overflows Int", session: id, attribute: key)
+        }
+        return sum
     }
 }

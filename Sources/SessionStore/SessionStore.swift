@@ -174,13 +174,15 @@ public final class SessionStore: Sendable {
     /// - A stored session with changes is rewritten (`.updated`), or its row deleted when
     ///   its last attribute was removed (`.deleted`).
     ///
-    /// Concurrent requests: every row has a version. When another request saved first, this
-    /// save re-reads the row, re-applies only the attributes this request changed, and
-    /// retries. For an attribute both requests changed, the save that commits last wins;
-    /// attributes only the other request changed are kept. If the row was destroyed,
-    /// regenerated or expired meanwhile, nothing is written (`.gone`).
-    /// - Throws: ``SessionStoreError`` `dataTooLarge` (nothing written), `conflictRetriesExhausted`,
-    ///   `corruptData`; ``StorageError``.
+    /// Concurrent requests never make a save fail: every row has a version, and when
+    /// another request saved first, only the attributes this request changed are applied
+    /// to the current row, atomically in the backend (``StorageBackend/merge(_:now:_:)``),
+    /// and the outcome is `.merged(overwrote:)`. Attributes only the other request changed
+    /// are kept; for an attribute both changed, the save that commits last wins and names
+    /// it in `overwrote`; increments add up. If the row was destroyed, regenerated or
+    /// expired meanwhile, nothing is written (`.gone`).
+    /// - Throws: ``SessionStoreError`` `dataTooLarge` (nothing written), `corruptData`,
+    ///   `attributeCoding` (an increment met a non-integer); ``StorageError``.
     @discardableResult
     public func save(_ session: inout Session) async throws -> SaveOutcome {
         try checkOpen()
@@ -203,65 +205,132 @@ public final class SessionStore: Sendable {
             guard try await logged("insert", id, { try await backend.insert(key, record) }) else {
                 throw SessionStoreError(.idCollision, "a new session's id already exists; nothing was overwritten", session: id)
             }
-            session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)
-            session.changes = [:]
+            session.markSaved(.init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt), values: session.values)
             metrics.created.increment()
             return .created
         }
-        var base = stored
-        var values = session.values
-        if base.version == Self.retiredVersion {
+        if stored.version == Self.retiredVersion {
             // Read during a regeneration's grace period: readable, never written again.
-            metrics.gone.increment()
-            session = newSession()
-            return .gone
+            return sessionGone(&session, "save")
         }
-        for _ in 0...configuration.maxConflictRetries {
-            let now = clock.now()
-            if values.isEmpty {
-                if try await logged("delete", id, { try await backend.delete(key, expectedVersion: base.version) }) {
-                    session = Session(id: id, stored: nil, values: [:])
-                    metrics.deleted.increment()
-                    return .deleted
-                }
-            } else {
-                let data = try encode(values, id)
-                let expiresAt = configuration.expiry(createdAt: base.createdAt, now: now)
-                let written = try await logged("update", id) {
-                    try await backend.update(key, data: data, expectedVersion: base.version, expiresAt: expiresAt, now: now)
-                }
-                if written {
-                    session.stored = .init(
-                        version: base.version + 1, createdAt: base.createdAt, expiresAt: max(expiresAt, base.expiresAt))
-                    session.values = values
-                    session.changes = [:]
-                    metrics.updated.increment()
-                    return .updated
-                }
+        // The common case: nobody saved since this request loaded, one versioned write.
+        let now = clock.now()
+        if session.values.isEmpty {
+            if try await logged("delete", id, { try await backend.delete(key, expectedVersion: stored.version) }) {
+                session = Session(id: id, stored: nil, values: [:])
+                metrics.deleted.increment()
+                return .deleted
             }
-            // Another request saved first, or the row is gone: re-read and re-apply.
-            guard let current = try await logged("load", id, { try await backend.load(key, now: clock.now()) }),
-                  current.version != Self.retiredVersion
-            else {
-                metrics.gone.increment()
-                logger.debug("save found its session gone; nothing written", metadata: ["session": "\(id.redacted)"])
-                session = newSession()
-                return .gone
+        } else {
+            let data = try encode(session.values, id)
+            let expiresAt = configuration.expiry(createdAt: stored.createdAt, now: now)
+            let written = try await logged("update", id) {
+                try await backend.update(key, data: data, expectedVersion: stored.version, expiresAt: expiresAt, now: now)
             }
-            metrics.conflicts.increment()
-            let currentValues: [String: [UInt8]]
-            do {
-                currentValues = try AttributeCodec.decode(current.data)
-            } catch var error as SessionStoreError {
-                error.session = id.redacted
-                throw error
+            if written {
+                session.markSaved(
+                    .init(version: stored.version + 1, createdAt: stored.createdAt, expiresAt: max(expiresAt, stored.expiresAt)),
+                    values: session.values)
+                metrics.updated.increment()
+                return .updated
             }
-            values = session.rebased(on: currentValues)
-            base = .init(version: current.version, createdAt: current.createdAt, expiresAt: current.expiresAt)
         }
-        throw SessionStoreError(
-            .conflictRetriesExhausted,
-            "concurrent saves conflicted \(configuration.maxConflictRetries + 1) times; nothing was written", session: id)
+        // Another request saved first, or the row is gone: merge into the current row.
+        return try await merge(&session, key: key) { _ in }
+    }
+
+    /// Runs `change` on the session's latest stored state and saves the result atomically:
+    /// a read-modify-write that no concurrent request can make lost.
+    ///
+    /// This request's unsaved changes are applied first, then `change`, on the row as it is
+    /// in storage at the moment of the write (inside the backend's merge, so `change` must
+    /// be quick, and may run more than once). For a stored session only; a new session is
+    /// changed and saved as usual. Afterwards `session` holds the saved state.
+    /// - Returns: The save's outcome (`.updated`/`.merged`, `.deleted` when `change` left
+    ///   it empty, `.gone` when the session was destroyed meanwhile).
+    /// - Throws: what `change` threw (nothing written), and what ``save(_:)`` throws.
+    @discardableResult
+    public func modify(
+        _ session: inout Session, _ change: @escaping @Sendable (inout Session) throws -> Void
+    ) async throws -> SaveOutcome {
+        try checkOpen()
+        guard let stored = session.stored else {
+            try change(&session)
+            return try await save(&session)
+        }
+        if stored.version == Self.retiredVersion { return sessionGone(&session, "modify") }
+        return try await merge(&session, key: storageKey(for: session.id), change)
+    }
+
+    /// The merge of a save whose optimistic write lost, or of ``modify(_:_:)``.
+    private func merge(
+        _ session: inout Session, key: SessionKey, _ change: @escaping @Sendable (inout Session) throws -> Void
+    ) async throws -> SaveOutcome {
+        enum Decision: Sendable {
+            case gone
+            case deleted
+            case written(Session, overwrote: [String])
+        }
+        let pending = session
+        let id = session.id
+        let now = clock.now()
+        let configuration = configuration
+        let decision = try await logged("merge", id) {
+            try await backend.merge(key, now: now) { current -> (MergeWrite, Decision) in
+                guard let current, current.version != Self.retiredVersion else { return (.none, .gone) }
+                let currentValues: [String: [UInt8]]
+                do {
+                    currentValues = try AttributeCodec.decode(current.data)
+                } catch var error as SessionStoreError {
+                    error.session = id.redacted
+                    throw error
+                }
+                let (values, overwrote) = try pending.rebased(on: currentValues)
+                var result = Session(
+                    id: id,
+                    stored: .init(version: current.version, createdAt: current.createdAt, expiresAt: current.expiresAt),
+                    values: values)
+                try change(&result)
+                if result.values.isEmpty { return (.delete, .deleted) }
+                let data = try Self.encode(result.values, id, limit: configuration.maxDataSize)
+                let expiresAt = configuration.expiry(createdAt: current.createdAt, now: now)
+                result.markSaved(
+                    .init(version: current.version + 1, createdAt: current.createdAt, expiresAt: max(expiresAt, current.expiresAt)),
+                    values: result.values)
+                return (.replace(data: data, expiresAt: expiresAt), .written(result, overwrote: overwrote))
+            }
+        }
+        switch decision {
+        case .gone:
+            return sessionGone(&session, "save")
+        case .deleted:
+            session = Session(id: id, stored: nil, values: [:])
+            metrics.deleted.increment()
+            return .deleted
+        case .written(let result, let overwrote):
+            let merged = result.stored?.version != (pending.stored?.version ?? 0) + 1
+            session = result
+            if merged {
+                metrics.conflicts.increment()
+                if !overwrote.isEmpty {
+                    logger.debug(
+                        "save replaced attributes another request had changed",
+                        metadata: ["session": "\(id.redacted)", "attributes": "\(overwrote)"])
+                }
+                return .merged(overwrote: overwrote)
+            }
+            metrics.updated.increment()
+            return .updated
+        }
+    }
+
+    /// A save that found its session destroyed, retired or expired: nothing is written and
+    /// `session` becomes a new, empty one.
+    private func sessionGone(_ session: inout Session, _ operation: String) -> SaveOutcome {
+        metrics.gone.increment()
+        logger.debug("\(operation) found its session gone; nothing written", metadata: ["session": "\(session.id.redacted)"])
+        session = newSession()
+        return .gone
     }
 
     /// Gives the session a new id (call it after login, against session fixation), keeping
@@ -291,7 +360,7 @@ public final class SessionStore: Sendable {
             // Carry over what other requests saved since this one loaded, plus this one's changes.
             let values: [String: [UInt8]]
             do {
-                values = session.rebased(on: try AttributeCodec.decode(current.data))
+                values = try session.rebased(on: try AttributeCodec.decode(current.data)).values
             } catch var error as SessionStoreError {
                 error.session = oldID.redacted
                 throw error
@@ -317,9 +386,7 @@ public final class SessionStore: Sendable {
             }
             if retired {
                 session.id = newID
-                session.values = values
-                session.stored = .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt)
-                session.changes = [:]
+                session.markSaved(.init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt), values: values)
                 metrics.regenerated.increment()
                 return
             }
@@ -372,11 +439,14 @@ public final class SessionStore: Sendable {
     }
 
     private func encode(_ values: [String: [UInt8]], _ id: SessionID) throws -> [UInt8] {
+        try Self.encode(values, id, limit: configuration.maxDataSize)
+    }
+
+    private static func encode(_ values: [String: [UInt8]], _ id: SessionID, limit: Int) throws -> [UInt8] {
         let data = AttributeCodec.encode(values)
-        guard data.count <= configuration.maxDataSize else {
+        guard data.count <= limit else {
             throw SessionStoreError(
-                .dataTooLarge,
-                "encoded session is \(data.count) bytes, over the limit of \(configuration.maxDataSize); nothing was written",
+                .dataTooLarge, "encoded session is \(data.count) bytes, over the limit of \(limit); nothing was written",
                 session: id)
         }
         return data

@@ -13,6 +13,8 @@ public struct SessionStoreError: Error, Sendable, CustomStringConvertible {
         public static let dataTooLarge = Code(name: "dataTooLarge")
         /// An attribute value could not be encoded or decoded as the requested type.
         public static let attributeCoding = Code(name: "attributeCoding")
+        /// An attribute name is empty or too long; nothing was changed.
+        public static let invalidAttributeName = Code(name: "invalidAttributeName")
         /// Concurrent saves kept conflicting beyond the retry limit; nothing was written.
         public static let conflictRetriesExhausted = Code(name: "conflictRetriesExhausted")
         /// A freshly minted id already existed (practically impossible; never overwritten).

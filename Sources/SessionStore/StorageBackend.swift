@@ -51,6 +51,22 @@ public protocol StorageBackend: Sendable {
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool
 
+    /// Reads the live row for `key` and applies the write `decide` chooses for it, with no
+    /// other write to that row between the read and the write: the store's merge of
+    /// concurrent saves, which therefore never fails because another request saved.
+    ///
+    /// `decide` gets the live row (`nil` when it is missing or expired; a retired row, at
+    /// version `0`, is passed as it is) and returns the write plus a result for the
+    /// caller; with `nil` there is nothing to write to and the write is ignored. A ``MergeWrite/replace(data:expiresAt:)`` sets the data, increments the
+    /// version and sets the expiry to the larger of the stored one and `expiresAt`.
+    /// `decide` must be quick and free of side effects: a backend may call it more than once
+    /// (optimistic attempts) and returns the result of the call whose write it applied.
+    /// An error thrown by `decide` is rethrown with nothing written.
+    func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result
+
     /// Moves a live row's expiry forward to `expiresAt` when it is earlier; never backwards.
     /// Returns `true` when a row was changed.
     func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool
@@ -58,7 +74,9 @@ public protocol StorageBackend: Sendable {
     /// Marks a live row retired: sets its version to `0` and moves its expiry back to
     /// `expiresAt` when that is earlier (never forwards). Used to retire an id after
     /// regeneration with a grace period: the store reads such a row but never extends or
-    /// rewrites it. Returns `true` when a row was changed.
+    /// rewrites it. Returns `true` when a row exists for `key` (live, retired or expired),
+    /// also when it was already retired with an earlier expiry, so a retried retire
+    /// reports the same as the first.
     func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool
 
     /// Deletes the row for `key` (only at `expectedVersion` when given). Returns `true`
@@ -70,11 +88,53 @@ public protocol StorageBackend: Sendable {
     /// `limit` come back, so each call must hold locks only briefly.
     func deleteExpired(before: Int64, limit: Int) async throws -> Int
 
-    /// Flushes pending writes and releases connections. Later calls throw.
+    /// Flushes pending writes and releases every connection and thread; returns only when
+    /// they are closed. A second call does nothing; other calls after it throw
+    /// ``StorageError/Kind/closed``.
     func close() async throws
 }
 
+/// The write a ``StorageBackend/merge(_:now:_:)`` decision asks for.
+public enum MergeWrite: Sendable, Equatable {
+    /// Leave the row as it is.
+    case none
+    /// Replace the row's data, bump its version, move its expiry forward to `expiresAt`.
+    case replace(data: [UInt8], expiresAt: Int64)
+    /// Delete the row.
+    case delete
+}
+
 extension StorageBackend {
+    /// A merge from optimistic attempts (``load(_:now:)``, then a versioned
+    /// ``update(_:data:expectedVersion:expiresAt:now:)`` or ``delete(_:expectedVersion:)``),
+    /// for backends that cannot lock a row. Each failed attempt means another request's
+    /// write landed, so the loop always makes progress; it gives up with
+    /// ``StorageError/Kind/busy`` only after 10,000 attempts.
+    public func optimisticMerge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        for attempt in 0..<10_000 {
+            if attempt > 0 { await Task.yield() }
+            let current = try await load(key, now: now)
+            let (write, result) = try decide(current)
+            guard let current else { return result }
+            switch write {
+            case .none:
+                return result
+            case .replace(let data, let expiresAt):
+                if try await update(key, data: data, expectedVersion: current.version, expiresAt: expiresAt, now: now) {
+                    return result
+                }
+            case .delete:
+                if try await delete(key, expectedVersion: current.version) { return result }
+            }
+        }
+        throw StorageError(
+            kind: .busy, engine: "store", operation: "merge",
+            message: "the row kept changing during 10000 optimistic merge attempts")
+    }
+
     /// A lease that lets at most one of several stores sharing this backend clean at a
     /// time. Backends shared by several processes override it; the default always grants.
     ///

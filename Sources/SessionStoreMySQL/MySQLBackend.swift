@@ -111,6 +111,14 @@ public final class MySQLBackend: StorageBackend {
         } > 0
     }
 
+    /// Reads and writes the row with no other write in between.
+    public func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        try await optimisticMerge(key, now: now, decide)
+    }
+
     /// Moves a live row's expiry forward to `expiresAt`; never backwards.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         let sql = statements.touch

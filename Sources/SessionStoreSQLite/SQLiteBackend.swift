@@ -124,6 +124,50 @@ public final class SQLiteBackend: StorageBackend {
         try await keyedWrite("update", queries.update, key, blob: data, [expiresAt, expectedVersion, now])
     }
 
+    /// Reads the row and writes `decide`'s choice in one writer job: inside the single
+    /// writer's transaction no other write can land in between, so the merge never retries.
+    /// - Throws: ``StorageError``, or what `decide` threw (nothing written).
+    public func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        try checkOpen("merge")
+        let queries = queries
+        let box = SQLiteResultBox<Result>()
+        _ = try await writer.submit(
+            configuration.groupCommit ? .batched : .alone, operation: "merge", multiStatement: true
+        ) { connection in
+            let current = try Self.load(key, now: now, queries: queries, on: connection)
+            let (write, result) = try decide(current)
+            box.value = result
+            guard let current else { return .changes(0) }
+            switch write {
+            case .none:
+                return .changes(0)
+            case .replace(let data, let expiresAt):
+                let statement = try connection.statement(queries.update, operation: "merge")
+                defer { statement.reset() }
+                try Self.bind(key, to: statement, operation: "merge")
+                try statement.bind(3, blob: data, operation: "merge")
+                try statement.bind(4, expiresAt, operation: "merge")
+                try statement.bind(5, current.version, operation: "merge")
+                try statement.bind(6, now, operation: "merge")
+                try statement.run(operation: "merge")
+            case .delete:
+                let statement = try connection.statement(queries.deleteVersion, operation: "merge")
+                defer { statement.reset() }
+                try Self.bind(key, to: statement, operation: "merge")
+                try statement.bind(3, current.version, operation: "merge")
+                try statement.run(operation: "merge")
+            }
+            return .changes(connection.changes)
+        }
+        guard let result = box.value else {
+            throw StorageError(kind: .other, engine: "sqlite", operation: "merge", message: "the merge ran without a decision")
+        }
+        return result
+    }
+
     /// Moves a live row's expiry forward. Returns after commit.
     /// - Throws: ``StorageError``.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
@@ -192,6 +236,12 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     // MARK: - Helpers
+
+    /// Carries a merge decision's result from the writer thread back to the caller; written
+    /// once on the writer thread before the caller's continuation resumes.
+    final class SQLiteResultBox<Value>: @unchecked Sendable {  // @unchecked: handed over by the continuation
+        var value: Value?
+    }
 
     private func checkOpen(_ operation: String) throws {
         if closed.load(ordering: .acquiring) { throw Self.closedError(operation) }

@@ -24,6 +24,9 @@ struct SQLiteJob: Sendable {
     }
 
     let mode: Mode
+    /// Whether the body runs more than one statement (a read, then a write), so it needs a
+    /// transaction even when it runs alone.
+    let multiStatement: Bool
     let body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     let continuation: CheckedContinuation<SQLiteOutcome, any Error>
 }
@@ -68,13 +71,13 @@ final class SQLiteWriter: Sendable {
     /// Queues `body` and suspends until it ran (and, for writes, committed).
     /// - Throws: ``StorageError`` `.closed` after ``close()``, or what `body` threw.
     func submit(
-        _ mode: SQLiteJob.Mode, operation: String,
+        _ mode: SQLiteJob.Mode, operation: String, multiStatement: Bool = false,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) async throws -> SQLiteOutcome {
         try await withCheckedThrowingContinuation { continuation in
             let accepted = state.withLock { state in
                 guard !state.closing else { return false }
-                state.jobs.append(SQLiteJob(mode: mode, body: body, continuation: continuation))
+                state.jobs.append(SQLiteJob(mode: mode, multiStatement: multiStatement, body: body, continuation: continuation))
                 return true
             }
             if accepted {
@@ -180,7 +183,7 @@ final class SQLiteWriter: Sendable {
 
     private func execute(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
         guard let first = jobs.first else { return }
-        if jobs.count == 1 {
+        if jobs.count == 1 && !first.multiStatement {
             // One statement is its own transaction: no BEGIN/COMMIT round trip needed.
             let result = Result { try first.body(connection) }
             if first.mode != .read { transactions.add(1, ordering: .relaxed) }

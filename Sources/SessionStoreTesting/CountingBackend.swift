@@ -14,7 +14,7 @@ public final class CountingBackend: StorageBackend {
         self.base = base
     }
 
-    /// Calls per operation name (`load`, `insert`, `update`, `touch`, `retire`, `delete`,
+    /// Calls per operation name (`load`, `insert`, `update`, `merge`, `touch`, `retire`, `delete`,
     /// `deleteExpired`).
     public var calls: [String: Int] { counts.withLock { $0 } }
 
@@ -43,6 +43,14 @@ public final class CountingBackend: StorageBackend {
     ) async throws -> Bool {
         count("update")
         return try await base.update(key, data: data, expectedVersion: expectedVersion, expiresAt: expiresAt, now: now)
+    }
+
+    public func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        count("merge")
+        return try await base.merge(key, now: now, decide)
     }
 
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {

@@ -36,6 +36,11 @@ final class ClosableView: StorageBackend {
     func update(_ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64) async throws -> Bool {
         try await open().update(key, data: data, expectedVersion: expectedVersion, expiresAt: expiresAt, now: now)
     }
+    func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64, _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        try await open().merge(key, now: now, decide)
+    }
     func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         try await open().touch(key, expiresAt: expiresAt, now: now)
     }
