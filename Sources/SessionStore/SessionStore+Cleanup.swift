@@ -33,9 +33,12 @@ extension SessionStore {
 
     private func runCleanup() async throws -> Int {
         let holder = instanceName
+        let skew = configuration.clockSkewAllowance.milliseconds
+        // Seen from a clock `skew` behind: the lease lapses for others only `skew` after
+        // it ends by ours, and it still lasts its full duration by ours.
         let leased = try await logged("cleanup lease", nil) {
             try await backend.acquireCleanupLease(
-                holder: holder, now: clock.now(), duration: configuration.cleanupLeaseDuration.milliseconds)
+                holder: holder, now: clock.now() - skew, duration: configuration.cleanupLeaseDuration.milliseconds + skew)
         }
         guard leased else {
             logger.debug("cleanup skipped: another store holds the cleanup lease")
@@ -48,7 +51,7 @@ extension SessionStore {
             while true {
                 try Task.checkCancellation()
                 let deleted = try await logged("cleanup", nil) {
-                    try await backend.deleteExpired(before: clock.now(), limit: batchSize)
+                    try await backend.deleteExpired(before: clock.now() - skew, limit: batchSize)
                 }
                 total += deleted
                 metrics.cleanupDeleted.increment(by: deleted)

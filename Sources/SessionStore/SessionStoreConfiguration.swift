@@ -38,13 +38,20 @@ public struct SessionStoreConfiguration: Sendable {
     /// How long a cleanup lease lasts if its holder dies mid-cleanup. The default is 5 minutes.
     public var cleanupLeaseDuration: Duration = .seconds(300)
 
+    /// How far apart the clocks of the hosts sharing one database may be. Cleanup deletes
+    /// only rows that expired at least this long ago, and a cleanup lease counts as lapsed
+    /// only this long after its expiry, so a host whose clock runs ahead can neither delete
+    /// another host's live sessions nor take its lease early. Loads still treat a row as
+    /// expired at its exact expiry. The default is 60 seconds.
+    public var clockSkewAllowance: Duration = .seconds(60)
+
     /// The defaults.
     public init() {}
 
     /// Reads the core's options from a configuration URL: `idle_timeout`,
     /// `absolute_lifetime`, `touch_interval`, `max_size`, `on_corrupt` (`error`|`new`),
     /// `conflict_retries`, `cleanup_batch`, `regenerate_grace`, `cleanup_lease`,
-    /// `id_hash` (`sha256`|`none`).
+    /// `clock_skew`, `id_hash` (`sha256`|`none`).
     /// - Throws: ``SessionStoreError`` `invalidConfiguration`.
     public init(url: inout StoreURL) throws {
         if let value = try url.takeDuration("idle_timeout") { idleTimeout = value == .zero ? nil : value }
@@ -58,6 +65,7 @@ public struct SessionStoreConfiguration: Sendable {
         if let value = try url.takeInt("cleanup_batch", in: 1...1_000_000) { cleanupBatchSize = value }
         if let value = try url.takeDuration("regenerate_grace") { regenerationGracePeriod = value }
         if let value = try url.takeDuration("cleanup_lease") { cleanupLeaseDuration = value }
+        if let value = try url.takeDuration("clock_skew") { clockSkewAllowance = value }
         if let value = try url.takeChoice("id_hash", ["sha256": IDHashing.sha256, "none": .none]) { idHashing = value }
         try validate()
     }
@@ -76,6 +84,7 @@ public struct SessionStoreConfiguration: Sendable {
         if maxConflictRetries < 0 { throw StoreURL.invalid("conflict retries must not be negative") }
         if regenerationGracePeriod < .zero { throw StoreURL.invalid("regeneration grace period must not be negative") }
         if cleanupLeaseDuration <= .zero { throw StoreURL.invalid("cleanup lease duration must be positive") }
+        if clockSkewAllowance < .zero { throw StoreURL.invalid("clock skew allowance must not be negative") }
     }
 
     /// When a session created at `createdAt` and used at `now` expires.
