@@ -83,7 +83,7 @@ public final class SessionStore: Sendable {
         return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
     }
 
-    /// Opens the backend `url` names and checks that every option was understood.
+    /// Opens the backend `url` names once every option was understood.
     private static func openBackend(
         _ url: inout StoreURL, backends: [StorageBackendFactory], logger: Logger
     ) async throws -> any StorageBackend {
@@ -91,14 +91,7 @@ public final class SessionStore: Sendable {
             let known = backends.flatMap(\.schemes).joined(separator: ", ")
             throw StoreURL.invalid("no linked backend handles \"\(url.scheme):\" (linked: \(known.isEmpty ? "none" : known))")
         }
-        let backend = try await factory.makeBackend(&url, logger: logger)
-        do {
-            try url.checkAllTaken()
-        } catch {
-            try await backend.close()
-            throw error
-        }
-        return backend
+        return try await factory.makeBackend(&url, logger: logger)
     }
 
     // MARK: - Sessions

@@ -7,21 +7,31 @@ public import Logging
 public struct StorageBackendFactory: Sendable {
     /// The URL schemes this factory opens, e.g. `["sqlite"]`.
     public let schemes: [String]
-    private let open: @Sendable (inout StoreURL, Logger) async throws -> any StorageBackend
+    private let configure: @Sendable (inout StoreURL) throws -> @Sendable (Logger) async throws -> any StorageBackend
 
-    /// A factory for `schemes`. `open` must consume every option the backend understands
-    /// with the `take` methods of the URL; the caller rejects any left over.
-    public init(
+    /// A factory for `schemes`, in two steps so that a bad URL never creates anything:
+    /// `configure` reads every option the backend understands with the `take` methods of
+    /// the URL (and touches nothing outside), then, once no option is left over, `open`
+    /// opens the backend with what `configure` returned.
+    public init<Configuration: Sendable>(
         schemes: [String],
-        open: @escaping @Sendable (inout StoreURL, Logger) async throws -> any StorageBackend
+        configure: @escaping @Sendable (inout StoreURL) throws -> Configuration,
+        open: @escaping @Sendable (Configuration, Logger) async throws -> any StorageBackend
     ) {
         self.schemes = schemes
-        self.open = open
+        self.configure = { url in
+            let configuration = try configure(&url)
+            return { logger in try await open(configuration, logger) }
+        }
     }
 
-    /// Opens a backend, consuming the options it understands from `url`.
+    /// Reads the backend's options from `url`, checks that none is left over, and only then
+    /// opens the backend.
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` before anything is created.
     public func makeBackend(_ url: inout StoreURL, logger: Logger) async throws -> any StorageBackend {
-        try await open(&url, logger)
+        let open = try configure(&url)
+        try url.checkAllTaken()
+        return try await open(logger)
     }
 }
 

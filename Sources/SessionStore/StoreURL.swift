@@ -64,10 +64,10 @@ public struct StoreURL: Sendable, CustomStringConvertible {
                     port = value
                     authority = authority[..<separator]
                 }
-                host = authority.isEmpty ? nil : try Self.decode(authority, what: "host")
+                host = authority.isEmpty ? nil : try Self.withoutControlCharacters(Self.decode(authority, what: "host"), what: "host")
             }
         }
-        path = try Self.decode(rest, what: "path")
+        path = try Self.withoutControlCharacters(Self.decode(rest, what: "path"), what: "path")
         self.user = user
         self.password = password
         self.host = host
@@ -178,6 +178,15 @@ public struct StoreURL: Sendable, CustomStringConvertible {
     /// A configuration error that names the problem.
     public static func invalid(_ message: String) -> SessionStoreError {
         SessionStoreError(.invalidConfiguration, message)
+    }
+
+    /// Rejects NUL and other control characters, which C APIs would truncate at or
+    /// terminals would interpret (`a.db%00.evil` must not open `a.db`).
+    private static func withoutControlCharacters(_ text: String, what: String) throws -> String {
+        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || (0x80..<0xA0).contains($0.value) }) else {
+            throw invalid("\(what) contains a control character")
+        }
+        return text
     }
 
     private static func decode(_ text: Substring, what: String) throws -> String {

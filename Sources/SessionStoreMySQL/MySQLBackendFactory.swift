@@ -4,8 +4,9 @@ extension StorageBackendFactory {
     /// Opens ``MySQLBackend``s from `mysql://` and `mariadb://` configuration URLs such as
     /// `mysql://user:password@host:3306/database?table=sessions&pool=8`; options as in
     /// ``MySQLConfiguration/init(url:)``.
-    public static let mysql = StorageBackendFactory(schemes: ["mysql", "mariadb"]) { url, logger in
-        let configuration = try MySQLConfiguration(url: &url)
-        return try await MySQLBackend(configuration: configuration, logger: logger)
+    public static let mysql = StorageBackendFactory(schemes: ["mysql", "mariadb"]) { url in
+        try MySQLConfiguration(url: &url)
+    } open: { configuration, logger in
+        try await MySQLBackend(configuration: configuration, logger: logger)
     }
 }

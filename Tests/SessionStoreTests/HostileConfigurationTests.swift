@@ -36,10 +36,11 @@ struct CapturingLogHandler: LogHandler {
 /// must never reach an error or a log line.
 @Suite("Hostile configuration")
 struct HostileConfigurationTests {
-    static let memory = StorageBackendFactory(schemes: ["mem"]) { url, _ in
+    static let memory = StorageBackendFactory(schemes: ["mem"]) { url in
         if let table = url.take("table") { _ = try SQLIdentifier.validated(table) }
         _ = try url.takeInt("pool", in: 1...64)
-        return InMemoryBackend()
+    } open: { _, _ in
+        InMemoryBackend()
     }
 
     /// The error `open` throws for `url`, logging to `log`.
