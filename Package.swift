@@ -52,6 +52,7 @@ let package = Package(
             dependencies: [
                 "SessionStore", "CSessionStoreSQLite",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: upcoming
         ),

@@ -16,6 +16,8 @@ public struct StorageError: Error, Sendable, CustomStringConvertible {
         public static let corrupt = Kind(name: "corrupt")
         /// The database cannot be opened (missing directory, permissions).
         public static let cannotOpen = Kind(name: "cannotOpen")
+        /// The database file was deleted, renamed or replaced while open; writes would be lost.
+        public static let fileMoved = Kind(name: "fileMoved")
         /// The connection to a server failed or was lost.
         public static let connection = Kind(name: "connection")
         /// The server refused the credentials or the database does not exist.

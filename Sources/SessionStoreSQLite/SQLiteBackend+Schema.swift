@@ -20,6 +20,17 @@ extension SQLiteBackend {
             }
         }
         try connection.execute("PRAGMA synchronous = \(configuration.synchronous.rawValue.uppercased())", operation: "open")
+        if !configuration.isMemory {
+            // A WAL file that was started over is truncated back to the checkpoint threshold.
+            let limit = Int(SQLiteCheckpointer.thresholdPages) * 4096
+            let applied = try connection.execute("PRAGMA journal_size_limit = \(limit)", operation: "open")
+            guard applied == String(limit) else {
+                throw StorageError(
+                    kind: .other, engine: "sqlite", operation: "open",
+                    message: "journal_size_limit is \(applied ?? "unknown"), not \(limit)",
+                    statement: "PRAGMA journal_size_limit")
+            }
+        }
         try connection.execute("PRAGMA mmap_size = \(configuration.mmapSize)", operation: "open")
         try connection.run("BEGIN IMMEDIATE", operation: "open")
         do {

@@ -49,13 +49,16 @@ public final class SQLiteBackend: StorageBackend {
         var readerConnections: [SQLiteTransfer<SQLiteConnection>] = []
         if !configuration.isMemory {
             for _ in 0..<configuration.readerCount {
-                let reader = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
+                // Readers retry a busy database in the pool, with Task.sleep, not in SQLite.
+                let reader = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: 0)
                 try Self.prepareReader(reader, configuration: configuration, queries: queries)
                 readerConnections.append(SQLiteTransfer(value: reader))
             }
-            readers = SQLiteReaderPool(readerConnections)
+            readers = SQLiteReaderPool(readerConnections, busyTimeout: configuration.busyTimeout)
             let checkpointConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
-            let checkpointer = SQLiteCheckpointer(connection: SQLiteTransfer(value: checkpointConnection), logger: logger)
+            let checkpointer = SQLiteCheckpointer(
+                connection: SQLiteTransfer(value: checkpointConnection), logger: logger,
+                metricsLabel: "session_store_sqlite")
             checkpointer.install(on: writerConnection)
             self.checkpointer = checkpointer
         } else {
@@ -65,7 +68,7 @@ public final class SQLiteBackend: StorageBackend {
         writer = SQLiteWriter(
             connection: SQLiteTransfer(value: writerConnection),
             maxBatchSize: configuration.groupCommit ? configuration.maxBatchSize : 1,
-            logger: logger)
+            checksFile: !configuration.isMemory, logger: logger)
         logger.debug(
             "Opened SQLite session store",
             metadata: [
@@ -76,9 +79,20 @@ public final class SQLiteBackend: StorageBackend {
 
     deinit {
         writer.shutdown()
-        checkpointer?.stop()
-        readers?.close()
+        checkpointer?.stopWithoutWaiting()
+        readers?.closeWithoutWaiting()
     }
+
+    /// WAL checkpoints run so far (PASSIVE and TRUNCATE); for tests.
+    var checkpointRuns: Int {
+        guard let checkpointer else { return 0 }
+        return checkpointer.passiveRuns.load(ordering: .relaxed) + checkpointer.truncateRuns.load(ordering: .relaxed)
+    }
+
+    /// TRUNCATE checkpoints run so far (escalations after checkpoint starvation); for tests.
+    var truncateCheckpointRuns: Int { checkpointer?.truncateRuns.load(ordering: .relaxed) ?? 0 }
+    /// Back-pressure checkpoints the writer ran itself; for tests.
+    var writerCheckpointRuns: Int { checkpointer?.writerRuns.load(ordering: .relaxed) ?? 0 }
 
     /// Write transactions run so far; group commit makes it smaller than the write count.
     var transactionCount: Int { writer.transactions.load(ordering: .relaxed) }
@@ -222,16 +236,15 @@ public final class SQLiteBackend: StorageBackend {
         }
     }
 
-    /// Commits the queued writes, stops the writer thread and closes every connection
-    /// (readers still lent out close when returned).
-    /// - Throws: ``StorageError`` `.closed` when already closed.
+    /// Commits the queued writes, stops the writer and checkpointer threads and closes
+    /// every connection (a reader lent to a load closes when it comes back); returns only
+    /// when all of them are closed, so the process then holds no descriptor of the
+    /// database files. A second call does nothing.
     public func close() async throws {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else {
-            throw Self.closedError("close")
-        }
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await writer.close()
-        checkpointer?.stop()
-        readers?.close()
+        await checkpointer?.stop()
+        await readers?.close()
         logger.debug("Closed SQLite session store", metadata: ["table": "\(queries.table)"])
     }
 

@@ -1,30 +1,66 @@
 import CSessionStoreSQLite
+import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
 import SessionStore
 import Synchronization
 
-/// Checkpoints the WAL on a thread and connection of its own, so saves never pay for it.
+/// Checkpoints the WAL on a thread and connection of its own, so saves never pay for it,
+/// and keeps the WAL file bounded under sustained writes.
 ///
 /// SQLite's automatic checkpoint runs inside the commit that crosses the threshold: on
 /// the writer thread, stalling every save queued behind it (measured here: 60-210 ms
 /// during a cleanup, against 4-6 ms with checkpoints moved away). The writer's WAL hook
-/// wakes this thread instead, which runs a PASSIVE checkpoint: it copies what no reader
-/// still needs and never blocks the writer or the readers.
+/// wakes this thread instead (installing the hook turns the automatic checkpoint off, so
+/// this thread is the only one that checkpoints).
+///
+/// Each wake-up runs a PASSIVE checkpoint: it copies what no reader still needs and never
+/// blocks the writer or the readers; the next write then starts the WAL file over. When
+/// readers keep the WAL from being reset and it still holds ``escalationPages`` after a
+/// PASSIVE pass (checkpoint starvation), a TRUNCATE checkpoint waits for the readers of old
+/// snapshots (point lookups, microseconds), holds writers back meanwhile, and empties the
+/// file. `journal_size_limit` on the writer truncates a reset WAL to ``thresholdPages``.
 final class SQLiteCheckpointer: Sendable {
     /// WAL pages after a commit that trigger a checkpoint (SQLite's default threshold).
     static let thresholdPages: Int32 = 1000
+    /// WAL pages left after a PASSIVE checkpoint that make the checkpointer TRUNCATE.
+    static let escalationPages: Int32 = 2 * thresholdPages
+    /// WAL pages after a commit that make the writer itself run a TRUNCATE checkpoint
+    /// before it takes the next write: back-pressure when the checkpointer cannot keep up
+    /// or is starved, so the WAL file never grows much past this.
+    static let hardLimitPages: Int32 = 4 * thresholdPages
+
+    private struct State {
+        var stopping = false
+        var finished = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
 
     private let wakeup = DispatchSemaphore(value: 0)
-    private let stopping = Atomic<Bool>(false)
     private let pending = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
+    private let state = Mutex(State())
+    /// Checkpoints run so far, by mode; for tests.
+    let passiveRuns = Atomic<Int>(0)
+    let truncateRuns = Atomic<Int>(0)
+    let writerRuns = Atomic<Int>(0)
+    private let logger: Logger
+    private let writerCounter: Counter
+    private let walPagesGauge: Gauge
+    private let checkpointCounter: Counter
+    private let truncateCounter: Counter
+    private let failureCounter: Counter
 
     /// Starts the thread, which takes ownership of `connection`.
-    init(connection: SQLiteTransfer<SQLiteConnection>, logger: Logger) {
+    init(connection: SQLiteTransfer<SQLiteConnection>, logger: Logger, metricsLabel: String) {
+        walPagesGauge = Gauge(label: "\(metricsLabel)_wal_pages")
+        checkpointCounter = Counter(label: "\(metricsLabel)_checkpoints_total", dimensions: [("mode", "passive")])
+        truncateCounter = Counter(label: "\(metricsLabel)_checkpoints_total", dimensions: [("mode", "truncate")])
+        writerCounter = Counter(label: "\(metricsLabel)_checkpoints_total", dimensions: [("mode", "writer")])
+        self.logger = logger
+        failureCounter = Counter(label: "\(metricsLabel)_checkpoint_failures_total")
         let thread = Thread { [self] in
-            self.run(connection.value, logger: logger)
+            self.run(connection.value)
         }
         thread.name = "SessionStoreSQLite.checkpointer"
         thread.start()
@@ -39,35 +75,119 @@ final class SQLiteCheckpointer: Sendable {
     }
 
     /// Called by the WAL hook on the writer thread after a commit.
-    fileprivate func walGrew(to pages: Int32) {
+    fileprivate func walGrew(to pages: Int32, writer database: OpaquePointer?) {
+        if pages >= Self.hardLimitPages, let database {
+            // SQLite's own auto-checkpoint runs from this hook the same way.
+            writerCheckpoint(database)
+            return
+        }
         guard pages >= Self.thresholdPages, !pending.exchange(true, ordering: .relaxed) else { return }
         wakeup.signal()
     }
 
-    /// Stops the thread after a checkpoint in progress and closes its connection.
-    func stop() {
-        guard !stopping.exchange(true, ordering: .relaxed) else { return }
-        wakeup.signal()
-        finished.wait()
+    /// The writer's back-pressure checkpoint: waits for a checkpoint of the checkpointer
+    /// thread to end (SQLite lets one run at a time and does not wait for it) and for
+    /// readers of old snapshots (busy timeout), then copies every page back and empties the
+    /// WAL file. Saves queue meanwhile; none fails for it.
+    private func writerCheckpoint(_ database: OpaquePointer) {
+        var walPages: Int32 = 0
+        var copied: Int32 = 0
+        var code = SQLITE_BUSY
+        for attempt in 0..<Self.writerCheckpointAttempts {
+            if attempt > 0 { usleep(1000) }
+            code = sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_TRUNCATE, &walPages, &copied)
+            if code != SQLITE_BUSY || walPages >= 0 { break }
+        }
+        writerRuns.add(1, ordering: .relaxed)
+        writerCounter.increment()
+        record(code, mode: "writer", walPages: walPages, copied: copied, database: database)
     }
 
-    private func run(_ connection: SQLiteConnection, logger: Logger) {
-        while true {
-            wakeup.wait()
-            if stopping.load(ordering: .relaxed) { break }
-            pending.store(false, ordering: .relaxed)
-            var walPages: Int32 = 0
-            var copied: Int32 = 0
-            let code = sqlite3_wal_checkpoint_v2(connection.database, nil, SQLITE_CHECKPOINT_PASSIVE, &walPages, &copied)
-            if code != SQLITE_OK && code != SQLITE_BUSY {
-                // Not fatal: the WAL keeps growing until the next checkpoint succeeds.
-                let error = SQLiteConnection.error(
-                    database: connection.database, code: code, operation: "checkpoint", statement: nil)
-                logger.warning("SQLite WAL checkpoint failed", metadata: ["error": "\(error)"])
+    /// How many times (1 ms apart) the writer tries to start its checkpoint while the
+    /// checkpointer thread runs one.
+    static let writerCheckpointAttempts = 5000
+
+    /// Stops the thread after a checkpoint in progress and closes its connection; returns
+    /// when both are done. Safe to call more than once.
+    func stop() async {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state in
+                state.stopping = true
+                if state.finished { return true }
+                state.stopWaiters.append(continuation)
+                return false
+            }
+            if done {
+                continuation.resume()
+            } else {
+                wakeup.signal()
             }
         }
+    }
+
+    /// Stops the thread without waiting (from `deinit`).
+    func stopWithoutWaiting() {
+        state.withLock { $0.stopping = true }
+        wakeup.signal()
+    }
+
+    private func run(_ connection: SQLiteConnection) {
+        // A connection that has never read reports -1/-1 and copies nothing (SQLite 3.40.1).
+        do {
+            try connection.execute("SELECT count(*) FROM sqlite_master", operation: "checkpoint")
+        } catch {
+            logger.error("SQLite checkpointer cannot read the database; the WAL will not be checkpointed", metadata: ["error": "\(error)"])
+        }
+        while true {
+            wakeup.wait()
+            if state.withLock({ $0.stopping }) { break }
+            pending.store(false, ordering: .relaxed)
+            var pages = checkpoint(connection, mode: SQLITE_CHECKPOINT_PASSIVE)
+            if let remaining = pages, remaining >= Self.escalationPages {
+                pages = checkpoint(connection, mode: SQLITE_CHECKPOINT_TRUNCATE)
+            }
+            if let pages { walPagesGauge.record(Int64(pages)) }
+        }
         connection.close()
-        finished.signal()
+        let waiters = state.withLock { state in
+            state.finished = true
+            defer { state.stopWaiters = [] }
+            return state.stopWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Runs one checkpoint and returns the pages in the WAL file, copied back or not (`nil`
+    /// when it failed): a WAL that readers keep from being reset grows even when every page
+    /// was copied.
+    private func checkpoint(_ connection: SQLiteConnection, mode: Int32) -> Int32? {
+        var walPages: Int32 = 0
+        var copied: Int32 = 0
+        let truncate = mode == SQLITE_CHECKPOINT_TRUNCATE
+        let code = sqlite3_wal_checkpoint_v2(connection.database, nil, mode, &walPages, &copied)
+        if truncate { truncateRuns.add(1, ordering: .relaxed) } else { passiveRuns.add(1, ordering: .relaxed) }
+        (truncate ? truncateCounter : checkpointCounter).increment()
+return record(code, mode: truncate ? "truncate" : "passive", walPages: walPages, copied: copied, database: connection.database)
+    }
+
+    /// Logs a checkpoint's result and returns the WAL's pages, `nil` after a failure. BUSY is
+    /// expected (a reader or the writer held on); anything else is logged as an error, since
+    /// nobody else hears of it (the next commit past the threshold tries again).
+    @discardableResult
+    private func record(_ code: Int32, mode: String, walPages: Int32, copied: Int32, database: OpaquePointer) -> Int32? {
+        switch code {
+        case SQLITE_OK:
+            logger.debug("SQLite WAL checkpoint", metadata: ["mode": "\(mode)", "walPages": "\(walPages)", "copied": "\(copied)"])
+            return walPages
+        case SQLITE_BUSY:
+            logger.debug("SQLite WAL checkpoint could not finish: busy", metadata: ["mode": "\(mode)", "walPages": "\(walPages)"])
+            return walPages >= 0 ? walPages : nil
+        default:
+            failureCounter.increment()
+            let error = SQLiteConnection.error(database: database, code: code, operation: "checkpoint", statement: nil)
+            logger.error("SQLite WAL checkpoint failed", metadata: ["mode": "\(mode)", "error": "\(error)"])
+            return nil
+        }
     }
 }
 
@@ -77,6 +197,6 @@ private func sqliteWALHook(
     _ context: UnsafeMutableRawPointer?, _ database: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ pages: Int32
 ) -> Int32 {
     guard let context else { return SQLITE_OK }
-    Unmanaged<SQLiteCheckpointer>.fromOpaque(context).takeUnretainedValue().walGrew(to: pages)
+    Unmanaged<SQLiteCheckpointer>.fromOpaque(context).takeUnretainedValue().walGrew(to: pages, writer: database)
     return SQLITE_OK
 }

@@ -12,38 +12,66 @@ final class SQLiteReader: @unchecked Sendable {  // @unchecked: the pool lends i
 
 /// Reader connections shared by loads: a task checks one out, runs its SELECT inline and
 /// returns it. When none is free the task suspends (it never blocks a thread).
+///
+/// Readers never wait inside SQLite: their busy handler gives up at once, and a locked
+/// database (another process recovering the WAL, an exclusive lock) is retried here with
+/// `Task.sleep` until the busy timeout, so no thread of Swift's cooperative pool sleeps.
 final class SQLiteReaderPool: Sendable {
     private struct State {
         var idle: [SQLiteReader]
+        var lent = 0
         var waiters: [CheckedContinuation<SQLiteReader, any Error>] = []
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
         var closed = false
     }
 
     private let state: Mutex<State>
+    private let busyTimeout: Duration
 
-    init(_ readers: [SQLiteTransfer<SQLiteConnection>]) {
+    init(_ readers: [SQLiteTransfer<SQLiteConnection>], busyTimeout: Duration) {
         state = Mutex(State(idle: readers.map { SQLiteReader($0.value) }))
+        self.busyTimeout = busyTimeout
     }
 
-    /// Runs `body` with a reader connection of its own.
-    /// - Throws: ``StorageError`` `.closed` after ``close()``, or what `body` threw.
+    /// Runs `body` with a reader connection of its own, again after a pause while the
+    /// database is busy, until the busy timeout.
+    /// - Throws: ``StorageError`` `.closed` after ``close()``, `.busy` after the timeout, or
+    ///   what `body` threw.
     func withReader<T>(operation: String, _ body: (SQLiteConnection) throws -> T) async throws -> T {
-        let reader = try await checkOut(operation: operation)
-        defer { checkIn(reader) }
-        return try body(reader.connection)
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: busyTimeout)
+        while true {
+            let reader = try await checkOut(operation: operation)
+            do {
+                let result = try body(reader.connection)
+                checkIn(reader)
+                return result
+            } catch let error as StorageError where error.kind == .busy && clock.now < deadline {
+                checkIn(reader)
+                try await Task.sleep(for: .milliseconds(1))
+            } catch {
+                checkIn(reader)
+                throw error
+            }
+        }
     }
 
     private func checkOut(operation: String) async throws -> SQLiteReader {
         let free: SQLiteReader? = try state.withLock { state in
             guard !state.closed else { throw SQLiteBackend.closedError(operation) }
-            return state.idle.popLast()
+            guard let reader = state.idle.popLast() else { return nil }
+            state.lent += 1
+            return reader
         }
         if let free { return free }
         return try await withCheckedThrowingContinuation { continuation in
             enum Action { case wait, take(SQLiteReader), fail }
             let action: Action = state.withLock { state in
                 if state.closed { return .fail }
-                if let reader = state.idle.popLast() { return .take(reader) }
+                if let reader = state.idle.popLast() {
+                    state.lent += 1
+                    return .take(reader)
+                }
                 state.waiters.append(continuation)
                 return .wait
             }
@@ -56,30 +84,54 @@ final class SQLiteReaderPool: Sendable {
     }
 
     private func checkIn(_ reader: SQLiteReader) {
-        enum Action { case none, hand(CheckedContinuation<SQLiteReader, any Error>), close }
+        enum Action { case none, hand(CheckedContinuation<SQLiteReader, any Error>), close([CheckedContinuation<Void, Never>]) }
         let action: Action = state.withLock { state in
-            if state.closed { return .close }
+            if state.closed {
+                state.lent -= 1
+                guard state.lent == 0 else { return .close([]) }
+                defer { state.closeWaiters = [] }
+                return .close(state.closeWaiters)
+            }
             if !state.waiters.isEmpty { return .hand(state.waiters.removeFirst()) }
+            state.lent -= 1
             state.idle.append(reader)
             return .none
         }
         switch action {
         case .none: break
         case .hand(let waiter): waiter.resume(returning: reader)
-        case .close: reader.connection.close()
+        case .close(let closeWaiters):
+            reader.connection.close()
+            for waiter in closeWaiters { waiter.resume() }
         }
     }
 
-    /// Closes idle readers now and lent ones when they come back; waiting loads fail.
-    func close() {
-        let (idle, waiters) = state.withLock { state in
+    /// Closes idle readers now and lent ones when they come back (loads take microseconds);
+    /// waiting loads fail. Returns once every reader connection is closed.
+    func close() async {
+        await withCheckedContinuation { continuation in
+            if markClosed(notifying: continuation) { continuation.resume() }
+        }
+    }
+
+    /// Closes idle readers without waiting for lent ones (from `deinit`).
+    func closeWithoutWaiting() {
+        _ = markClosed(notifying: nil)
+    }
+
+    /// Closes the idle readers and fails the waiting loads; returns whether no reader is
+    /// lent, else `waiter` is resumed when the last one comes back.
+    private func markClosed(notifying waiter: CheckedContinuation<Void, Never>?) -> Bool {
+        let (idle, waiters, done) = state.withLock { state in
             state.closed = true
-            let taken = (state.idle, state.waiters)
+            let taken = (state.idle, state.waiters, state.lent == 0)
             state.idle = []
             state.waiters = []
+            if !taken.2, let waiter { state.closeWaiters.append(waiter) }
             return taken
         }
         for reader in idle { reader.connection.close() }
         for waiter in waiters { waiter.resume(throwing: SQLiteBackend.closedError("load")) }
+        return done
     }
 }

@@ -1,3 +1,4 @@
+import CSessionStoreSQLite
 import Dispatch
 import Foundation
 import Logging
@@ -23,6 +24,7 @@ struct SQLiteJob: Sendable {
         case read
     }
 
+    let id: UInt64
     let mode: Mode
     /// Whether the body runs more than one statement (a read, then a write), so it needs a
     /// transaction even when it runs alone.
@@ -47,6 +49,7 @@ final class SQLiteWriter: Sendable {
         var closing = false
         var paused = false
         var finished = false
+        var nextID: UInt64 = 0
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -54,13 +57,17 @@ final class SQLiteWriter: Sendable {
     private let wakeup = DispatchSemaphore(value: 0)
     private let maxBatchSize: Int
     private let logger: Logger
+    /// Whether the database lives in a file whose identity is checked before each write.
+    private let checksFile: Bool
+    private let fileMovedReported = Atomic<Bool>(false)
     /// Write transactions committed (or attempted); for tests and metrics.
     let transactions = Atomic<Int>(0)
 
     /// Starts the writer thread, which takes ownership of `connection`.
-    init(connection: SQLiteTransfer<SQLiteConnection>, maxBatchSize: Int, logger: Logger) {
+    init(connection: SQLiteTransfer<SQLiteConnection>, maxBatchSize: Int, checksFile: Bool, logger: Logger) {
         self.maxBatchSize = maxBatchSize
         self.logger = logger
+        self.checksFile = checksFile
         let thread = Thread { [self] in
             self.run(connection.value)
         }
@@ -69,22 +76,42 @@ final class SQLiteWriter: Sendable {
     }
 
     /// Queues `body` and suspends until it ran (and, for writes, committed).
-    /// - Throws: ``StorageError`` `.closed` after ``close()``, or what `body` threw.
+    ///
+    /// A task cancelled while its job still waits in the queue gets `CancellationError` and
+    /// the job never runs; once the writer took the job, it runs and reports as usual (a
+    /// write already on its way is never abandoned half-known).
+    /// - Throws: ``StorageError`` `.closed` after ``close()``, `CancellationError`, or what
+    ///   `body` threw.
     func submit(
         _ mode: SQLiteJob.Mode, operation: String, multiStatement: Bool = false,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) async throws -> SQLiteOutcome {
-        try await withCheckedThrowingContinuation { continuation in
-            let accepted = state.withLock { state in
-                guard !state.closing else { return false }
-                state.jobs.append(SQLiteJob(mode: mode, multiStatement: multiStatement, body: body, continuation: continuation))
-                return true
+        let id = state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                enum Action { case queued, closed, cancelled }
+                let action: Action = state.withLock { state in
+                    guard !state.closing else { return .closed }
+                    if Task.isCancelled { return .cancelled }
+                    state.jobs.append(
+                        SQLiteJob(id: id, mode: mode, multiStatement: multiStatement, body: body, continuation: continuation))
+                    return .queued
+                }
+                switch action {
+                case .queued: wakeup.signal()
+                case .closed: continuation.resume(throwing: SQLiteBackend.closedError(operation))
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                }
             }
-            if accepted {
-                wakeup.signal()
-            } else {
-                continuation.resume(throwing: SQLiteBackend.closedError(operation))
+        } onCancel: {
+            let job: SQLiteJob? = state.withLock { state in
+                guard let index = state.jobs.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.jobs.remove(at: index)
             }
+            job?.continuation.resume(throwing: CancellationError())
         }
     }
 
@@ -183,6 +210,10 @@ final class SQLiteWriter: Sendable {
 
     private func execute(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
         guard let first = jobs.first else { return }
+        if checksFile, first.mode != .read, let error = fileMovedError(connection) {
+            for job in jobs { job.continuation.resume(throwing: error) }
+            return
+        }
         if jobs.count == 1 && !first.multiStatement {
             // One statement is its own transaction: no BEGIN/COMMIT round trip needed.
             let result = Result { try first.body(connection) }
@@ -225,6 +256,25 @@ final class SQLiteWriter: Sendable {
         for (job, result) in zip(jobs, results) {
             job.continuation.resume(with: result)
         }
+    }
+
+    /// An error when the database file was deleted, renamed or replaced since it was
+    /// opened: writes would go to a file nobody will open again, so they must fail.
+    private func fileMovedError(_ connection: SQLiteConnection) -> StorageError? {
+        var moved: Int32 = 0
+        let code = sqlite3_file_control(connection.database, "main", SQLITE_FCNTL_HAS_MOVED, &moved)
+        if code != SQLITE_OK {
+            return SQLiteConnection.error(database: connection.database, code: code, operation: "write", statement: nil)
+        }
+        guard moved != 0 else { return nil }
+        let error = StorageError(
+            kind: .fileMoved, engine: "sqlite", operation: "write",
+            message: "the database file was deleted, renamed or replaced while the store had it open; "
+                + "nothing more is written to it. Restore the file or restart the app")
+        if !fileMovedReported.exchange(true, ordering: .relaxed) {
+            logger.error("SQLite database file moved under the store; writes fail from now on", metadata: ["error": "\(error)"])
+        }
+        return error
     }
 
     private func rollback(_ connection: SQLiteConnection) {
