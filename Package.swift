@@ -73,7 +73,7 @@ let package = Package(
         // The backend conformance suite, usable by third-party backends too.
         .target(
             name: "SessionStoreTesting",
-            dependencies: ["SessionStore"],
+            dependencies: ["SessionStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
         .executableTarget(

@@ -83,8 +83,9 @@ extension SessionStore {
                     do {
                         _ = try await cleanup()
                     } catch {
-                        // Already logged and counted by `logged`; keep the schedule.
                         if isClosed.load(ordering: .relaxed) { return }
+                        // Nobody awaits a background cleanup: this line is its only report.
+                        logger.error("background cleanup failed; the next round runs as scheduled", metadata: ["error": "\(error)"])
                     }
                 }
             }

@@ -140,8 +140,12 @@ public final class SessionStore: Sendable {
         } catch var error as SessionStoreError {
             metrics.loadCorrupt.increment()
             error.session = id.redacted
-            logger.error("stored session cannot be decoded", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
-            if configuration.corruptDataPolicy == .startNewSession { return newSession() }
+            if configuration.corruptDataPolicy == .startNewSession {
+                // Not thrown: this log line is the only report of the lost session.
+                logger.warning("stored session cannot be decoded; starting a new one", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
+                return newSession()
+            }
+            logger.debug("stored session cannot be decoded", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
             throw error
         }
         metrics.loadHit.increment()
@@ -445,13 +449,14 @@ public final class SessionStore: Sendable {
         return data
     }
 
-    /// Runs a backend call, logging and counting its failure before rethrowing it.
+    /// Runs a backend call, counting its failure and logging it at debug (the caller gets
+    /// the error and decides what to report) before rethrowing it.
     func logged<T>(_ operation: String, _ id: SessionID?, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch {
             metrics.errors.increment()
-            logger.error(
+            logger.debug(
                 "session storage failed",
                 metadata: ["operation": "\(operation)", "session": "\(id?.redacted ?? "-")", "error": "\(error)"])
             throw error

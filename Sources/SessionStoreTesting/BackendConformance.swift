@@ -90,6 +90,8 @@ struct Fixture: Sendable {
         configuration.idleTimeout = .seconds(1800)
         configuration.touchInterval = .seconds(60)
         configuration.regenerationGracePeriod = .zero
+        // One manual clock for every store here: no skew between hosts to allow for.
+        configuration.clockSkewAllowance = .zero
         configure(&configuration)
         self.clock = clock
         backend = CountingBackend(try await database.open())

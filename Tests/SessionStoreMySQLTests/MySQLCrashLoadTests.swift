@@ -175,7 +175,7 @@ struct MySQLCrashLoadTests {
                     // on whatever the failed write left behind (committed or not).
                     try owned[slot].session.set("n", value)
                     let outcome = try await store.save(&owned[slot].session)
-                    guard outcome == .updated else {
+                    guard outcome.wroteData else {
                         report.unexpected.append("update returned \(outcome)")
                         if outcome == .gone { report.lostDuringLoad.append("\(id.redacted): save found it gone") }
                         owned.remove(at: slot)

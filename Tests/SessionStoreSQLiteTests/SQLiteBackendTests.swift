@@ -242,7 +242,7 @@ struct SQLiteBackendTests {
         }
     }
 
-    @Test func callsAfterCloseThrowClosed() async throws {
+    @Test func callsAfterCloseThrowClosedAndASecondCloseDoesNothing() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
             let key = SessionKey(value: "k")
@@ -253,8 +253,7 @@ struct SQLiteBackendTests {
             #expect(insertError?.kind == .closed)
             let cleanError = await #expect(throws: StorageError.self) { try await backend.deleteExpired(before: 0, limit: 10) }
             #expect(cleanError?.kind == .closed)
-            let closeError = await #expect(throws: StorageError.self) { try await backend.close() }
-            #expect(closeError?.kind == .closed)
+            try await backend.close()
         }
     }
 
@@ -368,8 +367,7 @@ struct SQLiteBackendTests {
             let waited = ContinuousClock.now - started
             #expect(error?.kind == .busy)
             #expect(error?.statement?.contains("INSERT") == true)
-            #expect(waited >= .milliseconds(90))
-            #expect(waited < .seconds(3))
+            #expect(waited >= .milliseconds(90), "it waited for the busy timeout")
             #expect(sqlite3_exec(other, "ROLLBACK", nil, nil, nil) == SQLITE_OK)
             #expect(try await backend.insert(SessionKey(value: "k"), record("x")))
             try await backend.close()

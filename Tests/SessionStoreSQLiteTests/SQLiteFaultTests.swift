@@ -161,22 +161,32 @@ struct SQLiteFaultTests {
     func fullDiskGivesFullThenSavesResumeOnceSpaceIsThere() async throws {
         try await withTemporaryDatabase { database in
             try Mounts.run("/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", database.directory.path)
-            defer { _ = try? Mounts.run("/bin/umount", database.directory.path) }
-            let store = SessionStore(backend: try database.open())
-            let (saved, error) = try await fill(store, limit: 2000)
-            #expect((error as? StorageError)?.kind == .full, "the save that found the disk full: \(String(describing: error))")
-            #expect(saved.count > 10 && saved.count < 2000)
-
-            try Mounts.run("/bin/mount", "-o", "remount,size=16m", database.directory.path)
-            var after = store.newSession()
-            try after.set("user", "alice")
-            #expect(try await store.save(&after) == .created, "saves work again once there is space")
-            for session in saved {
-                #expect(try await store.load(session.id).isStored, "every save reported before the disk filled is kept")
+            do {
+                try await fillTheDiskThenFreeSpace(database)
+            } catch {
+                try Mounts.run("/bin/umount", database.directory.path)
+                throw error
             }
-            try await store.shutdown()
-            #expect(try integrityCheck(database.path) == "ok")
+            // shutdown() closed every connection: nothing holds the mount any more.
+            try Mounts.run("/bin/umount", database.directory.path)
         }
+    }
+
+    private func fillTheDiskThenFreeSpace(_ database: TemporaryDatabase) async throws {
+        let store = SessionStore(backend: try database.open())
+        let (saved, error) = try await fill(store, limit: 2000)
+        #expect((error as? StorageError)?.kind == .full, "the save that found the disk full: \(String(describing: error))")
+        #expect(saved.count > 10 && saved.count < 2000)
+
+        try Mounts.run("/bin/mount", "-o", "remount,size=16m", database.directory.path)
+        var after = store.newSession()
+        try after.set("user", "alice")
+        #expect(try await store.save(&after) == .created, "saves work again once there is space")
+        for session in saved {
+            #expect(try await store.load(session.id).isStored, "every save reported before the disk filled is kept")
+        }
+        try await store.shutdown()
+        #expect(try integrityCheck(database.path) == "ok")
     }
 
     @Test func databaseAtItsSizeCapGivesFullThenSavesResumeOnceRaised() async throws {

@@ -4,34 +4,6 @@ import SessionStoreTesting
 import Synchronization
 import Testing
 
-/// Collects every log line (message and metadata) in memory.
-final class CapturedLog: Sendable {
-    private let lines = Mutex<[String]>([])
-    var text: String { lines.withLock { $0.joined(separator: "\n") } }
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-
-    var logger: Logger {
-        Logger(label: "test") { _ in CapturingLogHandler(log: self) }
-    }
-}
-
-struct CapturingLogHandler: LogHandler {
-    let log: CapturedLog
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { $1 } }
-        log.append("\(event.level) \(event.message) \(all) \(event.source) \(event.file):\(event.line)")
-    }
-}
-
 /// Hostile configuration: typos, bad values, injected table names, and passwords that
 /// must never reach an error or a log line.
 @Suite("Hostile configuration")

@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import SessionStore
+@testable import SessionStoreSQLite
+import SessionStoreTesting
+import Testing
+
+/// What happens around a store's life: its file removed or replaced under it, its
+/// descriptors after shutdown, cancelled writes, and configuration checked before any file
+/// is made.
+@Suite("SQLite lifecycle")
+struct SQLiteLifecycleTests {
+    /// Saves one session; `.fileMoved` is expected once the file is gone.
+    func saveOne(_ store: SessionStore) async throws -> Session {
+        var session = store.newSession()
+        try session.set("user", "alice")
+        try await store.save(&session)
+        return session
+    }
+
+    @Test(arguments: [["sessions.db"], ["sessions.db", "sessions.db-wal", "sessions.db-shm"]])
+    func deletedDatabaseFileFailsSavesWithATypedErrorAndALogLine(_ removed: [String]) async throws {
+        try await withTemporaryDatabase { database in
+            let log = CapturedLog()
+            let store = SessionStore(backend: try SQLiteBackend(configuration: database.configuration(), logger: log.logger))
+            var kept = try await saveOne(store)
+            for name in removed {
+                try FileManager.default.removeItem(at: database.directory.appendingPathComponent(name))
+            }
+            let error = await #expect(throws: StorageError.self) { _ = try await saveOne(store) }
+            #expect(error?.kind == .fileMoved)
+            try kept.set("more", 1)
+            let updateError = await #expect(throws: StorageError.self) { try await store.save(&kept) }
+            #expect(updateError?.kind == .fileMoved, "updates fail too, nothing reports success")
+            #expect(log.lines(at: .error).count == 1, "one error line, not one per save: \(log.lines(at: .error))")
+            try await store.shutdown()
+        }
+    }
+
+    @Test func replacedDatabaseFileFailsSaves() async throws {
+        try await withTemporaryDatabase { database in
+            let store = SessionStore(backend: try database.open())
+            _ = try await saveOne(store)
+            let moved = database.path + ".old"
+            try FileManager.default.moveItem(atPath: database.path, toPath: moved)
+            try FileManager.default.copyItem(atPath: moved, toPath: database.path)
+            let error = await #expect(throws: StorageError.self) { _ = try await saveOne(store) }
+            #expect(error?.kind == .fileMoved)
+            try await store.shutdown()
+        }
+    }
+
+    @Test func shutdownLeavesNoDescriptorOfTheDatabaseFilesOpen() async throws {
+        try await withTemporaryDatabase { database in
+            let store = SessionStore(backend: try database.open { $0.readerCount = 4 })
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 {
+                    group.addTask {
+                        let session = try await saveOne(store)
+                        _ = try await store.load(session.id)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try Self.openDescriptors(under: database.directory.path) > 0, "the store had its files open")
+            try await store.shutdown()
+            #expect(try Self.openDescriptors(under: database.directory.path) == 0, "every connection closed before shutdown returned")
+        }
+    }
+
+    @Test func aCancelledWriteThatIsStillQueuedNeverRuns() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let key = SessionKey(value: SessionID.generate().text)
+            backend.writer.pauseForTesting()
+            let write = Task { try await backend.insert(key, record("x")) }
+            while backend.writer.pendingCount == 0 { await Task.yield() }
+            write.cancel()
+            let result = await write.result
+            #expect(throws: CancellationError.self) { try result.get() }
+            #expect(backend.writer.pendingCount == 0, "the job left the queue")
+            backend.writer.resumeForTesting()
+            #expect(try await backend.insert(key, record("y")), "the cancelled insert never ran")
+            try await backend.close()
+        }
+    }
+
+    @Test func anUnknownOptionIsRejectedBeforeTheFileIsCreated() async throws {
+        try await withTemporaryDatabase { database in
+            await #expect(throws: SessionStoreError.self) {
+                _ = try await SessionStore.open("sqlite://\(database.path)?frobnicate=1", backends: [.sqlite])
+            }
+            #expect(!FileManager.default.fileExists(atPath: database.path), "no database file was created")
+        }
+    }
+
+    @Test(arguments: ["%00.evil", "%0a", "%1b[31m", "%7f"])
+    func aControlCharacterInThePathIsRejected(_ suffix: String) async throws {
+        try await withTemporaryDatabase { database in
+            let error = await #expect(throws: SessionStoreError.self) {
+                _ = try await SessionStore.open("sqlite://\(database.path)\(suffix)", backends: [.sqlite])
+            }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(!FileManager.default.fileExists(atPath: database.path), "the truncated path was not opened")
+        }
+    }
+
+    /// Descriptors of this process whose target lies under `directory`.
+    static func openDescriptors(under directory: String) throws -> Int {
+        let descriptors = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
+        var count = 0
+        for descriptor in descriptors {
+            // A descriptor listed a moment ago may be closed by now: that one is not open.
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)") else {
+                continue
+            }
+            if target.hasPrefix(directory) { count += 1 }
+        }
+        return count
+    }
+}
