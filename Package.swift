@@ -112,6 +112,12 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .executableTarget(
+            name: "fuzz-session-api",
+            dependencies: ["SessionStore", "SessionStoreTesting"],
+            path: "Tests/Fuzz/SessionAPI",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
             name: "fuzz-store-url",
             dependencies: ["SessionStore", "SessionStoreTesting"],
             path: "Tests/Fuzz/StoreURL",

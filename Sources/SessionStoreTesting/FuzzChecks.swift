@@ -75,6 +75,70 @@ public enum FuzzChecks {
         return nil
     }
 
+    /// A store for ``sessionAPI(_:)``'s sessions; never written to.
+    static let fuzzStore = SessionStore(backend: InMemoryBackend())
+
+    /// The public `Session` API with names and values from a request: a sequence of
+    /// operations split by `0xFF`, each an opcode byte, a name, `0x00` and a value. Never
+    /// crashes; rejects only with typed errors (an empty or overlong name with
+    /// `invalidAttributeName`, a non-integer increment with `attributeCoding`); reads back
+    /// what it set; and its attributes survive the stored format.
+    public static func sessionAPI(_ bytes: [UInt8]) -> String? {
+        var session = fuzzStore.newSession()
+        var expected: [String: String] = [:]
+        var counters: [String: Int] = [:]
+        for operation in bytes.split(separator: 0xFF, omittingEmptySubsequences: true) {
+            let opcode = operation[operation.startIndex] % 5
+            let rest = operation.dropFirst()
+            let separator = rest.firstIndex(of: 0) ?? rest.endIndex
+            let name = String(decoding: rest[..<separator], as: UTF8.self)
+            let value = String(decoding: rest[separator...].dropFirst(), as: UTF8.self)
+            let validName = !name.isEmpty && name.utf8.count <= Session.maxAttributeNameLength
+            do {
+                switch opcode {
+                case 0:
+                    try session.set(name, value)
+                    expected[name] = value
+                    counters[name] = nil
+                case 1:
+                    let delta = Int(value.utf8.count) - 8
+                    let sum = try session.increment(name, by: delta)
+                    guard counters[name] != nil || expected[name] == nil else { return "incremented a string attribute" }
+                    counters[name] = sum
+                    expected[name] = nil
+                case 2:
+                    session.remove(name)
+                    expected[name] = nil
+                    counters[name] = nil
+                case 3:
+                    if let want = expected[name] {
+                        let read = try session.get(name, as: String.self)
+                        if read != want { return "get(\(name)) gave \(String(describing: read)), set \(want)" }
+                    }
+                    if let want = counters[name] {
+                        let number = try session.get(name, as: Int.self)
+                        if number != want { return "counter \(name) is \(String(describing: number)), want \(want)" }
+                    }
+                default:
+                    session.removeAll()
+                    expected = [:]
+                    counters = [:]
+                }
+            } catch let error as SessionStoreError {
+                switch error.code {
+                case .invalidAttributeName where !validName: continue
+                case .attributeCoding where opcode == 1 && expected[name] != nil: continue
+                default: return "operation \(opcode) on \(name.utf8.count)-byte name threw \(error.code): \(error.message)"
+                }
+            } catch {
+                return "untyped error: \(error)"
+            }
+            if !validName && opcode <= 1 { return "accepted an invalid attribute name of \(name.utf8.count) bytes" }
+        }
+        guard Set(session.keys) == Set(expected.keys).union(counters.keys) else { return "keys differ from what was set" }
+        return nil
+    }
+
     /// `StoreURL` and `SessionStoreConfiguration(url:)`: never crash, reject with
     /// `invalidConfiguration`, and never print a password in a description or error.
     public static func storeURL(_ bytes: [UInt8]) -> String? {

@@ -37,6 +37,10 @@ struct FuzzRegressionTests {
         #expect(try Self.replay("fuzz-attribute-codec", FuzzChecks.attributeCodec) >= 2)
     }
 
+    @Test func sessionAPIInputsPass() throws {
+        #expect(try Self.replay("fuzz-session-api", FuzzChecks.sessionAPI) >= 1)
+    }
+
     @Test func storeURLInputsPass() throws {
         #expect(try Self.replay("fuzz-store-url", FuzzChecks.storeURL) >= 3)
     }
