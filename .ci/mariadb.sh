@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # A private MariaDB server for the MySQL backend's tests; never the system service.
 #
-#   mariadb.sh start [DIR]        install packages when missing, initialise DIR (a fresh temp
+#   mariadb.sh start [DIR] [tls]  install packages when missing, initialise DIR (a fresh temp
 #                                 dir when omitted), start a server on a free loopback port,
 #                                 create database sessions_test and user sessions, and print
 #                                 `export` lines (URL, DIR, this script's path) for eval.
+#                                 With `tls`, the server also speaks TLS with a certificate for
+#                                 127.0.0.1/localhost signed by a CA made now with openssl, and
+#                                 the exports name that CA (SESSION_STORE_MYSQL_CA) and a second,
+#                                 unrelated CA (SESSION_STORE_MYSQL_WRONG_CA).
 #   mariadb.sh stop [DIR]         stop the server and remove DIR.
 #   mariadb.sh kill [DIR]         SIGKILL the server (simulates a crash); DIR is kept.
 #   mariadb.sh start-again [DIR]  start the server again on the same datadir and port.
@@ -42,6 +46,7 @@ ensure_packages() {
     find_bin mariadb mysql >/dev/null || missing+=(mariadb-client)
     [ -f /usr/include/mariadb/mysql.h ] || missing+=(libmariadb-dev)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
+    command -v openssl >/dev/null || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing: ${missing[*]}"
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
@@ -65,10 +70,29 @@ client() { # client DIR [args...]: the admin client over the private socket
     "$(find_bin mariadb mysql)" --no-defaults --protocol=socket --socket="$dir/mysqld.sock" -uroot "$@"
 }
 
+make_certificates() { # make_certificates DIR: a CA, a server certificate it signs, and a wrong CA
+    local tls=$1/tls
+    mkdir -p "$tls"
+    (
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=session-store test CA" \
+            -keyout ca-key.pem -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+            -extfile san.ext -out server.pem
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=session-store wrong CA" \
+            -keyout wrong-ca-key.pem -out wrong-ca.pem
+    ) >"$1/openssl.log" 2>&1 || { cat "$1/openssl.log" >&2; die "openssl failed"; }
+}
+
 launch() { # launch DIR PORT: start mariadbd in the background and wait until it answers
-    local dir=$1 port=$2 user_opt=()
+    local dir=$1 port=$2 user_opt=() tls_opt=()
     [ "$(id -u)" = 0 ] && user_opt=(--user=root)
-    "$(find_bin mariadbd mysqld)" --no-defaults "${user_opt[@]}" \
+    if [ -f "$dir/tls/server.pem" ]; then
+        tls_opt=(--ssl-ca="$dir/tls/ca.pem" --ssl-cert="$dir/tls/server.pem" --ssl-key="$dir/tls/server-key.pem")
+    fi
+    "$(find_bin mariadbd mysqld)" --no-defaults "${user_opt[@]}" "${tls_opt[@]}" \
         --datadir="$dir/data" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
         --port="$port" --bind-address=127.0.0.1 --log-error="$dir/error.log" \
         --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --max-connections=500 \
@@ -91,6 +115,10 @@ print_env() {
     echo "export SESSION_STORE_MYSQL_URL=mysql://$DB_USER:$PASSWORD@127.0.0.1:$PORT/$DATABASE"
     echo "export SESSION_STORE_MARIADB_DIR=$dir"
     echo "export SESSION_STORE_MARIADB_CTL=$SCRIPT"
+    if [ -f "$dir/tls/ca.pem" ]; then
+        echo "export SESSION_STORE_MYSQL_CA=$dir/tls/ca.pem"
+        echo "export SESSION_STORE_MYSQL_WRONG_CA=$dir/tls/wrong-ca.pem"
+    fi
 }
 
 dir_arg() { # the state dir from $1 or the environment
@@ -104,11 +132,16 @@ server_pid() { cat "$1/server.pid" 2>/dev/null || true; }
 
 cmd_start() {
     ensure_packages
-    local dir=${1:-}
+    local dir=${1:-} tls=${2:-}
     if [ -z "$dir" ]; then dir=$(mktemp -d "${TMPDIR:-/tmp}/session-store-mariadb.XXXXXX"); fi
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     [ ! -f "$dir/env" ] || die "$dir already holds a server; stop it first"
+    case "$tls" in
+        "") ;;
+        tls) make_certificates "$dir" ;;
+        *) die "unknown start option: $tls (expected tls)" ;;
+    esac
     log "initialising $dir/data"
     local user_opt=()
     [ "$(id -u)" = 0 ] && user_opt=(--user=root)
@@ -172,11 +205,11 @@ cmd_stop() {
 }
 
 case "${1:-}" in
-    start) cmd_start "${2:-}" ;;
+    start) cmd_start "${2:-}" "${3:-}" ;;
     stop) cmd_stop "${2:-}" ;;
     kill) cmd_kill "${2:-}" ;;
     start-again) cmd_start_again "${2:-}" ;;
     restart) cmd_kill "${2:-}"; cmd_start_again "${2:-}" ;;
     env) print_env "$(dir_arg "${2:-}")" ;;
-    *) echo "usage: $0 start [DIR] | stop [DIR] | kill [DIR] | start-again [DIR] | restart [DIR] | env [DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 start [DIR] [tls] | stop [DIR] | kill [DIR] | start-again [DIR] | restart [DIR] | env [DIR]" >&2; exit 2 ;;
 esac

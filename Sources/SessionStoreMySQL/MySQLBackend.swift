@@ -2,28 +2,24 @@ public import Logging
 public import SessionStore
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Sessions in a MySQL or MariaDB table, through MariaDB Connector/C.
 ///
-/// Connections are pooled (reused, at most ``MySQLConfiguration/poolSize``); each pooled
-/// connection has a thread of its own on which all its blocking client calls run, so Swift's
-/// cooperative pool never blocks. Statements are prepared once per connection.
+/// The backend maps each operation to SQL; ``MySQLPool`` owns the connections (at most
+/// ``MySQLConfiguration/poolSize``), each on a thread of its own so Swift's cooperative pool
+/// never blocks. Statements are prepared once per connection.
 ///
 /// Expiry follows the app's clock: every call passes its own `now`, and the server's
-/// `NOW()` is never used. Cleanup deletes only rows that expired
-/// ``MySQLConfiguration/clockSkewAllowance`` before the time it is given, so app hosts
-/// whose clocks disagree by less than that cannot delete each other's live sessions.
+/// `NOW()` is never used.
 ///
-/// When the server restarts or drops a connection, the connection is replaced and
-/// prepared again; a load, touch, retire, delete or cleanup is retried once, while an
-/// insert or update that was cut off fails with ``StorageError/Kind/connection``, since it
-/// cannot be known whether the server committed it. Deadlocks and lock wait timeouts are
-/// retried a few times before ``StorageError/Kind/busy``.
+/// When the server restarts or drops a connection, the connection is replaced. A call cut
+/// off that way runs again on a new connection only when what happened can be told exactly:
+/// loads; `retire` (it counts the row it matched, changed or not); inserts, updates,
+/// touches, deletes and merges, whose retry first reads the row to see whether the lost
+/// attempt committed (an insert finds its own row, an update its version and data, a delete
+/// the row gone from the version it locked). When the row changed again since, so that
+/// this cannot be told, and for cleanup batches, the call fails with
+/// ``StorageError/Kind/connection`` saying the write may or may not have been committed.
+/// Deadlocks and lock wait timeouts are retried a few times before ``StorageError/Kind/busy``.
 ///
 /// Every table has a primary key, and nothing uses `LOCK TABLES` or `GET_LOCK`, so the
 /// backend runs on Galera and Group Replication clusters.
@@ -33,18 +29,20 @@ public final class MySQLBackend: StorageBackend {
     let statements: MySQLStatements
     let pool: MySQLPool
     private let logger: Logger
-    private let skewMilliseconds: Int64
-    private let healthCheckInterval: Duration
     private let closed = Atomic(false)
-    private let opened = Atomic(0)
-    private let lost = Atomic(0)
 
-    /// Opens the backend: connects once, so wrong credentials, a missing database or an
-    /// unreachable server fail here, and creates the tables if they are missing.
+    /// Optimistic attempts (load, then a versioned write) a merge makes before it takes the
+    /// row lock.
+    static let optimisticMergeAttempts = 2
+
+    /// Opens the backend: connects once, so wrong credentials, a missing database, an
+    /// unreachable server or TLS that cannot be had fail here, and creates the tables if
+    /// they are missing.
     ///
     /// - Throws: ``StorageError`` with kind `.access` (credentials, database), `.connection`
-    ///   (server unreachable) or `.schema` (the table exists with another layout or a newer
-    ///   schema version); ``SessionStoreError`` `invalidConfiguration` for a bad table name.
+    ///   (server unreachable, TLS required but not available or not verified), `.other` (an
+    ///   option Connector/C refused) or `.schema` (the table exists with another layout or a
+    ///   newer schema version); ``SessionStoreError`` `invalidConfiguration` for a bad table name.
     public init(configuration: MySQLConfiguration, logger: Logger = Logger(label: "SessionStoreMySQL")) async throws {
         precondition(configuration.poolSize > 0, "poolSize must be positive")
         _ = try SQLIdentifier.validated(configuration.table)
@@ -54,301 +52,323 @@ public final class MySQLBackend: StorageBackend {
             table: configuration.table, layout: configuration.keyLayout,
             autoIncrement: configuration.autoIncrementPrimaryKey
         )
-        pool = MySQLPool(size: configuration.poolSize, waitTimeout: configuration.poolWaitTimeout)
-        skewMilliseconds = Self.milliseconds(configuration.clockSkewAllowance)
-        healthCheckInterval = configuration.healthCheckInterval
+        pool = MySQLPool(configuration: configuration, logger: logger)
         do {
-            try await perform("open", idempotent: true) { [statements] connection in
+            try await pool.run("open", retry: .again) { [statements] connection, _ in
                 try Self.createSchema(connection, statements)
             }
         } catch {
-            pool.close(operation: "open")
+            await pool.close()
             throw error
         }
         logger.debug("opened MySQL session store", metadata: ["configuration": "\(configuration)"])
+    }
+
+    /// A backend released without ``close()`` still ends its threads and closes its
+    /// connections (without waiting for them).
+    deinit {
+        pool.shutDown()
     }
 
     /// Returns the live row for `key`, or `nil` when it is missing or expired at `now`.
     public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
         let sql = statements.load
         let parameters = statements.keyValues(key) + [.int(now)]
-        let rows = try await perform("load", idempotent: true) { connection in
-            try connection.statement(sql).query(parameters, columns: [.bytes, .int, .int, .int])
+        return try await call("load", retry: .again) { connection, _ in
+            try Self.row(connection, sql, parameters, operation: "load")
         }
-        guard let row = rows.first else { return nil }
-        guard let data = row[0].bytes, let version = row[1].int, let createdAt = row[2].int,
-              let expiresAt = row[3].int else {
-            throw StorageError(
-                kind: .corrupt, engine: "mysql", operation: "load", message: "row has NULL columns", statement: sql
-            )
-        }
-        return SessionRecord(data: data, version: version, createdAt: createdAt, expiresAt: expiresAt)
     }
 
     /// Inserts a row, or replaces an expired one; returns `false` when a live row exists.
+    ///
+    /// One `INSERT`; only when the key exists does it lock the row to replace an expired
+    /// one. After a lost connection, a row equal to `record` is this insert's own.
     public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
-        let sql = statements.insert
-        let parameters = statements.keyValues(key) + [
-            .bytes(record.data), .int(record.version), .int(record.createdAt), .int(record.expiresAt),
-        ]
-        // 1 = inserted, 2 = an expired row was replaced, 0 = a live row was left alone
-        // (the connection does not use CLIENT_FOUND_ROWS).
-        let changed = try await perform("insert", idempotent: false) { connection in
-            try connection.statement(sql).execute(parameters)
+        let statements = statements
+        let keyValues = statements.keyValues(key)
+        let values: [MySQLValue] = [.bytes(record.data), .int(record.version), .int(record.createdAt), .int(record.expiresAt)]
+        return try await call("insert", retry: .again) { connection, attempt in
+            // A new session's id is known to no other request until this insert returns, so a
+            // row equal to `record` after a lost connection is this insert's own; any other
+            // row is left to the normal path.
+            if attempt.followsLostConnection,
+               try Self.row(connection, statements.read, keyValues, operation: "insert") == record {
+                return true
+            }
+            do {
+                _ = try connection.statement(statements.insert).execute(keyValues + values)
+                return true
+            } catch let error as MySQLClientError where error.code == MySQLErrorCode.duplicateEntry {
+                // The key exists: replace it if it expired, under the row lock.
+            }
+            return try connection.transaction {
+                guard let current = try Self.row(connection, statements.lock, keyValues, operation: "insert") else {
+                    _ = try connection.statement(statements.insert).execute(keyValues + values)
+                    return true
+                }
+                guard current.expiresAt <= record.createdAt else { return false }
+                _ = try connection.statement(statements.replace).execute(values + keyValues)
+                return true
+            }
         }
-        return changed > 0
     }
 
     /// Replaces a live row's data at `expectedVersion`; `false` when missing, expired or stale.
+    ///
+    /// After a lost connection, the row at `expectedVersion + 1` with this data means the
+    /// lost attempt committed; at `expectedVersion` it did not, and the update runs again.
     public func update(
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool {
-        let sql = statements.update
-        let parameters: [MySQLValue] = [.bytes(data), .int(expiresAt)] + statements.keyValues(key)
-            + [.int(expectedVersion), .int(now)]
-        return try await perform("update", idempotent: false) { connection in
-            try connection.statement(sql).execute(parameters)
-        } > 0
+        let statements = statements
+        let keyValues = statements.keyValues(key)
+        let parameters: [MySQLValue] = [.bytes(data), .int(expiresAt)] + keyValues + [.int(expectedVersion), .int(now)]
+        return try await call("update", retry: .again) { connection, attempt in
+            if attempt.followsLostConnection {
+                let stored = try Self.row(connection, statements.read, keyValues, operation: "update")
+                if let stored, stored.version == expectedVersion + 1 {
+                    // Ours, or another request's write at that version, which made ours fail.
+                    return stored.data == data
+                }
+                // At `expectedVersion` it did not commit: run it again; otherwise it cannot be told.
+                guard let stored, stored.version == expectedVersion else { throw Self.ambiguous("update") }
+            }
+            return try connection.statement(statements.update).execute(parameters) > 0
+        }
     }
 
-    /// Reads and writes the row with no other write in between.
+    /// Reads the row and writes `decide`'s choice with no other write in between: first a
+    /// few optimistic attempts (load, then a write at the version read), then, if other
+    /// writes kept landing, `SELECT ... FOR UPDATE` and the write in one transaction, so a
+    /// merge never fails because other requests saved. All on one pooled connection.
+    /// - Throws: ``StorageError``, or what `decide` threw (nothing written).
     public func merge<Result: Sendable>(
         _ key: SessionKey, now: Int64,
         _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
     ) async throws -> Result {
-        try await optimisticMerge(key, now: now, decide)
+        let statements = statements
+        let keyValues = statements.keyValues(key)
+        let pending = MySQLPendingWrite<Result>()
+        return try await call("merge", retry: .again) { connection, attempt in
+            if attempt.followsLostConnection, let expected = pending.expected {
+                let stored = try Self.row(connection, statements.read, keyValues, operation: "merge")
+                switch expected.committed(stored) {
+                case true?: return try pending.result()
+                case false?: pending.expected = nil // not committed: merge again
+                case nil: throw Self.ambiguous("merge")
+                }
+            }
+            pending.expected = nil
+            for _ in 0..<Self.optimisticMergeAttempts {
+                let raw = try Self.row(connection, statements.read, keyValues, operation: "merge")
+                let current = raw.flatMap { $0.expiresAt > now ? $0 : nil }
+                let (write, result) = try decide(current)
+                guard let current, let outcome = MySQLPendingWrite<Result>.Expected(write, on: current) else { return result }
+                pending.prepare(outcome, result)
+                let applied = try Self.mergeWrite(connection, statements, keyValues, write, at: current.version) > 0
+                pending.expected = nil
+                if applied { return result }
+            }
+            return try connection.transaction({
+                let raw = try Self.row(connection, statements.lock, keyValues, operation: "merge")
+                let current = raw.flatMap { $0.expiresAt > now ? $0 : nil }
+                let (write, result) = try decide(current)
+                guard let current, let outcome = MySQLPendingWrite<Result>.Expected(write, on: current) else { return result }
+                guard try Self.mergeWrite(connection, statements, keyValues, write, at: current.version) > 0 else {
+                    throw StorageError(
+                        kind: .other, engine: "mysql", operation: "merge",
+                        message: "the locked row changed under its lock", statement: statements.mergeUpdate)
+                }
+                pending.prepare(outcome, result)
+                return result
+            })
+        }
     }
 
-    /// Moves a live row's expiry forward to `expiresAt`; never backwards.
+    private static func mergeWrite(
+        _ connection: MySQLConnection, _ statements: MySQLStatements, _ keyValues: [MySQLValue],
+        _ write: MergeWrite, at version: Int64
+    ) throws -> UInt64 {
+        switch write {
+        case .none:
+            return 1
+        case .replace(let data, let expiresAt):
+            let parameters: [MySQLValue] = [.bytes(data), .int(expiresAt)] + keyValues + [.int(version)]
+            return try connection.statement(statements.mergeUpdate).execute(parameters)
+        case .delete:
+            return try connection.statement(statements.deleteVersioned).execute(keyValues + [.int(version)])
+        }
+    }
+
+    /// Moves a live row's expiry forward to `expiresAt`; never backwards. `true` when it
+    /// moved; after a lost connection, also when the row's expiry is exactly `expiresAt`.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
-        let sql = statements.touch
-        let parameters: [MySQLValue] = [.int(expiresAt)] + statements.keyValues(key) + [.int(now), .int(expiresAt)]
-        return try await perform("touch", idempotent: true) { connection in
-            try connection.statement(sql).execute(parameters)
-        } > 0
+        let statements = statements
+        let keyValues = statements.keyValues(key)
+        let parameters: [MySQLValue] = [.int(expiresAt)] + keyValues + [.int(now), .int(expiresAt)]
+        return try await call("touch", retry: .again) { connection, attempt in
+            if attempt.followsLostConnection {
+                let stored = try Self.row(connection, statements.read, keyValues, operation: "touch")
+                guard let stored, stored.expiresAt > now else { return false }
+                if stored.expiresAt == expiresAt { return true }
+            }
+            return try connection.statement(statements.touch).execute(parameters) > 0
+        }
     }
 
     /// Marks a row retired (version 0) and moves its expiry back to `expiresAt` when that
-    /// is earlier; never forwards. `false` when nothing changed (missing, or already so).
+    /// is earlier; never forwards. `true` when a row exists for `key`, changed or not
+    /// (the connection counts matched rows), so a retried retire reports the same.
     public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
         let sql = statements.retire
         let parameters: [MySQLValue] = [.int(expiresAt)] + statements.keyValues(key)
-        return try await perform("retire", idempotent: true) { connection in
-            try connection.statement(sql).execute(parameters)
-        } > 0
+        return try await call("retire", retry: .again) { connection, _ in
+            try connection.statement(sql).execute(parameters) > 0
+        }
     }
 
-    /// Deletes the row for `key`, only at `expectedVersion` when given.
+    /// Deletes the row for `key`, only at `expectedVersion` when given; `true` when it did.
+    ///
+    /// The row is locked and checked, then deleted, in one transaction, so that after a
+    /// lost connection the row gone from the version it locked tells that this delete committed.
     public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
-        let sql = expectedVersion == nil ? statements.delete : statements.deleteVersioned
-        var parameters = statements.keyValues(key)
-        if let expectedVersion { parameters.append(.int(expectedVersion)) }
-        return try await perform("delete", idempotent: true) { [parameters] connection in
-            try connection.statement(sql).execute(parameters)
-        } > 0
+        let statements = statements
+        let keyValues = statements.keyValues(key)
+        let pending = MySQLPendingWrite<Bool>()
+        return try await call("delete", retry: .again) { connection, attempt in
+            if attempt.followsLostConnection, let expected = pending.expected {
+                let stored = try Self.row(connection, statements.read, keyValues, operation: "delete")
+                switch expected.committed(stored) {
+                case true?: return true
+                case false?: pending.expected = nil
+                case nil: throw Self.ambiguous("delete")
+                }
+            }
+            pending.expected = nil
+            return try connection.transaction({
+                guard let current = try Self.row(connection, statements.lock, keyValues, operation: "delete"),
+                      expectedVersion == nil || current.version == expectedVersion else { return false }
+                _ = try connection.statement(statements.deleteVersioned).execute(keyValues + [.int(current.version)])
+                pending.prepare(.deleted(from: current.version), true)
+                return true
+            })
+        }
     }
 
-    /// Deletes at most `limit` rows that expired before `before` minus the clock skew
-    /// allowance, with one `DELETE ... ORDER BY expires_at LIMIT n`.
+    /// Deletes at most `limit` rows with `expires_at < before` (exactly the cut-off given;
+    /// the store subtracts its clock-skew allowance), with one
+    /// `DELETE ... ORDER BY expires_at LIMIT n`. Not run again after a lost connection, since
+    /// how many rows a lost batch deleted cannot be told.
     public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
         precondition(limit > 0, "limit must be positive")
         let sql = statements.deleteExpired
-        let cutoff = before > Int64.min + skewMilliseconds ? before - skewMilliseconds : Int64.min
-        let parameters: [MySQLValue] = [.int(cutoff), .int(Int64(limit))]
-        return Int(try await perform("deleteExpired", idempotent: true) { connection in
+        let parameters: [MySQLValue] = [.int(before), .int(Int64(limit))]
+        return Int(try await call("deleteExpired", retry: .never) { connection, _ in
             try connection.statement(sql).execute(parameters)
         })
     }
 
-    /// Takes or renews the cleanup lease of this table in the shared lease table: granted
-    /// when it is free, lapsed at `now`, or already held by `holder`.
-    ///
-    /// Lease expiry also follows the callers' clocks; choose `duration` longer than the
-    /// skew between hosts.
-    public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
-        let statements = statements
-        let name = statements.table
-        let expiresAt = now + max(duration, 1)
-        let acquire: [MySQLValue] = [.text(name), .text(holder), .int(expiresAt), .int(now)]
-        return try await perform("acquireCleanupLease", idempotent: true) { connection in
-            // 1 = inserted, 2 = taken over or renewed: ours. 0 = unchanged: ours only if we
-            // already hold it with the same expiry.
-            if try connection.statement(statements.leaseAcquire).execute(acquire) > 0 { return true }
-            let rows = try connection.statement(statements.leaseRead).query([.text(name)], columns: [.bytes, .int])
-            guard let row = rows.first, let current = row[0].bytes, let until = row[1].int else { return false }
-            return current == Array(holder.utf8) && until > now
-        }
-    }
-
-    /// Gives up a lease taken with ``acquireCleanupLease(holder:now:duration:)``.
-    public func releaseCleanupLease(holder: String) async throws {
-        let sql = statements.leaseRelease
-        let parameters: [MySQLValue] = [.text(statements.table), .text(holder)]
-        _ = try await perform("releaseCleanupLease", idempotent: true) { connection in
-            try connection.statement(sql).execute(parameters)
-        }
-    }
-
-    /// Closes every pooled connection and stops the worker threads; calls in flight
-    /// finish first. Later calls throw ``StorageError/Kind/closed``.
+    /// Closes every pooled connection and ends the worker threads once the calls in flight
+    /// finished; returns when they are closed. A second call does nothing; other calls
+    /// afterwards throw ``StorageError/Kind/closed``.
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        pool.close(operation: "close")
+        await pool.close()
         logger.debug("closed MySQL session store")
     }
 
     // MARK: - Internals
 
     /// How many connections were opened so far (for tests of pool reuse and reconnect).
-    var connectionsOpened: Int { opened.load(ordering: .relaxed) }
+    var connectionsOpened: Int { pool.resources.opened.load(ordering: .relaxed) }
     /// How many connections were discarded because they were lost.
-    var connectionsLost: Int { lost.load(ordering: .relaxed) }
+    var connectionsLost: Int { pool.resources.lost.load(ordering: .relaxed) }
 
     static func closedError(_ operation: String) -> StorageError {
         StorageError(kind: .closed, engine: "mysql", operation: operation, message: "the MySQL backend was closed")
     }
 
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        let components = duration.components
-        return components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    /// A write whose connection was lost after it was sent, when the row changed since in a
+    /// way that hides whether the write committed.
+    static func ambiguous(_ operation: String) -> StorageError {
+        StorageError(
+            kind: .connection, engine: "mysql", operation: operation,
+            message: "the connection was lost after the write was sent, and the row changed since: "
+                + "the write may or may not have been committed")
     }
 
-    /// Runs `body` with a pooled connection on that connection's own thread.
-    func perform<T: Sendable>(
-        _ operation: String, idempotent: Bool,
-        _ body: @escaping @Sendable (MySQLConnection) throws -> T
+    /// Runs `body` on a pooled connection, unless the backend was closed.
+    func call<T: Sendable>(
+        _ operation: String, retry: MySQLRetry,
+        _ body: @escaping @Sendable (MySQLConnection, MySQLAttempt) throws -> T
     ) async throws -> T {
         guard !closed.load(ordering: .acquiring) else { throw Self.closedError(operation) }
-        let slot = try await pool.acquire(operation: operation)
-        defer { pool.release(slot) }
-        return try await slot.run { [self] slot in
-            try runOnWorker(slot, operation: operation, idempotent: idempotent, body)
-        }
+        return try await pool.run(operation, retry: retry, body)
     }
 
-    /// The retry loop; runs on the slot's worker thread.
-    private func runOnWorker<T>(
-        _ slot: MySQLSlot, operation: String, idempotent: Bool,
-        _ body: (MySQLConnection) throws -> T
-    ) throws -> T {
-        var retriedLost = false
-        var reprepared = false
-        var lockRetries = 0
-        while true {
-            let connection: MySQLConnection
-            do {
-                connection = try ready(slot)
-            } catch {
-                throw open(error, operation: operation)
-            }
-            do {
-                let result = try body(connection)
-                connection.lastUsed = .now
-                return result
-            } catch let error as MySQLClientError {
-                if error.isConnectionLost {
-                    slot.connection = nil
-                    lost.add(1, ordering: .relaxed)
-                    logger.warning("MySQL connection lost; it will be replaced", metadata: [
-                        "operation": "\(operation)", "code": "\(error.code)", "error": "\(error.message)",
-                    ])
-                    if idempotent && !retriedLost {
-                        retriedLost = true
-                        continue
-                    }
-                    var failure = error.storageError(operation: operation)
-                    if !idempotent {
-                        failure.message += " (the write may or may not have been committed)"
-                    }
-                    throw failure
-                }
-                if error.isLockConflict && lockRetries < 4 {
-                    lockRetries += 1
-                    connection.lastUsed = .now
-                    usleep(UInt32(1000 << lockRetries)) // 2, 4, 8, 16 ms on this worker thread
-                    continue
-                }
-                if error.needsReprepare && !reprepared {
-                    reprepared = true
-                    connection.discardStatements()
-                    continue
-                }
-                connection.lastUsed = .now
-                throw error.storageError(operation: operation)
-            }
-        }
-    }
-
-    /// The slot's connection, opened when missing and pinged when it idled long.
-    private func ready(_ slot: MySQLSlot) throws(MySQLClientError) -> MySQLConnection {
-        if let connection = slot.connection {
-            if ContinuousClock.now - connection.lastUsed < healthCheckInterval || connection.ping() {
-                return connection
-            }
-            logger.info("idle MySQL connection no longer answers; replacing it")
-            lost.add(1, ordering: .relaxed)
-            slot.connection = nil
-        }
-        let connection = try MySQLConnection(configuration)
-        opened.add(1, ordering: .relaxed)
-        slot.connection = connection
-        return connection
-    }
-
-    /// A connect failure with a message that names what is wrong (never the password).
-    private func open(_ error: MySQLClientError, operation: String) -> StorageError {
-        var failure = error.storageError(operation: operation)
-        let configuration = configuration
-        let target = configuration.unixSocket.map { "socket \($0)" } ?? "\(configuration.host):\(configuration.port)"
-        switch error.code {
-        case 1045, 1698:
-            failure.message = "wrong user name or password for user '\(configuration.user)' at \(target): \(error.message)"
-        case 1044:
-            failure.message = "user '\(configuration.user)' may not use database '\(configuration.database)': \(error.message)"
-        case 1049:
-            failure.message = "no such database '\(configuration.database)' at \(target): \(error.message)"
-        default:
-            if failure.kind == .connection {
-                failure.message = "cannot connect to MySQL server at \(target): \(error.message)"
-            }
-        }
-        if let password = configuration.password, !password.isEmpty {
-            failure.message = failure.message.replacingOccurrences(of: password, with: "***")
-        }
-        return failure
-    }
-
-    /// Creates the schema, lease and sessions tables if missing and checks the recorded
-    /// schema version and layout.
-    private static func createSchema(_ connection: MySQLConnection, _ statements: MySQLStatements) throws {
-        try connection.run(MySQLStatements.createSchemaTable)
-        try connection.run(MySQLStatements.createLeaseTable)
-        try connection.run(statements.createTable)
-        let table = statements.table
-        let layout = statements.layout.rawValue
-        let autoIncrement = statements.autoIncrement ? 1 : 0
-        try connection.run(
-            "INSERT IGNORE INTO \(MySQLStatements.schemaTable) (name, version, key_layout, auto_increment) "
-                + "VALUES ('\(table)', \(MySQLStatements.schemaVersion), '\(layout)', \(autoIncrement))"
-        )
-        let sql = "SELECT version, key_layout, auto_increment FROM \(MySQLStatements.schemaTable) WHERE name = '\(table)'"
-        guard let row = try connection.rows(sql).first, let versionText = row[0], let version = Int(versionText) else {
-            throw StorageError(kind: .schema, engine: "mysql", operation: "open", message: "schema row missing", statement: sql)
-        }
-        guard version <= MySQLStatements.schemaVersion else {
+    /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
+    static func row(
+        _ connection: MySQLConnection, _ sql: String, _ parameters: [MySQLValue], operation: String
+    ) throws -> SessionRecord? {
+        let rows = try connection.statement(sql).query(parameters, columns: [.bytes, .int, .int, .int])
+        guard let row = rows.first else { return nil }
+        guard let data = row[0].bytes, let version = row[1].int, let createdAt = row[2].int,
+              let expiresAt = row[3].int else {
             throw StorageError(
-                kind: .schema, engine: "mysql", operation: "open",
-                message: "table \(table) has schema version \(version); this release reads up to \(MySQLStatements.schemaVersion)",
-                statement: sql
+                kind: .corrupt, engine: "mysql", operation: operation, message: "row has NULL columns", statement: sql
             )
         }
-        guard row[1] == layout, row[2] == String(autoIncrement) else {
-            throw StorageError(
-                kind: .schema, engine: "mysql", operation: "open",
-                message: "table \(table) was created with key=\(row[1] ?? "?") auto_increment=\(row[2] == "1"); "
-                    + "the configuration asks for key=\(layout) auto_increment=\(autoIncrement == 1)",
-                statement: sql
-            )
+        return SessionRecord(data: data, version: version, createdAt: createdAt, expiresAt: expiresAt)
+    }
+}
+
+/// What a write about to commit leaves behind, so that after a lost connection a re-read
+/// tells whether it committed; and the result to report if it did.
+///
+/// Used by one call, on one worker thread at a time (its attempts run one after another).
+final class MySQLPendingWrite<Result>: @unchecked Sendable { // one call's attempts, in sequence
+    enum Expected {
+        /// The row at `version + 1` holding `data`.
+        case replaced(from: Int64, data: [UInt8])
+        /// The row gone from `version`.
+        case deleted(from: Int64)
+
+        init?(_ write: MergeWrite, on current: SessionRecord) {
+            switch write {
+            case .none: return nil
+            case .replace(let data, _): self = .replaced(from: current.version, data: data)
+            case .delete: self = .deleted(from: current.version)
+            }
         }
+
+        /// `true` when `stored` shows the write committed, `false` when it shows it did not,
+        /// `nil` when the row changed since and it cannot be told.
+        func committed(_ stored: SessionRecord?) -> Bool? {
+            switch self {
+            case .replaced(let version, let data):
+                guard let stored else { return nil }
+                if stored.version == version { return false }
+                if stored.version == version + 1 && stored.data == data { return true }
+                return nil
+            case .deleted(let version):
+                guard let stored else { return true }
+                return stored.version == version ? false : nil
+            }
+        }
+    }
+
+    var expected: Expected?
+    private var value: Result?
+
+    func prepare(_ expected: Expected, _ result: Result) {
+        self.expected = expected
+        value = result
+    }
+
+    func result() throws -> Result {
+        guard let value else {
+            throw StorageError(kind: .other, engine: "mysql", operation: "merge", message: "no result recorded for the write")
+        }
+        return value
     }
 }

@@ -9,7 +9,8 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     public enum TLSMode: String, Sendable, CaseIterable {
         /// TLS when the server and the given options allow it, as Connector/C decides.
         case preferred
-        /// TLS is required; the server certificate is not verified.
+        /// TLS is required: the connection fails rather than fall back to clear text. The
+        /// server certificate is verified against ``TLS/ca`` when one is given.
         case required
         /// TLS is required and the server certificate (against ``TLS/ca``) and host name
         /// are verified. URL values `verify_ca` and `verify_identity` both select this.
@@ -67,11 +68,6 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     /// the server no longer answers, so a write is not lost to a connection that died
     /// while idle. The default is 1 second.
     public var healthCheckInterval: Duration = .seconds(1)
-    /// How far the clocks of app hosts may disagree. Expiry is decided by the app's clock
-    /// (the times each call passes), and cleanup deletes only rows that expired at least
-    /// this long before its `before` time, so a host whose clock runs ahead cannot delete
-    /// sessions another host still considers live. The default is 60 seconds.
-    public var clockSkewAllowance: Duration = .seconds(60)
     /// TLS options. The default is none.
     public var tls = TLS()
 
@@ -92,7 +88,7 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     /// `mysql://user@localhost/database?socket=/run/mysqld/mysqld.sock`.
     ///
     /// Options: `table`, `pool`, `pool_timeout`, `connect_timeout`, `query_timeout`,
-    /// `health_check`, `clock_skew` (durations such as `500ms`, `5s`), `socket`,
+    /// `health_check` (durations such as `500ms`, `5s`), `socket`,
     /// `key` (`id` or `crc32`), `auto_increment` (`true`/`false`), `ssl_ca`, `ssl_cert`,
     /// `ssl_key`, `ssl_mode` (`preferred`, `required`, `verify_ca`, `verify_identity`).
     /// Options it consumes are marked taken; the caller rejects any left over.
@@ -125,7 +121,6 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
         if let value = try url.takeDuration("connect_timeout") { connectTimeout = value }
         if let value = try url.takeDuration("query_timeout") { queryTimeout = value }
         if let value = try url.takeDuration("health_check") { healthCheckInterval = value }
-        if let value = try url.takeDuration("clock_skew") { clockSkewAllowance = value }
         if let layout = try url.takeChoice("key", ["id": KeyLayout.idOnly, "crc32": .checksumAndID]) {
             keyLayout = layout
         }

@@ -1,71 +1,263 @@
+import Logging
 import SessionStore
 import Synchronization
 
-/// One pool entry: a worker thread and the connection only that thread touches.
-final class MySQLSlot: @unchecked Sendable { // `connection` is only accessed on `worker`'s thread
-    let worker: MySQLWorker
-    var connection: MySQLConnection?
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-    init(index: Int) {
-        worker = MySQLWorker(name: "SessionStoreMySQL.\(index)")
+/// What a pooled call may do again when its connection is lost mid-call.
+enum MySQLRetry: Sendable {
+    /// Run it again on a new connection: a read, or a write whose body decides exactly what
+    /// happened (it is told the attempt follows a lost connection).
+    case again
+    /// Never again once sent: fail with ``StorageError/Kind/connection``, saying the write
+    /// may or may not have been committed.
+    case never
+}
+
+/// What one call's body is told about its attempt.
+struct MySQLAttempt: Sendable {
+    /// A previous attempt of this call lost its connection after sending something, so a
+    /// write it sent may have been committed.
+    var followsLostConnection: Bool
+}
+
+/// Live threads and connections of one pool: they must both reach zero once the pool is
+/// closed or its backend released.
+final class MySQLResources: Sendable {
+    let threads = Atomic(0)
+    let connections = Atomic(0)
+    /// Connections opened so far (for tests of reuse and reconnect).
+    let opened = Atomic(0)
+    /// Connections discarded because they were lost or no longer answered.
+    let lost = Atomic(0)
+}
+
+/// The connection pool: owns every connection's whole life and the thread it runs on.
+///
+/// A slot is a worker thread with at most one connection that only that thread touches. The
+/// pool opens the connection (options checked), pings it after it idled, replaces it when
+/// it is lost, prepares statements again when the server forgot them, and runs a call again
+/// after a deadlock, a lock wait timeout or, for ``MySQLRetry/again``, a lost connection.
+/// A call travels one way: caller → slot's thread → Connector/C, and the result comes back
+/// through one continuation.
+final class MySQLPool: Sendable {
+    private final class Slot: @unchecked Sendable { // `connection` is only touched on `worker`'s thread
+        var worker: MySQLWorker!
+        var connection: MySQLConnection?
     }
 
-    /// Runs `body` on this slot's thread and returns its result.
-    func run<T: Sendable>(_ body: @escaping @Sendable (MySQLSlot) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            worker.submit { [self] in
-                continuation.resume(with: Result { try body(self) })
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Slot, any Error>
+        var timer: Task<Void, Never>?
+    }
+
+    private struct State {
+        var free: [Slot] = []
+        var created = 0
+        var inUse = 0
+        var waiters: [Waiter] = []
+        var nextWaiterID: UInt64 = 0
+        var closed = false
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    let configuration: MySQLConfiguration
+    let resources = MySQLResources()
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    /// Deadlocks and lock wait timeouts a call retries before it fails with `.busy`.
+    static let lockRetries = 8
+
+    init(configuration: MySQLConfiguration, logger: Logger) {
+        precondition(configuration.poolSize > 0, "pool size must be positive")
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs `body` on a pooled connection, on that connection's own thread.
+    ///
+    /// - Throws: ``StorageError``: `.closed` after ``close()``, `.poolExhausted` when no
+    ///   connection was free within the wait timeout, `.connection` when none could be made or
+    ///   it was lost (see `retry`), `.busy` after repeated lock conflicts, or what `body` threw.
+    func run<T: Sendable>(
+        _ operation: String, retry: MySQLRetry,
+        _ body: @escaping @Sendable (MySQLConnection, MySQLAttempt) throws -> T
+    ) async throws -> T {
+        let slot = try await acquire(operation: operation)
+        return try await withCheckedThrowingContinuation { continuation in
+            slot.worker.submit { [self] in
+                let result = Result { try execute(slot, operation: operation, retry: retry, body) }
+                release(slot)
+                continuation.resume(with: result)
             }
         }
     }
 
-    /// Closes the connection and ends the thread.
-    func shutDown() {
-        worker.submit { [self] in connection = nil }
-        worker.stop()
+    /// The retry loop, on the slot's thread.
+    private func execute<T>(
+        _ slot: Slot, operation: String, retry: MySQLRetry,
+        _ body: (MySQLConnection, MySQLAttempt) throws -> T
+    ) throws -> T {
+        var attempt = MySQLAttempt(followsLostConnection: false)
+        var reprepared = false
+        var lockConflicts = 0
+        while true {
+            let connection: MySQLConnection
+            do {
+                connection = try ready(slot, operation: operation)
+            } catch var failure {
+                if attempt.followsLostConnection {
+                    failure.message += " (after the connection was lost mid-call; a write sent then may or may not have been committed)"
+                }
+                throw failure
+            }
+            do {
+                let result = try body(connection, attempt)
+                connection.lastUsed = .now
+                if connection.broken { discard(slot) }
+                return result
+            } catch let error as MySQLClientError {
+                if error.isConnectionLost {
+                    discard(slot)
+                    logger.debug("MySQL connection lost; it will be replaced", metadata: [
+                        "operation": "\(operation)", "code": "\(error.code)", "error": "\(error.message)",
+                    ])
+                    if retry == .again && !attempt.followsLostConnection {
+                        attempt.followsLostConnection = true
+                        continue
+                    }
+                    var failure = error.storageError(operation: operation)
+                    if retry == .never {
+                        failure.message += " (the write may or may not have been committed)"
+                    }
+                    throw failure
+                }
+                connection.lastUsed = .now
+                if connection.broken { discard(slot) }
+                if error.isLockConflict && lockConflicts < Self.lockRetries {
+                    lockConflicts += 1
+                    // 1, 2, 4 ... 32 ms, then 32: the other transaction holds the row briefly.
+                    usleep(UInt32(500 << min(lockConflicts, 6)))
+                    continue
+                }
+                if error.needsReprepare && !reprepared {
+                    reprepared = true
+                    connection.discardStatements()
+                    continue
+                }
+                throw error.storageError(operation: operation)
+            } catch {
+                connection.lastUsed = .now
+                if connection.broken { discard(slot) }
+                throw error
+            }
+        }
     }
-}
 
-/// A fixed-size pool of slots with a bounded wait for a free one.
-final class MySQLPool: Sendable {
-    private struct Waiter {
-        let id: UInt64
-        let continuation: CheckedContinuation<MySQLSlot, any Error>
+    /// The slot's connection, opened when missing and pinged when it idled long.
+    private func ready(_ slot: Slot, operation: String) throws(StorageError) -> MySQLConnection {
+        if let connection = slot.connection {
+            if ContinuousClock.now - connection.lastUsed < configuration.healthCheckInterval || connection.ping() {
+                return connection
+            }
+            logger.debug("idle MySQL connection no longer answers; replacing it")
+            discard(slot)
+        }
+        do {
+            let resources = resources
+            let connection = try MySQLConnection(configuration) {
+                resources.connections.subtract(1, ordering: .relaxed)
+            }
+            resources.connections.add(1, ordering: .relaxed)
+            resources.opened.add(1, ordering: .relaxed)
+            slot.connection = connection
+            return connection
+        } catch {
+            throw describeOpenFailure(error, operation: operation)
+        }
     }
 
-    private struct State {
-        var free: [MySQLSlot] = []
-        var created = 0
-        var waiters: [Waiter] = []
-        var nextWaiterID: UInt64 = 0
-        var closed = false
+    private func discard(_ slot: Slot) {
+        slot.connection = nil
+        resources.lost.add(1, ordering: .relaxed)
     }
 
-    private let state = Mutex(State())
-    private let size: Int
-    private let waitTimeout: Duration
-
-    init(size: Int, waitTimeout: Duration) {
-        precondition(size > 0, "pool size must be positive")
-        self.size = size
-        self.waitTimeout = waitTimeout
+    /// A connect failure with a message that names what is wrong (never the password).
+    private func describeOpenFailure(_ error: MySQLClientError, operation: String) -> StorageError {
+        var failure = error.storageError(operation: operation)
+        let target = configuration.unixSocket.map { "socket \($0)" } ?? "\(configuration.host):\(configuration.port)"
+        switch error.code {
+        case MySQLErrorCode.accessDenied, MySQLErrorCode.accessDeniedNoPassword:
+            failure.message = "wrong user name or password for user '\(configuration.user)' at \(target): \(error.message)"
+        case MySQLErrorCode.databaseAccessDenied:
+            failure.message = "user '\(configuration.user)' may not use database '\(configuration.database)': \(error.message)"
+        case MySQLErrorCode.badDatabase:
+            failure.message = "no such database '\(configuration.database)' at \(target): \(error.message)"
+        case MySQLErrorCode.tls:
+            failure.message = "TLS with \(target) failed (ssl_mode=\(configuration.tls.mode.rawValue)): \(error.message)"
+        default:
+            if failure.kind == .connection {
+                failure.message = "cannot connect to MySQL server at \(target): \(error.message)"
+            }
+        }
+        if let password = configuration.password, !password.isEmpty {
+            failure.message = failure.message.replacingOccurrences(of: password, with: "***")
+        }
+        return failure
     }
 
-    /// How many slots (threads, and at most as many connections) exist.
-    var createdCount: Int { state.withLock { $0.created } }
+    // MARK: - Slots
 
-    /// Takes a free slot, creating one while fewer than `size` exist, else waits up to the
-    /// wait timeout.
+    private func makeSlot(index: Int) -> Slot {
+        let slot = Slot()
+        resources.threads.add(1, ordering: .relaxed)
+        // The thread keeps the pool alive until it ends; the backend's deinit shuts it down.
+        slot.worker = MySQLWorker(name: "ssmysql.\(index)") { [self] in
+            threadEnded()
+        }
+        return slot
+    }
+
+    private func threadEnded() {
+        resources.threads.subtract(1, ordering: .relaxed)
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.created -= 1
+            guard state.created == 0 else { return [] }
+            defer { state.closeWaiters = [] }
+            return state.closeWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Closes the slot's connection on its thread, then ends the thread.
+    private func stop(_ slot: Slot) {
+        slot.worker.submit { slot.connection = nil }
+        slot.worker.stop()
+    }
+
+    /// Takes a free slot, creating one while fewer than the pool size exist, else waits up
+    /// to the wait timeout.
     /// - Throws: ``StorageError`` `.poolExhausted` on timeout, `.closed` after ``close()``.
-    func acquire(operation: String) async throws -> MySQLSlot {
-        enum Outcome { case slot(MySQLSlot), create(Int), wait(UInt64), closed }
-        let waitTimeout = waitTimeout
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MySQLSlot, any Error>) in
+    private func acquire(operation: String) async throws -> Slot {
+        enum Outcome { case slot(Slot), create(Int), wait(UInt64), closed }
+        let size = configuration.poolSize
+        let waitTimeout = configuration.poolWaitTimeout
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Slot, any Error>) in
             let outcome: Outcome = state.withLock { state in
                 if state.closed { return .closed }
-                if let slot = state.free.popLast() { return .slot(slot) }
+                if let slot = state.free.popLast() {
+                    state.inUse += 1
+                    return .slot(slot)
+                }
                 if state.created < size {
                     state.created += 1
+                    state.inUse += 1
                     return .create(state.created)
                 }
                 state.nextWaiterID += 1
@@ -76,54 +268,94 @@ final class MySQLPool: Sendable {
             case .slot(let slot):
                 continuation.resume(returning: slot)
             case .create(let index):
-                continuation.resume(returning: MySQLSlot(index: index))
+                continuation.resume(returning: makeSlot(index: index))
             case .closed:
                 continuation.resume(throwing: MySQLBackend.closedError(operation))
             case .wait(let id):
-                Task { [self] in
+                let timer = Task { [weak self] in
                     do {
                         try await Task.sleep(for: waitTimeout)
                     } catch {
-                        // Unreachable: nothing cancels this timer task; time out at once.
+                        return // cancelled: the waiter got a slot, or the pool closed
                     }
-                    let waiter = state.withLock { state -> Waiter? in
-                        guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                        return state.waiters.remove(at: index)
-                    }
-                    waiter?.continuation.resume(throwing: StorageError(
-                        kind: .poolExhausted, engine: "mysql", operation: operation,
-                        message: "all \(size) pooled connections stayed busy for \(waitTimeout); raise pool or pool_timeout"
-                    ))
+                    self?.timeOut(id, operation: operation, waited: waitTimeout)
                 }
+                let stillWaiting = state.withLock { state -> Bool in
+                    guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
+                    state.waiters[index].timer = timer
+                    return true
+                }
+                if !stillWaiting { timer.cancel() }
             }
         }
     }
 
-    /// Returns a slot taken with ``acquire(operation:)``.
-    func release(_ slot: MySQLSlot) {
-        enum Next { case handOver(Waiter), keep, shutDown }
+    private func timeOut(_ id: UInt64, operation: String, waited: Duration) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index)
+        }
+        waiter?.continuation.resume(throwing: StorageError(
+            kind: .poolExhausted, engine: "mysql", operation: operation,
+            message: "all \(configuration.poolSize) pooled connections stayed busy for \(waited); raise pool or pool_timeout"
+        ))
+    }
+
+    /// Returns a slot: to the first waiter, to the free list, or to shutdown when closed.
+    private func release(_ slot: Slot) {
+        enum Next { case handOver(Waiter), keep, stop }
         let next: Next = state.withLock { state in
-            if state.closed { return .shutDown }
+            if state.closed {
+                state.inUse -= 1
+                return .stop
+            }
             if !state.waiters.isEmpty { return .handOver(state.waiters.removeFirst()) }
+            state.inUse -= 1
             state.free.append(slot)
             return .keep
         }
         switch next {
-        case .handOver(let waiter): waiter.continuation.resume(returning: slot)
-        case .keep: break
-        case .shutDown: slot.shutDown()
+        case .handOver(let waiter):
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: slot)
+        case .keep:
+            break
+        case .stop:
+            stop(slot)
         }
     }
 
-    /// Refuses further acquires, fails waiters, and shuts free slots down; slots in use
-    /// are shut down when released.
-    func close(operation: String) {
+    /// Refuses further calls, fails waiters, lets calls in flight finish, then closes every
+    /// connection and ends every thread; returns when the last thread has ended.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.created == 0 { return true }
+                state.closeWaiters.append(continuation)
+                return false
+            }
+            shutDown()
+            if done { continuation.resume() }
+        }
+    }
+
+    /// Refuses further calls, fails waiters and stops the free slots without waiting; slots
+    /// in use stop when released. Called by the backend's `deinit` too.
+    func shutDown() {
         let (free, waiters) = state.withLock { state in
             state.closed = true
             defer { state.free = []; state.waiters = [] }
             return (state.free, state.waiters)
         }
-        for waiter in waiters { waiter.continuation.resume(throwing: MySQLBackend.closedError(operation)) }
-        for slot in free { slot.shutDown() }
+        for waiter in waiters {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(throwing: MySQLBackend.closedError("close"))
+        }
+        for slot in free { stop(slot) }
     }
+
+    /// How many slots (threads, and at most as many connections) exist.
+    var createdCount: Int { state.withLock { $0.created } }
+    /// How many slots are lent out to calls.
+    var inUseCount: Int { state.withLock { $0.inUse } }
 }

@@ -11,9 +11,20 @@ struct MySQLStatements: Sendable {
     let autoIncrement: Bool
 
     let createTable: String
+    /// The live row at `now`: key, now.
     let load: String
+    /// The row as stored, expired or retired included: key.
+    let read: String
+    /// ``read`` with the row locked until the transaction ends: key.
+    let lock: String
+    /// A new row: key, data, version, created_at, expires_at.
     let insert: String
+    /// Every column of an existing row: data, version, created_at, expires_at, key.
+    let replace: String
+    /// The versioned update of a live row: data, expires_at, key, version, now.
     let update: String
+    /// The merge's write under the row lock: data, expires_at, key, version.
+    let mergeUpdate: String
     let touch: String
     let retire: String
     let delete: String
@@ -48,18 +59,19 @@ struct MySQLStatements: Sendable {
         columns.append("KEY expires_at (expires_at)")
         createTable = "CREATE TABLE IF NOT EXISTS `\(table)` (\(columns.joined(separator: ", "))) "
             + "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        load = "SELECT data, version, created_at, expires_at FROM `\(table)` WHERE \(key) AND expires_at > ?"
+        let row = "SELECT data, version, created_at, expires_at FROM `\(table)` WHERE \(key)"
+        load = row + " AND expires_at > ?"
+        read = row
+        lock = row + " FOR UPDATE"
         let placeholders = layout == .checksumAndID ? "?, ?, ?, ?, ?, ?" : "?, ?, ?, ?, ?"
-        // Replaces only an expired row; expires_at is assigned last because the other
-        // assignments test its old value (left-to-right assignment; see the init command).
-        let replace = ["data", "version", "created_at", "expires_at"]
-            .map { "\($0) = IF(expires_at <= VALUES(created_at), VALUES(\($0)), \($0))" }
-            .joined(separator: ", ")
-        insert = "INSERT INTO `\(table)` (\(keyColumns), data, version, created_at, expires_at) "
-            + "VALUES (\(placeholders)) ON DUPLICATE KEY UPDATE \(replace)"
+        insert = "INSERT INTO `\(table)` (\(keyColumns), data, version, created_at, expires_at) VALUES (\(placeholders))"
+        replace = "UPDATE `\(table)` SET data = ?, version = ?, created_at = ?, expires_at = ? WHERE \(key)"
         update = "UPDATE `\(table)` SET data = ?, version = version + 1, expires_at = GREATEST(expires_at, ?) "
             + "WHERE \(key) AND version = ? AND expires_at > ?"
+        mergeUpdate = "UPDATE `\(table)` SET data = ?, version = version + 1, expires_at = GREATEST(expires_at, ?) "
+            + "WHERE \(key) AND version = ?"
         touch = "UPDATE `\(table)` SET expires_at = ? WHERE \(key) AND expires_at > ? AND expires_at < ?"
+        // Counts the row whether or not it changes (the connection reports matched rows).
         retire = "UPDATE `\(table)` SET version = 0, expires_at = LEAST(expires_at, ?) WHERE \(key)"
         delete = "DELETE FROM `\(table)` WHERE \(key)"
         deleteVersioned = "DELETE FROM `\(table)` WHERE \(key) AND version = ?"

@@ -5,7 +5,7 @@ import Testing
 @Suite("MySQL configuration URLs")
 struct MySQLConfigurationTests {
     @Test func fullURL() throws {
-        var url = try StoreURL("mysql://app:s3cret@db.example:3307/app?table=web_sessions&pool=4&key=crc32&auto_increment=true&pool_timeout=250ms&connect_timeout=3s&clock_skew=2m")
+        var url = try StoreURL("mysql://app:s3cret@db.example:3307/app?table=web_sessions&pool=4&key=crc32&auto_increment=true&pool_timeout=250ms&connect_timeout=3s")
         let configuration = try MySQLConfiguration(url: &url)
         try url.checkAllTaken()
         #expect(configuration.host == "db.example")
@@ -19,7 +19,6 @@ struct MySQLConfigurationTests {
         #expect(configuration.autoIncrementPrimaryKey)
         #expect(configuration.poolWaitTimeout == .milliseconds(250))
         #expect(configuration.connectTimeout == .seconds(3))
-        #expect(configuration.clockSkewAllowance == .seconds(120))
         #expect(configuration.unixSocket == nil)
         #expect(!configuration.description.contains("s3cret"))
         #expect(!"\(url)".contains("s3cret"))
@@ -36,7 +35,6 @@ struct MySQLConfigurationTests {
         #expect(!configuration.autoIncrementPrimaryKey)
         #expect(configuration.poolSize == 8)
         #expect(configuration.poolWaitTimeout == .seconds(5))
-        #expect(configuration.clockSkewAllowance == .seconds(60))
         #expect(configuration.tls == MySQLConfiguration.TLS())
     }
 
@@ -64,6 +62,14 @@ struct MySQLConfigurationTests {
         #expect(try MySQLConfiguration(url: &required).tls.mode == .required)
         var bad = try StoreURL("mysql://app:pw@db/app?ssl_mode=sometimes")
         #expect(throws: SessionStoreError.self) { try MySQLConfiguration(url: &bad) }
+    }
+
+    /// The clock-skew allowance is the store's policy (`SessionStoreConfiguration`), not the
+    /// backend's: the MySQL configuration leaves `clock_skew` to the store.
+    @Test func clockSkewIsLeftToTheStore() throws {
+        var url = try StoreURL("mysql://app:pw@db/app?clock_skew=2m")
+        _ = try MySQLConfiguration(url: &url)
+        #expect(throws: SessionStoreError.self) { try url.checkAllTaken() }
     }
 
     @Test func badPort() {

@@ -22,7 +22,7 @@ struct MySQLRestartTests {
 
         // An operation in flight when the server dies fails with .connection; it does not hang.
         let inFlight = Task {
-            try await backend.perform("insert", idempotent: false) { connection in try connection.run("DO SLEEP(30)") }
+            try await backend.call("insert", retry: .never) { connection, _ in try connection.run("DO SLEEP(30)") }
         }
         try await Task.sleep(for: .milliseconds(300))
         let killedAt = ContinuousClock.now

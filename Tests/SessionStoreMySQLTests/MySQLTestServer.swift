@@ -54,7 +54,7 @@ enum MySQLTestServer {
 
     static func drop(_ backend: MySQLBackend) async throws {
         let table = backend.configuration.table
-        try await backend.perform("drop", idempotent: true) { connection in
+        try await backend.call("drop", retry: .again) { connection, _ in
             try connection.run("DROP TABLE IF EXISTS `\(table)`")
             try connection.run("DELETE FROM session_store_schema WHERE name = '\(table)'")
             try connection.run("DELETE FROM session_store_lease WHERE name = '\(table)'")
@@ -63,7 +63,7 @@ enum MySQLTestServer {
 
     /// Text rows of a query, run on one of the backend's connections.
     static func rows(_ backend: MySQLBackend, _ sql: String) async throws -> [[String?]] {
-        try await backend.perform("query", idempotent: true) { connection in try connection.rows(sql) }
+        try await backend.call("query", retry: .again) { connection, _ in try connection.rows(sql) }
     }
 }
 
