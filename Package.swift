@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
         .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
         .executable(name: "bench", targets: ["bench"]),
+        .executable(name: "session-store", targets: ["session-store"]),
     ],
     traits: [
         .trait(
@@ -90,6 +91,16 @@ let package = Package(
             path: "Benchmarks/bench",
             swiftSettings: upcoming
         ),
+        // The operator CLI (issue 14): schema, stats, cleanup, copy, check, upgrade.
+        .executableTarget(
+            name: "session-store",
+            dependencies: [
+                "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
         // Test tools of issue 3, never part of a product: the child process of the SQLite
         // crash and lock tests, and libFuzzer targets (`bash .ci/fuzz`; built normally they
         // are reproducers: `fuzz-session-id FILE...` replays inputs).
@@ -139,6 +150,12 @@ let package = Package(
         .testTarget(
             name: "SessionStoreMySQLTests",
             dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
+            swiftSettings: upcoming
+        ),
+        // Runs the built session-store executable as a child process.
+        .testTarget(
+            name: "SessionStoreCLITests",
+            dependencies: ["session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite"],
             swiftSettings: upcoming
         ),
     ],

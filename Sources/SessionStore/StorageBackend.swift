@@ -88,6 +88,14 @@ public protocol StorageBackend: Sendable {
     /// `limit` come back, so each call must hold locks only briefly.
     func deleteExpired(before: Int64, limit: Int) async throws -> Int
 
+    /// Takes the cleanup lease for `holder` until `now + duration`, or renews it; `false`
+    /// when another holder has it. Declared here (not only in the extension) so a call
+    /// through `any StorageBackend` reaches a backend's own lease.
+    func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool
+
+    /// Gives up the cleanup lease when `holder` has it.
+    func releaseCleanupLease(holder: String) async throws
+
     /// Flushes pending writes and releases every connection and thread; returns only when
     /// they are closed. A second call does nothing; other calls after it throw
     /// ``StorageError/Kind/closed``.

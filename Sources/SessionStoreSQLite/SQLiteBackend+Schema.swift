@@ -65,9 +65,7 @@ extension SQLiteBackend {
 
     private static func createOrCheckSchema(_ connection: SQLiteConnection, queries: SQLiteQueries) throws(StorageError) {
         let schemaTable = SQLiteQueries.schemaTable
-        try connection.execute(
-            "CREATE TABLE IF NOT EXISTS \(schemaTable) (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, key_layout TEXT NOT NULL)",
-            operation: "open")
+        try connection.execute(SQLiteQueries.createSchemaTable, operation: "open")
         try connection.execute(createLeaseTable, operation: "open")
         let select = "SELECT version, key_layout FROM \(schemaTable) WHERE table_name = ?1"
         let statement = try connection.statement(select, operation: "open")
@@ -99,9 +97,7 @@ extension SQLiteBackend {
         }
         try connection.execute(queries.createTable, operation: "open")
         try connection.execute(queries.createIndex, operation: "open")
-        try connection.execute(
-            "INSERT INTO \(schemaTable) (table_name, version, key_layout) VALUES ('\(queries.table)', \(SQLiteQueries.schemaVersion), '\(queries.layout.rawValue)')",
-            operation: "open")
+        try connection.execute(queries.insertSchemaRow, operation: "open")
     }
 
     private static func schemaError(_ message: String, statement: String) -> StorageError {

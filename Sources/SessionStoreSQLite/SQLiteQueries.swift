@@ -9,11 +9,19 @@ struct SQLiteQueries: Sendable {
     static let schemaVersion: Int64 = 1
     /// The table recording each session table's schema version and key layout.
     static let schemaTable = "session_store_schema"
+    /// Creates ``schemaTable``.
+    static let createSchemaTable =
+        "CREATE TABLE IF NOT EXISTS \(schemaTable) (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, key_layout TEXT NOT NULL)"
+
+    /// The name of `table`'s index on `expires_at`.
+    static func expiryIndex(of table: String) -> String { "\(table)_expires" }
 
     let table: String
     let layout: KeyLayout
     let createTable: String
     let createIndex: String
+    /// Records this table's schema version and key layout in ``schemaTable``.
+    let insertSchemaRow: String
     /// `SELECT data, version, created_at, expires_at` of a live row; `?3` = now.
     let load: String
     /// Upsert that replaces only an expired row; `?3` data, `?4` version, `?5` created, `?6` expires.
@@ -70,7 +78,8 @@ struct SQLiteQueries: Sendable {
                 WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)
                 """
         }
-        createIndex = "CREATE INDEX IF NOT EXISTS \(table)_expires ON \(table) (expires_at)"
+        insertSchemaRow = "INSERT INTO \(Self.schemaTable) (table_name, version, key_layout) VALUES ('\(table)', \(Self.schemaVersion), '\(layout.rawValue)')"
+        createIndex = "CREATE INDEX IF NOT EXISTS \(Self.expiryIndex(of: table)) ON \(table) (expires_at)"
         load = "SELECT data, version, created_at, expires_at FROM \(table) WHERE \(key) AND expires_at > ?3"
         update = """
             UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4) \

@@ -1,0 +1,416 @@
+import CSessionStoreSQLite
+import Foundation
+package import SessionStore
+
+/// What `session-store stats` reports about one SQLite session table.
+package struct SQLiteTableFigures: Sendable {
+    /// Every row, live or expired.
+    package var rows: Int64 = 0
+    /// Rows with `expires_at > now`.
+    package var live: Int64 = 0
+    /// Live rows retired by an id regeneration (version 0), within their grace period.
+    package var retired: Int64 = 0
+    /// Live rows expiring within an hour, a day, a week, and later.
+    package var expiring: [Int64] = [0, 0, 0, 0]
+    /// The earliest and latest `created_at` of any row, in milliseconds since the epoch.
+    package var oldestCreated: Int64?
+    package var newestCreated: Int64?
+    /// Bytes of the table's b-tree and of its expiry index (`dbstat`), `nil` when SQLite
+    /// was built without the `dbstat` table.
+    package var tableBytes: Int64?
+    package var indexBytes: Int64?
+    /// The main database file's size (`page_count * page_size`) and the WAL file's.
+    package var fileBytes: Int64 = 0
+    package var walBytes: Int64 = 0
+    /// What ``SQLiteQueries/schemaTable`` records for the table.
+    package var schemaVersion: Int64?
+    package var keyLayout: String?
+    /// The cleanup lease row, when one is held (or was left by a holder that died).
+    package var leaseHolder: String?
+    package var leaseExpiresAt: Int64?
+}
+
+/// One stored row as the operator tools read it: the key, and the record or why its
+/// columns could not be read.
+package typealias SQLiteStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
+
+extension SQLiteQueries {
+    /// The schema statements in the order the backend runs them on a fresh database
+    /// (see `createOrCheckSchema`): the schema and lease tables, the session table, its
+    /// expiry index and its schema row. `session-store schema` prints exactly these.
+    var schemaStatements: [String] {
+        [Self.createSchemaTable, SQLiteBackend.createLeaseTable, createTable, createIndex, insertSchemaRow]
+    }
+
+    /// Statements that bring a table from `version` to `version + 1`; `nil` when no
+    /// migration starts at `version`. Version 1 is the first and current version.
+    static func migration(from version: Int64) -> [String]? {
+        nil
+    }
+
+    /// `UPSERT` of a copied row that keeps its version and times: replaces a target row
+    /// only when that is expired at `?7`, or older (lower version, or not yet retired when
+    /// the copy is). `?1` checksum, `?2` id, `?3` data, `?4` version, `?5` created,
+    /// `?6` expires.
+    var importRow: String {
+        let columns = layout == .checksumAndID ? "crc32, id" : "id"
+        let values = layout == .checksumAndID ? "?1, ?2" : "?2"
+        return """
+            INSERT INTO \(table) (\(columns), data, version, created_at, expires_at) \
+            VALUES (\(values), ?3, ?4, ?5, ?6) ON CONFLICT (\(columns)) DO UPDATE SET \
+            data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
+            expires_at = excluded.expires_at WHERE \(table).expires_at <= ?7 OR (\(table).version <> 0 \
+            AND (excluded.version = 0 OR excluded.version > \(table).version))
+            """
+    }
+
+    /// Rows after the cursor `(?1, ?2)` in key order, at most `?3`, live at `?4` only
+    /// when `liveOnly`.
+    func scan(liveOnly: Bool) -> String {
+        let key = layout == .checksumAndID ? "crc32, id" : "id"
+        let after = layout == .checksumAndID ? "(crc32, id) > (?1, ?2)" : "id > ?2"
+        let live = liveOnly ? " AND expires_at > ?4" : ""
+        return """
+            SELECT id, data, version, created_at, expires_at FROM \(table) \
+            WHERE \(after) AND typeof(id) = 'text'\(live) ORDER BY \(key) LIMIT ?3
+            """
+    }
+}
+
+extension SQLiteBackend {
+    /// The statements that create `configuration`'s table, exactly as the backend runs them.
+    /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name.
+    package static func schemaStatements(for configuration: SQLiteConfiguration) throws -> [String] {
+        let table = try SQLIdentifier.validated(configuration.table)
+        return SQLiteQueries(table: table, layout: configuration.keyLayout).schemaStatements
+    }
+
+    /// Runs ``schemaStatements(for:)`` in one transaction, creating the database file when
+    /// missing. Returns the schema version and layout already recorded instead, changing
+    /// nothing, when the table exists.
+    /// - Throws: ``StorageError`` (`.schema` when the table exists but the store did not
+    ///   create it).
+    package static func applySchema(for configuration: SQLiteConfiguration) throws -> (version: Int64, layout: String)? {
+        let table = try SQLIdentifier.validated(configuration.table)
+        let queries = SQLiteQueries(table: table, layout: configuration.keyLayout)
+        let connection = try SQLiteConnection(
+            path: configuration.path, uri: false, busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
+        defer { connection.close() }
+        try connection.run("BEGIN IMMEDIATE", operation: "schema")
+        do {
+            if let existing = try schemaRow(connection, table: table) {
+                try connection.run("COMMIT", operation: "schema")
+                return existing
+            }
+            let found = try connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '\(table)'", operation: "schema")
+            guard found == nil else {
+                throw StorageError(
+                    kind: .schema, engine: "sqlite", operation: "schema",
+                    message: "table \(table) exists but was not created by the session store (no row in \(SQLiteQueries.schemaTable))")
+            }
+            for statement in queries.schemaStatements {
+                try connection.execute(statement, operation: "schema")
+            }
+            try connection.run("COMMIT", operation: "schema")
+            return nil
+        } catch {
+            if !connection.isAutocommit { try connection.run("ROLLBACK", operation: "schema") }
+            throw error
+        }
+    }
+
+    /// The recorded schema version and key layout of `table`, or `nil` when there is none.
+    private static func schemaRow(_ connection: SQLiteConnection, table: String) throws(StorageError) -> (version: Int64, layout: String)? {
+        let known = try connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '\(SQLiteQueries.schemaTable)'", operation: "schema")
+        guard known != nil else { return nil }
+        let statement = try SQLiteStatement(
+            database: connection.database,
+            sql: "SELECT version, key_layout FROM \(SQLiteQueries.schemaTable) WHERE table_name = ?1",
+            persistent: false, operation: "schema")
+        defer { statement.finalize() }
+        try statement.bind(1, text: table, operation: "schema")
+        guard try statement.step(operation: "schema") else { return nil }
+        return (try statement.int64(0, operation: "schema"), try statement.text(1, operation: "schema"))
+    }
+
+    /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table, read on
+    /// the writer's thread (full-table aggregates must not occupy the cooperative pool).
+    /// - Throws: ``StorageError``.
+    package func tableFigures(now: Int64) async throws -> SQLiteTableFigures {
+        let queries = queries
+        let path = configuration.isMemory ? nil : configuration.path
+        var figures = try await adminRead("stats") { connection throws(StorageError) in
+            var figures = SQLiteTableFigures()
+            let hour: Int64 = 3_600_000
+            let counts = try SQLiteStatement(
+                database: connection.database,
+                sql: """
+                    SELECT count(*), count(*) FILTER (WHERE expires_at > ?1), \
+                    count(*) FILTER (WHERE expires_at > ?1 AND version = 0), \
+                    count(*) FILTER (WHERE expires_at > ?1 AND expires_at <= ?2), \
+                    count(*) FILTER (WHERE expires_at > ?2 AND expires_at <= ?3), \
+                    count(*) FILTER (WHERE expires_at > ?3 AND expires_at <= ?4), \
+                    count(*) FILTER (WHERE expires_at > ?4), \
+                    min(created_at), max(created_at) FROM \(queries.table)
+                    """,
+                persistent: false, operation: "stats")
+            defer { counts.finalize() }
+            try counts.bind(1, now, operation: "stats")
+            try counts.bind(2, now.addingClamped(hour), operation: "stats")
+            try counts.bind(3, now.addingClamped(24 * hour), operation: "stats")
+            try counts.bind(4, now.addingClamped(7 * 24 * hour), operation: "stats")
+            guard try counts.step(operation: "stats") else { return figures }
+            figures.rows = try counts.int64(0, operation: "stats")
+            figures.live = try counts.int64(1, operation: "stats")
+            figures.retired = try counts.int64(2, operation: "stats")
+            figures.expiring = try (Int32(3)...6).map { column throws(StorageError) in
+                try counts.int64(column, operation: "stats")
+            }
+            if counts.columnType(7) == SQLITE_INTEGER {
+                figures.oldestCreated = try counts.int64(7, operation: "stats")
+                figures.newestCreated = try counts.int64(8, operation: "stats")
+            }
+            if let schema = try Self.schemaRow(connection, table: queries.table) {
+                figures.schemaVersion = schema.version
+                figures.keyLayout = schema.layout
+            }
+            let lease = try SQLiteStatement(
+                database: connection.database,
+                sql: "SELECT holder, expires_at FROM \(Self.leaseTable) WHERE table_name = ?1",
+                persistent: false, operation: "stats")
+            defer { lease.finalize() }
+            try lease.bind(1, text: queries.table, operation: "stats")
+            if try lease.step(operation: "stats") {
+                figures.leaseHolder = try lease.text(0, operation: "stats")
+                figures.leaseExpiresAt = try lease.int64(1, operation: "stats")
+            }
+            let pages = Int64(try connection.execute("PRAGMA page_count", operation: "stats") ?? "0") ?? 0
+            let pageSize = Int64(try connection.execute("PRAGMA page_size", operation: "stats") ?? "0") ?? 0
+            figures.fileBytes = pages * pageSize
+            // dbstat is an optional part of SQLite: without it only the file size is known.
+            let hasDBStat = try connection.execute(
+                "SELECT 1 FROM pragma_module_list WHERE name = 'dbstat'", operation: "stats") != nil
+            if hasDBStat {
+                let sizes = try SQLiteStatement(
+                    database: connection.database,
+                    sql: "SELECT name, sum(pgsize) FROM dbstat WHERE name IN (?1, ?2) GROUP BY name",
+                    persistent: false, operation: "stats")
+                defer { sizes.finalize() }
+                try sizes.bind(1, text: queries.table, operation: "stats")
+                try sizes.bind(2, text: SQLiteQueries.expiryIndex(of: queries.table), operation: "stats")
+                figures.tableBytes = 0
+                figures.indexBytes = 0
+                while try sizes.step(operation: "stats") {
+                    let bytes = try sizes.int64(1, operation: "stats")
+                    if try sizes.text(0, operation: "stats") == queries.table {
+                        figures.tableBytes = bytes
+                    } else {
+                        figures.indexBytes = bytes
+                    }
+                }
+            }
+            return figures
+        }
+        if let path {
+            figures.walBytes = try Self.fileSize(path + "-wal")
+        }
+        return figures
+    }
+
+    /// The size of a file, `0` when it does not exist.
+    private static func fileSize(_ path: String) throws -> Int64 {
+        guard FileManager.default.fileExists(atPath: path) else { return 0 }
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.size] as? NSNumber)?.int64Value ?? 0
+    }
+
+    /// `PRAGMA integrity_check`: `["ok"]` for a sound file, otherwise SQLite's findings
+    /// (at most 100).
+    /// - Throws: ``StorageError``.
+    package func integrityCheck() async throws -> [String] {
+        try await adminRead("check") { connection throws(StorageError) in
+            let statement = try SQLiteStatement(
+                database: connection.database, sql: "PRAGMA integrity_check(100)", persistent: false, operation: "check")
+            defer { statement.finalize() }
+            var messages: [String] = []
+            while try statement.step(operation: "check") {
+                messages.append(statement.anyText(0) ?? "")
+            }
+            return messages
+        }
+    }
+
+    /// The recorded schema version and key layout of the table.
+    /// - Throws: ``StorageError``.
+    package func recordedSchema() async throws -> (version: Int64, layout: String)? {
+        let table = queries.table
+        return try await adminRead("schema") { connection throws(StorageError) in
+            try Self.schemaRow(connection, table: table)
+        }
+    }
+
+    /// Up to `limit` rows after `cursor` in key order (from the start when `nil`), only
+    /// those live at `liveAt` when given. Each page is its own short read, so a copy or
+    /// check of a live database never holds a snapshot for long. Rows whose id is not text
+    /// cannot be keyed and are left out (`check` counts them separately).
+    /// - Throws: ``StorageError``.
+    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [SQLiteStoredRow] {
+        let sql = queries.scan(liveOnly: liveAt != nil)
+        return try await adminRead("scan") { connection throws(StorageError) in
+            let statement = try connection.statement(sql, operation: "scan")
+            defer { statement.reset() }
+            try statement.bind(1, Int64(cursor?.checksum ?? 0), operation: "scan")
+            try statement.bind(2, text: cursor?.value ?? "", operation: "scan")
+            try statement.bind(3, Int64(limit), operation: "scan")
+            if let liveAt { try statement.bind(4, liveAt, operation: "scan") }
+            var rows: [SQLiteStoredRow] = []
+            while try statement.step(operation: "scan") {
+                let key = SessionKey(value: try statement.text(0, operation: "scan"))
+                let record = Result { () throws(StorageError) -> SessionRecord in
+                    SessionRecord(
+                        data: try statement.blob(1, operation: "scan"),
+                        version: try statement.int64(2, operation: "scan"),
+                        createdAt: try statement.int64(3, operation: "scan"),
+                        expiresAt: try statement.int64(4, operation: "scan"))
+                }
+                rows.append((key, record))
+            }
+            return rows
+        }
+    }
+
+    /// Rows of the table whose id column does not hold text (only ever written from outside
+    /// the store), which ``storedRows(after:limit:liveAt:)`` cannot key.
+    /// - Throws: ``StorageError``.
+    package func unkeyedRowCount() async throws -> Int64 {
+        let table = queries.table
+        return try await adminRead("check") { connection throws(StorageError) in
+            Int64(try connection.execute("SELECT count(*) FROM \(table) WHERE typeof(id) <> 'text'", operation: "check") ?? "0") ?? 0
+        }
+    }
+
+    /// Writes copied rows, keeping their versions and times, in one transaction; a row
+    /// already present at the same or a newer version (or retired) is left alone, an
+    /// expired one is replaced. Returns how many rows were written.
+    /// - Throws: ``StorageError``; nothing of the batch is written then.
+    package func importRows(_ rows: [(key: SessionKey, record: SessionRecord)], now: Int64) async throws -> Int {
+        let sql = queries.importRow
+        let outcome = try await writer.submit(.alone, operation: "import", multiStatement: true) { connection in
+            let statement = try connection.statement(sql, operation: "import")
+            var written = 0
+            for (key, record) in rows {
+                defer { statement.reset() }
+                try statement.bind(1, Int64(key.checksum), operation: "import")
+                try statement.bind(2, text: key.value, operation: "import")
+                try statement.bind(3, blob: record.data, operation: "import")
+                try statement.bind(4, record.version, operation: "import")
+                try statement.bind(5, record.createdAt, operation: "import")
+                try statement.bind(6, record.expiresAt, operation: "import")
+                try statement.bind(7, now, operation: "import")
+                try statement.run(operation: "import")
+                written += connection.changes
+            }
+            return .changes(written)
+        }
+        guard case .changes(let written) = outcome else { preconditionFailure("import produced no count") }
+        return written
+    }
+
+    /// Rows with `expires_at < before`, which a cleanup at that cut-off deletes.
+    /// - Throws: ``StorageError``.
+    package func countExpired(before: Int64) async throws -> Int64 {
+        let table = queries.table
+        return try await adminRead("count") { connection throws(StorageError) in
+            let statement = try SQLiteStatement(
+                database: connection.database, sql: "SELECT count(*) FROM \(table) WHERE expires_at < ?1",
+                persistent: false, operation: "count")
+            defer { statement.finalize() }
+            try statement.bind(1, before, operation: "count")
+            guard try statement.step(operation: "count") else { return 0 }
+            return try statement.int64(0, operation: "count")
+        }
+    }
+
+    /// The statements ``upgradeSchema()`` would run: the migrations from the recorded
+    /// version to ``SQLiteQueries/schemaVersion``, each followed by its version bump.
+    /// - Throws: ``StorageError`` `.schema` when the table has no schema row, is newer than
+    ///   this release, or no migration leads from its version.
+    package func pendingMigrations() async throws -> (from: Int64, to: Int64, statements: [String]) {
+        guard let recorded = try await recordedSchema() else {
+            throw StorageError(
+                kind: .schema, engine: "sqlite", operation: "upgrade",
+                message: "table \(queries.table) has no row in \(SQLiteQueries.schemaTable)")
+        }
+        return try Self.migrationPlan(from: recorded.version, table: queries.table)
+    }
+
+    private static func migrationPlan(from start: Int64, table: String) throws(StorageError) -> (from: Int64, to: Int64, statements: [String]) {
+        guard start <= SQLiteQueries.schemaVersion else {
+            throw StorageError(
+                kind: .schema, engine: "sqlite", operation: "upgrade",
+                message: "table \(table) has schema version \(start), newer than version \(SQLiteQueries.schemaVersion) this release knows")
+        }
+        var statements: [String] = []
+        var version = start
+        while version < SQLiteQueries.schemaVersion {
+            guard let steps = SQLiteQueries.migration(from: version) else {
+                throw StorageError(
+                    kind: .schema, engine: "sqlite", operation: "upgrade",
+                    message: "no migration from schema version \(version) of table \(table)")
+            }
+            statements += steps
+            version += 1
+            statements.append(
+                "UPDATE \(SQLiteQueries.schemaTable) SET version = \(version) WHERE table_name = '\(table)'")
+        }
+        return (start, SQLiteQueries.schemaVersion, statements)
+    }
+
+    /// Applies ``pendingMigrations()`` in one transaction that first re-reads the version,
+    /// so two upgrades at once cannot both apply a step. Returns the versions before and
+    /// after; equal when there was nothing to do.
+    /// - Throws: ``StorageError``.
+    package func upgradeSchema() async throws -> (from: Int64, to: Int64) {
+        let table = queries.table
+        let box = SQLiteResultBox<(from: Int64, to: Int64)>()
+        _ = try await writer.submit(.alone, operation: "upgrade", multiStatement: true) { connection in
+            guard let recorded = try Self.schemaRow(connection, table: table) else {
+                throw StorageError(
+                    kind: .schema, engine: "sqlite", operation: "upgrade",
+                    message: "table \(table) has no row in \(SQLiteQueries.schemaTable)")
+            }
+            let plan = try Self.migrationPlan(from: recorded.version, table: table)
+            for statement in plan.statements {
+                try connection.execute(statement, operation: "upgrade")
+            }
+            box.value = (plan.from, plan.to)
+            return .changes(plan.statements.count)
+        }
+        guard let result = box.value else { preconditionFailure("upgrade ran without a result") }
+        return result
+    }
+
+    /// Runs `body` once on a connection outside any write: the writer's thread, so
+    /// long reads stay off Swift's cooperative pool and see every committed write.
+    private func adminRead<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable (SQLiteConnection) throws(StorageError) -> T
+    ) async throws -> T {
+        let box = SQLiteResultBox<T>()
+        _ = try await writer.submit(.read, operation: operation) { connection in
+            box.value = try body(connection)
+            return .changes(0)
+        }
+        guard let value = box.value else { preconditionFailure("\(operation) ran without a result") }
+        return value
+    }
+}
+
+extension Int64 {
+    /// `self + other`, saturating at `Int64.max`.
+    fileprivate func addingClamped(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+}

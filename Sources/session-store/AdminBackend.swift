@@ -1,0 +1,65 @@
+import SessionStore
+
+/// What the operator commands need from a backend beyond ``StorageBackend``: figures,
+/// checks, raw rows and schema versions. Each backend provides it from its `+Admin` file.
+protocol AdminBackend: StorageBackend {
+    /// The engine's name, e.g. `sqlite`.
+    var engine: String { get }
+    /// Counts, histogram, sizes, schema and lease of the table at `now`.
+    func figures(now: Int64) async throws -> TableFigures
+    /// The engine's own consistency check; `["ok"]` when sound.
+    func integrityCheck() async throws -> [String]
+    /// The recorded schema version and key layout, `nil` when the table has none.
+    func recordedSchema() async throws -> (version: Int64, layout: String)?
+    /// Rows after `cursor` in key order, at most `limit`, live at `liveAt` when given.
+    func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [StoredRow]
+    /// Rows the store could never have written because their id is not text.
+    func unkeyedRowCount() async throws -> Int64
+    /// Writes copied rows as they are unless the target has them at the same or a newer
+    /// version; returns how many were written.
+    func importRows(_ rows: [(key: SessionKey, record: SessionRecord)], now: Int64) async throws -> Int
+    /// Rows with `expires_at < before`: what a cleanup at that cut-off deletes.
+    func countExpired(before: Int64) async throws -> Int64
+    /// The statements an upgrade would run, and the versions it goes between.
+    func pendingMigrations() async throws -> (from: Int64, to: Int64, statements: [String])
+    /// Runs the pending migrations; returns the versions before and after.
+    func upgradeSchema() async throws -> (from: Int64, to: Int64)
+}
+
+/// One stored row: its key, and its record or why the row's columns could not be read.
+typealias StoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
+
+/// What `stats` reports, the same for every backend.
+struct TableFigures: Sendable, Encodable {
+    struct Expiring: Sendable, Encodable {
+        var nextHour: Int64
+        var nextDay: Int64
+        var nextWeek: Int64
+        var later: Int64
+    }
+
+    struct Lease: Sendable, Encodable {
+        var holder: String
+        var expiresAt: Int64
+        var lapsed: Bool
+    }
+
+    var engine: String
+    var table: String
+    var rows: Int64
+    var live: Int64
+    var retired: Int64
+    var expiredNotCleaned: Int64
+    var expiring: Expiring
+    var oldestCreated: Int64?
+    var newestCreated: Int64?
+    var tableBytes: Int64?
+    var indexBytes: Int64?
+    /// SQLite: the database file; MySQL: `nil`.
+    var fileBytes: Int64?
+    /// SQLite: the WAL file; MySQL: `nil`.
+    var walBytes: Int64?
+    var schemaVersion: Int64?
+    var keyLayout: String?
+    var cleanupLease: Lease?
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import SessionStore
+import SessionStoreMySQL
+import SessionStoreSQLite
+
+/// One store named on the command line: its URL parsed exactly as `SessionStore.open` does
+/// (core options, then the backend's), every option checked, the password kept out of
+/// ``display``.
+struct StoreTarget: Sendable {
+    /// The backend's own configuration.
+    enum Backend: Sendable {
+        case sqlite(SQLiteConfiguration)
+        case mysql(MySQLConfiguration)
+    }
+
+    /// The URL with the password replaced by `***`.
+    let display: String
+    /// The store's policy options (`id_hash`, `cleanup_batch`, `clock_skew`, ...).
+    let store: SessionStoreConfiguration
+    let backend: Backend
+    /// Whether the URL had a `fallback=` option, which the operator commands do not follow.
+    let hadFallback: Bool
+
+    /// Parses and checks a configuration URL without touching any database.
+    /// - Throws: `SessionStoreError` `invalidConfiguration`.
+    init(_ text: String) throws {
+        var url = try StoreURL(text)
+        store = try SessionStoreConfiguration(url: &url)
+        hadFallback = url.take("fallback") != nil
+        switch url.scheme {
+        case "sqlite":
+            var configuration = try SQLiteConfiguration(url: &url)
+            configuration.readerCount = 1
+            backend = .sqlite(configuration)
+        case "mysql", "mariadb":
+            backend = .mysql(try MySQLConfiguration(url: &url))
+        default:
+            throw StoreURL.invalid("unknown scheme \"\(url.scheme):\" (session-store knows sqlite: and mysql:)")
+        }
+        try url.checkAllTaken()
+        display = url.description
+    }
+
+    /// The table's name.
+    var table: String {
+        switch backend {
+        case .sqlite(let configuration): configuration.table
+        case .mysql(let configuration): configuration.table
+        }
+    }
+
+    /// The key layout the URL asks for.
+    var keyLayout: KeyLayout {
+        switch backend {
+        case .sqlite(let configuration): configuration.keyLayout
+        case .mysql(let configuration): configuration.keyLayout
+        }
+    }
+
+    /// The exact statements the backend runs to create the table.
+    func schemaStatements() throws -> [String] {
+        switch backend {
+        case .sqlite(let configuration): try SQLiteBackend.schemaStatements(for: configuration)
+        case .mysql: throw CommandFailure("TEMPORARY: MySQL admin not built yet")
+        }
+    }
+
+    /// Runs ``schemaStatements()``; returns the recorded version and layout instead when the
+    /// table already exists.
+    func applySchema() async throws -> (version: Int64, layout: String)? {
+        switch backend {
+        case .sqlite(let configuration): try SQLiteBackend.applySchema(for: configuration)
+        case .mysql: throw CommandFailure("TEMPORARY: MySQL admin not built yet")
+        }
+    }
+
+    /// Opens the backend as an app would (the table is created when missing).
+    ///
+    /// - Parameter mustExist: For a SQLite file: fail instead of creating a new database.
+    /// - Throws: ``CommandFailure`` for a missing SQLite file, ``StorageError`` when the
+    ///   backend cannot open.
+    func open(mustExist: Bool, logger: Logger) async throws -> any AdminBackend {
+        switch backend {
+        case .sqlite(let configuration):
+            if mustExist && configuration.path != ":memory:" && !FileManager.default.fileExists(atPath: configuration.path) {
+                throw CommandFailure("error: no database file at \(configuration.path) (\(display))")
+            }
+            return try SQLiteBackend(configuration: configuration, logger: logger)
+        case .mysql:
+            throw CommandFailure("TEMPORARY: MySQL admin not built yet")
+        }
+    }
+}
+
+/// A logger for backends: warnings and errors on standard error.
+func toolLogger() -> Logger {
+    var logger = Logger(label: "session-store")
+    logger.logLevel = .warning
+    return logger
+}
