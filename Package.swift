@@ -155,7 +155,10 @@ let package = Package(
         // Runs the built session-store executable as a child process.
         .testTarget(
             name: "SessionStoreCLITests",
-            dependencies: ["session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite"],
+            dependencies: [
+                "session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: upcoming
         ),
     ],

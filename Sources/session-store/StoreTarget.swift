@@ -62,7 +62,7 @@ struct StoreTarget: Sendable {
     func schemaStatements() throws -> [String] {
         switch backend {
         case .sqlite(let configuration): try SQLiteBackend.schemaStatements(for: configuration)
-        case .mysql: throw CommandFailure("TEMPORARY: MySQL admin not built yet")
+        case .mysql: throw CommandFailure("error: session-store does not handle MySQL stores yet (SQLite only in this build)")
         }
     }
 
@@ -71,7 +71,7 @@ struct StoreTarget: Sendable {
     func applySchema() async throws -> (version: Int64, layout: String)? {
         switch backend {
         case .sqlite(let configuration): try SQLiteBackend.applySchema(for: configuration)
-        case .mysql: throw CommandFailure("TEMPORARY: MySQL admin not built yet")
+        case .mysql: throw CommandFailure("error: session-store does not handle MySQL stores yet (SQLite only in this build)")
         }
     }
 
@@ -88,7 +88,7 @@ struct StoreTarget: Sendable {
             }
             return try SQLiteBackend(configuration: configuration, logger: logger)
         case .mysql:
-            throw CommandFailure("TEMPORARY: MySQL admin not built yet")
+            throw CommandFailure("error: session-store does not handle MySQL stores yet (SQLite only in this build)")
         }
     }
 }
