@@ -4,7 +4,7 @@ import SessionStore
 
 /// The scenarios of issue 4.
 enum Scenario: String, CaseIterable, Sendable {
-    case loads, mix, saves, cleanup, keys
+    case loads, mix, saves, cleanup, keys, soak
 
     var number: Int { Self.allCases.firstIndex(of: self)! + 1 }
 
@@ -16,7 +16,7 @@ enum Scenario: String, CaseIterable, Sendable {
             } else if let number = Int(part), (1...allCases.count).contains(number) {
                 chosen.append(allCases[number - 1])
             } else {
-                throw ValidationError("unknown scenario \"\(part)\"; use 1-5 or \(allCases.map(\.rawValue).joined(separator: ","))")
+                throw ValidationError("unknown scenario \"\(part)\"; use 1-6 or \(allCases.map(\.rawValue).joined(separator: ","))")
             }
         }
         return allCases.filter(chosen.contains)
@@ -45,6 +45,7 @@ struct Settings: Sendable {
     var dir: String
     var url: String?
     var idHashing: IDHashing
+    var soakSeconds: Int
 }
 
 /// `--id-hash`: how the store keys rows.
@@ -63,7 +64,8 @@ struct Bench: AsyncParsableCommand {
             Scenarios: 1 loads (hits and misses by table size and concurrency), 2 mix \
             (90/8/2 request mix and a bot mix: rows written, writes skipped), 3 saves (one \
             transaction per save vs group commit, NORMAL and FULL), 4 cleanup (half of a table \
-            expired, while a reader and a writer run), 5 keys ((crc32, id) vs id-only key).
+            expired, while a reader and a writer run), 5 keys ((crc32, id) vs id-only key), 6 soak \
+            (sustained request mix: throughput, WAL and memory over time, reopen time).
             ×floor is the time per operation relative to the same work through the C API \
             (1.00 = the floor); ×naive is relative to a store written the old way (below 1 \
             is faster). Targets from issue 4 are printed at the end and never asserted.
@@ -99,8 +101,11 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Rows per cleanup batch of the store.")
     var cleanupBatch: Int = 1000
 
-    @Option(help: "Scenarios to run, by number or name, comma-separated: 1 loads, 2 mix, 3 saves, 4 cleanup, 5 keys.")
-    var scenarios: String = "loads,mix,saves,cleanup,keys"
+    @Option(help: "Scenarios to run, by number or name, comma-separated: 1 loads, 2 mix, 3 saves, 4 cleanup, 5 keys, 6 soak.")
+    var scenarios: String = "loads,mix,saves,cleanup,keys,soak"
+
+    @Option(help: "Seconds of sustained traffic in the soak scenario. (default: 60; quick: 6)")
+    var soak: Int?
 
     @Option(help: "The backend to measure.")
     var backend: BackendKind = .sqlite
@@ -144,6 +149,7 @@ struct Bench: AsyncParsableCommand {
         _ = try Self.parseList(concurrency, "concurrency")
         _ = try Self.parseList(writers, "writers")
         if let rows { _ = try Self.parseList(rows, "rows") }
+        if let soak, soak < 1 { throw ValidationError("--soak wants a positive number of seconds") }
     }
 
     static func parseList(_ text: String, _ name: String) throws -> [Int] {
@@ -170,7 +176,8 @@ struct Bench: AsyncParsableCommand {
             mixRows: tableRows ?? (quick ? 10_000 : 100_000),
             saveRows: tableRows ?? (quick ? 10_000 : 100_000),
             mixSessions: mixSessions, mixRate: mixRate, cleanupBatch: cleanupBatch,
-            mmapSize: mmapSize, readers: readers, dir: workDir, url: backend == .mysql ? url : nil, idHashing: idHash.hashing)
+            mmapSize: mmapSize, readers: readers, dir: workDir, url: backend == .mysql ? url : nil, idHashing: idHash.hashing,
+            soakSeconds: soak ?? (quick ? 6 : 60))
         let chosen = try Scenario.parse(scenarios)
         let report = Report()
         report.environment = [
@@ -201,6 +208,7 @@ struct Bench: AsyncParsableCommand {
                 case .saves: try await run.saves()
                 case .cleanup: try await run.cleanup()
                 case .keys: try await run.keys()
+                case .soak: try await run.soak()
                 }
             }
         case .mysql:

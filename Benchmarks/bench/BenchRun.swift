@@ -23,6 +23,11 @@ final class BenchRun {
         var cleanupVsDelete: (expired: Int, ratio: Double)?
         var mysqlLoadVsFloor: Double?
         var keyHashShare: Double?
+        /// Requests/s of the soak's last `window` seconds over its first.
+        var soakFlatness: (window: Int, ratio: Double)?
+        var soakWALPeak: (bytes: Int, bound: Int)?
+        /// Resident memory at the soak's end over its start.
+        var soakMemoryGrowth: Double?
     }
 
     init(settings: Settings, report: Report) {
@@ -88,6 +93,14 @@ final class BenchRun {
             f.cleanupReaderP99.map { "\(Fmt.num($0.ms)) ms (\(Fmt.rows($0.expired)) expired rows)" }, f.cleanupReaderP99.map { $0.ms <= 1 })
         add("cleanup time vs one DELETE", "≤ 2×",
             f.cleanupVsDelete.map { "\(Fmt.fixed($0.ratio, 2))× (\(Fmt.rows($0.expired)) expired rows)" }, f.cleanupVsDelete.map { $0.ratio <= 2 })
+        add("soak: throughput last vs first seconds", "≥ 0.90×",
+            f.soakFlatness.map { "\(Fmt.fixed($0.ratio, 2))× (\($0.window) s each)" }, f.soakFlatness.map { $0.ratio >= 0.9 })
+        if settings.url == nil {
+            add("soak: WAL peak", "≤ 32 MB",
+                f.soakWALPeak.map { "\(Fmt.fixed(Double($0.bytes) / 1e6, 1)) MB" }, f.soakWALPeak.map { $0.bytes <= $0.bound })
+        }
+        add("soak: resident memory end vs start", "≤ 1.10×",
+            f.soakMemoryGrowth.map { "\(Fmt.fixed($0, 2))×" }, f.soakMemoryGrowth.map { $0 <= 1.1 })
         if settings.url != nil {
             add("MySQL load vs C client", "≤ 1.15×",
                 f.mysqlLoadVsFloor.map { "\(Fmt.fixed($0, 2))×" }, f.mysqlLoadVsFloor.map { $0 <= 1.15 })

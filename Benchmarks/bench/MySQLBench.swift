@@ -19,6 +19,7 @@ extension BenchRun {
             case .saves: try await mySaves(base)
             case .cleanup: try await myCleanup(base)
             case .keys: try await myKeys(base)
+            case .soak: try await mysqlSoak()
             }
         }
     }

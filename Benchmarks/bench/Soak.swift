@@ -1,0 +1,205 @@
+import Foundation
+import SessionStore
+import SessionStoreSQLite
+import Synchronization
+
+#if MySQL
+import SessionStoreMySQL
+#endif
+
+/// What the soak's request tasks and its sampler share.
+final class SoakCounters: Sendable {
+    let requests = Atomic<Int>(0)
+    let writes = Atomic<Int>(0)
+    let errors = Atomic<Int>(0)
+    let firstError = Mutex<String?>(nil)
+
+    func fail(_ error: any Error) {
+        errors.add(1, ordering: .relaxed)
+        firstError.withLock { if $0 == nil { $0 = "\(error)" } }
+    }
+}
+
+/// One sample of the soak, taken every second.
+struct SoakSample {
+    var second: Int
+    var requests: Int
+    var walBytes: Int
+    var residentBytes: Int
+}
+
+extension BenchRun {
+    /// Scenario 6: sustained traffic for `--soak` seconds after a 5 s warm-up (8 tasks of
+    /// the 90/8/2 request mix with new sessions, touches and background cleanup): throughput per second, the
+    /// WAL's size, the process's resident memory, and the time to reopen afterwards.
+    func soak() async throws {
+        let path = file("soak.db")
+        let store = try openSoakStore(path: path)
+        let samples = try await soakTraffic(store, walPath: path + "-wal")
+        try await store.shutdown()
+        let started = nanos()
+        let reopened = try openSoakStore(path: path)
+        _ = try await reopened.load(id: IDs.id(0))
+        let reopenMillis = Double(nanos() - started) / 1e6
+        try await reopened.shutdown()
+        reportSoak(samples, walBound: 8 * 1000 * 4096, reopenMillis: reopenMillis)
+    }
+
+    private func soakPolicy() -> SessionStoreConfiguration {
+        var policy = SessionStoreConfiguration()
+        // Short, so the table reaches its steady size (logins in, idle sessions cleaned)
+        // within the first seconds and the first and last windows compare like with like.
+        policy.idleTimeout = .seconds(5)
+        policy.touchInterval = .seconds(1)
+        policy.idHashing = settings.idHashing
+        return policy
+    }
+
+    private func openSoakStore(path: String) throws -> SessionStore {
+        let backend = try SQLiteBackend(
+            configuration: Fill.sqliteConfiguration(
+                path: path, layout: SQLiteConfiguration().keyLayout, synchronous: .normal, groupCommit: true, settings: settings),
+            logger: quietLogger)
+        return SessionStore(backend: backend, configuration: soakPolicy(), logger: quietLogger)
+    }
+
+    #if MySQL
+    /// The same soak against MySQL: throughput and memory over time, no WAL.
+    func mysqlSoak() async throws {
+        guard let url = settings.url else { return }
+        var configurationURL = try StoreURL(url + (url.contains("?") ? "&" : "?") + "table=bench_soak")
+        let configuration = try MySQLConfiguration(url: &configurationURL)
+        let backend = try await MySQLBackend(configuration: configuration, logger: quietLogger)
+        let store = SessionStore(backend: backend, configuration: soakPolicy(), logger: quietLogger)
+        let samples = try await soakTraffic(store, walPath: nil)
+        try await store.shutdown()
+        reportSoak(samples, walBound: nil, reopenMillis: nil)
+    }
+    #endif
+
+    /// Runs the traffic and samples it once a second.
+    private func soakTraffic(_ store: SessionStore, walPath: String?) async throws -> [SoakSample] {
+        let seconds = settings.soakSeconds
+        let counters = SoakCounters()
+        let seeded = try await Self.soakSeed(store, sessions: 1000 * 8)
+        store.startBackgroundCleanup(every: .seconds(1))
+        // Warm-up, not sampled: one idle timeout, after which touches, logins and cleanup
+        // all run at their steady rates and the table has its steady size.
+        let warmup = 5
+        let deadline = ContinuousClock.now.advanced(by: .seconds(seconds + warmup))
+        var samples: [SoakSample] = []
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                let ids = Array(seeded[(task * 1000)..<((task + 1) * 1000)])
+                group.addTask { await Self.soakRequests(store, task: task, ids: ids, until: deadline, counters: counters) }
+            }
+            for second in 1...warmup {
+                try await Task.sleep(for: .seconds(1))
+                status("soak: warm-up \(second)/\(warmup) s")
+            }
+            var last = counters.requests.load(ordering: .relaxed)
+            for second in 1...seconds {
+                try await Task.sleep(for: .seconds(1))
+                let total = counters.requests.load(ordering: .relaxed)
+                samples.append(SoakSample(
+                    second: second, requests: total - last, walBytes: walPath.map(Self.fileSize) ?? 0,
+                    residentBytes: Self.residentBytes()))
+                last = total
+                status("soak: \(second)/\(seconds) s, \(Fmt.num(Double(samples.last!.requests))) requests/s")
+            }
+            try await group.waitForAll()
+        }
+        Progress.note("")
+        if counters.errors.load(ordering: .relaxed) > 0 {
+            report.comment("errors: \(counters.errors.load(ordering: .relaxed)), first: \(counters.firstError.withLock { $0 ?? "" })")
+        }
+        return samples
+    }
+
+    /// Sessions present before the timed traffic, so the first seconds are not all inserts.
+    private static func soakSeed(_ store: SessionStore, sessions: Int) async throws -> [String] {
+        var ids: [String] = []
+        for index in 0..<sessions {
+            var session = store.newSession()
+            try session.set("user", "seed-\(index)")
+            try await store.save(&session)
+            ids.append(session.id.text)
+        }
+        return ids
+    }
+
+    /// One task of the soak over 1000 sessions of its own: 90% reads, 8% changes, 2% logins
+    /// (a new session replaces a random one of the 1000; the old one idles until cleanup).
+    private static func soakRequests(
+        _ store: SessionStore, task: Int, ids seeded: [String], until deadline: ContinuousClock.Instant, counters: SoakCounters
+    ) async {
+        var random = FastRandom(seed: UInt64(task + 1) &* 0x9E37_79B9_7F4A_7C15)
+        var ids = seeded
+        while ContinuousClock.now < deadline {
+            do {
+                let kind = RequestKind.draw(&random, botPerMille: 0)
+                var session = try await store.load(id: ids[random.below(ids.count)])
+                switch kind {
+                case .read, .bot:
+                    _ = try session.get("user", as: String.self)
+                case .change:
+                    try session.increment("clicks")
+                case .login:
+                    session = store.newSession()
+                    try session.set("user", "user-\(random.below(1_000_000))")
+                    try session.set("cart", String(repeating: "i", count: 120))
+                }
+                if try await store.save(&session).wroteData {
+                    counters.writes.add(1, ordering: .relaxed)
+                    if kind == .login {
+                        ids[random.below(ids.count)] = session.id.text
+                    }
+                }
+                counters.requests.add(1, ordering: .relaxed)
+            } catch {
+                counters.fail(error)
+            }
+        }
+    }
+
+    private func reportSoak(_ samples: [SoakSample], walBound: Int?, reopenMillis: Double?) {
+        guard !samples.isEmpty else { return }
+        let slice = max(1, samples.count / 6)
+        report.comment("second   requests/s   WAL MB   RSS MB")
+        for sample in samples where sample.second % slice == 0 || sample.second == 1 {
+            report.comment(
+                Fmt.pad("\(sample.second)", 6, right: true) + Fmt.pad(Fmt.num(Double(sample.requests)), 13, right: true)
+                    + Fmt.pad(Fmt.fixed(Double(sample.walBytes) / 1e6, 1), 9, right: true)
+                    + Fmt.pad(Fmt.fixed(Double(sample.residentBytes) / 1e6, 1), 9, right: true))
+        }
+        let window = min(10, max(1, samples.count / 3))
+        let first = samples.prefix(window).map(\.requests).reduce(0, +)
+        let lastSlice = samples.suffix(window).map(\.requests).reduce(0, +)
+        let flat = first > 0 ? Double(lastSlice) / Double(first) : 0
+        let walPeak = samples.map(\.walBytes).max() ?? 0
+        let rssStart = samples.prefix(window).map(\.residentBytes).max() ?? 0
+        let rssEnd = samples.suffix(window).map(\.residentBytes).max() ?? 0
+        let rssGrowth = rssStart > 0 ? Double(rssEnd) / Double(rssStart) : 0
+        let total = samples.map(\.requests).reduce(0, +)
+        report.comment("\(Fmt.num(Double(total))) requests in \(samples.count) s; WAL peak \(Fmt.fixed(Double(walPeak) / 1e6, 1)) MB; "
+            + "RSS \(Fmt.fixed(Double(rssStart) / 1e6, 1)) → \(Fmt.fixed(Double(rssEnd) / 1e6, 1)) MB"
+            + (reopenMillis.map { "; reopen after it \(Fmt.fixed($0, 1)) ms" } ?? ""))
+        figures.soakFlatness = (window, flat)
+        figures.soakWALPeak = walBound.map { (walPeak, $0) }
+        figures.soakMemoryGrowth = rssGrowth
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return Int(info.st_size)
+    }
+
+    /// Resident set size from `/proc/self/statm` (pages), in bytes; 0 where unavailable.
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
