@@ -11,10 +11,7 @@ extension MySQLBackend {
         let table = statements.table
         let layout = statements.layout.rawValue
         let autoIncrement = statements.autoIncrement ? 1 : 0
-        try connection.run(
-            "INSERT IGNORE INTO \(MySQLStatements.schemaTable) (name, version, key_layout, auto_increment) "
-                + "VALUES ('\(table)', \(MySQLStatements.schemaVersion), '\(layout)', \(autoIncrement))"
-        )
+        try connection.run(statements.insertSchemaRow)
         let sql = "SELECT version, key_layout, auto_increment FROM \(MySQLStatements.schemaTable) WHERE name = '\(table)'"
         guard let row = try connection.rows(sql).first, let versionText = row[0], let version = Int(versionText) else {
             throw StorageError(kind: .schema, engine: "mysql", operation: "open", message: "schema row missing", statement: sql)

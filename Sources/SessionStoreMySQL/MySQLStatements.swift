@@ -11,6 +11,8 @@ struct MySQLStatements: Sendable {
     let autoIncrement: Bool
 
     let createTable: String
+    /// Records the table's schema version and layout; ignored when it is already recorded.
+    let insertSchemaRow: String
     /// The live row at `now`: key, now.
     let load: String
     /// The row as stored, expired or retired included: key.
@@ -59,6 +61,8 @@ struct MySQLStatements: Sendable {
         columns.append("KEY expires_at (expires_at)")
         createTable = "CREATE TABLE IF NOT EXISTS `\(table)` (\(columns.joined(separator: ", "))) "
             + "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        insertSchemaRow = "INSERT IGNORE INTO \(Self.schemaTable) (name, version, key_layout, auto_increment) "
+            + "VALUES ('\(table)', \(Self.schemaVersion), '\(layout.rawValue)', \(autoIncrement ? 1 : 0))"
         let row = "SELECT data, version, created_at, expires_at FROM `\(table)` WHERE \(key)"
         load = row + " AND expires_at > ?"
         read = row

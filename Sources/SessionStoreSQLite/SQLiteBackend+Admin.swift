@@ -48,20 +48,17 @@ extension SQLiteQueries {
         nil
     }
 
-    /// `UPSERT` of a copied row that keeps its version and times: replaces a target row
-    /// only when that is expired at `?7`, or older (lower version, or not yet retired when
-    /// the copy is). `?1` checksum, `?2` id, `?3` data, `?4` version, `?5` created,
+    /// Every column of a row whatever its expiry: `?1` checksum, `?2` id.
+    var readRow: String {
+        let key = layout == .checksumAndID ? "crc32 = ?1 AND id = ?2" : "id = ?2"
+        return "SELECT data, version, created_at, expires_at FROM \(table) WHERE \(key)"
+    }
+
+    /// Overwrites every column of an existing row: `?3` data, `?4` version, `?5` created,
     /// `?6` expires.
-    var importRow: String {
-        let columns = layout == .checksumAndID ? "crc32, id" : "id"
-        let values = layout == .checksumAndID ? "?1, ?2" : "?2"
-        return """
-            INSERT INTO \(table) (\(columns), data, version, created_at, expires_at) \
-            VALUES (\(values), ?3, ?4, ?5, ?6) ON CONFLICT (\(columns)) DO UPDATE SET \
-            data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
-            expires_at = excluded.expires_at WHERE \(table).expires_at <= ?7 OR (\(table).version <> 0 \
-            AND (excluded.version = 0 OR excluded.version > \(table).version))
-            """
+    var replaceRow: String {
+        let key = layout == .checksumAndID ? "crc32 = ?1 AND id = ?2" : "id = ?2"
+        return "UPDATE \(table) SET data = ?3, version = ?4, created_at = ?5, expires_at = ?6 WHERE \(key)"
     }
 
     /// Rows after the cursor `(?1, ?2)` in key order, at most `?3`, live at `?4` only
@@ -291,16 +288,39 @@ extension SQLiteBackend {
         }
     }
 
-    /// Writes copied rows, keeping their versions and times, in one transaction; a row
-    /// already present at the same or a newer version (or retired) is left alone, an
-    /// expired one is replaced. Returns how many rows were written.
+    /// Writes copied rows with their versions and times, in one transaction: a row the
+    /// table lacks is inserted; one it has is overwritten only when `replaceIf(stored, copy)`
+    /// says so (the copy's policy, decided by the caller). Returns how many rows were written.
     /// - Throws: ``StorageError``; nothing of the batch is written then.
-    package func importRows(_ rows: [(key: SessionKey, record: SessionRecord)], now: Int64) async throws -> Int {
-        let sql = queries.importRow
+    package func importRows(
+        _ rows: [(key: SessionKey, record: SessionRecord)],
+        replaceIf: @escaping @Sendable (_ stored: SessionRecord, _ copy: SessionRecord) -> Bool
+    ) async throws -> Int {
+        let queries = queries
         let outcome = try await writer.submit(.alone, operation: "import", multiStatement: true) { connection in
-            let statement = try connection.statement(sql, operation: "import")
+            let read = try connection.statement(queries.readRow, operation: "import")
+            let insert = try connection.statement(queries.insert, operation: "import")
+            let replace = try connection.statement(queries.replaceRow, operation: "import")
             var written = 0
             for (key, record) in rows {
+                try read.bind(1, Int64(key.checksum), operation: "import")
+                try read.bind(2, text: key.value, operation: "import")
+                var stored: SessionRecord?
+                do {
+                    defer { read.reset() }
+                    if try read.step(operation: "import") {
+                        stored = SessionRecord(
+                            data: try read.blob(0, operation: "import"), version: try read.int64(1, operation: "import"),
+                            createdAt: try read.int64(2, operation: "import"), expiresAt: try read.int64(3, operation: "import"))
+                    }
+                }
+                let statement: SQLiteStatement
+                if let stored {
+                    guard replaceIf(stored, record) else { continue }
+                    statement = replace
+                } else {
+                    statement = insert
+                }
                 defer { statement.reset() }
                 try statement.bind(1, Int64(key.checksum), operation: "import")
                 try statement.bind(2, text: key.value, operation: "import")
@@ -308,7 +328,6 @@ extension SQLiteBackend {
                 try statement.bind(4, record.version, operation: "import")
                 try statement.bind(5, record.createdAt, operation: "import")
                 try statement.bind(6, record.expiresAt, operation: "import")
-                try statement.bind(7, now, operation: "import")
                 try statement.run(operation: "import")
                 written += connection.changes
             }

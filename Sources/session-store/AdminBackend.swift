@@ -15,9 +15,12 @@ protocol AdminBackend: StorageBackend {
     func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [StoredRow]
     /// Rows the store could never have written because their id is not text.
     func unkeyedRowCount() async throws -> Int64
-    /// Writes copied rows as they are unless the target has them at the same or a newer
-    /// version; returns how many were written.
-    func importRows(_ rows: [(key: SessionKey, record: SessionRecord)], now: Int64) async throws -> Int
+    /// Writes copied rows as they are: inserts missing ones, overwrites a stored one only
+    /// when `replaceIf(stored, copy)`; returns how many were written.
+    func importRows(
+        _ rows: [(key: SessionKey, record: SessionRecord)],
+        replaceIf: @escaping @Sendable (_ stored: SessionRecord, _ copy: SessionRecord) -> Bool
+    ) async throws -> Int
     /// Rows with `expires_at < before`: what a cleanup at that cut-off deletes.
     func countExpired(before: Int64) async throws -> Int64
     /// The statements an upgrade would run, and the versions it goes between.

@@ -93,6 +93,16 @@ struct CopyCommand: AsyncParsableCommand {
         }
     }
 
+    /// Whether a copied row overwrites the row the target already has: when that one has
+    /// expired, or is older (a lower version, or live while the copy is retired). A row
+    /// retired in the target (version 0) is never overwritten: retiring is the newest thing
+    /// that happens to a row. So a rerun skips what it already copied and updates what changed.
+    static func replaces(_ stored: SessionRecord, with copy: SessionRecord, now: Int64) -> Bool {
+        if stored.expiresAt <= now { return true }
+        if stored.version == 0 { return false }
+        return copy.version == 0 || copy.version > stored.version
+    }
+
     private func copy(from source: any AdminBackend, to destination: any AdminBackend) async throws -> Report {
         let clock = SystemSessionClock()
         if let recorded = try await source.recordedSchema(), let written = try await destination.recordedSchema(),
@@ -115,7 +125,9 @@ struct CopyCommand: AsyncParsableCommand {
                 case .failure: report.failed += 1
                 }
             }
-            let written = readable.isEmpty ? 0 : try await destination.importRows(readable, now: now)
+            let written = readable.isEmpty ? 0 : try await destination.importRows(readable) { stored, copy in
+                Self.replaces(stored, with: copy, now: now)
+            }
             report.copied += Int64(written)
             report.skipped += Int64(readable.count - written)
             progress.advance(

@@ -62,7 +62,7 @@ struct StoreTarget: Sendable {
     func schemaStatements() throws -> [String] {
         switch backend {
         case .sqlite(let configuration): try SQLiteBackend.schemaStatements(for: configuration)
-        case .mysql: throw CommandFailure("error: session-store does not handle MySQL stores yet (SQLite only in this build)")
+        case .mysql(let configuration): try MySQLBackend.schemaStatements(for: configuration)
         }
     }
 
@@ -71,7 +71,7 @@ struct StoreTarget: Sendable {
     func applySchema() async throws -> (version: Int64, layout: String)? {
         switch backend {
         case .sqlite(let configuration): try SQLiteBackend.applySchema(for: configuration)
-        case .mysql: throw CommandFailure("error: session-store does not handle MySQL stores yet (SQLite only in this build)")
+        case .mysql(let configuration): try await MySQLBackend.applySchema(for: configuration, logger: toolLogger())
         }
     }
 
@@ -87,8 +87,8 @@ struct StoreTarget: Sendable {
                 throw CommandFailure("error: no database file at \(configuration.path) (\(display))")
             }
             return try SQLiteBackend(configuration: configuration, logger: logger)
-        case .mysql:
-            throw CommandFailure("error: session-store does not handle MySQL stores yet (SQLite only in this build)")
+        case .mysql(let configuration):
+            return try await MySQLBackend(configuration: configuration, logger: logger)
         }
     }
 }
