@@ -63,7 +63,15 @@ struct StatsCommand: AsyncParsableCommand {
             lines.append(("created", "-"))
         }
         if let table = figures.tableBytes {
-            lines.append(("table size", Format.bytes(table) + " + expiry index " + Format.bytes(figures.indexBytes ?? 0)))
+            if figures.engine == "mysql" {
+                lines.append((
+                    "table size",
+                    Format.bytes(table) + " + indexes " + Format.bytes(figures.indexBytes ?? 0)
+                        + " (InnoDB estimates; ANALYZE TABLE refreshes them)"
+                ))
+            } else {
+                lines.append(("table size", Format.bytes(table) + " + expiry index " + Format.bytes(figures.indexBytes ?? 0)))
+            }
         } else {
             lines.append(("table size", "unknown (SQLite built without dbstat)"))
         }
