@@ -34,6 +34,8 @@ final class MySQLResources: Sendable {
     let opened = Atomic(0)
     /// Connections discarded because they were lost or no longer answered.
     let lost = Atomic(0)
+    /// Pool-wait timers still running (each ends when its waiter is served or times out).
+    let timers = Atomic(0)
 }
 
 /// The connection pool: owns every connection's whole life and the thread it runs on.
@@ -272,7 +274,10 @@ final class MySQLPool: Sendable {
             case .closed:
                 continuation.resume(throwing: MySQLBackend.closedError(operation))
             case .wait(let id):
+                let resources = resources
+                resources.timers.add(1, ordering: .relaxed)
                 let timer = Task { [weak self] in
+                    defer { resources.timers.subtract(1, ordering: .relaxed) }
                     do {
                         try await Task.sleep(for: waitTimeout)
                     } catch {

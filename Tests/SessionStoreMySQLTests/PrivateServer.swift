@@ -7,18 +7,34 @@ struct PrivateServer: Sendable {
     let control: String
     let directory: String
     let url: String
+    /// The CA that signed the server's certificate, for a server started with TLS.
+    var ca: String?
+    /// An unrelated CA, for a server started with TLS.
+    var wrongCA: String?
 
     static var control: String? {
         ProcessInfo.processInfo.environment["SESSION_STORE_MARIADB_CTL"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    static func start() throws -> PrivateServer {
+    /// Starts a server of its own; with `tls`, one that speaks TLS with a certificate made at
+    /// start-up, whose CA (and a wrong one) ``ca`` and ``wrongCA`` name.
+    static func start(tls: Bool = false) throws -> PrivateServer {
         let control = try #require(Self.control, "SESSION_STORE_MARIADB_CTL not set")
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("session-store-private-\(UInt32.random(in: 0...UInt32.max))").path
-        let output = try run(control, "start", directory)
-        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("export SESSION_STORE_MYSQL_URL=") })
-        return PrivateServer(control: control, directory: directory, url: String(line.dropFirst("export SESSION_STORE_MYSQL_URL=".count)))
+        let output = tls ? try run(control, "start", directory, "tls") : try run(control, "start", directory)
+        func exported(_ name: String) -> String? {
+            let prefix = "export \(name)="
+            return output.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+        }
+        var server = PrivateServer(
+            control: control, directory: directory, url: try #require(exported("SESSION_STORE_MYSQL_URL")))
+        server.ca = exported("SESSION_STORE_MYSQL_CA")
+        server.wrongCA = exported("SESSION_STORE_MYSQL_WRONG_CA")
+        if tls {
+            _ = try #require(server.ca, "mariadb.sh start tls printed no CA")
+        }
+        return server
     }
 
     func kill() throws { _ = try Self.run(control, "kill", directory) }

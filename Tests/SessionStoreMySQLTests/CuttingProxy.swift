@@ -1,0 +1,237 @@
+import Foundation
+import SessionStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP proxy on loopback between the backend and the test server that cuts a connection at
+/// a chosen MySQL command: right after the server's reply was produced (the write committed,
+/// the reply is lost) or before the command reaches the server (nothing was done).
+///
+/// It parses the client's byte stream into MySQL packets (3-byte length, sequence number,
+/// payload whose first byte is the command), so it must not be used with TLS.
+final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `lock`
+    enum Cut: Sendable {
+        /// Forward the command, then drop the server's reply and close both sides.
+        case replyLost
+        /// Drop the command and close both sides; the server never sees it.
+        case requestLost
+    }
+
+    /// `COM_QUERY`, a text statement such as `COMMIT`.
+    static let query: UInt8 = 0x03
+    /// `COM_STMT_EXECUTE`, a prepared statement's execution.
+    static let execute: UInt8 = 0x17
+
+    private struct Trigger {
+        var command: UInt8
+        var text: String?
+        var skip: Int
+        var cut: Cut
+    }
+
+    let port: UInt16
+    private let listener: Int32
+    private let targetPort: UInt16
+    private let lock = NSLock()
+    private var trigger: Trigger?
+    private var firedCount = 0
+    private var stopped = false
+
+    /// Listens on a free loopback port and forwards every connection to `targetPort`.
+    init(targetPort: UInt16) throws {
+        self.targetPort = targetPort
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw ProxyError("socket: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(socket, 64) == 0 else {
+            close(socket)
+            throw ProxyError("bind/listen: errno \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        guard named == 0 else {
+            close(socket)
+            throw ProxyError("getsockname: errno \(errno)")
+        }
+        listener = socket
+        port = UInt16(bigEndian: address.sin_port)
+        Thread { [self] in acceptLoop() }.start()
+    }
+
+    /// Cuts the connection at the `skip + 1`th client command `command` (whose text contains
+    /// `text`, when given) from now on; fires once.
+    func arm(_ command: UInt8, containing text: String? = nil, skip: Int = 0, _ cut: Cut) {
+        lock.withLock { trigger = Trigger(command: command, text: text, skip: skip, cut: cut) }
+    }
+
+    /// How many cuts happened.
+    var fired: Int { lock.withLock { firedCount } }
+
+    /// Stops accepting; open connections end when either side closes.
+    func stop() {
+        lock.withLock { stopped = true }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if lock.withLock({ stopped }) {
+                close(client)
+                return
+            }
+            guard let server = connectToTarget() else {
+                close(client)
+                continue
+            }
+            let link = Link(client: client, server: server)
+            Thread { [self] in clientToServer(link) }.start()
+            Thread { self.serverToClient(link) }.start()
+        }
+    }
+
+    private func connectToTarget() -> Int32? {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = targetPort.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(socket)
+            return nil
+        }
+        return socket
+    }
+
+    /// Whether `packet` (header included) fires the trigger, and how to cut.
+    private func matches(_ packet: [UInt8]) -> Cut? {
+        guard packet.count > 4 else { return nil }
+        return lock.withLock { () -> Cut? in
+            guard var current = trigger, packet[4] == current.command else { return nil }
+            if let text = current.text, !String(decoding: packet[5...], as: UTF8.self).contains(text) { return nil }
+            if current.skip > 0 {
+                current.skip -= 1
+                trigger = current
+                return nil
+            }
+            trigger = nil
+            firedCount += 1
+            return current.cut
+        }
+    }
+
+    private func clientToServer(_ link: Link) {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(link.client, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            buffer += chunk[0..<count]
+            while buffer.count >= 4 {
+                let length = Int(buffer[0]) | Int(buffer[1]) << 8 | Int(buffer[2]) << 16
+                guard buffer.count >= 4 + length else { break }
+                let packet = Array(buffer[0..<(4 + length)])
+                buffer.removeFirst(4 + length)
+                switch matches(packet) {
+                case .requestLost?:
+                    link.cut()
+                    link.ended()
+                    return
+                case .replyLost?:
+                    link.cutOnReply()
+                    fallthrough
+                case nil:
+                    guard sendAll(link.server, packet) else {
+                        link.cut()
+                        link.ended()
+                        return
+                    }
+                }
+            }
+        }
+        link.cut()
+        link.ended()
+    }
+
+    private func serverToClient(_ link: Link) {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(link.server, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { break }
+            if link.replyMustBeLost {
+                break // the server answered: the command ran; its reply never arrives
+            }
+            guard sendAll(link.client, Array(chunk[0..<count])) else { break }
+        }
+        link.cut()
+        link.ended()
+    }
+
+    private func sendAll(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return false }
+            offset += sent
+        }
+        return true
+    }
+
+    /// One proxied connection: both sockets, closed when both pumps ended.
+    private final class Link: @unchecked Sendable { // guarded by `lock`
+        let client: Int32
+        let server: Int32
+        private let lock = NSLock()
+        private var pumps = 2
+        private var dropReply = false
+
+        init(client: Int32, server: Int32) {
+            self.client = client
+            self.server = server
+        }
+
+        func cutOnReply() { lock.withLock { dropReply = true } }
+        var replyMustBeLost: Bool { lock.withLock { dropReply } }
+
+        /// Wakes both pumps: each side sees its socket end.
+        func cut() {
+            shutdown(client, Int32(SHUT_RDWR))
+            shutdown(server, Int32(SHUT_RDWR))
+        }
+
+        func ended() {
+            let last = lock.withLock { () -> Bool in
+                pumps -= 1
+                return pumps == 0
+            }
+            if last {
+                close(client)
+                close(server)
+            }
+        }
+    }
+}
+
+struct ProxyError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
