@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # A private MariaDB server for the MySQL backend's tests; never the system service.
 #
-#   mariadb.sh start [DIR] [tls]  install packages when missing, initialise DIR (a fresh temp
+#   mariadb.sh start [DIR] [plain]
+#                                 install packages when missing, initialise DIR (a fresh temp
 #                                 dir when omitted), start a server on a free loopback port,
 #                                 create database sessions_test and user sessions, and print
 #                                 `export` lines (URL, DIR, this script's path) for eval.
-#                                 With `tls`, the server also speaks TLS with a certificate for
-#                                 127.0.0.1/localhost signed by a CA made now with openssl, and
-#                                 the exports name that CA (SESSION_STORE_MYSQL_CA) and a second,
-#                                 unrelated CA (SESSION_STORE_MYSQL_WRONG_CA).
+#                                 The server speaks TLS (clients choose) with a certificate for
+#                                 127.0.0.1/localhost signed by a CA made now with openssl; the
+#                                 exports name that CA (SESSION_STORE_MYSQL_CA) and a second,
+#                                 unrelated CA (SESSION_STORE_MYSQL_WRONG_CA). With `plain`, the
+#                                 server has no TLS at all.
 #   mariadb.sh stop [DIR]         stop the server and remove DIR.
 #   mariadb.sh kill [DIR]         SIGKILL the server (simulates a crash); DIR is kept.
 #   mariadb.sh start-again [DIR]  start the server again on the same datadir and port.
@@ -75,14 +77,16 @@ make_certificates() { # make_certificates DIR: a CA, a server certificate it sig
     mkdir -p "$tls"
     (
         cd "$tls"
-        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=session-store test CA" \
-            -keyout ca-key.pem -out ca.pem
-        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr
+        # EC keys: made in milliseconds, unlike RSA on a loaded machine.
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj "/CN=session-store test CA" -keyout ca-key.pem -out ca.pem
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+            -keyout server-key.pem -out server.csr
         printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
             -extfile san.ext -out server.pem
-        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=session-store wrong CA" \
-            -keyout wrong-ca-key.pem -out wrong-ca.pem
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj "/CN=session-store wrong CA" -keyout wrong-ca-key.pem -out wrong-ca.pem
     ) >"$1/openssl.log" 2>&1 || { cat "$1/openssl.log" >&2; die "openssl failed"; }
 }
 
@@ -96,7 +100,7 @@ launch() { # launch DIR PORT: start mariadbd in the background and wait until it
         --datadir="$dir/data" --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" \
         --port="$port" --bind-address=127.0.0.1 --log-error="$dir/error.log" \
         --innodb-buffer-pool-size=64M --innodb-log-file-size=48M --max-connections=500 \
-        --skip-name-resolve >/dev/null 2>&1 </dev/null &
+        --skip-name-resolve --tmpdir="$dir/tmp" >/dev/null 2>&1 </dev/null &
     local pid=$!
     echo "$pid" > "$dir/server.pid"
     for _ in $(seq 1 600); do
@@ -138,14 +142,16 @@ cmd_start() {
     dir=$(cd "$dir" && pwd)
     [ ! -f "$dir/env" ] || die "$dir already holds a server; stop it first"
     case "$tls" in
-        "") ;;
-        tls) make_certificates "$dir" ;;
-        *) die "unknown start option: $tls (expected tls)" ;;
+        "") make_certificates "$dir" ;;
+        plain) ;;
+        *) die "unknown start option: $tls (expected plain)" ;;
     esac
     log "initialising $dir/data"
     local user_opt=()
     [ "$(id -u)" = 0 ] && user_opt=(--user=root)
-    "$(find_bin mariadb-install-db mysql_install_db)" --no-defaults "${user_opt[@]}" \
+    # A temp dir of its own: parallel runs of mariadb-install-db sharing one collide.
+    mkdir -p "$dir/tmp"
+    TMPDIR="$dir/tmp" "$(find_bin mariadb-install-db mysql_install_db)" --no-defaults "${user_opt[@]}" \
         --datadir="$dir/data" --auth-root-authentication-method=normal \
         --skip-test-db >"$dir/install.log" 2>&1 || { cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
     local port password
@@ -211,5 +217,5 @@ case "${1:-}" in
     start-again) cmd_start_again "${2:-}" ;;
     restart) cmd_kill "${2:-}"; cmd_start_again "${2:-}" ;;
     env) print_env "$(dir_arg "${2:-}")" ;;
-    *) echo "usage: $0 start [DIR] [tls] | stop [DIR] | kill [DIR] | start-again [DIR] | restart [DIR] | env [DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 start [DIR] [plain] | stop [DIR] | kill [DIR] | start-again [DIR] | restart [DIR] | env [DIR]" >&2; exit 2 ;;
 esac

@@ -55,8 +55,10 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     public var autoIncrementPrimaryKey = false
     /// The most connections (and worker threads) the pool opens. The default is 8.
     public var poolSize = 8
-    /// How long a call waits for a free pooled connection before it fails with
-    /// ``StorageError/Kind/poolExhausted``. The default is 5 seconds.
+    /// How long calls wait for a pooled connection while none comes free at all (every
+    /// connection stuck on one call) before they fail with ``StorageError/Kind/poolExhausted``.
+    /// While connections keep coming free, waiting calls stay queued in order, however long
+    /// the queue (bound it by cancelling the waiting task). The default is 5 seconds.
     public var poolWaitTimeout: Duration = .seconds(5)
     /// How long connecting may take. The default is 10 seconds.
     public var connectTimeout: Duration = .seconds(10)

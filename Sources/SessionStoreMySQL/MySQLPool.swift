@@ -63,7 +63,8 @@ final class MySQLPool: Sendable {
         var created = 0
         var inUse = 0
         var waiters: [Waiter] = []
-        var nextWaiterID: UInt64 = 0
+        /// When a slot was last released: the pool is moving while this is recent.
+        var lastRelease = ContinuousClock.now
         var closed = false
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -72,6 +73,7 @@ final class MySQLPool: Sendable {
     let resources = MySQLResources()
     private let logger: Logger
     private let state = Mutex(State())
+    private let nextWaiterID = Atomic<UInt64>(0)
 
     /// Deadlocks and lock wait timeouts a call retries before it fails with `.busy`.
     static let lockRetries = 8
@@ -243,56 +245,92 @@ final class MySQLPool: Sendable {
         slot.worker.stop()
     }
 
-    /// Takes a free slot, creating one while fewer than the pool size exist, else waits up
-    /// to the wait timeout.
-    /// - Throws: ``StorageError`` `.poolExhausted` on timeout, `.closed` after ``close()``.
+    /// Takes a free slot, creating one while fewer than the pool size exist, else waits in
+    /// line until one is released.
+    /// - Throws: ``StorageError`` `.poolExhausted` when no slot at all was released for the
+    ///   wait timeout, `.closed` after ``close()``; `CancellationError` when the task was
+    ///   cancelled while waiting.
     private func acquire(operation: String) async throws -> Slot {
-        enum Outcome { case slot(Slot), create(Int), wait(UInt64), closed }
+        enum Outcome { case slot(Slot), create(Int), wait, closed, cancelled }
         let size = configuration.poolSize
-        let waitTimeout = configuration.poolWaitTimeout
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Slot, any Error>) in
-            let outcome: Outcome = state.withLock { state in
-                if state.closed { return .closed }
-                if let slot = state.free.popLast() {
-                    state.inUse += 1
-                    return .slot(slot)
-                }
-                if state.created < size {
-                    state.created += 1
-                    state.inUse += 1
-                    return .create(state.created)
-                }
-                state.nextWaiterID += 1
-                state.waiters.append(Waiter(id: state.nextWaiterID, continuation: continuation))
-                return .wait(state.nextWaiterID)
-            }
-            switch outcome {
-            case .slot(let slot):
-                continuation.resume(returning: slot)
-            case .create(let index):
-                continuation.resume(returning: makeSlot(index: index))
-            case .closed:
-                continuation.resume(throwing: MySQLBackend.closedError(operation))
-            case .wait(let id):
-                let resources = resources
-                resources.timers.add(1, ordering: .relaxed)
-                let timer = Task { [weak self] in
-                    defer { resources.timers.subtract(1, ordering: .relaxed) }
-                    do {
-                        try await Task.sleep(for: waitTimeout)
-                    } catch {
-                        return // cancelled: the waiter got a slot, or the pool closed
+        let id = nextWaiterID.add(1, ordering: .relaxed).newValue
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Slot, any Error>) in
+                let outcome: Outcome = state.withLock { state in
+                    if state.closed { return .closed }
+                    if let slot = state.free.popLast() {
+                        state.inUse += 1
+                        return .slot(slot)
                     }
-                    self?.timeOut(id, operation: operation, waited: waitTimeout)
+                    if state.created < size {
+                        state.created += 1
+                        state.inUse += 1
+                        return .create(state.created)
+                    }
+                    // The flag is set before `onCancel` runs, which takes this lock: a waiter
+                    // is either refused here or found there.
+                    if Task.isCancelled { return .cancelled }
+                    state.waiters.append(Waiter(id: id, continuation: continuation))
+                    return .wait
                 }
-                let stillWaiting = state.withLock { state -> Bool in
-                    guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
-                    state.waiters[index].timer = timer
-                    return true
+                switch outcome {
+                case .slot(let slot):
+                    continuation.resume(returning: slot)
+                case .create(let index):
+                    continuation.resume(returning: makeSlot(index: index))
+                case .closed:
+                    continuation.resume(throwing: MySQLBackend.closedError(operation))
+                case .cancelled:
+                    continuation.resume(throwing: CancellationError())
+                case .wait:
+                    startTimer(for: id, operation: operation)
                 }
-                if !stillWaiting { timer.cancel() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> Waiter? in
+                // Not queued (yet, or any more): the queueing sees the flag, or it was served.
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index)
+            }
+            if let waiter {
+                waiter.timer?.cancel()
+                waiter.continuation.resume(throwing: CancellationError())
             }
         }
+    }
+
+    /// Fails waiter `id` once no slot was released for the wait timeout; cancelled when the
+    /// waiter is served, cancelled or the pool closes.
+    private func startTimer(for id: UInt64, operation: String) {
+        let waitTimeout = configuration.poolWaitTimeout
+        let resources = resources
+        resources.timers.add(1, ordering: .relaxed)
+        let timer = Task { [weak self] in
+            defer { resources.timers.subtract(1, ordering: .relaxed) }
+            var deadline = ContinuousClock.now + waitTimeout
+            while true {
+                do {
+                    try await Task.sleep(until: deadline)
+                } catch {
+                    return // cancelled: the waiter got a slot, or the pool closed
+                }
+                guard let self else { return }
+                // A slot released meanwhile means the pool is moving: keep waiting in line.
+                let progress = state.withLock { $0.lastRelease }
+                if progress + waitTimeout > ContinuousClock.now {
+                    deadline = progress + waitTimeout
+                    continue
+                }
+                timeOut(id, operation: operation, waited: waitTimeout)
+                return
+            }
+        }
+        let stillWaiting = state.withLock { state -> Bool in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
+            state.waiters[index].timer = timer
+            return true
+        }
+        if !stillWaiting { timer.cancel() }
     }
 
     private func timeOut(_ id: UInt64, operation: String, waited: Duration) {
@@ -302,7 +340,8 @@ final class MySQLPool: Sendable {
         }
         waiter?.continuation.resume(throwing: StorageError(
             kind: .poolExhausted, engine: "mysql", operation: operation,
-            message: "all \(configuration.poolSize) pooled connections stayed busy for \(waited); raise pool or pool_timeout"
+            message: "no pooled connection (of \(configuration.poolSize)) came free for \(waited): "
+                + "every one is stuck on a call; raise pool or pool_timeout"
         ))
     }
 
@@ -310,6 +349,7 @@ final class MySQLPool: Sendable {
     private func release(_ slot: Slot) {
         enum Next { case handOver(Waiter), keep, stop }
         let next: Next = state.withLock { state in
+            state.lastRelease = .now
             if state.closed {
                 state.inUse -= 1
                 return .stop

@@ -269,6 +269,42 @@ struct MySQLBackendTests {
         }
     }
 
+    @Test func aQueueThatKeepsMovingWaitsPastTheTimeout() async throws {
+        try await MySQLTestServer.withBackend("moving", {
+            $0.poolSize = 1
+            $0.poolWaitTimeout = .seconds(3)
+        }) { (backend: MySQLBackend) async throws in
+            // 10 calls of 0.5 s each on one connection: the last waits 4.5 s or more, beyond the
+            // timeout, but the connection comes free every 0.5 s, so nobody gives up.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<10 {
+                    group.addTask {
+                        try await backend.call("sleep", retry: .never) { connection, _ in try connection.run("DO SLEEP(0.5)") }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+    }
+
+    @Test func aCancelledWaiterLeavesTheQueue() async throws {
+        try await MySQLTestServer.withBackend("cancelled", {
+            $0.poolSize = 1
+            $0.poolWaitTimeout = .seconds(3600)
+        }) { (backend: MySQLBackend) async throws in
+            let blocker = Task {
+                try await backend.call("sleep", retry: .never) { connection, _ in try connection.run("DO SLEEP(2)") }
+            }
+            while backend.pool.inUseCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let waiter = Task { try await backend.load(SessionKey(value: "x"), now: 0) }
+            while backend.pool.resources.timers.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            waiter.cancel()
+            await #expect(throws: CancellationError.self) { try await waiter.value }
+            try await blocker.value
+            _ = try await backend.load(SessionKey(value: "x"), now: 0)
+        }
+    }
+
     @Test func closedBackendThrowsClosed() async throws {
         let backend = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "closed"))
         try await MySQLTestServer.drop(backend)

@@ -7,34 +7,22 @@ struct PrivateServer: Sendable {
     let control: String
     let directory: String
     let url: String
-    /// The CA that signed the server's certificate, for a server started with TLS.
-    var ca: String?
-    /// An unrelated CA, for a server started with TLS.
-    var wrongCA: String?
 
     static var control: String? {
         ProcessInfo.processInfo.environment["SESSION_STORE_MARIADB_CTL"].flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    /// Starts a server of its own; with `tls`, one that speaks TLS with a certificate made at
-    /// start-up, whose CA (and a wrong one) ``ca`` and ``wrongCA`` name.
-    static func start(tls: Bool = false) throws -> PrivateServer {
+    /// Starts a server of its own (with TLS as the shared one; `plain`: without TLS).
+    static func start(plain: Bool = false) throws -> PrivateServer {
         let control = try #require(Self.control, "SESSION_STORE_MARIADB_CTL not set")
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("session-store-private-\(UInt32.random(in: 0...UInt32.max))").path
-        let output = tls ? try run(control, "start", directory, "tls") : try run(control, "start", directory)
+        let output = plain ? try run(control, "start", directory, "plain") : try run(control, "start", directory)
         func exported(_ name: String) -> String? {
             let prefix = "export \(name)="
             return output.split(separator: "\n").first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
         }
-        var server = PrivateServer(
-            control: control, directory: directory, url: try #require(exported("SESSION_STORE_MYSQL_URL")))
-        server.ca = exported("SESSION_STORE_MYSQL_CA")
-        server.wrongCA = exported("SESSION_STORE_MYSQL_WRONG_CA")
-        if tls {
-            _ = try #require(server.ca, "mariadb.sh start tls printed no CA")
-        }
-        return server
+        return PrivateServer(control: control, directory: directory, url: try #require(exported("SESSION_STORE_MYSQL_URL")))
     }
 
     func kill() throws { _ = try Self.run(control, "kill", directory) }
