@@ -131,4 +131,46 @@ struct CopyCLITests {
             #expect(run.stderr.contains("key layouts differ"))
         }
     }
+
+    @Test func copyBetweenTwoTablesOfOneFile() async throws {
+        try await withScratchDirectory { directory async throws in
+            let source = SQLiteFixture(directory)
+            let target = SQLiteFixture(directory, options: "table=archive")
+            _ = try await writeKnownTraffic(source, expired: 3, live: 4)
+            let run = try await CLI.run(["copy", "--json", "--from", source.url, "--to", target.url], in: directory)
+            #expect(run.status == 0, "\(run)")
+            #expect(try run.json()["copied"] as? Int == 16)
+            #expect(try rawSQL(source.path, "SELECT count(*) FROM archive") == ["16"])
+            #expect(try rawSQL(source.path, "SELECT count(*) FROM sessions") == ["19"], "the source is left as it was")
+        }
+    }
+
+    @Test func copyWhileTheSourceIsBeingWrittenCatchesUpOnARerun() async throws {
+        try await withScratchDirectory { directory async throws in
+            let source = SQLiteFixture(directory)
+            let target = SQLiteFixture(directory, name: "new.db")
+            let ids = try await saveSessions(2_000, at: source.url)
+            let store = try await SessionStore.open(source.url, backends: [.sqlite], logger: quietLogger)
+            let child = try CLI.Child(
+                ["copy", "--batch", "20", "--progress-every", "0", "--from", source.url, "--to", target.url], directory: directory)
+            // Change sessions while the copy reads the file from its own process.
+            var changes = 0
+            while child.process.isRunning || changes == 0 {
+                var session = try await store.load(ids[changes * 7919 % ids.count])
+                _ = try await store.modify(&session) { session in
+                    _ = try session.increment("visits")
+                }
+                changes += 1
+            }
+            let first = try await child.wait()
+            #expect(first.status == 0, "\(first)")
+            try await store.shutdown()
+            let rerun = try await CLI.run(["copy", "--json", "--from", source.url, "--to", target.url], in: directory)
+            #expect(rerun.status == 0, "\(rerun)")
+            let now = nowMilliseconds()
+            let expected = try await allRows(source).filter { $0.value.expiresAt > now }
+            #expect(expected.count == 2_000)
+            #expect(try await allRows(target) == expected, "after \(changes) changes during the copy")
+        }
+    }
 }
