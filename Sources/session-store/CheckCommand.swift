@@ -75,8 +75,12 @@ struct CheckCommand: AsyncParsableCommand {
             report.schemaVersion = schema.version
             report.keyLayout = schema.layout
         }
-        let pending = try await backend.pendingMigrations()
-        report.currentSchemaVersion = pending.to
+        var upToDate = false
+        if report.schemaVersion != nil {
+            let pending = try await backend.pendingMigrations()
+            report.currentSchemaVersion = pending.to
+            upToDate = pending.statements.isEmpty
+        }
         var cursor: SessionKey?
         while true {
             let rows = try await backend.storedRows(after: cursor, limit: 1000, liveAt: nil)
@@ -104,7 +108,7 @@ struct CheckCommand: AsyncParsableCommand {
         }
         report.unkeyed = try await backend.unkeyedRowCount()
         report.ok = report.integrity == ["ok"] && report.schemaVersion != nil && report.corrupt == 0
-            && report.newerFormat == 0 && report.unkeyed == 0 && pending.statements.isEmpty
+            && report.newerFormat == 0 && report.unkeyed == 0 && upToDate
         return report
     }
 

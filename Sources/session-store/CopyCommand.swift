@@ -108,7 +108,7 @@ struct CopyCommand: AsyncParsableCommand {
         if let recorded = try await source.recordedSchema(), let written = try await destination.recordedSchema(),
            recorded.layout != written.layout {
             throw CommandFailure(
-                "error: key layouts differ: the source table is keyed by \(recorded.layout), the target table by \(written.layout)")
+                "key layouts differ: the source table is keyed by \(recorded.layout), the target table by \(written.layout)")
         }
         let live = try await source.figures(now: clock.now()).live
         let progress = Progress(label: "read", total: live, interval: .seconds(progressEvery))

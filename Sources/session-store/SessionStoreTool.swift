@@ -48,7 +48,7 @@ enum SessionStoreTool {
             }
             exit(ExitStatus.success)
         } catch let failure as CommandFailure {
-            Console.error(Redaction.redact(failure.message, arguments: arguments))
+            Console.error(Redaction.redact("error: " + failure.message, arguments: arguments))
             exit(ExitStatus.failure)
         } catch let error as SessionStoreError where error.code == .invalidConfiguration {
             Console.error(Redaction.redact("error: \(error.message)", arguments: arguments))
@@ -79,7 +79,7 @@ enum ExitStatus {
     static let usage: Int32 = 2
 }
 
-/// A failure the command already explained; printed as is and exit code 1.
+/// A failure explained in words: printed after `error: `, exit code 1.
 struct CommandFailure: Error {
     let message: String
     init(_ message: String) { self.message = message }

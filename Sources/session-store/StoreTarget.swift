@@ -81,10 +81,13 @@ struct StoreTarget: Sendable {
     /// - Throws: ``CommandFailure`` for a missing SQLite file, ``StorageError`` when the
     ///   backend cannot open.
     func open(mustExist: Bool, logger: Logger) async throws -> any AdminBackend {
+        if hadFallback {
+            Console.error("note: the fallback= store in \(display) is not followed; this command acts on the primary store only")
+        }
         switch backend {
         case .sqlite(let configuration):
             if mustExist && configuration.path != ":memory:" && !FileManager.default.fileExists(atPath: configuration.path) {
-                throw CommandFailure("error: no database file at \(configuration.path) (\(display))")
+                throw CommandFailure("no database file at \(configuration.path) (\(display))")
             }
             return try SQLiteBackend(configuration: configuration, logger: logger)
         case .mysql(let configuration):

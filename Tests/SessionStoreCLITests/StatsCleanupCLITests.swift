@@ -67,6 +67,17 @@ struct StatsCleanupCLITests {
         }
     }
 
+    @Test func aFallbackStoreInTheURLIsNamedAsNotFollowed() async throws {
+        try await withScratchDirectory { directory async throws in
+            let fixture = SQLiteFixture(directory, options: "fallback=mysql%3A%2F%2Fu%3AHidd3nPass%40db%2Fapp")
+            _ = try await writeKnownTraffic(SQLiteFixture(directory), expired: 1, live: 1)
+            let run = try await CLI.run(["stats", fixture.url], in: directory)
+            #expect(run.status == 0, "\(run)")
+            #expect(run.stderr.contains("is not followed"))
+            #expect(!run.stderr.contains("Hidd3nPass") && !run.stdout.contains("Hidd3nPass"))
+        }
+    }
+
     @Test func statsOnAMissingFileFailsWithoutCreatingIt() async throws {
         try await withScratchDirectory { directory async throws in
             let fixture = SQLiteFixture(directory, name: "absent.db")
