@@ -307,4 +307,79 @@ struct MySQLCLITests {
             #expect(run.stderr.contains("error:"))
         }
     }
+
+    @Test func upgradeBringsAVersion1MySQLTableToTheCurrentVersion() async throws {
+        try await withScratchDirectory { directory async throws in
+            try await TestMariaDB.withTable("upgrade") { table async throws in
+                // The table as release 1 created it: a frozen fixture, so the path from
+                // version 1 stays tested whatever the current version becomes.
+                try await TestMariaDB.withBackend("t_cli_helper") { backend async throws in
+                    try await backend.call("fixture", retry: .again) { connection, _ in
+                        try connection.run(
+                            "CREATE TABLE `\(table)` (id VARBINARY(64) NOT NULL, data MEDIUMBLOB NOT NULL, "
+                                + "version BIGINT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, "
+                                + "PRIMARY KEY (id), KEY expires_at (expires_at)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+                        try connection.run(
+                            "INSERT INTO session_store_schema (name, version, key_layout, auto_increment) VALUES ('\(table)', 1, 'id', 0)")
+                        try connection.run("INSERT INTO `\(table)` VALUES ('kept', x'01', 4, 1, 9223372036854775807)")
+                    }
+                }
+                let url = try TestMariaDB.url("table=\(table)")
+                let dryRun = try await CLI.run(["upgrade", "--dry-run", url], in: directory)
+                #expect(dryRun.status == 0, "\(dryRun)")
+                let run = try await CLI.run(["upgrade", url], in: directory)
+                #expect(run.status == 0, "\(run)")
+                let again = try await CLI.run(["upgrade", url], in: directory)
+                #expect(again.stdout.contains("the current one; nothing to do"), "\(again)")
+                let check = try await CLI.run(["check", "--json", url], in: directory)
+                #expect(check.status == 0, "\(check)")
+                let report = try check.json()
+                #expect(report["schemaVersion"] as? Int == report["currentSchemaVersion"] as? Int)
+                let kept = try await TestMariaDB.withBackend(table) { try await $0.load(SessionKey(value: "kept"), now: 2) }
+                #expect(kept?.version == 4)
+            }
+        }
+    }
+
+    @Test func copyFromMariaDBToASQLiteFileKeepsEveryRow() async throws {
+        try await withScratchDirectory { directory async throws in
+            try await TestMariaDB.withTable("back") { table async throws in
+                let now = nowMilliseconds()
+                try await TestMariaDB.withBackend(table, options: "key=crc32") { backend async throws in
+                    for index in 0..<300 {
+                        #expect(try await backend.insert(
+                            SessionKey(value: "row-\(index)"),
+                            sessionRecord("v\(index)", version: Int64(1 + index % 4), createdAt: now - Int64(index), expiresAt: now + hour)))
+                    }
+                }
+                let target = SQLiteFixture(directory, options: "key=crc32")
+                let run = try await CLI.run(
+                    ["copy", "--json", "--batch", "64", "--from", try TestMariaDB.url("table=\(table)&key=crc32"), "--to", target.url],
+                    in: directory)
+                #expect(run.status == 0, "\(run)")
+                #expect(try run.json()["copied"] as? Int == 300)
+                let copied = try await allRows(target)
+                #expect(copied.count == 300)
+                #expect(copied["row-7"] == sessionRecord("v7", version: 4, createdAt: now - 7, expiresAt: now + hour))
+            }
+        }
+    }
+
+    @Test func cleanupOnMariaDBDoesNotRunWhileAnotherHostHoldsTheLease() async throws {
+        try await withScratchDirectory { directory async throws in
+            try await TestMariaDB.withTable("lease") { table async throws in
+                let now = nowMilliseconds()
+                try await TestMariaDB.withBackend(table) { backend async throws in
+                    #expect(try await backend.insert(
+                        SessionKey(value: "old"), sessionRecord("x", createdAt: now - 3 * hour, expiresAt: now - 2 * hour)))
+                    #expect(try await backend.acquireCleanupLease(holder: "app-host-4", now: now, duration: hour))
+                }
+                let run = try await CLI.run(["cleanup", try TestMariaDB.url("table=\(table)")], in: directory)
+                #expect(run.status == 1, "\(run)")
+                #expect(run.stderr.contains("held by app-host-4"))
+                let left = try await TestMariaDB.withBackend(table) { try await $0.countExpired(before: Int64.max) }
+                #expect(left == 1)
+            }
+        }
+    }
 }
