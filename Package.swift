@@ -145,6 +145,7 @@ let package = Package(
         .testTarget(
             name: "SessionStoreSQLiteTests",
             dependencies: ["SessionStore", "SessionStoreSQLite", "SessionStoreTesting", "CSessionStoreSQLite"],
+            exclude: ["Fixtures"],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -1,22 +1,48 @@
 /// The versioned binary format of a session's attributes.
 ///
-/// Layout: one format byte (`1`), then for each attribute a LEB128 key length, the key's
-/// UTF-8, a LEB128 value length and the value's bytes (the value's JSON encoding).
-/// Decoding only splits bytes and checks bounds and UTF-8; values are decoded lazily, as
-/// JSON into the type the caller asks for, so nothing in a row can execute code.
+/// Layout: one format byte, then for each attribute a LEB128 key length, the key's UTF-8,
+/// a LEB128 value length and the value's bytes. Format 2 (written by this release) stores
+/// each value as a tag byte and a payload, compact for String, Int, Double, Bool, Date,
+/// Data and UUID and JSON for any other `Codable`; format 1 (every release before) stored
+/// every value as JSON, and is still read. Decoding only splits bytes and checks bounds,
+/// UTF-8 and value tags; values are converted lazily, into the type the caller asks for,
+/// so nothing in a row can execute code.
 public enum AttributeCodec {
     /// The format version this release writes.
-    public static let formatVersion: UInt8 = 1
+    public static let formatVersion: UInt8 = 2
+    /// The oldest format version this release reads.
+    public static let oldestReadableVersion: UInt8 = 1
 
-    /// Encodes raw attribute values, keys in sorted order so equal maps give equal bytes.
+    /// Encodes attributes given as JSON text per value (what tools and tests craft rows
+    /// with): each value is stored as a JSON-tagged value of the current format.
     public static func encode(_ attributes: [String: [UInt8]]) -> [UInt8] {
+        encodeStored(attributes.mapValues { [AttributeValue.Tag.json.rawValue] + $0 })
+    }
+
+    /// Splits stored bytes into attributes, each value rendered as JSON text (as format 1
+    /// stored it), whatever format the row has.
+    /// - Throws: ``SessionStoreError`` `corruptData` or `unsupportedFormat`.
+    public static func decode(_ bytes: [UInt8]) throws -> [String: [UInt8]] {
+        var rendered: [String: [UInt8]] = [:]
+        for (key, value) in try decodeStored(bytes) {
+            do {
+                rendered[key] = try AttributeValue.json(value)
+            } catch {
+                throw SessionStoreError(.corruptData, "stored attribute cannot be rendered as JSON: \(error)", attribute: key)
+            }
+        }
+        return rendered
+    }
+
+    /// Encodes stored values (tag and payload, see `AttributeValue`), keys in sorted order
+    /// so equal maps give equal bytes.
+    static func encodeStored(_ attributes: [String: [UInt8]]) -> [UInt8] {
         var size = 1
         for (key, value) in attributes { size += key.utf8.count + value.count + 10 }
         var output = [UInt8]()
         output.reserveCapacity(size)
         output.append(formatVersion)
-        for key in attributes.keys.sorted() {
-            let value = attributes[key]!
+        for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
             appendLength(key.utf8.count, to: &output)
             output.append(contentsOf: key.utf8)
             appendLength(value.count, to: &output)
@@ -25,15 +51,16 @@ public enum AttributeCodec {
         return output
     }
 
-    /// Splits stored bytes into raw attribute values.
+    /// Splits a row of any readable format into stored values (format-1 values come back
+    /// tagged as JSON).
     /// - Throws: ``SessionStoreError`` `corruptData` or `unsupportedFormat`.
-    public static func decode(_ bytes: [UInt8]) throws -> [String: [UInt8]] {
+    static func decodeStored(_ bytes: [UInt8]) throws -> [String: [UInt8]] {
         guard let version = bytes.first else {
             throw SessionStoreError(.corruptData, "stored session data is empty")
         }
-        guard version == formatVersion else {
+        guard version >= oldestReadableVersion, version <= formatVersion else {
             if version > formatVersion && version < 0x20 {
-                throw SessionStoreError(.unsupportedFormat, "stored session uses format version \(version); this release reads version \(formatVersion)")
+                throw SessionStoreError(.unsupportedFormat, "stored session uses format version \(version); this release reads versions \(oldestReadableVersion)-\(formatVersion)")
             }
             throw SessionStoreError(.corruptData, "stored session data has an unknown header byte \(version)")
         }
@@ -52,7 +79,17 @@ public enum AttributeCodec {
             guard valueLength <= bytes.count - index else {
                 throw SessionStoreError(.corruptData, "stored session data is truncated in attribute \"\(key)\"", attribute: key)
             }
-            guard attributes.updateValue(Array(bytes[index..<(index + valueLength)]), forKey: key) == nil else {
+            let raw = bytes[index..<(index + valueLength)]
+            let value: [UInt8]
+            if version == 1 {
+                value = [AttributeValue.Tag.json.rawValue] + raw
+            } else {
+                guard AttributeValue.isWellFormed(raw) else {
+                    throw SessionStoreError(.corruptData, "stored session data has a malformed value in attribute \"\(key)\"", attribute: key)
+                }
+                value = Array(raw)
+            }
+            guard attributes.updateValue(value, forKey: key) == nil else {
                 throw SessionStoreError(.corruptData, "stored session data repeats attribute \"\(key)\"", attribute: key)
             }
             index += valueLength

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// A value type: load it from a ``SessionStore``, read and change it during a request,
 /// and hand it back to ``SessionStore/save(_:)``, which writes only what changed.
-/// Attribute values are stored as JSON and decoded lazily, into the type you ask for.
+/// Attribute values are stored compactly (JSON for types without a compact form) and
+/// decoded lazily, into the type you ask for.
 public struct Session: Sendable {
     /// The state of the stored row this session was read from or last written to.
     struct Stored: Sendable, Equatable {
@@ -69,7 +70,7 @@ public struct Session: Sendable {
     public func get<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T? {
         guard let raw = values[key] else { return nil }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(raw))
+            return try AttributeValue.decode(raw, as: T.self)
         } catch {
             throw SessionStoreError(
                 .attributeCoding, "attribute cannot be read as \(T.self): \(error)", session: id, attribute: key)
@@ -84,7 +85,7 @@ public struct Session: Sendable {
         try Self.validateName(key, id)
         let raw: [UInt8]
         do {
-            raw = Array(try JSONEncoder().encode(value))
+            raw = try AttributeValue.encode(value)
         } catch {
             throw SessionStoreError(.attributeCoding, "attribute cannot be encoded: \(error)", session: id, attribute: key)
         }
@@ -170,19 +171,18 @@ public struct Session: Sendable {
     }
 
     static func encodeInteger(_ value: Int) -> [UInt8] {
-        Array(String(value).utf8)
+        AttributeValue.encodeInteger(value)
     }
 
     static func adding(_ delta: Int, to raw: [UInt8]?, key: String, id: SessionID) throws -> Int {
         var value = 0
         if let raw {
-            do {
-                value = try JSONDecoder().decode(Int.self, from: Data(raw))
-            } catch {
+            guard let stored = AttributeValue.integer(raw) else {
                 throw SessionStoreError(
                     .attributeCoding, "attribute cannot be incremented: it does not hold an integer", session: id,
                     attribute: key)
             }
+            value = stored
         }
         let (sum, overflow) = value.addingReportingOverflow(delta)
         guard !overflow else {

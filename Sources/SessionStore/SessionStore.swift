@@ -136,7 +136,7 @@ public final class SessionStore: Sendable {
         }
         let values: [String: [UInt8]]
         do {
-            values = try AttributeCodec.decode(record.data)
+            values = try AttributeCodec.decodeStored(record.data)
         } catch var error as SessionStoreError {
             metrics.loadCorrupt.increment()
             error.session = id.redacted
@@ -277,7 +277,7 @@ public final class SessionStore: Sendable {
                 guard let current, current.version != Self.retiredVersion else { return (.none, .gone) }
                 let currentValues: [String: [UInt8]]
                 do {
-                    currentValues = try AttributeCodec.decode(current.data)
+                    currentValues = try AttributeCodec.decodeStored(current.data)
                 } catch var error as SessionStoreError {
                     error.session = id.redacted
                     throw error
@@ -357,7 +357,7 @@ public final class SessionStore: Sendable {
             // Carry over what other requests saved since this one loaded, plus this one's changes.
             let values: [String: [UInt8]]
             do {
-                values = try session.rebased(on: try AttributeCodec.decode(current.data)).values
+                values = try session.rebased(on: try AttributeCodec.decodeStored(current.data)).values
             } catch var error as SessionStoreError {
                 error.session = oldID.redacted
                 throw error
@@ -440,7 +440,7 @@ public final class SessionStore: Sendable {
     }
 
     private static func encode(_ values: [String: [UInt8]], _ id: SessionID, limit: Int) throws -> [UInt8] {
-        let data = AttributeCodec.encode(values)
+        let data = AttributeCodec.encodeStored(values)
         guard data.count <= limit else {
             throw SessionStoreError(
                 .dataTooLarge, "encoded session is \(data.count) bytes, over the limit of \(limit); nothing was written",

@@ -39,6 +39,7 @@ enum DataChecks {
             let corruptions: [[UInt8]] = [
                 [], [1, 5, 0x61], [1, 1, 0x61, 9, 1], [0x7B, 0x22], [1, 1, 0xFF, 0],
                 [1, 1, 0x61, 0, 1, 0x61, 0], [1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],
+                [2, 1, 0x61, 2, 9, 0], [2, 1, 0x61, 0],  // format 2: an unknown value tag, an empty value
             ]
             for data in corruptions {
                 let id = SessionID.generate()
@@ -57,7 +58,8 @@ enum DataChecks {
             try await withFixture(database) { fixture in
                 let id = SessionID.generate()
                 let now = fixture.clock.now()
-                let record = SessionRecord(data: [2, 1, 0x61, 1, 0x31], version: 1, createdAt: now, expiresAt: now + 60_000)
+                let future = AttributeCodec.formatVersion + 1
+                let record = SessionRecord(data: [future, 1, 0x61, 1, 0x31], version: 1, createdAt: now, expiresAt: now + 60_000)
                 _ = try await fixture.backend.insert(fixture.store.storageKey(for: id), record)
                 try await expectThrows("future format", { try await fixture.store.load(id) }) {
                     ($0 as? SessionStoreError)?.code == .unsupportedFormat
