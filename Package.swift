@@ -16,12 +16,25 @@ let package = Package(
         .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
         .executable(name: "bench", targets: ["bench"]),
         .executable(name: "session-store", targets: ["session-store"]),
+        // Framework drivers (issue 10): each builds only with its trait enabled.
+        .library(name: "SessionStoreVapor", targets: ["SessionStoreVapor"]),
+        .library(name: "SessionStoreHummingbird", targets: ["SessionStoreHummingbird"]),
     ],
     traits: [
         .trait(
             name: "MySQL",
             description: "Builds bench's --backend mysql (needs libmariadb-dev). Off by default so "
                 + "`swift run -c release bench` needs only SQLite."
+        ),
+        .trait(
+            name: "Vapor",
+            description: "Builds SessionStoreVapor, the Vapor 4 session driver. Off by default, so "
+                + "users who leave it off never resolve or build Vapor."
+        ),
+        .trait(
+            name: "Hummingbird",
+            description: "Builds SessionStoreHummingbird, the Hummingbird 2 PersistDriver and session "
+                + "middleware. Off by default, so users who leave it off never resolve or build Hummingbird."
         ),
     ],
     dependencies: [
@@ -30,6 +43,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // Used only under the Vapor / Hummingbird traits.
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // Core: policy, ids, codec, errors. Imports no database.
@@ -132,6 +149,42 @@ let package = Package(
             name: "fuzz-store-url",
             dependencies: ["SessionStore", "SessionStoreTesting"],
             path: "Tests/Fuzz/StoreURL",
+            swiftSettings: upcoming
+        ),
+        // Framework drivers; their sources are empty unless their trait is enabled.
+        .target(
+            name: "SessionStoreVapor",
+            dependencies: [
+                "SessionStore",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "SessionStoreHummingbird",
+            dependencies: [
+                "SessionStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth", condition: .when(traits: ["Hummingbird"])),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "SessionStoreVaporTests",
+            dependencies: [
+                "SessionStore", "SessionStoreVapor", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "SessionStoreHummingbirdTests",
+            dependencies: [
+                "SessionStore", "SessionStoreHummingbird", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth", condition: .when(traits: ["Hummingbird"])),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -1,0 +1,127 @@
+#if Hummingbird
+import Foundation
+public import Hummingbird
+public import SessionStore
+
+/// Gives every request this store's ``Session`` through `context.session` and decides the
+/// cookie: the store's full behaviour in a Hummingbird app, beyond what `PersistDriver` allows
+/// (server-minted 128-bit ids, regeneration with a grace period, typed attributes, touch on
+/// read, merged concurrent saves).
+///
+/// ```swift
+/// let router = Router(context: BasicSessionStoreRequestContext.self)
+/// router.add(middleware: SessionStoreMiddleware(store: store))
+/// ```
+/// After the handler, changes are saved (nothing is written when nothing changed); a new or
+/// renewed id is sent as a cookie, and a cookie naming no stored session is cleared, so an
+/// unknown cookie costs one lookup and creates no row.
+///
+/// Errors become HTTP statuses: 503 when storage fails or is shut down, 413 when the session
+/// outgrows the size limit, 400 for an invalid attribute name, 409 when the session was
+/// destroyed or renewed by another request while this one changed it (nothing written),
+/// 500 otherwise. The store's own error is logged at debug level with the request.
+public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: RouterMiddleware {
+    /// The session cookie's attributes.
+    public struct CookieSettings: Sendable {
+        /// The cookie name. The default is `"session"`.
+        public var name: String = "session"
+        /// The default is `"/"`.
+        public var path: String? = "/"
+        /// The default is `nil` (the host that set it).
+        public var domain: String?
+        /// Sent over HTTPS only. The default is `true`; browsers accept secure cookies from
+        /// `http://localhost`, so development over plain HTTP on localhost works as is.
+        public var secure: Bool = true
+        /// Hidden from JavaScript. The default is `true`.
+        public var httpOnly: Bool = true
+        /// The default is `.lax`: sent on top-level navigation, not on cross-site posts.
+        public var sameSite: Cookie.SameSite? = .lax
+        /// `Max-Age` of the cookie; `nil` makes it last until the browser closes (the
+        /// server-side expiry decides either way). The default is `nil`.
+        public var maxAge: Duration?
+
+        /// The defaults.
+        public init() {}
+    }
+
+    let store: SessionStore
+    let cookie: CookieSettings
+
+    /// A middleware over an open store.
+    public init(store: SessionStore, cookie: CookieSettings = CookieSettings()) {
+        self.store = store
+        self.cookie = cookie
+    }
+
+    /// Loads the session, runs the handler, saves what changed and sets or clears the cookie.
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let presented = request.cookies[cookie.name].map { String($0.value) }
+        let loaded = try await mapped(context) { try await store.load(id: presented) }
+        context.session.attach(store: store, session: loaded, loadedID: loaded.isStored ? presented : nil)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as SessionStoreError {
+            throw Self.httpError(error, context)
+        } catch let error as StorageError {
+            throw Self.httpError(error, context)
+        }
+        var session = try context.session.current
+        let hadChanges = session.hasChanges
+        let outcome = try await mapped(context) { try await store.save(&session) }
+        context.session.state.withLock { $0.session = session }
+        if outcome == .gone && hadChanges {
+            context.logger.debug("session ended while the request changed it; nothing was written")
+            throw HTTPError(.conflict, message: "The session ended while this request changed it; the change was not saved.")
+        }
+        if session.isStored {
+            if session.id.text != presented { response.setCookie(makeCookie(session.id.text, maxAge: cookie.maxAge)) }
+        } else if presented != nil {
+            response.setCookie(makeCookie("", maxAge: .zero))
+        }
+        return response
+    }
+
+    private func makeCookie(_ value: String, maxAge: Duration?) -> Cookie {
+        let seconds = maxAge.map { Int($0.components.seconds) }
+        if let sameSite = cookie.sameSite {
+            return Cookie(
+                name: cookie.name, value: value, maxAge: seconds, domain: cookie.domain, path: cookie.path,
+                secure: cookie.secure, httpOnly: cookie.httpOnly, sameSite: sameSite)
+        }
+        return Cookie(
+            name: cookie.name, value: value, maxAge: seconds, domain: cookie.domain, path: cookie.path,
+            secure: cookie.secure, httpOnly: cookie.httpOnly)
+    }
+
+    private func mapped<T>(_ context: Context, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as SessionStoreError {
+            throw Self.httpError(error, context)
+        } catch let error as StorageError {
+            throw Self.httpError(error, context)
+        }
+    }
+
+    /// The status a client sees for a store failure; the cause goes to the request's log.
+    static func httpError(_ error: any Error, _ context: Context) -> HTTPError {
+        context.logger.debug("session store failed", metadata: ["error": "\(error)"])
+        switch error {
+        case let error as SessionStoreError:
+            switch error.code {
+            case .closed: return HTTPError(.serviceUnavailable, message: "Session storage is shut down.")
+            case .dataTooLarge: return HTTPError(.contentTooLarge, message: "The session is too large.")
+            case .invalidAttributeName: return HTTPError(.badRequest, message: "Invalid session attribute name.")
+            default: return HTTPError(.internalServerError, message: "Session storage failed.")
+            }
+        case is StorageError:
+            return HTTPError(.serviceUnavailable, message: "Session storage is unavailable.")
+        default:
+            return HTTPError(.internalServerError, message: "Session storage failed.")
+        }
+    }
+}
+#endif

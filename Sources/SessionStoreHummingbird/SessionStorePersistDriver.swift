@@ -1,0 +1,234 @@
+#if Hummingbird
+import Crypto
+import Foundation
+public import Hummingbird
+public import SessionStore
+
+/// Hummingbird's key/value ``PersistDriver`` on any ``StorageBackend`` of this package, so
+/// HummingbirdAuth's `SessionMiddleware(storage:)` (or any other user of `PersistDriver`)
+/// switches to SQLite or MySQL in one line.
+///
+/// Follows the protocol as Hummingbird's own drivers do: `create` throws
+/// `PersistError.duplicate` for a live key, `set` with `expires: nil` keeps the stored
+/// expiry, `getWithTTL` gives the exact remaining time (never rounded up), an expired value
+/// is absent, and reading a value as another type throws `PersistError.invalidConversion`.
+/// Rows are keyed by the SHA-256 of the key string (as the store keys session ids), so a copy
+/// of the table does not reveal session cookies. Values are stored as JSON.
+///
+/// It deletes expired rows every ``Configuration/cleanupInterval`` from its creation on. It is a
+/// ServiceLifecycle `Service`: add it to the application's services and it closes the
+/// backend on graceful shutdown (or call ``shutdown()``).
+public struct SessionStorePersistDriver: PersistDriver {
+    /// How the driver expires, touches and cleans values.
+    public struct Configuration: Sendable {
+        /// Sliding expiry: when set, reading a value whose expiry is finite pushes it to
+        /// `now + idleTimeout`, at most once per `touchInterval` (a one-column write), so active
+        /// sessions stay alive without a write per request. The default is `nil` (values
+        /// expire when their `expires` said, as with Hummingbird's own drivers).
+        public var slidingExpiry: (idleTimeout: Duration, touchInterval: Duration)?
+        /// How often expired rows are deleted in the background; `nil` leaves it to the app
+        /// (``cleanup()``). Must be positive. The default is 10 minutes.
+        public var cleanupInterval: Duration? = .seconds(600)
+        /// Whether keys are stored as their SHA-256 or as they are. The default is
+        /// ``IDHashing/sha256``.
+        public var keyHashing: IDHashing = .sha256
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The policy this driver applies.
+    public let configuration: Configuration
+    let backend: any StorageBackend
+    let clock: any SessionClock
+    /// Runs cleanup (batched, leased between processes) and shutdown on the same backend.
+    let store: SessionStore
+
+    /// A driver over `backend`; the driver closes it on shutdown.
+    /// - Parameter clock: The time source for expiry; inject one in tests.
+    public init(
+        backend: any StorageBackend, configuration: Configuration = Configuration(),
+        clock: any SessionClock = SystemSessionClock()
+    ) {
+        self.backend = backend
+        self.configuration = configuration
+        self.clock = clock
+        var storeConfiguration = SessionStoreConfiguration()
+        storeConfiguration.idleTimeout = nil
+        self.store = SessionStore(backend: backend, configuration: storeConfiguration, clock: clock)
+        if let interval = configuration.cleanupInterval {
+            store.startBackgroundCleanup(every: interval)
+        }
+    }
+
+    /// Stores `value` under `key`.
+    /// - Throws: `PersistError.duplicate` when a live value exists for `key`;
+    ///   ``StorageError``; ``SessionStoreError`` `dataTooLarge`.
+    public func create<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
+        let now = clock.now()
+        let record = SessionRecord(
+            data: try encode(value), version: 1, createdAt: now, expiresAt: Self.expiry(expires, now: now))
+        guard try await backend.insert(storageKey(key), record) else { throw PersistError.duplicate }
+    }
+
+    /// Stores `value` under `key`, replacing any value; `expires: nil` keeps a stored
+    /// value's expiry (a new value then never expires).
+    /// - Throws: ``StorageError``; ``SessionStoreError`` `dataTooLarge`.
+    public func set<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
+        let data = try encode(value)
+        let key = storageKey(key)
+        while true {
+            let now = clock.now()
+            let expiresAt = expires.map { Self.expiry($0, now: now) }
+            // Atomic read-decide-write: replace in place unless the expiry moves backwards,
+            // which a backend write never does (expiry only grows).
+            let step: SetStep = try await backend.merge(key, now: now) { current in
+                guard let current else { return (.none, .missing) }
+                let target = expiresAt ?? current.expiresAt
+                if target < current.expiresAt { return (.none, .shorten(version: current.version)) }
+                return (.replace(data: data, expiresAt: target), .written)
+            }
+            switch step {
+            case .written:
+                return
+            case .missing:
+                let record = SessionRecord(data: data, version: 1, createdAt: now, expiresAt: expiresAt ?? Int64.max)
+                if try await backend.insert(key, record) { return }
+            case .shorten(let version):
+                // An earlier expiry: replace the row (delete at the version read, then insert).
+                if try await backend.delete(key, expectedVersion: version) {
+                    let record = SessionRecord(data: data, version: version + 1, createdAt: now, expiresAt: expiresAt ?? now)
+                    if try await backend.insert(key, record) { return }
+                }
+            }
+            // Another writer got in between: decide again on what it left.
+            await Task.yield()
+        }
+    }
+
+    /// The value under `key`, or `nil` when absent or expired.
+    /// - Throws: `PersistError.invalidConversion` when the value is not an `Object`;
+    ///   ``StorageError``.
+    public func get<Object: Codable & Sendable>(key: String, as type: Object.Type) async throws -> Object? {
+        try await getWithTTL(key: key, as: type)?.object
+    }
+
+    /// The value under `key` and its exact remaining lifetime (`nil` for a value without
+    /// expiry), or `nil` when absent or expired.
+    /// - Throws: `PersistError.invalidConversion` when the value is not an `Object`;
+    ///   ``StorageError``.
+    public func getWithTTL<Object: Codable & Sendable>(
+        key: String, as type: Object.Type
+    ) async throws -> (object: Object, ttl: Duration?)? {
+        let key = storageKey(key)
+        let now = clock.now()
+        guard var record = try await backend.load(key, now: now) else { return nil }
+        let object: Object = try decode(record.data)
+        if let (idle, interval) = configuration.slidingExpiry, record.expiresAt != Int64.max {
+            let extended = now + idle.milliseconds
+            if extended - record.expiresAt >= interval.milliseconds,
+               try await backend.touch(key, expiresAt: extended, now: now) {
+                record.expiresAt = extended
+            }
+        }
+        let ttl: Duration? = record.expiresAt == Int64.max ? nil : .milliseconds(record.expiresAt - now)
+        return (object, ttl)
+    }
+
+    /// Removes the value under `key`, if any.
+    /// - Throws: ``StorageError``.
+    public func remove(key: String) async throws {
+        _ = try await backend.delete(storageKey(key), expectedVersion: nil)
+    }
+
+    /// Deletes expired values now (batched; one process at a time when several share the
+    /// database) and returns how many it deleted.
+    /// - Throws: ``StorageError``.
+    public func cleanup() async throws -> Int {
+        try await store.cleanup()
+    }
+
+    /// Stops background cleanup and closes the backend; later calls throw `closed`. Hummingbird
+    /// calls it on graceful shutdown when the driver is one of the application's services.
+    /// - Throws: ``StorageError`` from closing the backend.
+    public func shutdown() async throws {
+        try await store.shutdown()
+    }
+
+    // MARK: - Helpers
+
+    /// The row key of `key`: its SHA-256 in base64url, or the key itself.
+    func storageKey(_ key: String) -> SessionKey {
+        switch configuration.keyHashing {
+        case .none:
+            return SessionKey(value: key)
+        case .sha256:
+            let digest = SHA256.hash(data: Data(key.utf8))
+            let text = Data(digest).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-")
+                .replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+            return SessionKey(value: text)
+        }
+    }
+
+    /// When a value stored at `now` for `duration` expires; a positive duration under one
+    /// millisecond still lasts one.
+    static func expiry(_ duration: Duration?, now: Int64) -> Int64 {
+        guard let duration else { return Int64.max }
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 else { return now }
+        let milliseconds = seconds.multipliedReportingOverflow(by: 1000)
+        guard !milliseconds.overflow else { return Int64.max }
+        let rest = (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        let (total, overflow) = milliseconds.partialValue.addingReportingOverflow(rest)
+        guard !overflow else { return Int64.max }
+        let (sum, sumOverflow) = now.addingReportingOverflow(total)
+        return sumOverflow ? Int64.max : sum
+    }
+
+    private func encode(_ value: some Encodable) throws -> [UInt8] {
+        let json: Data
+        do {
+            json = try JSONEncoder().encode(value)
+        } catch {
+            throw SessionStoreError(.attributeCoding, "value cannot be encoded: \(error)", underlying: error)
+        }
+        let data = AttributeCodec.encode([Self.attribute: Array(json)])
+        guard data.count <= store.configuration.maxDataSize else {
+            throw SessionStoreError(
+                .dataTooLarge,
+                "encoded value is \(data.count) bytes, over the limit of \(store.configuration.maxDataSize); nothing was written")
+        }
+        return data
+    }
+
+    private func decode<Object: Decodable>(_ data: [UInt8]) throws -> Object {
+        let attributes = try AttributeCodec.decode(data)
+        guard let json = attributes[Self.attribute] else { throw PersistError.invalidConversion }
+        do {
+            return try JSONDecoder().decode(Object.self, from: Data(json))
+        } catch {
+            throw PersistError.invalidConversion
+        }
+    }
+
+    /// The one attribute a persisted value is stored under, in the store's row format.
+    static let attribute = "value"
+}
+
+/// What ``SessionStorePersistDriver/set(key:value:expires:)`` found in one atomic step.
+private enum SetStep: Sendable {
+    case written
+    case missing
+    case shorten(version: Int64)
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down.
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+#endif

@@ -1,0 +1,123 @@
+#if Vapor
+public import SessionStore
+public import Vapor
+
+extension Request {
+    /// The request's session with typed `Codable` attributes, id regeneration and an early
+    /// save: the same session as `req.session`, whose `data` shows the attributes holding
+    /// strings.
+    ///
+    /// Needs `app.sessions.use(.sessionStore(store))` and Vapor's sessions middleware.
+    public var typedSession: TypedSession {
+        get throws {
+            guard let driver = application.sessions.driver as? SessionStoreDriver else {
+                throw Abort(.internalServerError, reason: "Sessions are not configured with .sessionStore(store).")
+            }
+            return TypedSession(request: self, store: driver.store)
+        }
+    }
+}
+
+/// Typed access to the current request's session; see `Request.typedSession`.
+///
+/// Changes are saved by Vapor's sessions middleware after the handler, like changes made
+/// through `req.session.data`, or earlier with ``save()`` when the handler wants to see the
+/// outcome before it answers.
+public struct TypedSession: Sendable {
+    let request: Request
+    let store: SessionStore
+
+    /// The state for this request, with Vapor's data applied so both views agree.
+    private func state() throws -> SessionStoreState {
+        // Makes Vapor's middleware save the session even if the handler uses only this view.
+        let vaporSession = request.session
+        let state = request.sessionStoreState(store)
+        try state.synchronize(vaporData: vaporSession.data.snapshot)
+        return state
+    }
+
+    /// Copies the store's string attributes back into Vapor's view, after a change here.
+    private func publish(_ state: SessionStoreState) {
+        request.session.data = SessionData(initialData: state.vaporSnapshot())
+    }
+
+    /// The session's id text: what the cookie will carry.
+    public var id: String {
+        get throws { try state().id }
+    }
+
+    /// Whether the session is stored (a new one is stored at its first save with data).
+    public var isStored: Bool {
+        get throws { try state().content.withLock { $0.session.isStored } }
+    }
+
+    /// Reads an attribute as `type`; `nil` when absent.
+    /// - Throws: ``SessionStoreAbort`` (500) when the stored value is not a `T`.
+    public func get<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T? {
+        let session = try state().content.withLock { $0.session }
+        do {
+            return try session.get(key, as: type)
+        } catch {
+            throw SessionStoreAbort(error)
+        }
+    }
+
+    /// Sets an attribute to any `Encodable` value.
+    /// - Throws: ``SessionStoreAbort`` (400) for an empty or over-long name.
+    public func set(_ key: String, _ value: some Encodable & Sendable) throws {
+        let state = try state()
+        try state.change { session in try session.set(key, value) }
+        publish(state)
+    }
+
+    /// Removes an attribute.
+    public func remove(_ key: String) throws {
+        let state = try state()
+        try state.change { session in session.remove(key) }
+        publish(state)
+    }
+
+    /// Adds `delta` to an integer attribute; concurrent increments on the session add up.
+    /// - Returns: The new value as this request sees it.
+    @discardableResult
+    public func increment(_ key: String, by delta: Int = 1) throws -> Int {
+        let state = try state()
+        let value = try state.change { session in try session.increment(key, by: delta) }
+        publish(state)
+        return value
+    }
+
+    /// Gives the session a new id, keeping its data (call it after login, against session
+    /// fixation). The old id keeps working for the store's grace period, then never again;
+    /// the response's cookie carries the new id.
+    public func regenerateID() async throws {
+        let state = try state()
+        try await state.withSession { session in try await store.regenerateID(&session) }
+        let vaporSession = request.session
+        vaporSession.id = Vapor.SessionID(string: state.id)
+        vaporSession.data = SessionData(initialData: state.vaporSnapshot())
+    }
+
+    /// Deletes the session now (logout); the response clears the cookie.
+    public func destroy() async throws {
+        let state = try state()
+        try await state.destroy()
+        request.session.destroy()
+    }
+
+    /// Saves the changes now and tells what was written, so a handler can answer a `.gone`
+    /// (the session ended meanwhile) before it builds its response. The middleware then
+    /// has nothing left to write.
+    @discardableResult
+    public func save() async throws -> SaveOutcome {
+        let state = try state()
+        let outcome = try await state.withSession { session in try await store.save(&session) }
+        let vaporSession = request.session
+        if vaporSession.id != nil || outcome.wroteData {
+            vaporSession.id = Vapor.SessionID(string: state.id)
+        }
+        vaporSession.data = SessionData(initialData: state.vaporSnapshot())
+        return outcome
+    }
+}
+#endif

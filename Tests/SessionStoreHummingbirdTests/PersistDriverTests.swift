@@ -1,0 +1,323 @@
+#if Hummingbird
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import SessionStore
+@testable import SessionStoreHummingbird
+import SessionStoreTesting
+import Testing
+
+/// Hummingbird's `PersistDriver` behaviours, through HTTP routes like Hummingbird's own
+/// persist tests, on this package's backends (time from a manual clock, never slept on).
+@Suite("SessionStorePersistDriver")
+struct PersistDriverTests {
+    struct TestCodable: Codable, Equatable {
+        let buffer: String
+    }
+
+    /// Routes that store, read and remove request bodies under `/persist/{tag}`.
+    static func application(_ persist: SessionStorePersistDriver) -> some ApplicationProtocol {
+        let router = Router()
+        router.put("/persist/:tag") { request, context -> HTTPResponse.Status in
+            let buffer = try await request.body.collect(upTo: .max)
+            try await persist.set(key: context.parameters.require("tag"), value: String(buffer: buffer))
+            return .ok
+        }
+        router.put("/persist/:tag/:time") { request, context -> HTTPResponse.Status in
+            let time = try context.parameters.require("time", as: Int.self)
+            let buffer = try await request.body.collect(upTo: .max)
+            try await persist.set(key: context.parameters.require("tag"), value: String(buffer: buffer), expires: .seconds(time))
+            return .ok
+        }
+        router.put("/create/:tag") { request, context -> HTTPResponse.Status in
+            let buffer = try await request.body.collect(upTo: .max)
+            do {
+                try await persist.create(key: context.parameters.require("tag"), value: String(buffer: buffer))
+            } catch let error as PersistError where error == .duplicate {
+                throw HTTPError(.conflict)
+            }
+            return .ok
+        }
+        router.get("/persist/:tag") { _, context -> String? in
+            try await persist.get(key: context.parameters.require("tag"), as: String.self)
+        }
+        router.get("/persist/:tag/ttl") { _, context -> String? in
+            let ttl = try await persist.getWithTTL(key: context.parameters.require("tag"), as: String.self)?.ttl
+            return ttl.map { "\($0)" } ?? "none"
+        }
+        router.delete("/persist/:tag") { _, context -> HTTPResponse.Status in
+            try await persist.remove(key: context.parameters.require("tag"))
+            return .noContent
+        }
+        router.put("/codable/:tag") { request, context -> HTTPResponse.Status in
+            let buffer = try await request.body.collect(upTo: .max)
+            try await persist.set(key: context.parameters.require("tag"), value: TestCodable(buffer: String(buffer: buffer)))
+            return .ok
+        }
+        router.get("/codable/:tag") { _, context -> String? in
+            try await persist.get(key: context.parameters.require("tag"), as: TestCodable.self)?.buffer
+        }
+        router.get("/invalid/:tag") { _, context -> String? in
+            do {
+                return try await persist.get(key: context.parameters.require("tag"), as: Int.self).map(String.init)
+            } catch let error as PersistError where error == .invalidConversion {
+                throw HTTPError(.badRequest)
+            }
+        }
+        return Application(responder: router.buildResponder())
+    }
+
+    /// Runs `body` with a driver on a fresh database and a manual clock.
+    func withDriver(
+        _ engine: Engine, configure: (inout SessionStorePersistDriver.Configuration) -> Void = { _ in },
+        _ body: (SessionStorePersistDriver, ManualClock, TestDatabase) async throws -> Void
+    ) async throws {
+        try await withDatabase(engine) { database in
+            let clock = ManualClock()
+            var configuration = SessionStorePersistDriver.Configuration()
+            configure(&configuration)
+            let driver = SessionStorePersistDriver(backend: database.backend, configuration: configuration, clock: clock)
+            try await body(driver, clock, database)
+        }
+    }
+
+    @Test("a value set is read back", arguments: Engine.available)
+    func setThenGet(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/persist/a", method: .put, body: ByteBuffer(string: "Persist")) { _ in }
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(response.status == .ok)
+                    #expect(String(buffer: response.body) == "Persist")
+                }
+            }
+        }
+    }
+
+    @Test("a value created is read back", arguments: Engine.available)
+    func createThenGet(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/create/a", method: .put, body: ByteBuffer(string: "Persist")) { response in
+                    #expect(response.status == .ok)
+                }
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(String(buffer: response.body) == "Persist")
+                }
+            }
+        }
+    }
+
+    @Test("create on a live key throws duplicate and keeps the first value", arguments: Engine.available)
+    func createTwiceFails(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/create/a", method: .put, body: ByteBuffer(string: "first")) { response in
+                    #expect(response.status == .ok)
+                }
+                try await client.execute(uri: "/create/a", method: .put, body: ByteBuffer(string: "second")) { response in
+                    #expect(response.status == .conflict)
+                }
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(String(buffer: response.body) == "first")
+                }
+            }
+        }
+    }
+
+    @Test("set twice keeps the second value", arguments: Engine.available)
+    func setTwice(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/persist/a", method: .put, body: ByteBuffer(string: "test1")) { _ in }
+                try await client.execute(uri: "/persist/a", method: .put, body: ByteBuffer(string: "test2")) { response in
+                    #expect(response.status == .ok)
+                }
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(String(buffer: response.body) == "test2")
+                }
+            }
+        }
+    }
+
+    @Test("a value is absent once it expired; one with time left is not", arguments: Engine.available)
+    func expires(engine: Engine) async throws {
+        try await withDriver(engine) { driver, clock, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/persist/a/0", method: .put, body: ByteBuffer(string: "ThisIsTest1")) { _ in }
+                try await client.execute(uri: "/persist/b/10", method: .put, body: ByteBuffer(string: "ThisIsTest2")) { _ in }
+                clock.advance(by: .seconds(1))
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(response.status == .noContent)
+                }
+                try await client.execute(uri: "/persist/b", method: .get) { response in
+                    #expect(String(buffer: response.body) == "ThisIsTest2")
+                }
+            }
+        }
+    }
+
+    @Test("getWithTTL gives the exact remaining time, not rounded up", arguments: Engine.available)
+    func ttl(engine: Engine) async throws {
+        try await withDriver(engine) { driver, clock, _ in
+            try await driver.set(key: "a", value: "v", expires: .seconds(10))
+            clock.advance(by: .milliseconds(2_500))
+            let ttl = try #require(try await driver.getWithTTL(key: "a", as: String.self)?.ttl)
+            #expect(ttl == .milliseconds(7_500))
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/persist/a/ttl", method: .get) { response in
+                    #expect(String(buffer: response.body) == "\(Duration.milliseconds(7_500))")
+                }
+            }
+            try await driver.set(key: "forever", value: "v", expires: nil)
+            let forever = try #require(try await driver.getWithTTL(key: "forever", as: String.self))
+            #expect(forever.ttl == nil)
+        }
+    }
+
+    @Test("Codable values round-trip", arguments: Engine.available)
+    func codable(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/codable/a", method: .put, body: ByteBuffer(string: "Persist")) { _ in }
+                try await client.execute(uri: "/codable/a", method: .get) { response in
+                    #expect(String(buffer: response.body) == "Persist")
+                }
+            }
+        }
+    }
+
+    @Test("reading a value as another type throws invalidConversion", arguments: Engine.available)
+    func invalidConversion(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/codable/a", method: .put, body: ByteBuffer(string: "hello")) { _ in }
+                try await client.execute(uri: "/invalid/a", method: .get) { response in
+                    #expect(response.status == .badRequest)
+                }
+            }
+        }
+    }
+
+    @Test("remove deletes the value", arguments: Engine.available)
+    func remove(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, database in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/persist/a", method: .put, body: ByteBuffer(string: "ThisIsTest1")) { _ in }
+                try await client.execute(uri: "/persist/a", method: .delete) { _ in }
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(response.status == .noContent)
+                }
+            }
+            #expect(try await database.rows() == 0)
+        }
+    }
+
+    @Test("a key that expired can be created again", arguments: Engine.available)
+    func expireThenAdd(engine: Engine) async throws {
+        try await withDriver(engine) { driver, clock, _ in
+            try await Self.application(driver).test(.router) { client in
+                try await client.execute(uri: "/persist/a/0", method: .put, body: ByteBuffer(string: "old")) { _ in }
+                clock.advance(by: .seconds(1))
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(response.status == .noContent)
+                }
+                try await client.execute(uri: "/create/a", method: .put, body: ByteBuffer(string: "new")) { response in
+                    #expect(response.status == .ok)
+                }
+                try await client.execute(uri: "/persist/a", method: .get) { response in
+                    #expect(String(buffer: response.body) == "new")
+                }
+            }
+        }
+    }
+
+    @Test("set with no expiry keeps the stored expiry", arguments: Engine.available)
+    func setWithoutExpiryKeepsExpiry(engine: Engine) async throws {
+        try await withDriver(engine) { driver, clock, _ in
+            try await driver.set(key: "a", value: "one", expires: .seconds(10))
+            clock.advance(by: .seconds(4))
+            try await driver.set(key: "a", value: "two", expires: nil)
+            let (value, ttl) = try #require(try await driver.getWithTTL(key: "a", as: String.self))
+            #expect(value == "two")
+            #expect(ttl == .seconds(6))
+            clock.advance(by: .seconds(6))
+            #expect(try await driver.get(key: "a", as: String.self) == nil)
+        }
+    }
+
+    @Test("set with an earlier expiry shortens it; expires 0 makes the value absent", arguments: Engine.available)
+    func setShortensExpiry(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await driver.set(key: "a", value: "one", expires: .seconds(600))
+            try await driver.set(key: "a", value: "two", expires: .seconds(5))
+            #expect(try await driver.getWithTTL(key: "a", as: String.self)?.ttl == .seconds(5))
+            try await driver.set(key: "a", value: "three", expires: .seconds(0))
+            #expect(try await driver.get(key: "a", as: String.self) == nil)
+        }
+    }
+
+    @Test("keys with /, +, = and shared prefixes are distinct values", arguments: Engine.available)
+    func arbitraryKeys(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            let keys = ["hbs.ab/cd+ef==", "hbs.ab/cd+ef=", "hbs.", "", "ab/cd+ef==", "hbs.ab", "ключ/✓"]
+            for (index, key) in keys.enumerated() {
+                try await driver.create(key: key, value: index, expires: nil)
+            }
+            for (index, key) in keys.enumerated() {
+                #expect(try await driver.get(key: key, as: Int.self) == index)
+            }
+        }
+    }
+
+    @Test("rows are keyed by the SHA-256 of the key, not the key itself")
+    func keysAreHashed() async throws {
+        try await withDriver(.sqlite) { driver, clock, database in
+            try await driver.set(key: "hbs.secret-cookie", value: "v", expires: nil)
+            #expect(try await database.backend.load(SessionKey(value: "hbs.secret-cookie"), now: clock.now()) == nil)
+            let hashed = driver.storageKey("hbs.secret-cookie")
+            #expect(hashed.value.count == 43)
+            #expect(try await database.backend.load(hashed, now: clock.now()) != nil)
+        }
+    }
+
+    @Test("sliding expiry pushes expiry on read at most once per touch interval", arguments: Engine.available)
+    func slidingExpiry(engine: Engine) async throws {
+        try await withDriver(engine, configure: { $0.slidingExpiry = (idleTimeout: .seconds(600), touchInterval: .seconds(60)) }) {
+            driver, clock, database in
+            try await driver.set(key: "a", value: "v", expires: .seconds(600))
+            let afterSet = try await database.writes()
+            for _ in 0..<10 {
+                clock.advance(by: .seconds(5))
+                #expect(try await driver.get(key: "a", as: String.self) == "v")
+            }
+            #expect(try await database.writes() == afterSet, "50 s of reads inside the touch interval write nothing")
+            clock.advance(by: .seconds(20))
+            #expect(try await driver.getWithTTL(key: "a", as: String.self)?.ttl == .seconds(600))
+            #expect(try await database.writes() == afterSet + 1)
+            clock.advance(by: .seconds(599))
+            #expect(try await driver.get(key: "a", as: String.self) == "v", "the touch kept it alive")
+        }
+    }
+
+    @Test("cleanup deletes expired values and keeps live ones", arguments: Engine.available)
+    func cleanup(engine: Engine) async throws {
+        try await withDriver(engine) { driver, clock, database in
+            try await driver.set(key: "short", value: "v", expires: .seconds(1))
+            try await driver.set(key: "long", value: "v", expires: .seconds(3600))
+            try await driver.set(key: "forever", value: "v", expires: nil)
+            clock.advance(by: .seconds(600))
+            #expect(try await driver.cleanup() == 1)
+            #expect(try await database.rows() == 2)
+        }
+    }
+
+    @Test("shutdown closes the backend; later calls throw", arguments: Engine.available)
+    func shutdown(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await driver.shutdown()
+            await #expect(throws: StorageError.self) { try await driver.get(key: "a", as: String.self) }
+        }
+    }
+}
+#endif

@@ -1,0 +1,210 @@
+#if Vapor
+import CSessionStoreSQLite
+import Foundation
+import SessionStore
+@testable import SessionStoreMySQL
+import SessionStoreSQLite
+import Testing
+
+/// The engines every driver test runs on: SQLite always, the test MariaDB whenever
+/// `SESSION_STORE_MYSQL_URL` is set (always under `bash .ci/test`).
+enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case mysql
+
+    static let mysqlURL: String? = {
+        let value = ProcessInfo.processInfo.environment["SESSION_STORE_MYSQL_URL"]
+        return value?.isEmpty == false ? value : nil
+    }()
+
+    /// Whether this is a CI run, where the MySQL variants must run.
+    static let isCI: Bool = {
+        let value = ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? ""
+        return !value.isEmpty && value != "false" && value != "0"
+    }()
+
+    /// SQLite, plus MySQL when a server is configured.
+    static var available: [Engine] { mysqlURL == nil ? [.sqlite] : [.sqlite, .mysql] }
+
+    var testDescription: String { rawValue }
+}
+
+/// A fresh database for one test, with writes to the session table counted by triggers in
+/// the database itself (inserts, updates and deletes), not by the code under test.
+final class TestDatabase: Sendable {
+    let engine: Engine
+    let backend: any StorageBackend
+    private let sqlitePath: String?
+    private let directory: URL?
+    private let table: String
+    /// A MySQL connection pool of the test's own, for counting and dropping, open even
+    /// after the code under test closed its backend.
+    private let admin: MySQLBackend?
+
+    private init(
+        engine: Engine, backend: any StorageBackend, sqlitePath: String?, directory: URL?, table: String,
+        admin: MySQLBackend? = nil
+    ) {
+        self.engine = engine
+        self.backend = backend
+        self.sqlitePath = sqlitePath
+        self.directory = directory
+        self.table = table
+        self.admin = admin
+    }
+
+    /// Opens a new database on `engine` and installs the write-counting triggers.
+    static func open(_ engine: Engine) async throws -> TestDatabase {
+        switch engine {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory
+                .appendingPathComponent("sessionstore-vapor-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let path = directory.appendingPathComponent("sessions.db").path
+            var configuration = SQLiteConfiguration(path: path)
+            configuration.readerCount = 2
+            let backend = try SQLiteBackend(configuration: configuration)
+            let database = TestDatabase(engine: engine, backend: backend, sqlitePath: path, directory: directory, table: "sessions")
+            try database.sqlite(
+                """
+                CREATE TABLE write_count (n INTEGER NOT NULL);
+                INSERT INTO write_count VALUES (0);
+                CREATE TRIGGER count_insert AFTER INSERT ON sessions BEGIN UPDATE write_count SET n = n + 1; END;
+                CREATE TRIGGER count_update AFTER UPDATE ON sessions BEGIN UPDATE write_count SET n = n + 1; END;
+                CREATE TRIGGER count_delete AFTER DELETE ON sessions BEGIN UPDATE write_count SET n = n + 1; END;
+                """)
+            return database
+        case .mysql:
+            var url = try StoreURL(try #require(Engine.mysqlURL, "SESSION_STORE_MYSQL_URL not set"))
+            var configuration = try MySQLConfiguration(url: &url)
+            let table = "t_vapor_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+            configuration.table = table
+            let backend = try await MySQLBackend(configuration: configuration)
+            let admin = try await MySQLBackend(configuration: configuration)
+            try await admin.perform("triggers", idempotent: false) { connection in
+                try connection.run("CREATE TABLE `\(table)_writes` (n BIGINT NOT NULL)")
+                try connection.run("INSERT INTO `\(table)_writes` VALUES (0)")
+                for event in ["INSERT", "UPDATE", "DELETE"] {
+                    try connection.run(
+                        "CREATE TRIGGER `\(table)_\(event.lowercased())` AFTER \(event) ON `\(table)` "
+                            + "FOR EACH ROW UPDATE `\(table)_writes` SET n = n + 1")
+                }
+            }
+            return TestDatabase(engine: engine, backend: backend, sqlitePath: nil, directory: nil, table: table, admin: admin)
+        }
+    }
+
+    /// Rows inserted, updated or deleted in the session table since it was opened.
+    func writes() async throws -> Int {
+        try await scalar(engine == .sqlite ? "SELECT n FROM write_count" : "SELECT n FROM `\(table)_writes`")
+    }
+
+    /// Rows in the session table, expired or not.
+    func rows() async throws -> Int {
+        try await scalar(engine == .sqlite ? "SELECT count(*) FROM sessions" : "SELECT count(*) FROM `\(table)`")
+    }
+
+    /// Closes the backend (if the test did not) and removes the database.
+    func remove() async throws {
+        do {
+            try await backend.close()
+        } catch let error as StorageError where error.kind == .closed {
+            // The test already shut the store down, which closed the backend.
+        }
+        switch engine {
+        case .sqlite:
+            if let directory { try FileManager.default.removeItem(at: directory) }
+        case .mysql:
+            let table = table
+            let admin = try #require(admin)
+            do {
+                try await admin.perform("drop", idempotent: true) { connection in
+                    try connection.run("DROP TABLE IF EXISTS `\(table)`")
+                    try connection.run("DROP TABLE IF EXISTS `\(table)_writes`")
+                    try connection.run("DELETE FROM session_store_schema WHERE name = '\(table)'")
+                    try connection.run("DELETE FROM session_store_lease WHERE name = '\(table)'")
+                }
+            } catch {
+                try await admin.close()
+                throw error
+            }
+            try await admin.close()
+        }
+    }
+
+    private func scalar(_ sql: String) async throws -> Int {
+        switch engine {
+        case .sqlite:
+            let text = try sqlite(sql).first ?? nil
+            return try #require(text.flatMap { Int($0) }, "no number from \(sql)")
+        case .mysql:
+            let admin = try #require(admin)
+            let rows = try await admin.perform("count", idempotent: true) { connection in try connection.rows(sql) }
+            return try #require(rows.first?.first.flatMap { $0 }.flatMap { Int($0) }, "no number from \(sql)")
+        }
+    }
+
+    /// Runs SQL on a raw connection of its own and returns the first column of the last
+    /// statement's rows.
+    @discardableResult
+    private func sqlite(_ sql: String) throws -> [String?] {
+        let path = try #require(sqlitePath)
+        var database: OpaquePointer?
+        guard sqlite3_open(path, &database) == SQLITE_OK, let database else {
+            throw TestDatabaseError(message: "cannot open \(path)")
+        }
+        defer { sqlite3_close_v2(database) }
+        guard sqlite3_busy_timeout(database, 10_000) == SQLITE_OK else {
+            throw TestDatabaseError(message: String(cString: sqlite3_errmsg(database)))
+        }
+        var rows: [String?] = []
+        var rest = sql
+        while !rest.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            var statement: OpaquePointer?
+            var tail: UnsafePointer<CChar>?
+            let current = rest
+            let (code, remainder) = current.withCString { text in
+                let code = sqlite3_prepare_v2(database, text, -1, &statement, &tail)
+                return (code, tail.map { String(cString: $0) } ?? "")
+            }
+            rest = remainder
+            guard code == SQLITE_OK else { throw TestDatabaseError(message: String(cString: sqlite3_errmsg(database))) }
+            guard let statement else { continue }
+            defer { sqlite3_finalize(statement) }
+            rows = []
+            while true {
+                let step = sqlite3_step(statement)
+                if step == SQLITE_DONE { break }
+                guard step == SQLITE_ROW else { throw TestDatabaseError(message: String(cString: sqlite3_errmsg(database))) }
+                rows.append(sqlite3_column_text(statement, 0).map { String(cString: $0) })
+            }
+        }
+        return rows
+    }
+}
+
+struct TestDatabaseError: Error {
+    let message: String
+}
+
+/// Runs `body` on a fresh database of `engine` and removes it afterwards, also on failure.
+func withDatabase(_ engine: Engine, _ body: (TestDatabase) async throws -> Void) async throws {
+    let database = try await TestDatabase.open(engine)
+    do {
+        try await body(database)
+    } catch {
+        try await database.remove()
+        throw error
+    }
+    try await database.remove()
+}
+
+/// Fails a CI run without a MySQL server, so the MySQL variants never skip silently there.
+@Suite("Vapor driver: MySQL server availability")
+struct VaporMySQLAvailabilityTests {
+    @Test("SESSION_STORE_MYSQL_URL is set (required in CI)", .enabled(if: Engine.isCI))
+    func serverConfigured() {
+        #expect(Engine.mysqlURL != nil, "SESSION_STORE_MYSQL_URL is missing although CI is set; use bash .ci/test")
+    }
+}
+#endif
