@@ -81,7 +81,7 @@ final class TestDatabase: Sendable {
             configuration.table = table
             let backend = try await MySQLBackend(configuration: configuration)
             let admin = try await MySQLBackend(configuration: configuration)
-            try await admin.perform("triggers", idempotent: false) { connection in
+            try await admin.call("triggers", retry: .never) { connection, _ in
                 try connection.run("CREATE TABLE `\(table)_writes` (n BIGINT NOT NULL)")
                 try connection.run("INSERT INTO `\(table)_writes` VALUES (0)")
                 for event in ["INSERT", "UPDATE", "DELETE"] {
@@ -118,7 +118,7 @@ final class TestDatabase: Sendable {
             let table = table
             let admin = try #require(admin)
             do {
-                try await admin.perform("drop", idempotent: true) { connection in
+                try await admin.call("drop", retry: .again) { connection, _ in
                     try connection.run("DROP TABLE IF EXISTS `\(table)`")
                     try connection.run("DROP TABLE IF EXISTS `\(table)_writes`")
                     try connection.run("DELETE FROM session_store_schema WHERE name = '\(table)'")
@@ -139,7 +139,7 @@ final class TestDatabase: Sendable {
             return try #require(text.flatMap { Int($0) }, "no number from \(sql)")
         case .mysql:
             let admin = try #require(admin)
-            let rows = try await admin.perform("count", idempotent: true) { connection in try connection.rows(sql) }
+            let rows = try await admin.call("count", retry: .again) { connection, _ in try connection.rows(sql) }
             return try #require(rows.first?.first.flatMap { $0 }.flatMap { Int($0) }, "no number from \(sql)")
         }
     }
