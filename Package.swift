@@ -211,6 +211,7 @@ let package = Package(
             name: "SessionStoreCLITests",
             dependencies: [
                 "session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "SessionStoreTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming

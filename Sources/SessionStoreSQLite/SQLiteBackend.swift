@@ -68,7 +68,9 @@ public final class SQLiteBackend: StorageBackend {
         writer = SQLiteWriter(
             connection: SQLiteTransfer(value: writerConnection),
             maxBatchSize: configuration.groupCommit ? configuration.maxBatchSize : 1,
-            checksFile: !configuration.isMemory, logger: logger)
+            checksFile: !configuration.isMemory,
+            inlineCommits: configuration.synchronous != .full,
+            checkpointer: checkpointer, logger: logger)
         logger.debug(
             "Opened SQLite session store",
             metadata: [

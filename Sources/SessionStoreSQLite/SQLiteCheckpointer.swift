@@ -74,9 +74,27 @@ final class SQLiteCheckpointer: Sendable {
         sqlite3_wal_hook(writer.database, sqliteWALHook, context)
     }
 
-    /// Called by the WAL hook on the writer thread after a commit.
+    /// WAL pages after the last commit.
+    private let lastPages = Atomic<Int32>(0)
+    private let inlineRunning = Atomic<Bool>(false)
+
+    /// Set while a write commits on a caller's thread, where the back-pressure checkpoint
+    /// must not run (it may wait); the writer thread runs it at its next commit.
+    var inlineCommitRunning: Bool {
+        get { inlineRunning.load(ordering: .relaxed) }
+        set { inlineRunning.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Whether the WAL is small enough for writes to commit on callers' threads; past
+    /// three quarters of the hard limit they go to the writer thread, which checkpoints.
+    var allowsInlineCommit: Bool {
+        lastPages.load(ordering: .relaxed) < Self.hardLimitPages / 4 * 3
+    }
+
+    /// Called by the WAL hook after a commit, on the writer thread or an inline caller's.
     fileprivate func walGrew(to pages: Int32, writer database: OpaquePointer?) {
-        if pages >= Self.hardLimitPages, let database {
+        lastPages.store(pages, ordering: .relaxed)
+        if pages >= Self.hardLimitPages, !inlineRunning.load(ordering: .relaxed), let database {
             // SQLite's own auto-checkpoint runs from this hook the same way.
             writerCheckpoint(database)
             return
@@ -100,6 +118,7 @@ final class SQLiteCheckpointer: Sendable {
         }
         writerRuns.add(1, ordering: .relaxed)
         writerCounter.increment()
+        if code == SQLITE_OK { lastPages.store(0, ordering: .relaxed) }
         record(code, mode: "writer", walPages: walPages, copied: copied, database: database)
     }
 

@@ -13,6 +13,12 @@ final class SQLiteConnection {
     private let busy: BusyContext
     /// Keeps the object behind a C hook's context pointer alive while the handle is open.
     var hookOwner: AnyObject?
+    /// While set, a locked database fails at once with `SQLITE_BUSY` instead of waiting for
+    /// the busy timeout (for work on a thread that must not sleep).
+    var failFastWhenBusy: Bool {
+        get { busy.failFast }
+        set { busy.failFast = newValue }
+    }
 
     /// Opens `path` read-write, creating the file when missing, and installs the busy
     /// handler.
@@ -135,6 +141,7 @@ final class SQLiteConnection {
 final class BusyContext {
     let timeoutNanoseconds: UInt64
     var start: UInt64 = 0
+    var failFast = false
 
     init(timeoutNanoseconds: UInt64) {
         self.timeoutNanoseconds = timeoutNanoseconds
@@ -147,6 +154,7 @@ final class BusyContext {
 private func sqliteBusyHandler(_ context: UnsafeMutableRawPointer?, _ count: Int32) -> Int32 {
     guard let context else { return 0 }
     let busy = Unmanaged<BusyContext>.fromOpaque(context).takeUnretainedValue()
+    if busy.failFast { return 0 }
     let now = DispatchTime.now().uptimeNanoseconds
     if count == 0 { busy.start = now }
     guard now - busy.start < busy.timeoutNanoseconds else { return 0 }

@@ -49,6 +49,9 @@ final class SQLiteWriter: Sendable {
         var closing = false
         var paused = false
         var finished = false
+        /// Whether the connection is in use: by the thread running a batch, or by a caller
+        /// committing its write inline.
+        var executing = false
         var nextID: UInt64 = 0
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -62,12 +65,30 @@ final class SQLiteWriter: Sendable {
     private let fileMovedReported = Atomic<Bool>(false)
     /// Write transactions committed (or attempted); for tests and metrics.
     let transactions = Atomic<Int>(0)
+    /// Writes committed inline on the caller's thread; for tests and the bench.
+    let inlineCommits = Atomic<Int>(0)
+    /// The connection; used only by whoever set `executing`.
+    private let connection: SQLiteTransfer<SQLiteConnection>
+    /// Whether a lone write may commit on the caller's thread (see ``submit``).
+    private let inlineAllowed: Bool
+    private let checkpointer: SQLiteCheckpointer?
 
     /// Starts the writer thread, which takes ownership of `connection`.
-    init(connection: SQLiteTransfer<SQLiteConnection>, maxBatchSize: Int, checksFile: Bool, logger: Logger) {
+    ///
+    /// - Parameters:
+    ///   - inlineCommits: Whether a write that finds the writer idle commits on the
+    ///     caller's thread: no thread hand-off and no kernel wake-up for a lone save. Only
+    ///     where a commit never waits for the disk (`synchronous` below FULL).
+    init(
+        connection: SQLiteTransfer<SQLiteConnection>, maxBatchSize: Int, checksFile: Bool, inlineCommits: Bool,
+        checkpointer: SQLiteCheckpointer?, logger: Logger
+    ) {
         self.maxBatchSize = maxBatchSize
         self.logger = logger
         self.checksFile = checksFile
+        self.connection = connection
+        self.inlineAllowed = inlineCommits
+        self.checkpointer = checkpointer
         let thread = Thread { [self] in
             self.run(connection.value)
         }
@@ -75,7 +96,14 @@ final class SQLiteWriter: Sendable {
         thread.start()
     }
 
-    /// Queues `body` and suspends until it ran (and, for writes, committed).
+    /// Runs `body` as a write and returns once it committed.
+    ///
+    /// When the writer is idle (nothing queued, nothing running), the write commits right
+    /// here on the caller's thread: a commit at `synchronous=NORMAL` is a few microseconds
+    /// of CPU with no fsync, cheaper than waking the writer thread and coming back. It never
+    /// waits inside SQLite there: a lock held by another process, or a WAL past its hard
+    /// limit (which the writer thread checkpoints), sends the write to the queue instead.
+    /// Writes that arrive while one runs queue up and share the next transaction.
     ///
     /// A task cancelled while its job still waits in the queue gets `CancellationError` and
     /// the job never runs; once the writer took the job, it runs and reports as usual (a
@@ -86,6 +114,9 @@ final class SQLiteWriter: Sendable {
         _ mode: SQLiteJob.Mode, operation: String, multiStatement: Bool = false,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) async throws -> SQLiteOutcome {
+        if mode != .read, let outcome = try runInline(multiStatement: multiStatement, body) {
+            return outcome
+        }
         let id = state.withLock { state in
             state.nextID += 1
             return state.nextID
@@ -113,6 +144,45 @@ final class SQLiteWriter: Sendable {
             }
             job?.continuation.resume(throwing: CancellationError())
         }
+    }
+
+    /// Commits `body` on the caller's thread when the writer is idle; `nil` when it is not
+    /// (or the database is busy), and the write must be queued.
+    private func runInline(
+        multiStatement: Bool, _ body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
+    ) throws -> SQLiteOutcome? {
+        guard inlineAllowed, checkpointer?.allowsInlineCommit ?? true else { return nil }
+        let taken = state.withLock { state in
+            guard state.jobs.isEmpty, !state.executing, !state.closing, !state.paused else { return false }
+            state.executing = true
+            return true
+        }
+        guard taken else { return nil }
+        defer { release() }
+        try Task.checkCancellation()
+        let connection = connection.value
+        connection.failFastWhenBusy = true
+        checkpointer?.inlineCommitRunning = true
+        defer {
+            connection.failFastWhenBusy = false
+            checkpointer?.inlineCommitRunning = false
+        }
+        let result = runAlone(multiStatement: multiStatement, body, on: connection)
+        if case .failure(let error as StorageError) = result, error.kind == .busy {
+            return nil  // Nothing was written: the writer thread waits for the lock instead.
+        }
+        inlineCommits.add(1, ordering: .relaxed)
+        return try result.get()
+    }
+
+    /// Gives the connection back after an inline commit and wakes the thread for writes
+    /// that queued meanwhile.
+    private func release() {
+        let pending = state.withLock { state in
+            state.executing = false
+            return !state.jobs.isEmpty || state.closing
+        }
+        if pending { wakeup.signal() }
     }
 
     /// Lets the queued jobs run, then stops the thread and closes its connection.
@@ -172,6 +242,7 @@ final class SQLiteWriter: Sendable {
             switch takeNext() {
             case .jobs(let jobs):
                 execute(jobs, on: connection)
+                state.withLock { $0.executing = false }
             case .idle:
                 // Every enqueue signals once, so a signal sent after takeNext() is kept.
                 wakeup.wait()
@@ -192,10 +263,13 @@ final class SQLiteWriter: Sendable {
     /// Takes a run of batchable writes (up to `maxBatchSize`) or one other job.
     private func takeNext() -> Next {
         state.withLock { state in
+            // An inline commit holds the connection; its release signals again.
+            if state.executing { return .idle }
             if state.jobs.isEmpty {
                 return state.closing ? .stop : .idle
             }
             if state.paused { return .idle }
+            state.executing = true
             var count = 1
             if state.jobs[0].mode == .batched {
                 while count < state.jobs.count, count < maxBatchSize, state.jobs[count].mode == .batched {
@@ -210,15 +284,15 @@ final class SQLiteWriter: Sendable {
 
     private func execute(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
         guard let first = jobs.first else { return }
-        if checksFile, first.mode != .read, let error = fileMovedError(connection) {
-            for job in jobs { job.continuation.resume(throwing: error) }
+        if jobs.count == 1 {
+            let result = first.mode == .read
+                ? Result { try first.body(connection) }
+                : runAlone(multiStatement: first.multiStatement, first.body, on: connection)
+            first.continuation.resume(with: result)
             return
         }
-        if jobs.count == 1 && !first.multiStatement {
-            // One statement is its own transaction: no BEGIN/COMMIT round trip needed.
-            let result = Result { try first.body(connection) }
-            if first.mode != .read { transactions.add(1, ordering: .relaxed) }
-            first.continuation.resume(with: result)
+        if checksFile, let error = fileMovedError(connection) {
+            for job in jobs { job.continuation.resume(throwing: error) }
             return
         }
         transactions.add(1, ordering: .relaxed)
@@ -256,6 +330,33 @@ final class SQLiteWriter: Sendable {
         for (job, result) in zip(jobs, results) {
             job.continuation.resume(with: result)
         }
+    }
+
+    /// Runs one write as its own transaction: a single statement needs no BEGIN/COMMIT;
+    /// a read-then-write job runs inside BEGIN IMMEDIATE.
+    private func runAlone(
+        multiStatement: Bool, _ body: (SQLiteConnection) throws -> SQLiteOutcome, on connection: SQLiteConnection
+    ) -> Result<SQLiteOutcome, any Error> {
+        if checksFile, let error = fileMovedError(connection) { return .failure(error) }
+        transactions.add(1, ordering: .relaxed)
+        guard multiStatement else { return Result { try body(connection) } }
+        do {
+            try connection.run("BEGIN IMMEDIATE", operation: "begin")
+        } catch {
+            return .failure(error)
+        }
+        let result = Result { try body(connection) }
+        if case .failure = result {
+            rollback(connection)
+            return result
+        }
+        do {
+            try connection.run("COMMIT", operation: "commit")
+        } catch {
+            rollback(connection)
+            return .failure(error)
+        }
+        return result
     }
 
     /// An error when the database file was deleted, renamed or replaced since it was

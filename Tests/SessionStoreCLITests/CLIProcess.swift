@@ -1,5 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
+import SessionStoreTesting
 import Logging
 import SessionStore
 import SessionStoreSQLite
@@ -59,7 +60,7 @@ enum CLI {
             process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
             process.standardInput = FileHandle.nullDevice
-            try process.run()
+            try ChildProcesses.run(process)
         }
 
         /// What the child wrote to standard error so far.

@@ -26,7 +26,8 @@ struct CheckCLITests {
                 #expect(try await backend.insert(SessionKey(value: "garbage-row-secret-1"), garbage))
                 let truncated = SessionRecord(data: [1, 4, 0x61], version: 1, createdAt: now, expiresAt: now + hour)
                 #expect(try await backend.insert(SessionKey(value: "truncated-row-secret"), truncated))
-                let newer = SessionRecord(data: [2, 1, 0x61, 1, 0x31], version: 1, createdAt: now, expiresAt: now + hour)
+                let newer = SessionRecord(
+                    data: [AttributeCodec.formatVersion + 1, 1, 0x61, 1, 0x31], version: 1, createdAt: now, expiresAt: now + hour)
                 #expect(try await backend.insert(SessionKey(value: "newer-format-secret"), newer))
             }
             // A column of the wrong type, as only a write from outside the store leaves it.

@@ -1,5 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
+import SessionStoreTesting
 import SessionStore
 import SessionStoreSQLite
 import Testing
@@ -33,7 +34,7 @@ enum CrashWriter {
         process.executableURL = URL(fileURLWithPath: try #require(path, "session-store-crash-writer not built: run swift build --build-tests"))
         process.arguments = arguments
         if let output { process.standardOutput = output }
-        try process.run()
+        try ChildProcesses.run(process)
         return process
     }
 

@@ -1,5 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
+import SessionStoreTesting
 import SessionStore
 @testable import SessionStoreSQLite
 import Testing
@@ -26,7 +27,7 @@ enum Mounts {
         process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try ChildProcesses.run(process)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw RawSQLiteError(message: "\(tool) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
