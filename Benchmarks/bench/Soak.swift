@@ -86,12 +86,12 @@ extension BenchRun {
         // Warm-up, not sampled: one idle timeout, after which touches, logins and cleanup
         // all run at their steady rates and the table has its steady size.
         let warmup = 5
-        let deadline = ContinuousClock.now.advanced(by: .seconds(seconds + warmup))
+        let stop = StopFlag()
         var samples: [SoakSample] = []
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<8 {
                 let ids = Array(seeded[(task * 1000)..<((task + 1) * 1000)])
-                group.addTask { await Self.soakRequests(store, task: task, ids: ids, until: deadline, counters: counters) }
+                group.addTask { await Self.soakRequests(store, task: task, ids: ids, until: stop, counters: counters) }
             }
             for second in 1...warmup {
                 try await Task.sleep(for: .seconds(1))
@@ -105,8 +105,10 @@ extension BenchRun {
                     second: second, requests: total - last, walBytes: walPath.map(Self.fileSize) ?? 0,
                     residentBytes: Self.residentBytes()))
                 last = total
-                status("soak: \(second)/\(seconds) s, \(Fmt.num(Double(samples.last!.requests))) requests/s")
+                status("soak: \(second)/\(seconds) s, \(Fmt.num(Double(total))) requests so far")
             }
+            // The traffic runs until the last sample is taken, so no sample sees it winding down.
+            stop.set()
             try await group.waitForAll()
         }
         Progress.note("")
@@ -131,11 +133,11 @@ extension BenchRun {
     /// One task of the soak over 1000 sessions of its own: 90% reads, 8% changes, 2% logins
     /// (a new session replaces a random one of the 1000; the old one idles until cleanup).
     private static func soakRequests(
-        _ store: SessionStore, task: Int, ids seeded: [String], until deadline: ContinuousClock.Instant, counters: SoakCounters
+        _ store: SessionStore, task: Int, ids seeded: [String], until stop: StopFlag, counters: SoakCounters
     ) async {
         var random = FastRandom(seed: UInt64(task + 1) &* 0x9E37_79B9_7F4A_7C15)
         var ids = seeded
-        while ContinuousClock.now < deadline {
+        while !stop.isSet {
             do {
                 let kind = RequestKind.draw(&random, botPerMille: 0)
                 var session = try await store.load(id: ids[random.below(ids.count)])
