@@ -79,7 +79,7 @@ enum Fill {
                 let (created, expires) = plan.times(index, now: now)
                 insert.bind(1, Int64(keys.checksums[index]))
                 insert.bind(2, text: key)
-                insert.bind(3, blob: Payload.encoded(index))
+                insert.bind(3, blob: Payload.stored(index))
                 insert.bind(4, created)
                 insert.bind(5, expires)
                 try insert.run()

@@ -107,8 +107,24 @@ enum Payload {
         ]
     }
 
+    /// The attributes as JSON text per value, the way the naive store keeps them.
     static func encoded(_ index: Int) -> [UInt8] {
         AttributeCodec.encode(attributes(index))
+    }
+
+    /// The same attributes as the store's own saves write them (compact values).
+    static func stored(_ index: Int) -> [UInt8] {
+        let token = String(mix64(UInt64(index) ^ 0xC5), radix: 16) + String(mix64(UInt64(index) ^ 0xF00D), radix: 16)
+        let cart = (0..<(3 + index % 4)).map { 1000 + (index &* 7 &+ $0 &* 13) % 9000 }
+        let values: [String: any Encodable] = [
+            "user_id": 100_000 + index % 900_000, "csrf": token, "locale": "en-GB", "cart": cart,
+            "flash": "Your settings were saved successfully.", "last_page": "/account/orders?page=\(index % 50)",
+        ]
+        do {
+            return try AttributeCodec.encode(typed: values)
+        } catch {
+            fatalError("the bench's own payload cannot be encoded: \(error)")
+        }
     }
 }
 

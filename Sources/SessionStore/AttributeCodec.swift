@@ -19,6 +19,24 @@ public enum AttributeCodec {
         encodeStored(attributes.mapValues { [AttributeValue.Tag.json.rawValue] + $0 })
     }
 
+    /// Encodes typed attribute values exactly as a ``SessionStore`` save stores them, for
+    /// tools that write rows directly (migrations, benchmarks, fixtures).
+    /// - Throws: ``SessionStoreError`` `invalidAttributeName` or `attributeCoding`.
+    public static func encode(typed attributes: [String: any Encodable]) throws -> [UInt8] {
+        var stored: [String: [UInt8]] = [:]
+        for (key, value) in attributes {
+            guard !key.isEmpty, key.utf8.count <= Session.maxAttributeNameLength else {
+                throw SessionStoreError(.invalidAttributeName, "attribute names must be 1-\(Session.maxAttributeNameLength) bytes")
+            }
+            do {
+                stored[key] = try AttributeValue.encode(value)
+            } catch {
+                throw SessionStoreError(.attributeCoding, "attribute cannot be encoded: \(error)", attribute: key)
+            }
+        }
+        return encodeStored(stored)
+    }
+
     /// Splits stored bytes into attributes, each value rendered as JSON text (as format 1
     /// stored it), whatever format the row has.
     /// - Throws: ``SessionStoreError`` `corruptData` or `unsupportedFormat`.
