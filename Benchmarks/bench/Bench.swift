@@ -134,6 +134,14 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Keep the temporary database files.")
     var keep = false
 
+    @Option(help: ArgumentHelp(
+        "Run one operation in a loop instead of the scenarios and print its time per call.",
+        valueName: "hit|miss|read|save"))
+    var profile: String?
+
+    @Option(help: "Iterations of --profile.")
+    var iterations: Int = 20_000
+
     func validate() throws {
         #if !MySQL
         if backend == .mysql {
@@ -199,6 +207,13 @@ struct Bench: AsyncParsableCommand {
             if !keep { try? FileManager.default.removeItem(atPath: workDir) }
         }
         let run = BenchRun(settings: settings, report: report)
+        if let profile {
+            guard let operation = ProfiledOperation(rawValue: profile) else {
+                throw ValidationError("--profile takes one of \(ProfiledOperation.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            try await run.profile(operation, iterations: iterations)
+            return
+        }
         switch backend {
         case .sqlite:
             for scenario in chosen {

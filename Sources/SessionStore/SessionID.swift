@@ -44,17 +44,11 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
         return true
     }
 
-    /// Mints a new id from the system's cryptographically secure random source.
+    /// Mints a new id from the system's cryptographically secure random source
+    /// (the kernel's, fetched in blocks; see `SecureRandomPool`).
     public static func generate() -> SessionID {
-        var generator = SystemRandomNumberGenerator()
         var bytes = [UInt8](repeating: 0, count: byteCount)
-        for offset in stride(from: 0, to: byteCount, by: 8) {
-            var word = generator.next()
-            for index in 0..<8 {
-                bytes[offset + index] = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-            }
-        }
+        SecureRandomPool.fill(&bytes)
         return SessionID(unchecked: Base64URL.encode(bytes))
     }
 
