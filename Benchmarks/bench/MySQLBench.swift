@@ -217,8 +217,8 @@ extension BenchRun {
                 report.add(ResultRow(scenario: scenario, name: "floor miss (C client)", rows: rows, concurrency: tasks, sample: floorMiss))
                 report.plot.loads["MySQL store hit, \(tasks) task(s)", default: []].append([Double(rows), storeHit.opsPerSecond])
                 report.plot.loads["MySQL floor hit, \(tasks) thread(s)", default: []].append([Double(rows), floorHit.opsPerSecond])
+                if rows == largest { figures.mysqlLoadVsFloorByTasks[tasks] = ratio }
                 if rows == largest && tasks == settings.concurrency.min() {
-                    figures.mysqlLoadVsFloor = ratio
                     figures.loadVsFloor = (rows, ratio)
                 }
             }

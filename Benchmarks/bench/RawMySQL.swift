@@ -14,12 +14,15 @@ final class MyDB {
     init(_ configuration: MySQLConfiguration) throws {
         guard let handle = mysql_init(nil) else { throw BenchError("mysql_init failed") }
         self.handle = handle
-        _ = cssm_set_bool_option(handle, MYSQL_OPT_RECONNECT, 0)
-        _ = cssm_set_string_option(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        func check(_ result: Int32, _ name: String) throws {
+            guard result == 0 else { throw BenchError("Connector/C refused the option \(name)") }
+        }
+        try check(cssm_set_bool_option(handle, MYSQL_OPT_RECONNECT, 0), "MYSQL_OPT_RECONNECT")
+        try check(cssm_set_string_option(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4"), "charset")
         if configuration.unixSocket != nil {
-            _ = cssm_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_SOCKET.rawValue)
+            try check(cssm_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_SOCKET.rawValue), "protocol")
         } else {
-            _ = cssm_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_TCP.rawValue)
+            try check(cssm_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_TCP.rawValue), "protocol")
         }
         let connected = mysql_real_connect(
             handle, configuration.host, configuration.user, configuration.password, configuration.database,

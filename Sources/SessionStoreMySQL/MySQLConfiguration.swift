@@ -7,7 +7,9 @@ public import SessionStore
 public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     /// How the connection is encrypted.
     public enum TLSMode: String, Sendable, CaseIterable {
-        /// TLS when the server and the given options allow it, as Connector/C decides.
+        /// TLS when Connector/C chooses it, else clear text without a word: Connector/C 3.3
+        /// connects to a TLS server in clear text when no TLS option is given (checked).
+        /// Choose ``required`` or ``verifyIdentity`` for a connection that must be encrypted.
         case preferred
         /// TLS is required: the connection fails rather than fall back to clear text. The
         /// server certificate is verified against ``TLS/ca`` when one is given.

@@ -175,12 +175,7 @@ final class MySQLConnection {
     }
 
     /// Runs `body` in a transaction: `COMMIT` when it returns, `ROLLBACK` when it throws.
-    ///
-    /// `beforeCommit` runs just before `COMMIT` is sent, so a caller can note what a commit
-    /// would leave behind in case the reply is lost.
-    func transaction<T>(
-        _ body: () throws -> T, beforeCommit: (T) -> Void = { _ in }
-    ) throws -> T {
+    func transaction<T>(_ body: () throws -> T) throws -> T {
         try run("START TRANSACTION")
         let result: T
         do {
@@ -189,7 +184,6 @@ final class MySQLConnection {
             rollBack(after: error)
             throw error
         }
-        beforeCommit(result)
         try run("COMMIT")
         return result
     }

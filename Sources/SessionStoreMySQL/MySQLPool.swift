@@ -73,6 +73,8 @@ final class MySQLPool: Sendable {
     let resources = MySQLResources()
     private let logger: Logger
     private let state = Mutex(State())
+    /// One worker at a time polls for its next job (see ``MySQLWorker/spin``).
+    private let spinners = MySQLSpinners(limit: 1)
     private let nextWaiterID = Atomic<UInt64>(0)
 
     /// Deadlocks and lock wait timeouts a call retries before it fails with `.busy`.
@@ -222,7 +224,7 @@ final class MySQLPool: Sendable {
         let slot = Slot()
         resources.threads.add(1, ordering: .relaxed)
         // The thread keeps the pool alive until it ends; the backend's deinit shuts it down.
-        slot.worker = MySQLWorker(name: "ssmysql.\(index)") { [self] in
+        slot.worker = MySQLWorker(name: "ssmysql.\(index)", spinners: spinners) { [self] in
             threadEnded()
         }
         return slot

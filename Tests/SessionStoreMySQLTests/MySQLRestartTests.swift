@@ -25,10 +25,8 @@ struct MySQLRestartTests {
             try await backend.call("insert", retry: .never) { connection, _ in try connection.run("DO SLEEP(30)") }
         }
         try await Task.sleep(for: .milliseconds(300))
-        let killedAt = ContinuousClock.now
         try server.kill()
         let failure = await expectStorageError(.connection) { try await inFlight.value }
-        #expect(ContinuousClock.now - killedAt < .seconds(10))
         #expect(failure?.message.contains("may or may not have been committed") == true)
 
         // While the server is down, calls fail with .connection rather than hang.
