@@ -42,9 +42,12 @@ public final class MySQLBackend: StorageBackend {
     /// - Throws: ``StorageError`` with kind `.access` (credentials, database), `.connection`
     ///   (server unreachable, TLS required but not available or not verified), `.other` (an
     ///   option Connector/C refused) or `.schema` (the table exists with another layout or a
-    ///   newer schema version); ``SessionStoreError`` `invalidConfiguration` for a bad table name.
+    ///   newer schema version); ``SessionStoreError`` `invalidConfiguration` for a bad table
+    ///   name or pool size.
     public init(configuration: MySQLConfiguration, logger: Logger = Logger(label: "SessionStoreMySQL")) async throws {
-        precondition(configuration.poolSize > 0, "poolSize must be positive")
+        guard (1...1024).contains(configuration.poolSize) else {
+            throw StoreURL.invalid("MySQL poolSize must be in 1...1024, got \(configuration.poolSize)")
+        }
         _ = try SQLIdentifier.validated(configuration.table)
         self.configuration = configuration
         self.logger = logger

@@ -49,6 +49,12 @@ struct MySQLBackendTests {
         #expect(!text.contains(configuration.password ?? "\u{0}"))
     }
 
+    @Test func poolSizeOutOfRangeIsAConfigurationError() async throws {
+        var configuration = try MySQLTestServer.configuration(table: "poolsize")
+        configuration.poolSize = 0
+        await #expect(throws: SessionStoreError.self) { try await MySQLBackend(configuration: configuration) }
+    }
+
     @Test func openedThroughFactoryURL() async throws {
         var url = try StoreURL(try #require(MySQLTestServer.url) + "?table=\(MySQLTestServer.uniqueTable("factory"))&pool=2")
         let backend = try await StorageBackendFactory.mysql.makeBackend(&url, logger: .init(label: "test"))

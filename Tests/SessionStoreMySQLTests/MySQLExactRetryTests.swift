@@ -165,6 +165,31 @@ struct MySQLExactRetryTests {
         }
     }
 
+    /// Other writes land between the merge's optimistic reads and writes until it takes the
+    /// row lock; the locked transaction's COMMIT reply is then lost.
+    @Test func lockedMergeWhoseCommitReplyIsLostAppliesAndReportsOnce() async throws {
+        try await Self.withProxiedBackend("rx_merge_locked") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+            let key = SessionKey(value: "m")
+            #expect(try await backend.insert(key, Self.record("a")))
+            var direct = try MySQLTestServer.configuration(table: "unused")
+            direct.table = backend.configuration.table
+            let interferer = Interferer(direct, table: direct.table)
+            let lost = backend.connectionsLost
+            proxy.arm(CuttingProxy.query, containing: "COMMIT", .replyLost)
+            let result = try await backend.merge(key, now: 2_000) { current -> (MergeWrite, String) in
+                // The first two decisions (the optimistic attempts) see another write land.
+                try interferer.interfere()
+                let text = String(decoding: current?.data ?? [], as: UTF8.self) + "b"
+                return (.replace(data: Array(text.utf8), expiresAt: 1_000_000), text)
+            }
+            Self.expectOneCut(proxy, backend, lostBefore: lost)
+            #expect(interferer.decisions == 3, "two optimistic attempts, then the locked one")
+            // "a" plus two interfering "x" writes, then the merge's "b", once, at version 4.
+            #expect(result == "axxb")
+            #expect(try await backend.load(key, now: 2_000) == Self.record("axxb", version: 4))
+        }
+    }
+
     @Test func leaseAcquireWhoseReplyIsLostReportsTheLeaseHeld() async throws {
         try await Self.withProxiedBackend("rx_lease") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let lost = backend.connectionsLost
@@ -227,5 +252,26 @@ struct MySQLExactRetryTests {
             #expect(try await store.load(loaded.id).get("cart", as: String.self) == "3 items")
             #expect(try await !store.load(oldID).isStored, "the old id is gone")
         }
+    }
+}
+
+/// Writes to the merged row from a connection of its own, inside the first two merge
+/// decisions, so the merge's optimistic writes lose.
+private final class Interferer: @unchecked Sendable { // used by one merge, on its worker thread
+    private let configuration: MySQLConfiguration
+    private let table: String
+    private(set) var decisions = 0
+    private var connection: MySQLConnection?
+
+    init(_ configuration: MySQLConfiguration, table: String) {
+        self.configuration = configuration
+        self.table = table
+    }
+
+    func interfere() throws {
+        decisions += 1
+        guard decisions <= 2 else { return }
+        if connection == nil { connection = try MySQLConnection(configuration) }
+        try connection?.run("UPDATE `\(table)` SET data = CONCAT(data, 'x'), version = version + 1 WHERE id = 'm'")
     }
 }
