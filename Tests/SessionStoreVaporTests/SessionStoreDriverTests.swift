@@ -197,6 +197,20 @@ struct SessionStoreDriverTests {
         }
     }
 
+    @Test("a quoted cookie value with spaces around it names the same session", arguments: Engine.available)
+    func quotedCookie(engine: Engine) async throws {
+        try await withStore(engine) { fixture in
+            try await withVapor(fixture.store) { app in
+                let id = try await app.testing().sendRequest(.POST, "login?name=adam").cookieValue()
+                var headers = HTTPHeaders()
+                headers.replaceOrAdd(name: .cookie, value: "vapor-session= \"\(id)\" ")
+                try await app.testing().test(.GET, "me", headers: headers) { response in
+                    #expect(response.body.string == "adam")
+                }
+            }
+        }
+    }
+
     @Test("1000 read-only requests over HTTP write no row (counted in the database)", arguments: Engine.available)
     func readOnlyRequestsWriteNothing(engine: Engine) async throws {
         try await withStore(engine) { fixture in

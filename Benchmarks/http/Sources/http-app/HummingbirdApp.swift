@@ -1,0 +1,73 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdAuth
+import Logging
+import SessionStore
+import SessionStoreHummingbird
+import SessionStoreSQLite
+
+/// The load generator's session slot, echoed by /login so it can follow the new cookie.
+let slotHeader = HTTPField.Name("X-Slot")!
+
+/// The session value HummingbirdAuth stores.
+struct UserSession: Codable, Sendable {
+    var user: String
+    var n: Int
+}
+
+func runHummingbird(_ variant: Variant, port: Int, path: String) async throws {
+    let configuration = ApplicationConfiguration(address: .hostname("127.0.0.1", port: port))
+    var logger = Logger(label: "http-app")
+    logger.logLevel = .error
+    switch variant {
+    case .hummingbirdNative:
+        let store = try await SessionStore.open("sqlite://\(path)", backends: [.sqlite])
+        let router = Router(context: BasicSessionStoreRequestContext.self)
+        router.add(middleware: SessionStoreMiddleware(store: store))
+        router.post("login") { request, context -> String in
+            try await context.session.regenerateID()
+            try context.session.set("user", "user\(Int.random(in: 0..<1_000_000))")
+            return "login:" + (request.headers[slotHeader] ?? "")
+        }
+        router.get("read") { _, context -> String in
+            try context.session.get("user", as: String.self) ?? "anonymous"
+        }
+        router.post("write") { _, context -> String in
+            try context.session.set("n", Int.random(in: 0..<1_000_000))
+            return "write"
+        }
+        let app = Application(router: router, configuration: configuration, logger: logger)
+        try await app.runService()
+        try await store.shutdown()
+    case .hummingbirdStore:
+        var sqlite = SQLiteConfiguration(path: path)
+        sqlite.table = "sessions"
+        let persist = SessionStorePersistDriver(backend: try SQLiteBackend(configuration: sqlite))
+        try await runAuthSessions(persist, configuration: configuration, logger: logger)
+    case .hummingbirdMemory:
+        try await runAuthSessions(MemoryPersistDriver(), configuration: configuration, logger: logger)
+    default:
+        fatalError("not a Hummingbird variant")
+    }
+}
+
+/// HummingbirdAuth's session middleware on `persist`.
+func runAuthSessions(
+    _ persist: some PersistDriver, configuration: ApplicationConfiguration, logger: Logger
+) async throws {
+    let router = Router(context: BasicSessionRequestContext<UserSession, UserSession>.self)
+    router.add(middleware: SessionMiddleware(storage: persist))
+    router.post("login") { request, context -> String in
+        context.sessions.createSession(UserSession(user: "user\(Int.random(in: 0..<1_000_000))", n: 0))
+        return "login:" + (request.headers[slotHeader] ?? "")
+    }
+    router.get("read") { _, context -> String in
+        context.sessions.session?.user ?? "anonymous"
+    }
+    router.post("write") { _, context -> String in
+        context.sessions.withLockedSession { $0?.n = Int.random(in: 0..<1_000_000) }
+        return "write"
+    }
+    let app = Application(router: router, configuration: configuration, services: [persist], logger: logger)
+    try await app.runService()
+}

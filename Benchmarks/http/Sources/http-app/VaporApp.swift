@@ -1,0 +1,52 @@
+import Fluent
+import FluentSQLiteDriver
+import SessionStore
+import SessionStoreSQLite
+import SessionStoreVapor
+import Vapor
+
+func runVapor(_ variant: Variant, port: Int, path: String) async throws {
+    let app = try await Application.make(Environment(name: "production", arguments: ["http-app"]))
+    app.logger.logLevel = .error
+    app.http.server.configuration.hostname = "127.0.0.1"
+    app.http.server.configuration.port = port
+    switch variant {
+    case .vaporStore:
+        let store = try await SessionStore.open("sqlite://\(path)", backends: [.sqlite])
+        app.sessions.use(.sessionStore(store))
+    case .vaporFluent, .vaporFluentWAL:
+        app.databases.use(.sqlite(.file(path)), as: .sqlite)
+        app.sessions.use(.fluent)
+        app.migrations.add(SessionRecord.migration)
+        try await app.autoMigrate()
+        if variant == .vaporFluentWAL, let sql = app.db as? any SQLDatabase {
+            try await sql.raw("PRAGMA journal_mode=WAL").run()
+        }
+    case .vaporMemory:
+        app.sessions.use(.memory)
+    default:
+        fatalError("not a Vapor variant")
+    }
+    // The same cookie for every Vapor variant: HttpOnly and SameSite, no Expires. (Vapor's
+    // default cookie carries an Expires date, whose formatting costs more per response than
+    // everything else measured here; Secure is left off because wrk speaks plain HTTP.)
+    app.sessions.configuration = SessionsConfiguration(cookieName: "vapor-session") { id in
+        HTTPCookies.Value(string: id.string, isSecure: false, isHTTPOnly: true, sameSite: .lax)
+    }
+    app.middleware.use(app.sessions.middleware)
+
+    app.post("login") { req async throws -> String in
+        if variant == .vaporStore { try await req.typedSession.regenerateID() }
+        req.session.data["user"] = "user\(Int.random(in: 0..<1_000_000))"
+        return "login:" + (req.headers.first(name: "X-Slot") ?? "")
+    }
+    app.get("read") { req -> String in
+        req.session.data["user"] ?? "anonymous"
+    }
+    app.post("write") { req -> String in
+        req.session.data["n"] = String(Int.random(in: 0..<1_000_000))
+        return "write"
+    }
+    try await app.execute()
+    try await app.asyncShutdown()
+}

@@ -1,0 +1,17 @@
+/// The apps compared.
+enum Variant: String, CaseIterable {
+    /// Vapor with this store's driver (`app.sessions.use(.sessionStore(store))`).
+    case vaporStore = "vapor-store"
+    /// Vapor with Fluent's database sessions on SQLite, as shipped (rollback journal).
+    case vaporFluent = "vapor-fluent"
+    /// Vapor with Fluent's sessions on a SQLite file in WAL mode.
+    case vaporFluentWAL = "vapor-fluent-wal"
+    /// Vapor with its in-memory sessions: the ceiling.
+    case vaporMemory = "vapor-memory"
+    /// Hummingbird with HummingbirdAuth's sessions on this store's `PersistDriver`.
+    case hummingbirdStore = "hb-store"
+    /// Hummingbird with this store's own middleware and sessions.
+    case hummingbirdNative = "hb-native"
+    /// Hummingbird with HummingbirdAuth's sessions on `MemoryPersistDriver`: the ceiling.
+    case hummingbirdMemory = "hb-memory"
+}

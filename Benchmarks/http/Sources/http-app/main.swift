@@ -1,0 +1,33 @@
+// One binary, one app per variant: `http-app VARIANT PORT DATABASE-PATH`.
+// Every variant serves the same routes, which double as examples of each driver:
+//   POST /login  sign in (a new id where the framework allows it), answers "login:" and the
+//                request's X-Slot header (the load generator's slot for the session)
+//   GET  /read   reads the user (a read-only request), answers the name or "anonymous"
+//   POST /write  changes one attribute, answers "write"
+import Foundation
+import Logging
+
+// Errors only, for every variant alike: Vapor otherwise logs each request at info level.
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .error
+    return handler
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count == 4, let port = Int(arguments[2]) else {
+    FileHandle.standardError.write(Data("usage: http-app VARIANT PORT DATABASE-PATH\nvariants: \(Variant.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+    exit(2)
+}
+guard let variant = Variant(rawValue: arguments[1]) else {
+    FileHandle.standardError.write(Data("unknown variant \(arguments[1])\n".utf8))
+    exit(2)
+}
+let path = arguments[3]
+
+switch variant {
+case .vaporStore, .vaporFluent, .vaporFluentWAL, .vaporMemory:
+    try await runVapor(variant, port: port, path: path)
+case .hummingbirdStore, .hummingbirdNative, .hummingbirdMemory:
+    try await runHummingbird(variant, port: port, path: path)
+}
