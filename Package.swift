@@ -206,6 +206,12 @@ let package = Package(
             dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
             swiftSettings: upcoming
         ),
+        // Issue 13: the MySQL backend on a 3-node Galera cluster started by .ci/galera.sh.
+        .testTarget(
+            name: "SessionStoreGaleraTests",
+            dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting"],
+            swiftSettings: upcoming
+        ),
         // Runs the built session-store executable as a child process.
         .testTarget(
             name: "SessionStoreCLITests",

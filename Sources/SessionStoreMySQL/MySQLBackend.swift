@@ -49,6 +49,7 @@ public final class MySQLBackend: StorageBackend {
             throw StoreURL.invalid("MySQL poolSize must be in 1...1024, got \(configuration.poolSize)")
         }
         _ = try SQLIdentifier.validated(configuration.table)
+        guard !configuration.hosts.isEmpty else { throw StoreURL.invalid("MySQL configuration has no host") }
         self.configuration = configuration
         self.logger = logger
         statements = MySQLStatements(

@@ -51,6 +51,10 @@ enum MySQLErrorCode {
     static let readOnlyMode = UInt32(ER_READ_ONLY_MODE)
     /// Galera: the node is not part of a primary component (no quorum).
     static let unknownCommand = UInt32(ER_UNKNOWN_COM_ERROR)
+    /// Galera: a write could not be replicated (e.g. the node left the primary component).
+    static let errorDuringCommit = UInt32(ER_ERROR_DURING_COMMIT)
+    /// A session variable the server does not have (e.g. `wsrep_sync_wait` outside Galera).
+    static let unknownSystemVariable = UInt32(ER_UNKNOWN_SYSTEM_VARIABLE)
 
     static let connectionLost: Set<UInt32> = [
         serverGone, serverLost, serverLostExtended, commandsOutOfSync, malformedPacket, netRead, netWrite,

@@ -34,11 +34,35 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
         public init() {}
     }
 
-    /// The server's host name or address. `localhost` means the default unix socket, as
-    /// with every MySQL client. The default is `127.0.0.1`.
-    public var host: String = "127.0.0.1"
-    /// The TCP port. The default is 3306.
-    public var port: Int = 3306
+    /// The first (or only) server's host name or address: `hosts[0].host`. `localhost`
+    /// means the default unix socket, as with every MySQL client. The default is `127.0.0.1`.
+    public var host: String {
+        get { hosts[0].host }
+        set { hosts[0].host = newValue }
+    }
+    /// The first (or only) server's TCP port: `hosts[0].port`. The default is 3306.
+    public var port: Int {
+        get { hosts[0].port }
+        set { hosts[0].port = newValue }
+    }
+    /// The servers to connect to: one, or the nodes of a cluster (Galera, Group
+    /// Replication), never empty. With several, the pool picks one per connection by
+    /// ``hostOrder``, stops using a node that refuses connections or has no quorum, runs a
+    /// call cut off by a failed node again on another (as after any lost connection), and
+    /// tries the failed node again after ``hostRetryInterval``. URL: `host1:port1,host2:port2`.
+    public var hosts: [MySQLHost] = [MySQLHost(host: "127.0.0.1", port: 3306)]
+    /// How connections are spread over several ``hosts``. The default is
+    /// ``HostOrder/ordered`` (one node takes the writes, the others stand by). URL: `hosts`.
+    public var hostOrder: HostOrder = .ordered
+    /// How long a host that failed (connection refused, no quorum) is left alone before one
+    /// connection tries it again. The default is 2 seconds. URL: `host_retry`.
+    public var hostRetryInterval: Duration = .seconds(2)
+    /// Causal reads: every read waits until its node has applied every write committed
+    /// before it on any node (`wsrep_sync_wait = 1` on Galera,
+    /// `group_replication_consistency = 'BEFORE'` on Group Replication), so a load right
+    /// after a save on another node sees it. `nil` (the default) turns them on when several
+    /// ``hosts`` are given. Costs a round of cluster messages per read. URL: `causal_reads`.
+    public var causalReads: Bool?
     /// The user name.
     public var user: String
     /// The password; never printed.
@@ -80,18 +104,20 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
         host: String = "127.0.0.1", port: Int = 3306, user: String, password: String? = nil,
         database: String
     ) {
-        self.host = host
-        self.port = port
         self.user = user
         self.password = password
         self.database = database
+        hosts = [MySQLHost(host: host, port: port)]
     }
 
     /// Reads a URL such as
     /// `mysql://user:password@host:3306/database?table=sessions&pool=8` or
     /// `mysql://user@localhost/database?socket=/run/mysqld/mysqld.sock`.
     ///
-    /// Options: `table`, `pool`, `pool_timeout`, `connect_timeout`, `query_timeout`,
+    /// Several hosts, for a cluster: `mysql://user:password@h1:3306,h2:3306,h3:3306/database`.
+    ///
+    /// Options: `hosts` (`ordered` or `random`), `causal_reads` (`true`/`false`),
+    /// `host_retry`, `table`, `pool`, `pool_timeout`, `connect_timeout`, `query_timeout`,
     /// `health_check` (durations such as `500ms`, `5s`), `socket`,
     /// `key` (`id` or `crc32`), `auto_increment` (`true`/`false`), `ssl_ca`, `ssl_cert`,
     /// `ssl_key`, `ssl_mode` (`preferred`, `required`, `verify_ca`, `verify_identity`).
@@ -112,10 +138,24 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
             throw StoreURL.invalid("invalid database name in MySQL URL")
         }
         self.init(user: user, password: url.password, database: database)
-        if let host = url.host { self.host = host }
-        if let port = url.port { self.port = port }
+        if let host = url.host {
+            if host.contains(",") {
+                // StoreURL splits `h1:p1,h2:p2,h3:p3` at its last colon.
+                let text = host + (url.port.map { ":\($0)" } ?? "")
+                hosts = try Self.parseHosts(text, defaultPort: 3306)
+            } else {
+                self.host = host
+                if let port = url.port { self.port = port }
+            }
+        } else if let port = url.port {
+            self.port = port
+        }
+        if let order = try url.takeChoice("hosts", ["ordered": HostOrder.ordered, "random": .random]) { hostOrder = order }
+        if let value = try url.takeDuration("host_retry") { hostRetryInterval = value }
+        if let value = try url.takeBool("causal_reads") { causalReads = value }
         if let socket = url.take("socket") {
             guard !socket.isEmpty else { throw StoreURL.invalid("option socket must be a path") }
+            guard hosts.count == 1 else { throw StoreURL.invalid("option socket cannot be used with several hosts") }
             unixSocket = socket
             if url.host == nil { host = "localhost" }
         }
@@ -143,8 +183,14 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     /// The configuration without the password.
     public var description: String {
         var text = "mysql://\(user)\(password == nil ? "" : ":***")@"
-        if let unixSocket { text += "\(host)/\(database)?socket=\(unixSocket)&" } else { text += "\(host):\(port)/\(database)?" }
+        if let unixSocket {
+            text += "\(host)/\(database)?socket=\(unixSocket)&"
+        } else {
+            text += hosts.map(\.description).joined(separator: ",") + "/\(database)?"
+        }
         text += "table=\(table)&key=\(keyLayout.rawValue)&pool=\(poolSize)"
+        if hosts.count > 1 { text += "&hosts=\(hostOrder.rawValue)" }
+        if let causalReads { text += "&causal_reads=\(causalReads)" }
         if autoIncrementPrimaryKey { text += "&auto_increment=true" }
         if tls.mode != .preferred { text += "&ssl_mode=\(tls.mode.rawValue)" }
         return text

@@ -34,6 +34,8 @@ final class MySQLResources: Sendable {
     let opened = Atomic(0)
     /// Connections discarded because they were lost or no longer answered.
     let lost = Atomic(0)
+    /// Calls run again on another connection after theirs was lost or its node had no quorum.
+    let failovers = Atomic(0)
     /// Pool-wait timers still running (each ends when its waiter is served or times out).
     let timers = Atomic(0)
 }
@@ -50,6 +52,8 @@ final class MySQLPool: Sendable {
     private final class Slot: @unchecked Sendable { // `connection` is only touched on `worker`'s thread
         var worker: MySQLWorker!
         var connection: MySQLConnection?
+        /// The index in ``MySQLConfiguration/hosts`` of `connection`'s server.
+        var host = 0
     }
 
     private struct Waiter {
@@ -71,6 +75,12 @@ final class MySQLPool: Sendable {
 
     let configuration: MySQLConfiguration
     let resources = MySQLResources()
+    /// Which hosts are usable; shared by every slot.
+    let hosts: MySQLHostSet
+    /// Whether connections check that their node is in a cluster's primary component (on
+    /// opening, and after errors a node without quorum gives): with several hosts or
+    /// causal reads.
+    private var checksNodeState: Bool { hosts.isCluster || configuration.usesCausalReads }
     private let logger: Logger
     private let state = Mutex(State())
     /// One worker at a time polls for its next job (see ``MySQLWorker/spin``).
@@ -79,11 +89,17 @@ final class MySQLPool: Sendable {
 
     /// Deadlocks and lock wait timeouts a call retries before it fails with `.busy`.
     static let lockRetries = 8
+    /// Deadlocks (1213) a call retries when several hosts are configured: on a cluster they
+    /// are mostly certification failures against writes committed on other nodes (Galera
+    /// aborts at `COMMIT`, even through a row lock), which many requests saving one session
+    /// through different nodes keep causing.
+    static let clusterDeadlockRetries = 40
 
     init(configuration: MySQLConfiguration, logger: Logger) {
         precondition(configuration.poolSize > 0, "pool size must be positive")
         self.configuration = configuration
         self.logger = logger
+        hosts = MySQLHostSet(configuration)
     }
 
     /// Runs `body` on a pooled connection, on that connection's own thread.
@@ -113,6 +129,8 @@ final class MySQLPool: Sendable {
         var attempt = MySQLAttempt(followsLostConnection: false)
         var reprepared = false
         var lockConflicts = 0
+        // One more attempt per other host, so a call cut off by a failed node reaches each.
+        var failoversLeft = max(1, hosts.hosts.count)
         while true {
             let connection: MySQLConnection
             do {
@@ -129,16 +147,35 @@ final class MySQLPool: Sendable {
                 if connection.broken { discard(slot) }
                 return result
             } catch let error as MySQLClientError {
-                if error.isConnectionLost {
+                // A cluster node that lost quorum answers 1047, or 1180 for a write and 1205
+                // for a causal read: ask the node itself.
+                let unusable = error.isNodeUnusable
+                    || (checksNodeState && error.mayMeanNoQuorum && !connection.isInPrimaryComponent())
+                if error.isConnectionLost || unusable {
+                    if unusable {
+                        // A node without quorum refuses everything until it regains it.
+                        hosts.markDown(slot.host, because: "no quorum (\(error.code) \(error.message))")
+                    }
                     discard(slot)
                     logger.debug("MySQL connection lost; it will be replaced", metadata: [
                         "operation": "\(operation)", "code": "\(error.code)", "error": "\(error.message)",
+                        "host": "\(hosts.hosts[slot.host])",
                     ])
-                    if retry == .again && !attempt.followsLostConnection {
+                    // The body re-reads to tell exactly whether a write sent on the lost
+                    // connection committed, so an idempotent call may go on another node.
+                    if retry == .again && failoversLeft > 0 {
+                        failoversLeft -= 1
                         attempt.followsLostConnection = true
+                        resources.failovers.add(1, ordering: .relaxed)
                         continue
                     }
                     var failure = error.storageError(operation: operation)
+                    if unusable {
+                        failure.kind = .connection
+                        failure.message = "cluster node \(hosts.hosts[slot.host]) has no quorum (not part of a primary "
+                            + "component): \(error.message)"
+                        if hosts.isCluster { failure.message += "; hosts: \(hosts.failureSummary())" }
+                    }
                     if retry == .never {
                         failure.message += " (the write may or may not have been committed)"
                     }
@@ -146,10 +183,15 @@ final class MySQLPool: Sendable {
                 }
                 connection.lastUsed = .now
                 if connection.broken { discard(slot) }
-                if error.isLockConflict && lockConflicts < Self.lockRetries {
+                let lockRetries = error.code == MySQLErrorCode.deadlock && hosts.isCluster
+                    ? Self.clusterDeadlockRetries : Self.lockRetries
+                if error.isLockConflict && lockConflicts < lockRetries {
                     lockConflicts += 1
                     // 1, 2, 4 ... 32 ms, then 32: the other transaction holds the row briefly.
-                    usleep(UInt32(500 << min(lockConflicts, 6)))
+                    // Jittered, so that two nodes' transactions that failed certification
+                    // against each other (1213 at COMMIT on Galera) do not collide again.
+                    let base = UInt32(500 << min(lockConflicts, 6))
+                    usleep(base / 2 + UInt32.random(in: 0...base))
                     continue
                 }
                 if error.needsReprepare && !reprepared {
@@ -166,26 +208,84 @@ final class MySQLPool: Sendable {
         }
     }
 
-    /// The slot's connection, opened when missing and pinged when it idled long.
+    /// The slot's connection, opened when missing and pinged when it idled long; with
+    /// ``MySQLConfiguration/HostOrder/ordered`` hosts, moved back to the first usable host
+    /// once that one answers again.
     private func ready(_ slot: Slot, operation: String) throws(StorageError) -> MySQLConnection {
         if let connection = slot.connection {
+            if hosts.order == .ordered, let preferred = hosts.preferred(), preferred < slot.host {
+                do {
+                    let better = try open(host: preferred)
+                    logger.debug("MySQL host usable again; moving a connection back", metadata: [
+                        "host": "\(hosts.hosts[preferred])",
+                    ])
+                    slot.connection = better
+                    slot.host = preferred
+                    return better
+                } catch {
+                    // `open` marked it down (tried again later); the current connection serves.
+                    logger.debug("MySQL host still unusable", metadata: [
+                        "host": "\(hosts.hosts[preferred])", "code": "\(error.code)", "error": "\(error.message)",
+                    ])
+                }
+            }
             if ContinuousClock.now - connection.lastUsed < configuration.healthCheckInterval || connection.ping() {
                 return connection
             }
             logger.debug("idle MySQL connection no longer answers; replacing it")
             discard(slot)
         }
-        do {
+        var firstFailure: (error: MySQLClientError, host: Int)?
+        for index in hosts.candidates() {
+            do {
+                let connection = try open(host: index)
+                slot.connection = connection
+                slot.host = index
+                return connection
+            } catch {
+                // Wrong credentials, a missing database or TLS that fails are the same on
+                // every host: report them at once.
+                guard error.isConnectFailure || error.isConnectionLost || error.isNodeUnusable else {
+                    throw describeOpenFailure(error, host: index, operation: operation)
+                }
+                if firstFailure == nil { firstFailure = (error, index) }
+            }
+        }
+        guard let firstFailure else {
+            throw StorageError(kind: .connection, engine: "mysql", operation: operation, message: "no host configured")
+        }
+        var failure = describeOpenFailure(firstFailure.error, host: firstFailure.host, operation: operation)
+        if hosts.isCluster {
+            failure.message = "no host of \(hosts.hosts.count) is usable: \(hosts.failureSummary())"
+        }
+        throw failure
+    }
+
+    /// Opens a connection to host `index`, with causal reads when configured; marks the
+    /// host down when it cannot be reached and up when it can.
+    private func open(host index: Int) throws(MySQLClientError) -> MySQLConnection {
+        let target = configuration.aimed(at: hosts.hosts[index])
+        do throws(MySQLClientError) {
             let resources = resources
-            let connection = try MySQLConnection(configuration) {
+            let connection = try MySQLConnection(target) {
                 resources.connections.subtract(1, ordering: .relaxed)
             }
             resources.connections.add(1, ordering: .relaxed)
             resources.opened.add(1, ordering: .relaxed)
-            slot.connection = connection
+            if configuration.usesCausalReads { try connection.enableCausalReads() }
+            if checksNodeState && !connection.isInPrimaryComponent() {
+                throw MySQLClientError(
+                    code: MySQLErrorCode.unknownCommand,
+                    message: "the node is not part of a primary component (wsrep_cluster_status is not Primary)"
+                )
+            }
+            hosts.markUp(index)
             return connection
         } catch {
-            throw describeOpenFailure(error, operation: operation)
+            if error.isConnectFailure || error.isConnectionLost || error.isNodeUnusable {
+                hosts.markDown(index, because: error.isNodeUnusable ? "no quorum (\(error.message))" : error.message)
+            }
+            throw error
         }
     }
 
@@ -195,9 +295,9 @@ final class MySQLPool: Sendable {
     }
 
     /// A connect failure with a message that names what is wrong (never the password).
-    private func describeOpenFailure(_ error: MySQLClientError, operation: String) -> StorageError {
+    private func describeOpenFailure(_ error: MySQLClientError, host index: Int, operation: String) -> StorageError {
         var failure = error.storageError(operation: operation)
-        let target = configuration.unixSocket.map { "socket \($0)" } ?? "\(configuration.host):\(configuration.port)"
+        let target = configuration.unixSocket.map { "socket \($0)" } ?? "\(hosts.hosts[index])"
         switch error.code {
         case MySQLErrorCode.accessDenied, MySQLErrorCode.accessDeniedNoPassword:
             failure.message = "wrong user name or password for user '\(configuration.user)' at \(target): \(error.message)"
