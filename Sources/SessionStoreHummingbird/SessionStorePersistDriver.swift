@@ -2,6 +2,7 @@
 import Crypto
 import Foundation
 public import Hummingbird
+public import Logging
 public import SessionStore
 
 /// Hummingbird's key/value ``PersistDriver`` on any ``StorageBackend`` of this package, so
@@ -61,6 +62,32 @@ public struct SessionStorePersistDriver: PersistDriver {
         }
     }
 
+    /// Opens the backend a store URL names (the same URLs as ``SessionStore/open(_:backends:clock:logger:)``,
+    /// backend options only), so switching between SQLite and MySQL is a configuration change:
+    /// ```swift
+    /// let persist = try await SessionStorePersistDriver.open("sqlite:///var/lib/app/sessions.db", backends: [.sqlite])
+    /// ```
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` for a bad URL, an unknown option or
+    ///   a scheme none of `backends` handles; ``StorageError`` when the backend cannot open.
+    public static func open(
+        _ url: String, backends: [StorageBackendFactory], configuration: Configuration = Configuration(),
+        clock: any SessionClock = SystemSessionClock(), logger: Logger = Logger(label: "SessionStoreHummingbird")
+    ) async throws -> SessionStorePersistDriver {
+        var storeURL = try StoreURL(url)
+        guard let factory = backends.first(where: { $0.schemes.contains(storeURL.scheme) }) else {
+            throw StoreURL.invalid(
+                "no linked backend handles \"\(storeURL.scheme):\" (linked: \(backends.flatMap(\.schemes).joined(separator: ", ")))")
+        }
+        let backend = try await factory.makeBackend(&storeURL, logger: logger)
+        do {
+            try storeURL.checkAllTaken()
+        } catch {
+            try await backend.close()
+            throw error
+        }
+        return SessionStorePersistDriver(backend: backend, configuration: configuration, clock: clock)
+    }
+
     /// Stores `value` under `key`.
     /// - Throws: `PersistError.duplicate` when a live value exists for `key`;
     ///   ``StorageError``; ``SessionStoreError`` `dataTooLarge`.
@@ -73,11 +100,13 @@ public struct SessionStorePersistDriver: PersistDriver {
 
     /// Stores `value` under `key`, replacing any value; `expires: nil` keeps a stored
     /// value's expiry (a new value then never expires).
-    /// - Throws: ``StorageError``; ``SessionStoreError`` `dataTooLarge`.
+    /// - Throws: ``StorageError`` (`busy` if other writers changed the key 10,000 times in a
+    ///   row meanwhile); ``SessionStoreError`` `dataTooLarge`.
     public func set<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
         let data = try encode(value)
         let key = storageKey(key)
-        while true {
+        // Each failed round means another writer's change landed, so this always progresses.
+        for _ in 0..<10_000 {
             let now = clock.now()
             let expiresAt = expires.map { Self.expiry($0, now: now) }
             // Atomic read-decide-write: replace in place unless the expiry moves backwards,
@@ -104,6 +133,9 @@ public struct SessionStorePersistDriver: PersistDriver {
             // Another writer got in between: decide again on what it left.
             await Task.yield()
         }
+        throw StorageError(
+            kind: .busy, engine: "hummingbird-persist", operation: "set",
+            message: "the key kept changing during 10000 attempts")
     }
 
     /// The value under `key`, or `nil` when absent or expired.

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import SessionStore
 @testable import SessionStoreHummingbird
+import SessionStoreSQLite
 import SessionStoreTesting
 import Testing
 
@@ -309,6 +310,36 @@ struct PersistDriverTests {
             clock.advance(by: .seconds(600))
             #expect(try await driver.cleanup() == 1)
             #expect(try await database.rows() == 2)
+        }
+    }
+
+    @Test("open(url) picks the backend by URL and rejects unknown options and schemes")
+    func openByURL() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("persist-open-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("kv.db").path
+        do {
+            try await Self.openByURL(path: path)
+        } catch {
+            try FileManager.default.removeItem(at: directory)
+            throw error
+        }
+        try FileManager.default.removeItem(at: directory)
+    }
+
+    static func openByURL(path: String) async throws {
+        let driver = try await SessionStorePersistDriver.open("sqlite://\(path)?table=kv", backends: [.sqlite])
+        try await driver.set(key: "a", value: 42, expires: .seconds(60))
+        #expect(try await driver.get(key: "a", as: Int.self) == 42)
+        try await driver.shutdown()
+        let reopened = try await SessionStorePersistDriver.open("sqlite://\(path)?table=kv", backends: [.sqlite])
+        #expect(try await reopened.get(key: "a", as: Int.self) == 42, "the value is in the file")
+        try await reopened.shutdown()
+        await #expect(throws: SessionStoreError.self) {
+            try await SessionStorePersistDriver.open("sqlite://\(path)?no_such_option=1", backends: [.sqlite])
+        }
+        await #expect(throws: SessionStoreError.self) {
+            try await SessionStorePersistDriver.open("redis://localhost/", backends: [.sqlite])
         }
     }
 
