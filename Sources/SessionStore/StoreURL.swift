@@ -56,7 +56,10 @@ public struct StoreURL: Sendable, CustomStringConvertible {
                         user = try Self.decode(credentials, what: "user")
                     }
                 }
-                if let separator = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
+                // A list of hosts (`h1:3306,h2`) keeps its ports for the backend to read, unless
+                // its last host has one.
+                if let separator = authority.lastIndex(of: ":"), !authority.hasSuffix("]"),
+                   !authority[separator...].contains(",") {
                     let portText = authority[authority.index(after: separator)...]
                     guard let value = Int(portText), (1...65535).contains(value) else {
                         throw Self.invalid("invalid port \"\(portText)\" in configuration URL")

@@ -130,10 +130,16 @@ final class MySQLHostSet: Sendable {
     }
 
     /// The first host in list order not marked down (for ``MySQLConfiguration/HostOrder/ordered``).
+    /// A failed host whose wait is over is claimed for one probe, so that one caller, not
+    /// every slot, tries it (a host that hangs costs one connect timeout per interval).
     func preferred() -> Int? {
         let now = ContinuousClock.now
         return health.withLock { health in
-            health.indices.first { health[$0].downUntil.map { $0 <= now } ?? true }
+            guard let index = health.indices.first(where: { health[$0].downUntil.map { $0 <= now } ?? true }) else {
+                return nil
+            }
+            if health[index].downUntil != nil { health[index].downUntil = now + retryInterval }
+            return index
         }
     }
 

@@ -213,7 +213,7 @@ final class MySQLPool: Sendable {
     /// once that one answers again.
     private func ready(_ slot: Slot, operation: String) throws(StorageError) -> MySQLConnection {
         if let connection = slot.connection {
-            if hosts.order == .ordered, let preferred = hosts.preferred(), preferred < slot.host {
+            if slot.host > 0, hosts.order == .ordered, let preferred = hosts.preferred(), preferred < slot.host {
                 do {
                     let better = try open(host: preferred)
                     logger.debug("MySQL host usable again; moving a connection back", metadata: [
