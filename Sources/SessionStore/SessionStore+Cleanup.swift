@@ -68,7 +68,8 @@ extension SessionStore {
     }
 
     /// Runs ``cleanup()`` every `interval` until ``shutdown()``. Failures are logged and
-    /// counted, and the next round runs as scheduled.
+    /// counted, and the next round runs as scheduled; a backend closed without
+    /// ``shutdown()`` ends the schedule (one warning).
     public func startBackgroundCleanup(every interval: Duration) {
         precondition(interval > .zero, "cleanup interval must be positive")
         cleanupState.withLock { state in
@@ -82,6 +83,11 @@ extension SessionStore {
                     }
                     do {
                         _ = try await cleanup()
+                    } catch let error as StorageError where error.kind == .closed {
+                        // The backend was closed without this store's shutdown(): nothing
+                        // will ever work again, so stop instead of failing every round.
+                        logger.warning("background cleanup stopped: the backend was closed", metadata: ["error": "\(error)"])
+                        return
                     } catch {
                         if isClosed.load(ordering: .relaxed) { return }
                         // Nobody awaits a background cleanup: this line is its only report.

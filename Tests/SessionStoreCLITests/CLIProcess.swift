@@ -41,8 +41,8 @@ enum CLI {
     }
 
     /// A started child whose output goes to files in `directory`.
-    final class Child: @unchecked Sendable {  // @unchecked: used by one test task at a time
-        let process: Process
+    final class Child: Sendable {
+        let process: ChildProcess
         let stdoutPath: String
         let stderrPath: String
 
@@ -54,13 +54,8 @@ enum CLI {
                   FileManager.default.createFile(atPath: stderrPath, contents: nil) else {
                 throw CLIFixtureError(message: "cannot create output files in \(directory.path)")
             }
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: try #require(CLI.path, "session-store not built: run swift build --build-tests"))
-            process.arguments = arguments
-            process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-            process.standardInput = FileHandle.nullDevice
-            try ChildProcesses.run(process)
+            let path = try #require(CLI.path, "session-store not built: run swift build --build-tests")
+            process = try ChildProcess.spawn(path, arguments, stdout: .file(stdoutPath), stderr: .file(stderrPath))
         }
 
         /// What the child wrote to standard error so far.
@@ -70,22 +65,16 @@ enum CLI {
 
         /// Waits for the child to end (off the cooperative pool) and returns its run.
         func wait() async throws -> Run {
-            let process = process
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                DispatchQueue.global().async {
-                    process.waitUntilExit()
-                    continuation.resume()
-                }
-            }
+            let ended = await process.wait()
             return Run(
-                status: process.terminationReason == .exit ? process.terminationStatus : -process.terminationStatus,
+                status: ended.status,
                 stdout: try String(contentsOfFile: stdoutPath, encoding: .utf8),
                 stderr: try String(contentsOfFile: stderrPath, encoding: .utf8))
         }
 
         /// SIGKILLs the child.
         func kill() {
-            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            process.kill()
         }
     }
 

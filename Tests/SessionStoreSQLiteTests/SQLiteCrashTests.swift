@@ -29,19 +29,16 @@ enum CrashWriter {
         return nil
     }
 
-    static func launch(_ arguments: [String], output: Pipe? = nil) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(path, "session-store-crash-writer not built: run swift build --build-tests"))
-        process.arguments = arguments
-        if let output { process.standardOutput = output }
-        try ChildProcesses.run(process)
-        return process
+    static func launch(_ arguments: [String], output: ChildProcess.Output = .null) throws -> ChildProcess {
+        let path = try #require(path, "session-store-crash-writer not built: run swift build --build-tests")
+        return try ChildProcess.spawn(path, arguments, stdout: output)
     }
 
     /// SIGKILLs `process` and waits for it.
-    static func kill(_ process: Process) {
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+    @discardableResult
+    static func kill(_ process: ChildProcess) -> ChildProcess.Termination {
+        process.kill()
+        return process.waitBlocking()
     }
 }
 
@@ -89,8 +86,8 @@ struct SQLiteCrashTests {
                 let child = try CrashWriter.launch(["save", database.path, reportPath, synchronous.rawValue])
                 // Random moments: during open and schema set-up, early saves, steady state.
                 try await Task.sleep(for: .milliseconds(Int.random(in: 5...250)))
-                CrashWriter.kill(child)
-                #expect(child.terminationReason == .uncaughtSignal, "the child died of SIGKILL, not of an error")
+                let ended = CrashWriter.kill(child)
+                #expect(ended == .signalled(SIGKILL), "the child died of SIGKILL, not of an error: \(ended)")
                 kills += 1
 
                 #expect(try integrityCheck(database.path) == "ok", "integrity_check after kill \(kills)")

@@ -23,14 +23,9 @@ enum Mounts {
     }()
 
     static func run(_ tool: String, _ arguments: String...) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        process.standardError = FileHandle.nullDevice
-        try ChildProcesses.run(process)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RawSQLiteError(message: "\(tool) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        let ended = try ChildProcess.spawn(tool, arguments).waitBlocking()
+        guard ended == .exited(0) else {
+            throw RawSQLiteError(message: "\(tool) \(arguments.joined(separator: " ")) ended with \(ended)")
         }
     }
 }
@@ -82,9 +77,13 @@ struct SQLiteFaultTests {
             try before.set("user", "alice")
             try await store.save(&before)
 
-            let output = Pipe()
-            let holder = try CrashWriter.launch(["lock", database.path, "30"], output: output)
-            let greeting = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+            let output = try ChildProcess.makePipe()
+            let holder = try CrashWriter.launch(["lock", database.path, "30"], output: .descriptor(output.write))
+            close(output.write)
+            defer { close(output.read) }
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let count = read(output.read, &buffer, buffer.count)
+            let greeting = String(decoding: buffer.prefix(max(0, count)), as: UTF8.self)
             #expect(greeting.hasPrefix("locked"), "the other process holds BEGIN EXCLUSIVE")
 
             var blocked = store.newSession()
