@@ -1,4 +1,6 @@
-#if Vapor
+// Shared by the Vapor and Hummingbird driver test targets (a symbolic link in each); each
+// target names its files and tables with `DriverTests.name`. Needs no framework, so it
+// builds with or without the traits.
 import CSessionStoreSQLite
 import Foundation
 import SessionStore
@@ -58,7 +60,7 @@ final class TestDatabase: Sendable {
         switch engine {
         case .sqlite:
             let directory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("sessionstore-vapor-\(UUID().uuidString)")
+                .appendingPathComponent("sessionstore-\(DriverTests.name)-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let path = directory.appendingPathComponent("sessions.db").path
             var configuration = SQLiteConfiguration(path: path)
@@ -77,7 +79,7 @@ final class TestDatabase: Sendable {
         case .mysql:
             var url = try StoreURL(try #require(Engine.mysqlURL, "SESSION_STORE_MYSQL_URL not set"))
             var configuration = try MySQLConfiguration(url: &url)
-            let table = "t_vapor_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+            let table = "t_\(DriverTests.name)_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
             configuration.table = table
             let backend = try await MySQLBackend(configuration: configuration)
             let admin = try await MySQLBackend(configuration: configuration)
@@ -200,11 +202,10 @@ func withDatabase(_ engine: Engine, _ body: (TestDatabase) async throws -> Void)
 }
 
 /// Fails a CI run without a MySQL server, so the MySQL variants never skip silently there.
-@Suite("Vapor driver: MySQL server availability")
-struct VaporMySQLAvailabilityTests {
+@Suite("Driver tests: MySQL server availability")
+struct DriverMySQLAvailabilityTests {
     @Test("SESSION_STORE_MYSQL_URL is set (required in CI)", .enabled(if: Engine.isCI))
     func serverConfigured() {
         #expect(Engine.mysqlURL != nil, "SESSION_STORE_MYSQL_URL is missing although CI is set; use bash .ci/test")
     }
 }
-#endif

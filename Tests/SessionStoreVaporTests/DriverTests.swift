@@ -1,0 +1,4 @@
+/// How this target names its temporary files and tables (see DriverTestDatabase.swift).
+enum DriverTests {
+    static let name = "vapor"
+}
