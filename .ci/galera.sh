@@ -30,23 +30,9 @@ DB_USER=sessions
 NODES=(1 2 3)
 PROVIDER_PATHS=(/usr/lib/galera/libgalera_smm.so /usr/lib/galera4/libgalera_smm.so /usr/lib64/galera-4/libgalera_smm.so)
 
-log() { echo "galera.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "need root to run: $*"; fi
-}
-
-find_bin() {
-    local name
-    for name in "$@"; do
-        if command -v "$name" >/dev/null 2>&1; then command -v "$name"; return 0; fi
-        if [ -x "/usr/sbin/$name" ]; then echo "/usr/sbin/$name"; return 0; fi
-    done
-    return 1
-}
+LOG_PREFIX=galera.sh
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 provider() {
     local path
@@ -62,12 +48,7 @@ ensure_packages() {
     provider >/dev/null || missing+=(galera-4)
     command -v rsync >/dev/null || missing+=(rsync)
     find_bin ss >/dev/null || missing+=(iproute2)
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing: ${missing[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-            apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >&2
-    fi
+    install_missing ${missing[@]+"${missing[@]}"}
     id mysql >/dev/null 2>&1 || die "no mysql user (it comes with mariadb-server)"
 }
 

@@ -23,23 +23,9 @@ SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[
 DATABASE=sessions_test
 DB_USER=sessions
 
-log() { echo "mariadb.sh: $*" >&2; }
-die() { log "$*"; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then "$@"
-    elif command -v sudo >/dev/null; then sudo "$@"
-    else die "need root to run: $*"; fi
-}
-
-find_bin() {
-    local name
-    for name in "$@"; do
-        if command -v "$name" >/dev/null 2>&1; then command -v "$name"; return 0; fi
-        if [ -x "/usr/sbin/$name" ]; then echo "/usr/sbin/$name"; return 0; fi
-    done
-    return 1
-}
+LOG_PREFIX=mariadb.sh
+# shellcheck source=common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ensure_packages() {
     local missing=()
@@ -49,13 +35,7 @@ ensure_packages() {
     [ -f /usr/include/mariadb/mysql.h ] || missing+=(libmariadb-dev)
     command -v pkg-config >/dev/null || missing+=(pkg-config)
     command -v openssl >/dev/null || missing+=(openssl)
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing: ${missing[*]}"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-        # policy-rc.d keeps the package from starting the system service on install.
-        as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-            apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >&2
-    fi
+    install_missing ${missing[@]+"${missing[@]}"}
 }
 
 free_port() {

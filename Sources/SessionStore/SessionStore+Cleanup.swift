@@ -69,11 +69,16 @@ extension SessionStore {
 
     /// Runs ``cleanup()`` every `interval` until ``shutdown()``. Failures are logged and
     /// counted, and the next round runs as scheduled; a backend closed without
-    /// ``shutdown()`` ends the schedule (one warning).
+    /// ``shutdown()`` ends the schedule (one warning). A second call while a schedule runs
+    /// is ignored with a warning.
     public func startBackgroundCleanup(every interval: Duration) {
+        // The interval is the app's own constant, never a request's value.
         precondition(interval > .zero, "cleanup interval must be positive")
         cleanupState.withLock { state in
-            precondition(state.background == nil, "background cleanup is already running")
+            guard state.background == nil else {
+                logger.warning("background cleanup is already running; the second schedule is ignored")
+                return
+            }
             state.background = Task {
                 while true {
                     do {

@@ -35,6 +35,8 @@ public final class SessionStore: Sendable {
         metricsLabel: String = "session_store",
         metricsFactory: (any MetricsFactory)? = nil
     ) {
+        // The configuration is the app's code; `open(_:backends:)` turns a bad URL into a
+        // thrown error before it gets here, so no request value can reach this check.
         do {
             try configuration.validate()
         } catch {

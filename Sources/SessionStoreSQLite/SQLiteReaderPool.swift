@@ -39,14 +39,16 @@ final class SQLiteReaderPool: Sendable {
     ///   what `body` threw.
     func withReader<T>(operation: String, _ body: (SQLiteConnection) throws -> T) async throws -> T {
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: busyTimeout)
+        var deadline: ContinuousClock.Instant?  // Read the clock only once the database is busy.
         while true {
             let reader = try await checkOut(operation: operation)
             do {
                 let result = try body(reader.connection)
                 checkIn(reader)
                 return result
-            } catch let error as StorageError where error.kind == .busy && clock.now < deadline {
+            } catch let error as StorageError
+                where error.kind == .busy && clock.now < (deadline ?? clock.now.advanced(by: busyTimeout)) {
+                if deadline == nil { deadline = clock.now.advanced(by: busyTimeout) }
                 checkIn(reader)
                 try await Task.sleep(for: .milliseconds(1))
             } catch {

@@ -40,8 +40,14 @@ enum Redaction {
             if candidate.hasPrefix("-"), let equals = candidate.firstIndex(of: "=") {
                 candidate = candidate[candidate.index(after: equals)...]
             }
-            guard candidate.contains("@"), let url = try? StoreURL(String(candidate)),  // not a URL: nothing to hide
-                  let password = url.password, !password.isEmpty else { continue }
+            guard candidate.contains("@") else { continue }
+            let url: StoreURL
+            do {
+                url = try StoreURL(String(candidate))
+            } catch {
+                continue  // Deliberate: an argument that is not a URL carries no password to hide.
+            }
+            guard let password = url.password, !password.isEmpty else { continue }
             result = result.replacingOccurrences(of: String(candidate), with: url.description)
             if password.count >= 4 {
                 result = result.replacingOccurrences(of: password, with: "***")
