@@ -14,18 +14,12 @@ let package = Package(
         .library(name: "SessionStoreSQLite", targets: ["SessionStoreSQLite"]),
         .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
         .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
-        .executable(name: "bench", targets: ["bench"]),
         .executable(name: "session-store", targets: ["session-store"]),
         // Framework drivers (issue 10): each builds only with its trait enabled.
         .library(name: "SessionStoreVapor", targets: ["SessionStoreVapor"]),
         .library(name: "SessionStoreHummingbird", targets: ["SessionStoreHummingbird"]),
     ],
     traits: [
-        .trait(
-            name: "MySQL",
-            description: "Builds bench's --backend mysql (needs libmariadb-dev). Off by default so "
-                + "`swift run -c release bench` needs only SQLite."
-        ),
         .trait(
             name: "Vapor",
             description: "Builds SessionStoreVapor, the Vapor 4 session driver. Off by default, so "
@@ -42,7 +36,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // Used only under the Vapor / Hummingbird traits.
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -92,20 +85,6 @@ let package = Package(
         .target(
             name: "SessionStoreTesting",
             dependencies: ["SessionStore", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: upcoming
-        ),
-        .executableTarget(
-            name: "bench",
-            dependencies: [
-                "SessionStore",
-                "SessionStoreSQLite",
-                "CSessionStoreSQLite",
-                .target(name: "SessionStoreMySQL", condition: .when(traits: ["MySQL"])),
-                .target(name: "CSessionStoreMariaDB", condition: .when(traits: ["MySQL"])),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ],
-            path: "Benchmarks/bench",
             swiftSettings: upcoming
         ),
         // The operator CLI (issue 14): schema, stats, cleanup, copy, check, upgrade.

@@ -1,5 +1,5 @@
 #if MySQL
-import CSessionStoreMariaDB
+import CBenchMariaDB
 import SessionStore
 import SessionStoreMySQL
 
