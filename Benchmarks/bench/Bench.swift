@@ -160,6 +160,18 @@ struct Bench: AsyncParsableCommand {
         if let soak, soak < 1 { throw ValidationError("--soak wants a positive number of seconds") }
     }
 
+    /// `--profile` on `engine`, or the chosen scenarios.
+    private func execute<E: Engine>(_ run: BenchRun, _ scenarios: [Scenario], on engine: E) async throws {
+        guard let profile else {
+            try await run.run(scenarios, on: engine)
+            return
+        }
+        guard let operation = ProfiledOperation(rawValue: profile) else {
+            throw ValidationError("--profile takes one of \(ProfiledOperation.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        try await run.profile(operation, iterations: iterations, on: engine)
+    }
+
     static func parseList(_ text: String, _ name: String) throws -> [Int] {
         let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
@@ -207,33 +219,17 @@ struct Bench: AsyncParsableCommand {
             if !keep { try? FileManager.default.removeItem(atPath: workDir) }
         }
         let run = BenchRun(settings: settings, report: report)
-        if let profile {
-            guard let operation = ProfiledOperation(rawValue: profile) else {
-                throw ValidationError("--profile takes one of \(ProfiledOperation.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            try await run.profile(operation, iterations: iterations)
-            return
-        }
         switch backend {
         case .sqlite:
-            for scenario in chosen {
-                switch scenario {
-                case .loads: try await run.loads()
-                case .mix: try await run.mix()
-                case .saves: try await run.saves()
-                case .cleanup: try await run.cleanup()
-                case .keys: try await run.keys()
-                case .soak: try await run.soak()
-                }
-            }
+            try await execute(run, chosen, on: SQLiteEngine(settings: settings))
         case .mysql:
             #if MySQL
-            try await run.mysql(chosen)
+            try await execute(run, chosen, on: MySQLEngine(settings: settings))
             #else
             preconditionFailure("validate() refuses --backend mysql without the MySQL trait")
             #endif
         }
-        run.summarize()
+        if profile != nil { return }
         report.printTargets()
         let total = Double(nanos() - started) / 1e9
         report.environment["total_s"] = Fmt.fixed(total, 1)

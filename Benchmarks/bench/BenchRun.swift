@@ -1,6 +1,5 @@
 import Foundation
 import SessionStore
-import SessionStoreSQLite
 import Synchronization
 
 /// One run of the benchmark: settings, the report, and the figures the targets need.
@@ -23,8 +22,8 @@ final class BenchRun {
         var cleanupWriterStall: (expired: Int, ms: Double)?
         var cleanupReaderP99: (expired: Int, ms: Double)?
         var cleanupVsDelete: (expired: Int, ratio: Double)?
-        /// MySQL store hit vs the C client's prepared statement, per task count, largest table.
-        var mysqlLoadVsFloorByTasks: [Int: Double] = [:]
+        /// Store hit vs the floor, per task count, largest table.
+        var loadVsFloorByTasks: [Int: Double] = [:]
         var keyHashShare: Double?
         /// Requests/s of the soak's last `window` seconds over its first.
         var soakFlatness: (window: Int, ratio: Double)?
@@ -40,36 +39,46 @@ final class BenchRun {
 
     var window: Window { settings.window }
 
-    func file(_ name: String) -> String {
-        (settings.dir as NSString).appendingPathComponent(name)
-    }
-
-    /// Removes a database file with its WAL and shared-memory files.
-    func remove(_ path: String) {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
-    }
-
     func status(_ text: String) {
         Progress.write("\r\u{1B}[K\(text)")
     }
 
-    /// A store over the SQLite backend as the scenarios use it.
-    func openStore(
-        path: String, layout: KeyLayout = SQLiteConfiguration().keyLayout, synchronous: SQLiteConfiguration.Synchronous = .normal,
-        groupCommit: Bool = true, clock: any SessionClock = SystemSessionClock()
-    ) throws -> SessionStore {
-        let backend = try SQLiteBackend(
-            configuration: Fill.sqliteConfiguration(
-                path: path, layout: layout, synchronous: synchronous, groupCommit: groupCommit, settings: settings),
-            logger: quietLogger)
+    /// Runs the chosen scenarios on `engine`, then builds the targets.
+    func run<E: Engine>(_ scenarios: [Scenario], on engine: E) async throws {
+        report.environment.merge(engine.environment) { _, new in new }
+        for scenario in scenarios {
+            switch scenario {
+            case .loads: try await loads(engine)
+            case .mix: try await mix(engine)
+            case .saves: try await saves(engine)
+            case .cleanup: try await cleanup(engine)
+            case .keys: try await keys(engine)
+            case .soak: try await soak(engine)
+            }
+        }
+        summarize(engine)
+    }
+
+    /// The store's policy as the scenarios use it.
+    func storeConfiguration() -> SessionStoreConfiguration {
         var configuration = SessionStoreConfiguration()
         configuration.cleanupBatchSize = settings.cleanupBatch
         configuration.idHashing = settings.idHashing
-        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: quietLogger)
+        return configuration
+    }
+
+    /// A store over `table` as the scenarios use it.
+    func openStore<E: Engine>(
+        _ engine: E, _ table: StoreTable, durability: Durability? = nil, writeMode: WriteMode? = nil,
+        configuration: SessionStoreConfiguration? = nil, clock: any SessionClock = SystemSessionClock()
+    ) async throws -> SessionStore {
+        let backend = try await engine.openBackend(table, durability: durability, writeMode: writeMode)
+        return SessionStore(
+            backend: backend, configuration: configuration ?? storeConfiguration(), clock: clock, logger: quietLogger)
     }
 
     /// Builds the target lines from whatever ran.
-    func summarize() {
+    func summarize<E: Engine>(_ engine: E) {
         let f = figures
         func add(_ target: String, _ goal: String, _ measured: String?, _ met: Bool?) {
             report.targets.append(TargetResult(target: target, goal: goal, measured: measured ?? "not run", met: measured == nil ? nil : met))
@@ -87,7 +96,7 @@ final class BenchRun {
             f.loadScaling.map { "\(Fmt.fixed($0.ratio, 2))× at \(Fmt.rows($0.rows)) rows (floor \(Fmt.fixed($0.floor, 2))×)" }, f.loadScaling.map { $0.ratio >= 1.8 })
         add("writes skipped, read-mostly mix", "≥ 90%",
             f.mixSkipped.map { "\(Fmt.fixed($0, 1))% (ceiling 90%: 10% of requests change data)" }, f.mixSkipped.map { $0 >= 90 })
-        if settings.url == nil {  // Group commit and synchronous levels exist on SQLite only.
+        if engine.applies(.groupCommit) {
             add("group commit FULL vs floor 100/txn", "≥ 0.70×",
                 f.groupFullVsFloor.map { "\(Fmt.fixed($0.ratio, 2))× with \($0.writers) writers" },
                 f.groupFullVsFloor.map { $0.ratio >= 0.7 })
@@ -103,16 +112,16 @@ final class BenchRun {
             f.cleanupVsDelete.map { "\(Fmt.fixed($0.ratio, 2))× (\(Fmt.rows($0.expired)) expired rows)" }, f.cleanupVsDelete.map { $0.ratio <= 2 })
         add("soak: throughput last vs first seconds", "≥ 0.90×",
             f.soakFlatness.map { "\(Fmt.fixed($0.ratio, 2))× (\($0.window) s each)" }, f.soakFlatness.map { $0.ratio >= 0.9 })
-        if settings.url == nil {
+        if engine.applies(.walPeak) {
             add("soak: WAL peak", "≤ 32 MB",
                 f.soakWALPeak.map { "\(Fmt.fixed(Double($0.bytes) / 1e6, 1)) MB" }, f.soakWALPeak.map { $0.bytes <= $0.bound })
         }
         add("soak: resident memory end vs start", "≤ 1.10×",
             f.soakMemoryGrowth.map { "\(Fmt.fixed($0, 2))×" }, f.soakMemoryGrowth.map { $0 <= 1.1 })
-        if settings.url != nil {
+        if engine.applies(.loadVsFloorByTasks) {
             for tasks in settings.concurrency.sorted() {
-                let ratio = f.mysqlLoadVsFloorByTasks[tasks]
-                add("MySQL load vs C client, \(tasks) task(s)", "≤ 1.20×",
+                let ratio = f.loadVsFloorByTasks[tasks]
+                add(engine.labelled("load vs \(engine.floorName), \(tasks) task(s)"), "≤ 1.20×",
                     ratio.map { "\(Fmt.fixed($0, 2))×" }, ratio.map { $0 <= 1.2 })
             }
         }

@@ -37,47 +37,41 @@ extension BenchRun {
     /// Scenario 4: cleanup of a table of which half has expired, while a reader and a
     /// writer run: the store's batched cleanup, one unbounded DELETE (the floor), and the
     /// naive store's select-then-delete-one-by-one.
-    func cleanup() async throws {
-        let scenario = "4 cleanup: half the table expired, 1 reader + 1 writer (1 save/ms) running"
+    func cleanup<E: Engine>(_ engine: E) async throws {
+        let scenario = engine.title("4 cleanup", "half the table expired, 1 reader + 1 writer (1 save/ms) running")
         let rows = settings.cleanupRows
         let expired = (rows + 1) / 2
-        let mmap = settings.mmapSize
-        let batch = settings.cleanupBatch
+        let method = engine.cleanupMethod(batch: settings.cleanupBatch)
 
         // The store's batched cleanup; reader and writer through the store.
-        let storePath = file("cleanup-store.db")
-        try await Fill.storeTable(path: storePath, rows: rows, plan: .halfExpired, settings: settings)
-        let store = try openStore(path: storePath)
-        let storeOutcome = try await underStoreLoad(store, rows: rows, label: "cleanup: store, batches of \(batch)") {
+        let storeTable = try await engine.fillStoreTable("cleanup-store", rows: rows, key: engine.keyVariants[0], plan: .halfExpired)
+        let store = try await openStore(engine, storeTable)
+        let storeOutcome = try await underStoreLoad(store, rows: rows, label: engine.labelled("cleanup: store, \(method)")) {
             try await store.cleanup()
         }
         try await store.shutdown()
-        remove(storePath)
+        try await engine.drop(storeTable.location)
 
         // The floor: one unbounded DELETE through the C API; the same store reader and writer.
-        let floorPath = file("cleanup-floor.db")
-        try await Fill.storeTable(path: floorPath, rows: rows, plan: .halfExpired, settings: settings)
-        let floorStore = try openStore(path: floorPath)
-        let floorOutcome = try await underStoreLoad(floorStore, rows: rows, label: "cleanup: one DELETE (floor)") {
+        let floorTable = try await engine.fillStoreTable("cleanup-floor", rows: rows, key: engine.keyVariants[0], plan: .halfExpired)
+        let floorStore = try await openStore(engine, floorTable)
+        let floorOutcome = try await underStoreLoad(floorStore, rows: rows, label: engine.labelled("cleanup: one DELETE (floor)")) {
             try await onThread {
-                let db = try RawDB(path: floorPath, mmapSize: mmap)
-                try db.exec("DELETE FROM sessions WHERE expires_at < \(wallMillis())")
-                return db.changes
+                try engine.floor(floorTable, durability: nil).deleteExpired(now: wallMillis())
             }
         }
         try await floorStore.shutdown()
-        remove(floorPath)
+        try await engine.drop(floorTable.location)
 
         // The naive store: select the expired ids, delete them one by one; naive reader and writer.
-        let naivePath = file("cleanup-naive.db")
-        try await Fill.naiveTable(path: naivePath, rows: rows, plan: .halfExpired)
-        let naiveOutcome = try await underNaiveLoad(rows: rows, expired: expired) {
-            try NaiveStore(path: naivePath, mmapSize: mmap)
+        let naiveTable = try await engine.fillNaiveTable("cleanup-naive", rows: rows, plan: .halfExpired)
+        let naiveOutcome = try await underNaiveLoad(rows: rows, expired: expired, label: engine.labelled("cleanup: naive, one DELETE per row")) {
+            try engine.naive(naiveTable, durability: nil)
         }
-        remove(naivePath)
+        try await engine.drop(naiveTable.location)
 
         reportCleanup(
-            scenario: scenario, rows: rows, expired: expired, store: storeOutcome, storeName: "store cleanup, batches of \(batch)",
+            scenario: scenario, rows: rows, expired: expired, store: storeOutcome, storeName: "store cleanup, \(method)",
             floor: floorOutcome, naive: naiveOutcome)
     }
 
@@ -180,7 +174,7 @@ extension BenchRun {
 
     /// The naive store's cleanup with its own reader and writer on plain threads.
     func underNaiveLoad(
-        rows: Int, expired: Int, _ makeNaive: @escaping @Sendable () throws -> any NaiveConnection
+        rows: Int, expired: Int, label: String, _ makeNaive: @escaping @Sendable () throws -> any NaiveConnection
     ) async throws -> CleanupOutcome {
         let stop = StopFlag()
         let origin = Origin()
@@ -218,7 +212,7 @@ extension BenchRun {
         do {
             result = .success(try await onThread {
                 let naive = try makeNaive()
-                let progress = Progress("cleanup: naive, one DELETE per row", total: expired)
+                let progress = Progress(label, total: expired)
                 defer { progress.finish() }
                 return try naive.cleanup(now: wallMillis(), progress: progress)
             })

@@ -6,7 +6,7 @@ import SessionStoreSQLite
 /// known in advance: no id validation, no hashing, no decoding).
 ///
 /// Not `Sendable`: one per thread.
-final class Floor {
+final class SQLiteFloor: FloorConnection {
     let db: RawDB
     private let load: RawStatement
     private let update: RawStatement
@@ -22,8 +22,6 @@ final class Floor {
             "UPDATE sessions SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4) WHERE \(key)")
     }
 
-    /// A point lookup of a live row by its stored key, copying its data out as any caller
-    /// would. Returns whether a row was found.
     @inline(__always)
     func load(_ key: String, checksum: UInt32, now: Int64) throws -> Bool {
         if layout == .checksumAndID { load.bind(1, Int64(checksum)) }
@@ -35,7 +33,6 @@ final class Floor {
         return !data.isEmpty && load.int64(1) > 0
     }
 
-    /// Rewrites one row's data and expiry (what a store save does).
     @inline(__always)
     func update(_ key: String, checksum: UInt32, data: [UInt8], expiresAt: Int64) throws {
         if layout == .checksumAndID { update.bind(1, Int64(checksum)) }
@@ -43,5 +40,14 @@ final class Floor {
         update.bind(3, blob: data)
         update.bind(4, expiresAt)
         try update.run()
+    }
+
+    func begin() throws { try db.exec("BEGIN") }
+
+    func commit() throws { try db.exec("COMMIT") }
+
+    func deleteExpired(now: Int64) throws -> Int {
+        try db.exec("DELETE FROM sessions WHERE expires_at < \(now)")
+        return db.changes
     }
 }

@@ -3,22 +3,20 @@ import SessionStore
 extension BenchRun {
     /// Scenario 1: point loads of stored ids (hits) and unknown ids (misses), by table
     /// size and concurrency, against the floor and the naive store on the same data.
-    func loads() async throws {
-        let scenario = "1 loads: point loads, hits and misses (ops = loads)"
+    func loads<E: Engine>(_ engine: E) async throws {
+        let scenario = engine.title("1 loads", "point loads, hits and misses (ops = loads)")
         let largest = settings.rows.max()!
         for rows in settings.rows {
-            let path = file("loads-\(rows).db")
-            let naivePath = file("loads-naive-\(rows).db")
-            let keys = try await Fill.storeTable(path: path, rows: rows, plan: .fresh, settings: settings)
-            try await Fill.naiveTable(path: naivePath, rows: rows, plan: .fresh)
-            let store = try openStore(path: path)
-            let mmap = settings.mmapSize
+            let table = try await engine.fillStoreTable("loads-\(rows)", rows: rows, key: engine.keyVariants[0], plan: .fresh)
+            let naiveTable = try await engine.fillNaiveTable("loads-naive-\(rows)", rows: rows, plan: .fresh)
+            let keys = table.keys
+            let store = try await openStore(engine, table)
             var storeByConcurrency: [Int: Double] = [:]
             var floorByConcurrency: [Int: Double] = [:]
             for tasks in settings.concurrency {
-                status("loads \(Fmt.rows(rows)) rows, \(tasks) task(s)")
+                status(engine.labelled("loads \(Fmt.rows(rows)) rows, \(tasks) task(s)"))
                 let floorHit = try await measureThreads(concurrency: tasks, window: window) { worker in
-                    let floor = try Floor(path: path, mmapSize: mmap)
+                    let floor = try engine.floor(table, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
                         let index = random.below(rows)
@@ -49,7 +47,7 @@ extension BenchRun {
                     }
                 }
                 let naiveHit = try await measureThreads(concurrency: tasks, window: window) { worker in
-                    let naive = try NaiveStore(path: naivePath, mmapSize: mmap)
+                    let naive = try engine.naive(naiveTable, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
                         guard try naive.load(IDs.id(random.below(rows)), now: wallMillis()) != nil else {
@@ -58,7 +56,7 @@ extension BenchRun {
                     }
                 }
                 let floorMiss = try await measureThreads(concurrency: tasks, window: window) { worker in
-                    let floor = try Floor(path: path, mmapSize: mmap)
+                    let floor = try engine.floor(table, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 29)
                     return { _ in
                         let index = random.below(StoredKeys.missCount)
@@ -70,7 +68,7 @@ extension BenchRun {
                     return { _ in _ = try await store.load(id: IDs.missID(random.below(StoredKeys.missCount))) }
                 }
                 let naiveMiss = try await measureThreads(concurrency: tasks, window: window) { worker in
-                    let naive = try NaiveStore(path: naivePath, mmapSize: mmap)
+                    let naive = try engine.naive(naiveTable, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 29)
                     return { _ in _ = try naive.load(IDs.missID(random.below(StoredKeys.missCount)), now: wallMillis()) }
                 }
@@ -83,17 +81,18 @@ extension BenchRun {
                 report.add(ResultRow(
                     scenario: scenario, name: "store hit + 5 attributes read", rows: rows, concurrency: tasks, sample: storeRead,
                     vsFloor: floorHit.opsPerSecond / storeRead.opsPerSecond, vsNaive: naiveHit.opsPerSecond / storeRead.opsPerSecond))
-                report.add(ResultRow(scenario: scenario, name: "floor hit (C API)", rows: rows, concurrency: tasks, sample: floorHit))
+                report.add(ResultRow(scenario: scenario, name: "floor hit (\(engine.floorName))", rows: rows, concurrency: tasks, sample: floorHit))
                 report.add(ResultRow(scenario: scenario, name: "naive hit", rows: rows, concurrency: tasks, sample: naiveHit))
                 report.add(ResultRow(
                     scenario: scenario, name: "store miss", rows: rows, concurrency: tasks, sample: storeMiss,
                     vsFloor: floorMiss.opsPerSecond / storeMiss.opsPerSecond,
                     vsNaive: naiveMiss.opsPerSecond / storeMiss.opsPerSecond))
-                report.add(ResultRow(scenario: scenario, name: "floor miss (C API)", rows: rows, concurrency: tasks, sample: floorMiss))
+                report.add(ResultRow(scenario: scenario, name: "floor miss (\(engine.floorName))", rows: rows, concurrency: tasks, sample: floorMiss))
                 report.add(ResultRow(scenario: scenario, name: "naive miss", rows: rows, concurrency: tasks, sample: naiveMiss))
-                report.plot.loads["store hit, \(tasks) task(s)", default: []].append([Double(rows), storeHit.opsPerSecond])
-                report.plot.loads["floor hit, \(tasks) thread(s)", default: []].append([Double(rows), floorHit.opsPerSecond])
-                report.plot.loads["naive hit, \(tasks) thread(s)", default: []].append([Double(rows), naiveHit.opsPerSecond])
+                report.plot.loads[engine.labelled("store hit, \(tasks) task(s)"), default: []].append([Double(rows), storeHit.opsPerSecond])
+                report.plot.loads[engine.labelled("floor hit, \(tasks) thread(s)"), default: []].append([Double(rows), floorHit.opsPerSecond])
+                report.plot.loads[engine.labelled("naive hit, \(tasks) thread(s)"), default: []].append([Double(rows), naiveHit.opsPerSecond])
+                if rows == largest { figures.loadVsFloorByTasks[tasks] = hitVsFloor }
                 if rows == largest && tasks == settings.concurrency.min() {
                     figures.loadVsFloor = (rows, hitVsFloor)
                     figures.readVsFloor = (rows, floorHit.opsPerSecond / storeRead.opsPerSecond)
@@ -111,8 +110,8 @@ extension BenchRun {
                 if rows == largest { figures.loadScaling = (rows, scaling, floor2 / floor1) }
             }
             try await store.shutdown()
-            remove(naivePath)
-            remove(path)
+            try await engine.drop(naiveTable.location)
+            try await engine.drop(table.location)
         }
     }
 

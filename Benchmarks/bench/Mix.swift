@@ -62,28 +62,25 @@ extension BenchRun {
     /// The store runs on a virtual clock advanced per request (`--mix-rate` simulated
     /// requests per second over `--mix-sessions` active sessions), so the touch interval
     /// plays out as it would over minutes of traffic.
-    func mix() async throws {
-        let scenario = "2 mix: requests (load + app work + save), store vs naive"
+    func mix<E: Engine>(_ engine: E) async throws {
+        let scenario = engine.title("2 mix", "requests (load + app work + save), store vs naive")
         let rows = settings.mixRows
         let active = min(settings.mixSessions, rows)
         let tasks = settings.concurrency.max()!
         let step = Int64(max(1, 1000 / max(1, settings.mixRate)))
-        let mmap = settings.mmapSize
         let idle: Int64 = 30 * 60 * 1000
         let touchInterval: Int64 = 60 * 1000
         let mixes: [(String, Int)] = [("read-mostly 90/8/2", 0), ("bots 80% + 90/8/2", 800)]
         for (label, bots) in mixes {
             let start = wallMillis()
-            let path = file("mix.db")
-            let naivePath = file("mix-naive.db")
-            try await Fill.storeTable(
-                path: path, rows: rows, plan: .recentlyUsed(now: start, idle: idle, touchInterval: touchInterval),
-                settings: settings)
-            try await Fill.naiveTable(path: naivePath, rows: rows, plan: .fresh)
+            let table = try await engine.fillStoreTable(
+                "mix", rows: rows, key: engine.keyVariants[0],
+                plan: .recentlyUsed(now: start, idle: idle, touchInterval: touchInterval))
+            let naiveTable = try await engine.fillNaiveTable("mix-naive", rows: rows, plan: .fresh)
             let clock = VirtualClock(start: start)
-            let store = try openStore(path: path, clock: clock)
+            let store = try await openStore(engine, table, clock: clock)
             let counters = MixCounters()
-            status("mix \(label): store")
+            status(engine.labelled("mix \(label): store"))
             let storeSample = try await measureTasks(concurrency: tasks, window: window) { worker in
                 var random = FastRandom(seed: UInt64(worker) &+ 71)
                 return { iteration in
@@ -95,9 +92,9 @@ extension BenchRun {
                 }
             }
             try await store.shutdown()
-            status("mix \(label): naive")
+            status(engine.labelled("mix \(label): naive"))
             let naiveSample = try await measureThreads(concurrency: tasks, window: window) { worker in
-                let naive = try NaiveStore(path: naivePath, mmapSize: mmap)
+                let naive = try engine.naive(naiveTable, durability: nil)
                 var random = FastRandom(seed: UInt64(worker) &+ 71)
                 return { iteration in
                     let kind = RequestKind.draw(&random, botPerMille: bots)
@@ -127,15 +124,15 @@ extension BenchRun {
                     + "skipped empty \(counters.skippedEmpty.load(ordering: .relaxed)); touch interval skipped "
                     + "\(Fmt.fixed(touchSkipped, 1))% of expiry updates on read-only requests")
             if bots == 0 { figures.mixSkipped = skipped }
-            remove(path)
-            remove(naivePath)
+            try await engine.drop(table.location)
+            try await engine.drop(naiveTable.location)
         }
         report.comment(
             "mix: \(active) active sessions, \(settings.mixRate) simulated requests/s, touch interval 60 s, idle timeout 30 min")
     }
 }
 
-/// One simulated request of the mix against a store; the SQLite and MySQL runs share it.
+/// One simulated request of the mix against a store.
 enum MixRequest {
     static func run(
         _ kind: RequestKind, on store: SessionStore, session index: Int, user: Int, page: String,

@@ -1,14 +1,22 @@
 import SessionStore
 
-/// The naive store's operations, on SQLite (``NaiveStore``) or MySQL (``MyNaive``).
+/// The naive store's operations, on SQLite (``SQLiteNaive``) or MySQL (``MySQLNaive``).
 protocol NaiveConnection: AnyObject {
+    /// Reads and decodes a session; `nil` when missing or expired.
     func load(_ sid: String, now: Int64) throws -> [String: [UInt8]]?
+    /// Writes the session back, as the old stores do at the end of every request.
     func write(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws
     func create(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws
-    func cleanup(now: Int64, progress: Progress?) throws -> Int
+    /// The ids of every expired row.
+    func expiredIDs(now: Int64) throws -> [String]
+    /// Deletes one row in a transaction of its own; returns rows deleted.
+    func delete(_ sid: String) throws -> Int
 }
 
 extension NaiveConnection {
+    /// The idle timeout every write sets.
+    static var idle: Int64 { 30 * 60 * 1000 }
+
     /// One request: load (when a cookie came), let the app change the data, write back.
     /// Always one row written.
     func request(_ sid: String?, now: Int64, _ change: (inout [String: [UInt8]]) -> Void) throws {
@@ -18,7 +26,7 @@ extension NaiveConnection {
         } else {
             var attributes: [String: [UInt8]] = [:]
             change(&attributes)
-            try create(NaiveStore.newID(), attributes, now: now)
+            try create(SessionID.generate().text, attributes, now: now)
         }
     }
 
@@ -30,7 +38,17 @@ extension NaiveConnection {
         try write(sid, attributes, now: now)
     }
 
-    /// One simulated request of the mix, the old way; the SQLite and MySQL runs share it.
+    /// "SELECT the expired, then DELETE them one by one", each delete its own transaction.
+    func cleanup(now: Int64, progress: Progress? = nil) throws -> Int {
+        var deleted = 0
+        for sid in try expiredIDs(now: now) {
+            deleted += try delete(sid)
+            if deleted % 1000 == 0 { progress?.update(deleted) }
+        }
+        return deleted
+    }
+
+    /// One simulated request of the mix, the old way.
     func mixRequest(_ kind: RequestKind, session index: Int, user: Int, page: String) throws {
         let now = wallMillis()
         switch kind {
@@ -49,19 +67,24 @@ extension NaiveConnection {
 ///
 /// It is given the benefit of the doubt elsewhere: a persistent connection with prepared
 /// statements, WAL, and an index on `expires_at`. Not `Sendable`: one per thread.
-final class NaiveStore: NaiveConnection {
+final class SQLiteNaive: NaiveConnection {
     let db: RawDB
     private let select: RawStatement
     private let insert: RawStatement
     private let update: RawStatement
     private let selectExpired: RawStatement
     private let deleteOne: RawStatement
-    static let idle: Int64 = 30 * 60 * 1000
+    static let table = "naive_sessions"
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS \(table) (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+        sid TEXT NOT NULL UNIQUE, data BLOB NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS \(table)_expires ON \(table) (expires_at);
+        """
 
     init(path: String, synchronous: String = "NORMAL", mmapSize: Int) throws {
         db = try RawDB(path: path, synchronous: synchronous, mmapSize: mmapSize)
-        try db.exec(Fill.naiveSchema)
-        let table = Fill.naiveTable
+        try db.exec(Self.schema)
+        let table = Self.table
         select = try db.prepare("SELECT data, expires_at FROM \(table) WHERE sid = ?1")
         insert = try db.prepare("INSERT INTO \(table) (sid, data, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")
         update = try db.prepare("UPDATE \(table) SET data = ?2, expires_at = ?3 WHERE sid = ?1")
@@ -69,7 +92,6 @@ final class NaiveStore: NaiveConnection {
         deleteOne = try db.prepare("DELETE FROM \(table) WHERE sid = ?1")
     }
 
-    /// Reads and decodes a session; `nil` when missing or expired.
     func load(_ sid: String, now: Int64) throws -> [String: [UInt8]]? {
         select.bind(1, text: sid)
         defer { select.reset() }
@@ -77,7 +99,6 @@ final class NaiveStore: NaiveConnection {
         return try AttributeCodec.decode(select.blob(0))
     }
 
-    /// Writes the session back, as the old stores do at the end of every request.
     func write(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws {
         update.bind(1, text: sid)
         update.bind(2, blob: AttributeCodec.encode(attributes))
@@ -94,21 +115,17 @@ final class NaiveStore: NaiveConnection {
         try insert.run()
     }
 
-    /// "SELECT the expired, then DELETE them one by one", each delete its own transaction.
-    func cleanup(now: Int64, progress: Progress? = nil) throws -> Int {
+    func expiredIDs(now: Int64) throws -> [String] {
         selectExpired.bind(1, now)
+        defer { selectExpired.reset() }
         var expired: [String] = []
         while try selectExpired.step() { expired.append(selectExpired.text(0)) }
-        selectExpired.reset()
-        var deleted = 0
-        for sid in expired {
-            deleteOne.bind(1, text: sid)
-            try deleteOne.run()
-            deleted += db.changes
-            if deleted % 1000 == 0 { progress?.update(deleted) }
-        }
-        return deleted
+        return expired
     }
 
-    static func newID() -> String { SessionID.generate().text }
+    func delete(_ sid: String) throws -> Int {
+        deleteOne.bind(1, text: sid)
+        try deleteOne.run()
+        return db.changes
+    }
 }

@@ -10,17 +10,17 @@ enum ProfiledOperation: String, CaseIterable, Sendable {
 }
 
 extension BenchRun {
-    func profile(_ operation: ProfiledOperation, iterations: Int) async throws {
+    func profile<E: Engine>(_ operation: ProfiledOperation, iterations: Int, on engine: E) async throws {
         let rows = 10_000
-        let path = file("profile.db")
-        _ = try await Fill.storeTable(path: path, rows: rows, plan: .fresh, settings: settings)
-        let store = try openStore(path: path)
+        let table = try await engine.fillStoreTable("profile", rows: rows, key: engine.keyVariants[0], plan: .fresh)
+        let store = try await openStore(engine, table)
         // Warm up the statements and the page cache outside the counted loop.
         try await Self.profiledLoop(store, operation, rows: rows, iterations: 100)
         let started = nanos()
         try await Self.profiledLoop(store, operation, rows: rows, iterations: iterations)
         let elapsed = Double(nanos() - started) / 1e3 / Double(iterations)
         try await store.shutdown()
+        try await engine.drop(table.location)
         print("profile \(operation.rawValue): \(iterations) iterations, \(Fmt.fixed(elapsed, 2)) µs each")
     }
 

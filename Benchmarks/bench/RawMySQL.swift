@@ -44,6 +44,20 @@ final class MyDB {
         if let result = mysql_store_result(handle) { mysql_free_result(result) }
     }
 
+    /// Whether the connection's database has a table `name`.
+    func tableExists(_ name: String) throws -> Bool {
+        let query = try prepare(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+            parameters: [.text], results: [.int])
+        query.set(0, text: name)
+        try query.execute()
+        defer { query.freeResult() }
+        guard try query.fetch() else { throw BenchError("no row from COUNT(*) on information_schema.tables") }
+        let count = query.int64(0)
+        while try query.fetch() {}
+        return count > 0
+    }
+
     var affectedRows: Int {
         let count = mysql_affected_rows(handle)
         return count == UInt64.max ? 0 : Int(count)
@@ -194,13 +208,15 @@ final class MyStatement {
 
 /// The MySQL floor: the store's lookups and writes through the C client with prepared
 /// statements, on the store's table.
-final class MyFloor {
+final class MySQLFloor: FloorConnection {
     let db: MyDB
     private let load: MyStatement
     private let update: MyStatement
     private let withChecksum: Bool
+    private let table: String
 
     init(_ configuration: MySQLConfiguration, table: String, layout: KeyLayout) throws {
+        self.table = table
         db = try MyDB(configuration)
         withChecksum = layout == .checksumAndID
         let key = withChecksum ? "crc32 = ? AND id = ?" : "id = ?"
@@ -243,38 +259,49 @@ final class MyFloor {
         }
         try update.execute()
     }
+
+    func begin() throws { try db.exec("START TRANSACTION") }
+
+    func commit() throws { try db.exec("COMMIT") }
+
+    func deleteExpired(now: Int64) throws -> Int {
+        try db.exec("DELETE FROM `\(table)` WHERE expires_at < \(now)")
+        return db.affectedRows
+    }
 }
 
-/// The naive store on MySQL: the same old-way logic as ``NaiveStore``, over
+/// The naive store on MySQL: the same old-way logic as ``SQLiteNaive``, over
 /// `id BIGINT AUTO_INCREMENT PRIMARY KEY, sid VARCHAR UNIQUE`.
-final class MyNaive: NaiveConnection {
+final class MySQLNaive: NaiveConnection {
     let db: MyDB
     private let select: MyStatement
     private let insert: MyStatement
     private let update: MyStatement
     private let selectExpired: MyStatement
     private let deleteOne: MyStatement
-    static let table = "bench_naive_sessions"
-    static let schema = """
-        CREATE TABLE IF NOT EXISTS \(table) (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+
+    /// The naive store's table, created under the name `table`.
+    static func schema(_ table: String) -> String {
+        """
+        CREATE TABLE IF NOT EXISTS `\(table)` (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
         sid VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, data MEDIUMBLOB NOT NULL, \
         created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, UNIQUE KEY sid (sid), KEY expires_at (expires_at)) \
         ENGINE=InnoDB
         """
+    }
 
-    init(_ configuration: MySQLConfiguration) throws {
+    init(_ configuration: MySQLConfiguration, table: String) throws {
         db = try MyDB(configuration)
-        let table = Self.table
         select = try db.prepare(
-            "SELECT data, expires_at FROM \(table) WHERE sid = ?", parameters: [.text], results: [.blob, .int])
+            "SELECT data, expires_at FROM `\(table)` WHERE sid = ?", parameters: [.text], results: [.blob, .int])
         insert = try db.prepare(
-            "INSERT INTO \(table) (sid, data, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO `\(table)` (sid, data, created_at, expires_at) VALUES (?, ?, ?, ?)",
             parameters: [.text, .blob, .int, .int])
         update = try db.prepare(
-            "UPDATE \(table) SET data = ?, expires_at = ? WHERE sid = ?", parameters: [.blob, .int, .text])
+            "UPDATE `\(table)` SET data = ?, expires_at = ? WHERE sid = ?", parameters: [.blob, .int, .text])
         selectExpired = try db.prepare(
-            "SELECT sid FROM \(table) WHERE expires_at < ?", parameters: [.int], results: [.text])
-        deleteOne = try db.prepare("DELETE FROM \(table) WHERE sid = ?", parameters: [.text])
+            "SELECT sid FROM `\(table)` WHERE expires_at < ?", parameters: [.int], results: [.text])
+        deleteOne = try db.prepare("DELETE FROM `\(table)` WHERE sid = ?", parameters: [.text])
     }
 
     func load(_ sid: String, now: Int64) throws -> [String: [UInt8]]? {
@@ -291,7 +318,7 @@ final class MyNaive: NaiveConnection {
 
     func write(_ sid: String, _ attributes: [String: [UInt8]], now: Int64) throws {
         update.set(0, blob: AttributeCodec.encode(attributes))
-        update.set(1, now + NaiveStore.idle)
+        update.set(1, now + Self.idle)
         update.set(2, text: sid)
         // MySQL reports rows changed, not matched: an identical rewrite reports 0, so
         // insert only when the row is really missing.
@@ -304,23 +331,22 @@ final class MyNaive: NaiveConnection {
         insert.set(0, text: sid)
         insert.set(1, blob: AttributeCodec.encode(attributes))
         insert.set(2, now)
-        insert.set(3, now + NaiveStore.idle)
+        insert.set(3, now + Self.idle)
         try insert.execute()
     }
 
-    func cleanup(now: Int64, progress: Progress? = nil) throws -> Int {
+    func expiredIDs(now: Int64) throws -> [String] {
         selectExpired.set(0, now)
         try selectExpired.execute()
+        defer { selectExpired.freeResult() }
         var expired: [String] = []
         while try selectExpired.fetch() { expired.append(selectExpired.text(0)) }
-        selectExpired.freeResult()
-        var deleted = 0
-        for sid in expired {
-            deleteOne.set(0, text: sid)
-            deleted += try deleteOne.execute()
-            if deleted % 1000 == 0 { progress?.update(deleted) }
-        }
-        return deleted
+        return expired
+    }
+
+    func delete(_ sid: String) throws -> Int {
+        deleteOne.set(0, text: sid)
+        return try deleteOne.execute()
     }
 }
 #endif

@@ -1,26 +1,25 @@
 import SessionStore
-import SessionStoreSQLite
 
 extension BenchRun {
-    /// Scenario 3: saves (one attribute changed, the row rewritten) with one transaction
-    /// per save vs group commit, at `synchronous` NORMAL and FULL, by writer count; vs the
-    /// floor's raw UPDATEs one per transaction and 100 per transaction, and vs the naive store.
-    func saves() async throws {
-        let scenario = "3 saves: rewrite one session (ops = rows written)"
+    /// Scenario 3: saves (one attribute changed, the row rewritten) in each of the engine's
+    /// write modes (SQLite: one transaction per save and group commit) at each durability
+    /// level (SQLite: `synchronous` NORMAL and FULL), by writer count; vs the floor's raw
+    /// UPDATEs one per transaction and 100 per transaction, and vs the naive store.
+    func saves<E: Engine>(_ engine: E) async throws {
+        let scenario = engine.title("3 saves", "rewrite one session (ops = rows written)")
         let rows = settings.saveRows
-        let mmap = settings.mmapSize
         let payloads = (0..<16).map { Payload.encoded($0) }
         let perWriter = 16
-        for synchronous in [SQLiteConfiguration.Synchronous.normal, .full] {
-            let level = synchronous.rawValue.uppercased()
-            let path = file("saves-\(synchronous.rawValue).db")
-            let naivePath = file("saves-naive-\(synchronous.rawValue).db")
-            let keys = try await Fill.storeTable(path: path, rows: rows, plan: .fresh, settings: settings)
-            try await Fill.naiveTable(path: naivePath, rows: rows, plan: .fresh)
+        for durability in engine.durabilities {
+            let level = durability.label.map { ", \($0)" } ?? ""
+            let suffix = durability.label.map { "-\($0.lowercased())" } ?? ""
+            let table = try await engine.fillStoreTable("saves\(suffix)", rows: rows, key: engine.keyVariants[0], plan: .fresh)
+            let naiveTable = try await engine.fillNaiveTable("saves-naive\(suffix)", rows: rows, plan: .fresh)
+            let keys = table.keys
 
-            status("saves \(level): floor")
+            status(engine.labelled("saves\(level): floor"))
             let floorSingle = try await measureThreads(concurrency: 1, window: window) { _ in
-                let floor = try Floor(path: path, synchronous: level, mmapSize: mmap)
+                let floor = try engine.floor(table, durability: durability)
                 var random = FastRandom(seed: 5)
                 return { iteration in
                     let index = random.below(rows)
@@ -30,42 +29,41 @@ extension BenchRun {
                 }
             }
             var floorBatch = try await measureThreads(concurrency: 1, window: window) { _ in
-                let floor = try Floor(path: path, synchronous: level, mmapSize: mmap)
+                let floor = try engine.floor(table, durability: durability)
                 var random = FastRandom(seed: 6)
                 return { iteration in
-                    try floor.db.exec("BEGIN")
+                    try floor.begin()
                     for row in 0..<100 {
                         let index = random.below(rows)
                         try floor.update(
                             keys.values[index], checksum: keys.checksums[index], data: payloads[(iteration + row) & 15],
                             expiresAt: wallMillis() + 1_800_000)
                     }
-                    try floor.db.exec("COMMIT")
+                    try floor.commit()
                 }
             }
             floorBatch.count *= 100
-            status("saves \(level): naive")
+            status(engine.labelled("saves\(level): naive"))
             let naive = try await measureThreads(concurrency: 1, window: window) { _ in
-                let naive = try NaiveStore(path: naivePath, synchronous: level, mmapSize: mmap)
+                let naive = try engine.naive(naiveTable, durability: durability)
                 var random = FastRandom(seed: 7)
                 return { iteration in
                     try naive.rewrite(IDs.id(random.below(rows)), counter: iteration, now: wallMillis())
                 }
             }
             report.add(ResultRow(
-                scenario: scenario, name: "floor UPDATE, 1 per txn, \(level)", rows: rows, concurrency: 1, sample: floorSingle))
+                scenario: scenario, name: "floor UPDATE, 1 per txn\(level)", rows: rows, concurrency: 1, sample: floorSingle))
             report.add(ResultRow(
-                scenario: scenario, name: "floor UPDATE, 100 per txn, \(level)", rows: rows, concurrency: 1, sample: floorBatch,
+                scenario: scenario, name: "floor UPDATE, 100 per txn\(level)", rows: rows, concurrency: 1, sample: floorBatch,
                 note: "latency per transaction of 100"))
             report.add(ResultRow(
-                scenario: scenario, name: "naive load+write, \(level)", rows: rows, concurrency: 1, sample: naive))
+                scenario: scenario, name: "naive load+write\(level)", rows: rows, concurrency: 1, sample: naive))
 
             var perSaveByWriters: [Int: Double] = [:]
-            for groupCommit in [false, true] {
-                let store = try openStore(path: path, synchronous: synchronous, groupCommit: groupCommit)
-                let mode = groupCommit ? "group commit" : "1 txn per save"
+            for mode in engine.writeModes {
+                let store = try await openStore(engine, table, durability: durability, writeMode: mode)
                 for writers in settings.writers {
-                    status("saves \(level): store, \(mode), \(writers) writer(s)")
+                    status(engine.labelled("saves\(level): store, \(mode.name), \(writers) writer(s)"))
                     let sample = try await measureTasks(concurrency: writers, window: window) { worker in
                         var sessions: [Session] = []
                         let nonce = UInt32.random(in: 0...UInt32.max)
@@ -81,14 +79,14 @@ extension BenchRun {
                             sessions[iteration % perWriter] = session
                         }
                     }
-                    let baseline = groupCommit ? floorBatch.opsPerSecond : floorSingle.opsPerSecond
+                    let baseline = mode.groupCommit ? floorBatch.opsPerSecond : floorSingle.opsPerSecond
                     report.add(ResultRow(
-                        scenario: scenario, name: "store save, \(mode), \(level)", rows: rows, concurrency: writers,
+                        scenario: scenario, name: "store save, \(mode.name)\(level)", rows: rows, concurrency: writers,
                         sample: sample, vsFloor: baseline / sample.opsPerSecond, vsNaive: naive.opsPerSecond / sample.opsPerSecond,
-                        note: groupCommit ? "×floor vs 100 per txn" : "×floor vs 1 per txn"))
-                    if !groupCommit {
+                        note: mode.groupCommit ? "×floor vs 100 per txn" : "×floor vs 1 per txn"))
+                    if !mode.groupCommit {
                         perSaveByWriters[writers] = sample.opsPerSecond
-                    } else if synchronous == .full && writers == settings.writers.max() {
+                    } else if durability == .full && writers == settings.writers.max() {
                         figures.groupFullVsFloor = (writers, sample.opsPerSecond / floorBatch.opsPerSecond)
                         if let single = perSaveByWriters[writers] {
                             figures.groupFullVsPerSave = (writers, sample.opsPerSecond / single)
@@ -97,8 +95,8 @@ extension BenchRun {
                 }
                 try await store.shutdown()
             }
-            remove(path)
-            remove(naivePath)
+            try await engine.drop(table.location)
+            try await engine.drop(naiveTable.location)
         }
     }
 }

@@ -1,11 +1,6 @@
 import Foundation
 import SessionStore
-import SessionStoreSQLite
 import Synchronization
-
-#if MySQL
-import SessionStoreMySQL
-#endif
 
 /// What the soak's request tasks and its sampler share.
 final class SoakCounters: Sendable {
@@ -24,25 +19,28 @@ final class SoakCounters: Sendable {
 struct SoakSample {
     var second: Int
     var requests: Int
-    var walBytes: Int
+    /// `nil` where the engine has no WAL the bench can see.
+    var walBytes: Int?
     var residentBytes: Int
 }
 
 extension BenchRun {
     /// Scenario 6: sustained traffic for `--soak` seconds after a 5 s warm-up (8 tasks of
-    /// the 90/8/2 request mix with new sessions, touches and background cleanup): throughput per second, the
-    /// WAL's size, the process's resident memory, and the time to reopen afterwards.
-    func soak() async throws {
-        let path = file("soak.db")
-        let store = try openSoakStore(path: path)
-        let samples = try await soakTraffic(store, walPath: path + "-wal")
+    /// the 90/8/2 request mix with new sessions, touches and background cleanup), on a table
+    /// that starts empty: throughput per second, the WAL's size (where the engine has one),
+    /// the process's resident memory, and the time to reopen the store afterwards.
+    func soak<E: Engine>(_ engine: E) async throws {
+        let table = try await engine.fillStoreTable("soak", rows: 0, key: engine.keyVariants[0], plan: .fresh)
+        let store = try await openStore(engine, table, configuration: soakPolicy())
+        let samples = try await soakTraffic(store) { engine.walBytes(table) }
         try await store.shutdown()
         let started = nanos()
-        let reopened = try openSoakStore(path: path)
+        let reopened = try await openStore(engine, table, configuration: soakPolicy())
         _ = try await reopened.load(id: IDs.id(0))
         let reopenMillis = Double(nanos() - started) / 1e6
         try await reopened.shutdown()
-        reportSoak(samples, walBound: 8 * 1000 * 4096, reopenMillis: reopenMillis)
+        try await engine.drop(table.location)
+        reportSoak(samples, walBound: engine.applies(.walPeak) ? 8 * 1000 * 4096 : nil, reopenMillis: reopenMillis)
     }
 
     private func soakPolicy() -> SessionStoreConfiguration {
@@ -55,30 +53,8 @@ extension BenchRun {
         return policy
     }
 
-    private func openSoakStore(path: String) throws -> SessionStore {
-        let backend = try SQLiteBackend(
-            configuration: Fill.sqliteConfiguration(
-                path: path, layout: SQLiteConfiguration().keyLayout, synchronous: .normal, groupCommit: true, settings: settings),
-            logger: quietLogger)
-        return SessionStore(backend: backend, configuration: soakPolicy(), logger: quietLogger)
-    }
-
-    #if MySQL
-    /// The same soak against MySQL: throughput and memory over time, no WAL.
-    func mysqlSoak() async throws {
-        guard let url = settings.url else { return }
-        var configurationURL = try StoreURL(url + (url.contains("?") ? "&" : "?") + "table=bench_soak")
-        let configuration = try MySQLConfiguration(url: &configurationURL)
-        let backend = try await MySQLBackend(configuration: configuration, logger: quietLogger)
-        let store = SessionStore(backend: backend, configuration: soakPolicy(), logger: quietLogger)
-        let samples = try await soakTraffic(store, walPath: nil)
-        try await store.shutdown()
-        reportSoak(samples, walBound: nil, reopenMillis: nil)
-    }
-    #endif
-
     /// Runs the traffic and samples it once a second.
-    private func soakTraffic(_ store: SessionStore, walPath: String?) async throws -> [SoakSample] {
+    private func soakTraffic(_ store: SessionStore, walBytes: () -> Int?) async throws -> [SoakSample] {
         let seconds = settings.soakSeconds
         let counters = SoakCounters()
         let seeded = try await Self.soakSeed(store, sessions: 1000 * 8)
@@ -102,7 +78,7 @@ extension BenchRun {
                 try await Task.sleep(for: .seconds(1))
                 let total = counters.requests.load(ordering: .relaxed)
                 samples.append(SoakSample(
-                    second: second, requests: total - last, walBytes: walPath.map(Self.fileSize) ?? 0,
+                    second: second, requests: total - last, walBytes: walBytes(),
                     residentBytes: Self.residentBytes()))
                 last = total
                 status("soak: \(second)/\(seconds) s, \(Fmt.num(Double(total))) requests so far")
@@ -164,37 +140,33 @@ extension BenchRun {
         }
     }
 
-    private func reportSoak(_ samples: [SoakSample], walBound: Int?, reopenMillis: Double?) {
+    private func reportSoak(_ samples: [SoakSample], walBound: Int?, reopenMillis: Double) {
         guard !samples.isEmpty else { return }
         let slice = max(1, samples.count / 6)
-        report.comment("second   requests/s   WAL MB   RSS MB")
+        let hasWAL = samples.contains { $0.walBytes != nil }
+        report.comment("second   requests/s" + (hasWAL ? "   WAL MB" : "") + "   RSS MB")
         for sample in samples where sample.second % slice == 0 || sample.second == 1 {
             report.comment(
                 Fmt.pad("\(sample.second)", 6, right: true) + Fmt.pad(Fmt.num(Double(sample.requests)), 13, right: true)
-                    + Fmt.pad(Fmt.fixed(Double(sample.walBytes) / 1e6, 1), 9, right: true)
+                    + (sample.walBytes.map { Fmt.pad(Fmt.fixed(Double($0) / 1e6, 1), 9, right: true) } ?? "")
                     + Fmt.pad(Fmt.fixed(Double(sample.residentBytes) / 1e6, 1), 9, right: true))
         }
         let window = min(10, max(1, samples.count / 3))
         let first = samples.prefix(window).map(\.requests).reduce(0, +)
         let lastSlice = samples.suffix(window).map(\.requests).reduce(0, +)
         let flat = first > 0 ? Double(lastSlice) / Double(first) : 0
-        let walPeak = samples.map(\.walBytes).max() ?? 0
+        let walPeak = samples.compactMap(\.walBytes).max() ?? 0
         let rssStart = samples.prefix(window).map(\.residentBytes).max() ?? 0
         let rssEnd = samples.suffix(window).map(\.residentBytes).max() ?? 0
         let rssGrowth = rssStart > 0 ? Double(rssEnd) / Double(rssStart) : 0
         let total = samples.map(\.requests).reduce(0, +)
-        report.comment("\(Fmt.num(Double(total))) requests in \(samples.count) s; WAL peak \(Fmt.fixed(Double(walPeak) / 1e6, 1)) MB; "
+        report.comment("\(Fmt.num(Double(total))) requests in \(samples.count) s; "
+            + (hasWAL ? "WAL peak \(Fmt.fixed(Double(walPeak) / 1e6, 1)) MB; " : "")
             + "RSS \(Fmt.fixed(Double(rssStart) / 1e6, 1)) → \(Fmt.fixed(Double(rssEnd) / 1e6, 1)) MB"
-            + (reopenMillis.map { "; reopen after it \(Fmt.fixed($0, 1)) ms" } ?? ""))
+            + "; reopen after it \(Fmt.fixed(reopenMillis, 1)) ms")
         figures.soakFlatness = (window, flat)
         figures.soakWALPeak = walBound.map { (walPeak, $0) }
         figures.soakMemoryGrowth = rssGrowth
-    }
-
-    static func fileSize(_ path: String) -> Int {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return 0 }
-        return Int(info.st_size)
     }
 
     /// Resident set size from `/proc/self/statm` (pages), in bytes; 0 where unavailable.
