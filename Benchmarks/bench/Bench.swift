@@ -146,7 +146,7 @@ struct Bench: AsyncParsableCommand {
         #if !MySQL
         if backend == .mysql {
             throw ValidationError(
-                "this bench was built without MySQL: run swift run -c release --traits MySQL bench --backend mysql --url ... "
+                "this bench was built without MySQL: run swift run -c release --package-path Benchmarks --traits MySQL bench --backend mysql --url ... "
                     + "(needs libmariadb-dev)")
         }
         #endif

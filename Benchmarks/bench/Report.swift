@@ -33,8 +33,10 @@ struct ResultRow: Codable, Sendable {
             maxMicros = sample.max
             count = sample.count
         }
-        self.vsFloor = vsFloor
-        self.vsNaive = vsNaive
+        // A window in which nothing completed (one call outlasted it on a loaded machine)
+        // has no ratio: JSON has no infinity, and the table prints a blank.
+        self.vsFloor = vsFloor.flatMap { $0.isFinite ? $0 : nil }
+        self.vsNaive = vsNaive.flatMap { $0.isFinite ? $0 : nil }
         self.note = note
     }
 }
