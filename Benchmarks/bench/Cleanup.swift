@@ -44,7 +44,7 @@ extension BenchRun {
         let method = engine.cleanupMethod(batch: settings.cleanupBatch)
 
         // The store's batched cleanup; reader and writer through the store.
-        let storeTable = try await engine.fillStoreTable("cleanup-store", rows: rows, key: engine.keyVariants[0], plan: .halfExpired)
+        let storeTable = try await engine.fillStoreTable("cleanup-store", rows: rows, key: engine.defaultKey, plan: .halfExpired)
         let store = try await openStore(engine, storeTable)
         let storeOutcome = try await underStoreLoad(store, rows: rows, label: engine.labelled("cleanup: store, \(method)")) {
             try await store.cleanup()
@@ -53,7 +53,7 @@ extension BenchRun {
         try await engine.drop(storeTable.location)
 
         // The floor: one unbounded DELETE through the C API; the same store reader and writer.
-        let floorTable = try await engine.fillStoreTable("cleanup-floor", rows: rows, key: engine.keyVariants[0], plan: .halfExpired)
+        let floorTable = try await engine.fillStoreTable("cleanup-floor", rows: rows, key: engine.defaultKey, plan: .halfExpired)
         let floorStore = try await openStore(engine, floorTable)
         let floorOutcome = try await underStoreLoad(floorStore, rows: rows, label: engine.labelled("cleanup: one DELETE (floor)")) {
             try await onThread {

@@ -123,6 +123,9 @@ enum EngineTarget {
 }
 
 extension Engine {
+    /// The store's default key layout, which every scenario but keys uses.
+    var defaultKey: KeyVariant { keyVariants[0] }
+
     /// `"1 loads: rest"`, or `"1 loads (MySQL): rest"`.
     func title(_ head: String, _ rest: String) -> String {
         head + (label.map { " (\($0))" } ?? "") + ": " + rest

@@ -7,7 +7,7 @@ extension BenchRun {
         let scenario = engine.title("1 loads", "point loads, hits and misses (ops = loads)")
         let largest = settings.rows.max()!
         for rows in settings.rows {
-            let table = try await engine.fillStoreTable("loads-\(rows)", rows: rows, key: engine.keyVariants[0], plan: .fresh)
+            let table = try await engine.fillStoreTable("loads-\(rows)", rows: rows, key: engine.defaultKey, plan: .fresh)
             let naiveTable = try await engine.fillNaiveTable("loads-naive-\(rows)", rows: rows, plan: .fresh)
             let keys = table.keys
             let store = try await openStore(engine, table)

@@ -74,7 +74,7 @@ extension BenchRun {
         for (label, bots) in mixes {
             let start = wallMillis()
             let table = try await engine.fillStoreTable(
-                "mix", rows: rows, key: engine.keyVariants[0],
+                "mix", rows: rows, key: engine.defaultKey,
                 plan: .recentlyUsed(now: start, idle: idle, touchInterval: touchInterval))
             let naiveTable = try await engine.fillNaiveTable("mix-naive", rows: rows, plan: .fresh)
             let clock = VirtualClock(start: start)

@@ -12,7 +12,7 @@ enum ProfiledOperation: String, CaseIterable, Sendable {
 extension BenchRun {
     func profile<E: Engine>(_ operation: ProfiledOperation, iterations: Int, on engine: E) async throws {
         let rows = 10_000
-        let table = try await engine.fillStoreTable("profile", rows: rows, key: engine.keyVariants[0], plan: .fresh)
+        let table = try await engine.fillStoreTable("profile", rows: rows, key: engine.defaultKey, plan: .fresh)
         let store = try await openStore(engine, table)
         // Warm up the statements and the page cache outside the counted loop.
         try await Self.profiledLoop(store, operation, rows: rows, iterations: 100)

@@ -13,7 +13,7 @@ extension BenchRun {
         for durability in engine.durabilities {
             let level = durability.label.map { ", \($0)" } ?? ""
             let suffix = durability.label.map { "-\($0.lowercased())" } ?? ""
-            let table = try await engine.fillStoreTable("saves\(suffix)", rows: rows, key: engine.keyVariants[0], plan: .fresh)
+            let table = try await engine.fillStoreTable("saves\(suffix)", rows: rows, key: engine.defaultKey, plan: .fresh)
             let naiveTable = try await engine.fillNaiveTable("saves-naive\(suffix)", rows: rows, plan: .fresh)
             let keys = table.keys
 

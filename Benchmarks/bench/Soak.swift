@@ -30,7 +30,7 @@ extension BenchRun {
     /// that starts empty: throughput per second, the WAL's size (where the engine has one),
     /// the process's resident memory, and the time to reopen the store afterwards.
     func soak<E: Engine>(_ engine: E) async throws {
-        let table = try await engine.fillStoreTable("soak", rows: 0, key: engine.keyVariants[0], plan: .fresh)
+        let table = try await engine.fillStoreTable("soak", rows: 0, key: engine.defaultKey, plan: .fresh)
         let store = try await openStore(engine, table, configuration: soakPolicy())
         let samples = try await soakTraffic(store) { engine.walBytes(table) }
         try await store.shutdown()
