@@ -73,46 +73,7 @@ public enum AttributeCodec {
     /// tagged as JSON).
     /// - Throws: ``SessionStoreError`` `corruptData` or `unsupportedFormat`.
     static func decodeStored(_ bytes: [UInt8]) throws -> [String: [UInt8]] {
-        guard let version = bytes.first else {
-            throw SessionStoreError(.corruptData, "stored session data is empty")
-        }
-        guard version >= oldestReadableVersion, version <= formatVersion else {
-            if version > formatVersion && version < 0x20 {
-                throw SessionStoreError(.unsupportedFormat, "stored session uses format version \(version); this release reads versions \(oldestReadableVersion)-\(formatVersion)")
-            }
-            throw SessionStoreError(.corruptData, "stored session data has an unknown header byte \(version)")
-        }
-        var attributes = [String: [UInt8]]()
-        var index = 1
-        while index < bytes.count {
-            let keyLength = try readLength(bytes, &index)
-            guard keyLength > 0, keyLength <= bytes.count - index else {
-                throw SessionStoreError(.corruptData, "stored session data has a bad key length at byte \(index)")
-            }
-            guard let key = String(validating: bytes[index..<(index + keyLength)], as: UTF8.self) else {
-                throw SessionStoreError(.corruptData, "stored session data has a key that is not UTF-8 at byte \(index)")
-            }
-            index += keyLength
-            let valueLength = try readLength(bytes, &index)
-            guard valueLength <= bytes.count - index else {
-                throw SessionStoreError(.corruptData, "stored session data is truncated in attribute \"\(key)\"", attribute: key)
-            }
-            let raw = bytes[index..<(index + valueLength)]
-            let value: [UInt8]
-            if version == 1 {
-                value = [AttributeValue.Tag.json.rawValue] + raw
-            } else {
-                guard AttributeValue.isWellFormed(raw) else {
-                    throw SessionStoreError(.corruptData, "stored session data has a malformed value in attribute \"\(key)\"", attribute: key)
-                }
-                value = Array(raw)
-            }
-            guard attributes.updateValue(value, forKey: key) == nil else {
-                throw SessionStoreError(.corruptData, "stored session data repeats attribute \"\(key)\"", attribute: key)
-            }
-            index += valueLength
-        }
-        return attributes
+        try AttributeRow(validating: bytes).dictionary
     }
 
     private static func appendLength(_ length: Int, to output: inout [UInt8]) {
@@ -122,20 +83,5 @@ public enum AttributeCodec {
             value >>= 7
         }
         output.append(UInt8(value))
-    }
-
-    private static func readLength(_ bytes: [UInt8], _ index: inout Int) throws -> Int {
-        var value = 0
-        var shift = 0
-        while true {
-            guard index < bytes.count, shift <= 28 else {
-                throw SessionStoreError(.corruptData, "stored session data has a bad length field at byte \(index)")
-            }
-            let byte = bytes[index]
-            index += 1
-            value |= Int(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-        }
     }
 }

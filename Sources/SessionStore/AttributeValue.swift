@@ -63,47 +63,103 @@ enum AttributeValue {
         return bytes
     }
 
+    /// One stored value as it lies in a row or a session: its tag byte and its payload,
+    /// not copied (format-1 values read as JSON-tagged).
+    struct Stored: Sendable {
+        var tag: UInt8
+        var payload: ArraySlice<UInt8>
+
+        /// The view of a value in its own array, tag byte first; `nil` for an empty array.
+        init?(_ raw: [UInt8]) {
+            guard let first = raw.first else { return nil }
+            self.init(tag: first, payload: raw[1...])
+        }
+
+        init(tag: UInt8, payload: ArraySlice<UInt8>) {
+            self.tag = tag
+            self.payload = payload
+        }
+
+        /// The value in its own array, tag byte first (what a save encodes).
+        var raw: [UInt8] {
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(payload.count + 1)
+            bytes.append(tag)
+            bytes.append(contentsOf: payload)
+            return bytes
+        }
+
+        /// Whether this is the value `raw` (tag byte first).
+        func equals(_ raw: [UInt8]) -> Bool {
+            raw.first == tag && raw.count == payload.count + 1 && raw[1...].elementsEqual(payload)
+        }
+    }
+
     /// Reads a stored value as `T`. A compact value read as its own type costs no
     /// `JSONDecoder`; read as another type it converts as JSON would (an integer read as a
     /// `Double`, `Data` read as its base64 `String`), so format-1 rows and format-2 rows
     /// read alike.
     /// - Throws: `DecodingError` or ``AttributeValue/Malformed`` when the value is not a `T`.
     static func decode<T: Decodable>(_ raw: [UInt8], as type: T.Type) throws -> T {
-        guard let first = raw.first, let tag = Tag(rawValue: first) else { throw Malformed(reason: "unknown value tag") }
-        let payload = raw[1...]
+        guard let value = Stored(raw) else { throw Malformed(reason: "unknown value tag") }
+        return try decode(value, as: T.self)
+    }
+
+    /// Reads a stored value as `T` (see ``decode(_:as:)-([UInt8],_)``).
+    /// - Throws: `DecodingError` or ``AttributeValue/Malformed`` when the value is not a `T`.
+    static func decode<T: Decodable>(_ value: Stored, as type: T.Type) throws -> T {
+        guard let tag = Tag(rawValue: value.tag) else { throw Malformed(reason: "unknown value tag") }
+        let payload = value.payload
         switch tag {
         case .string where T.self == String.self:
-            guard let text = String(validating: payload, as: UTF8.self), let value = text as? T else {
-                throw Malformed(reason: "string value is not UTF-8")
+            // Checked when the row was loaded (or written by `encode`); checked again here
+            // without the generic `String(validating:)`, whose metadata lookups cost more
+            // than the check.
+            let text = try payload.withUnsafeBufferPointer { bytes -> String in
+                guard UTF8Validation.isValid(bytes) else { throw Malformed(reason: "string value is not UTF-8") }
+                return String(decoding: bytes, as: UTF8.self)
             }
-            return value
+            return try cast(text)
         case .int where T.self == Int.self:
-            if let value = try decodeInteger(payload) as? T { return value }
+            return try cast(try decodeInteger(payload))
         case .double where T.self == Double.self:
-            if let value = Double(bitPattern: try fixedWidth(payload)) as? T { return value }
+            return try cast(Double(bitPattern: try fixedWidth(payload)))
         case .bool where T.self == Bool.self:
-            if let value = try decodeBool(payload) as? T { return value }
+            return try cast(try decodeBool(payload))
         case .date where T.self == Date.self:
-            if let value = Date(timeIntervalSinceReferenceDate: Double(bitPattern: try fixedWidth(payload))) as? T { return value }
+            return try cast(Date(timeIntervalSinceReferenceDate: Double(bitPattern: try fixedWidth(payload))))
         case .data where T.self == Data.self:
-            if let value = Data(payload) as? T { return value }
+            return try cast(Data(payload))
         case .uuid where T.self == UUID.self:
-            if let value = try decodeUUID(payload) as? T { return value }
+            return try cast(try decodeUUID(payload))
         default:
             break
         }
-        return try JSONDecoder().decode(T.self, from: Data(try json(raw)))
+        return try JSONDecoder().decode(T.self, from: Data(try json(value)))
+    }
+
+    /// `value` as `T`, which the caller checked is its type.
+    @inline(__always)
+    private static func cast<Value, T>(_ value: Value) throws -> T {
+        guard let typed = value as? T else { throw Malformed(reason: "value is not a \(T.self)") }
+        return typed
     }
 
     /// An integer value, as ``Session/increment(_:by:)`` reads it; `nil` when the value is
     /// not an integer.
     static func integer(_ raw: [UInt8]) -> Int? {
-        guard let first = raw.first, let tag = Tag(rawValue: first) else { return nil }
+        Stored(raw).flatMap(integer)
+    }
+
+    /// An integer value, as ``Session/increment(_:by:)`` reads it; `nil` when the value is
+    /// not an integer.
+    static func integer(_ value: Stored) -> Int? {
+        guard let tag = Tag(rawValue: value.tag) else { return nil }
         switch tag {
         case .int:
-            do { return try decodeInteger(raw[1...]) } catch { return nil }
+            do { return try decodeInteger(value.payload) } catch { return nil }
         case .json:
-            do { return try JSONDecoder().decode(Int.self, from: Data(raw[1...])) } catch { return nil }
+            do { return try JSONDecoder().decode(Int.self, from: Data(value.payload)) } catch { return nil }
         default:
             return nil
         }
@@ -112,32 +168,40 @@ enum AttributeValue {
     /// Whether `raw` is a well-formed stored value: a known tag and a payload of the
     /// right shape. Checked when a row is decoded, so damage shows at load.
     static func isWellFormed(_ raw: ArraySlice<UInt8>) -> Bool {
+        raw.withUnsafeBufferPointer { isWellFormed($0) }
+    }
+
+    /// Whether `raw` (tag byte first) is a well-formed stored value.
+    static func isWellFormed(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = raw.first, let tag = Tag(rawValue: first) else { return false }
-        let payload = raw.dropFirst()
+        let payload = UnsafeBufferPointer(rebasing: raw.dropFirst())
         switch tag {
         case .json, .data: return true
-        case .string: return String(validating: payload, as: UTF8.self) != nil
-        case .int:
-            do {
-                _ = try decodeInteger(payload)
-                return true
-            } catch {
-                return false
-            }
+        case .string: return UTF8Validation.isValid(payload)
+        case .int: return decodeInteger(buffer: payload) != nil
         case .double, .date: return payload.count == 8
-        case .bool: return payload.count == 1 && (payload.first.map { $0 <= 1 } ?? false)
+        case .bool: return payload.count == 1 && payload[0] <= 1
         case .uuid: return payload.count == 16
         }
     }
 
     /// The value as JSON text, as format 1 stored it and as `JSONEncoder` would write it.
     static func json(_ raw: [UInt8]) throws -> [UInt8] {
-        guard let first = raw.first, let tag = Tag(rawValue: first) else { throw Malformed(reason: "unknown value tag") }
-        let payload = raw[1...]
+        guard let value = Stored(raw) else { throw Malformed(reason: "unknown value tag") }
+        return try json(value)
+    }
+
+    /// The value as JSON text (see ``json(_:)-([UInt8])``).
+    static func json(_ value: Stored) throws -> [UInt8] {
+        guard let tag = Tag(rawValue: value.tag) else { throw Malformed(reason: "unknown value tag") }
+        let payload = value.payload
         switch tag {
         case .json: return Array(payload)
         case .string:
-            guard let text = String(validating: payload, as: UTF8.self) else { throw Malformed(reason: "string value is not UTF-8") }
+            let text = try payload.withUnsafeBufferPointer { bytes -> String in
+                guard UTF8Validation.isValid(bytes) else { throw Malformed(reason: "string value is not UTF-8") }
+                return String(decoding: bytes, as: UTF8.self)
+            }
             return Array(try jsonEncoder.encode(text))
         case .int: return Array(String(try decodeInteger(payload)).utf8)
         case .double: return Array(try jsonEncoder.encode(Double(bitPattern: try fixedWidth(payload))))
@@ -173,20 +237,27 @@ enum AttributeValue {
     }
 
     private static func decodeInteger(_ payload: ArraySlice<UInt8>) throws -> Int {
+        guard let value = payload.withUnsafeBufferPointer({ decodeInteger(buffer: $0) }) else {
+            throw Malformed(reason: "integer value is malformed")
+        }
+        return value
+    }
+
+    /// A zigzag LEB128 integer that fills `payload` exactly; `nil` when malformed.
+    private static func decodeInteger(buffer payload: UnsafeBufferPointer<UInt8>) -> Int? {
         var zigzag: UInt64 = 0
         var shift: UInt64 = 0
         for (index, byte) in payload.enumerated() {
-            guard shift < 64 else { break }
+            guard shift < 64 else { return nil }
             zigzag |= UInt64(byte & 0x7F) << shift
             if byte & 0x80 == 0 {
-                guard index == payload.count - 1 else { break }
+                guard index == payload.count - 1 else { return nil }
                 let value = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
-                guard let result = Int(exactly: value) else { break }
-                return result
+                return Int(exactly: value)
             }
             shift += 7
         }
-        throw Malformed(reason: "integer value is malformed")
+        return nil
     }
 
     private static func decodeBool(_ payload: ArraySlice<UInt8>) throws -> Bool {

@@ -27,10 +27,11 @@ public struct Session: Sendable {
     /// The session's id: send it to the client (cookie) once the session ``isStored``.
     public internal(set) var id: SessionID
     var stored: Stored?
-    var values: [String: [UInt8]]
+    /// The attributes as this request sees them.
+    var values: SessionAttributes
     /// The attributes as last read from or written to storage: what this request's changes
     /// are measured against when another request saved meanwhile.
-    var base: [String: [UInt8]]
+    var base: SessionAttributes
     var changes: [String: Change] = [:]
     /// Whether loading this session pushed its expiry forward (a one-column write).
     public internal(set) var touchedOnLoad = false
@@ -38,8 +39,16 @@ public struct Session: Sendable {
     init(id: SessionID, stored: Stored?, values: [String: [UInt8]]) {
         self.id = id
         self.stored = stored
-        self.values = values
-        self.base = values
+        self.values = SessionAttributes(values)
+        self.base = self.values
+    }
+
+    /// A session read from a stored row: nothing is decoded until an attribute is read.
+    init(id: SessionID, stored: Stored, row: AttributeRow) {
+        self.id = id
+        self.stored = stored
+        self.values = SessionAttributes(row)
+        self.base = self.values
     }
 
     /// Whether a row exists for this session (it was loaded or has been saved).
@@ -63,14 +72,14 @@ public struct Session: Sendable {
     public var createdAt: Int64? { stored?.createdAt }
 
     /// Whether an attribute is present.
-    public func contains(_ key: String) -> Bool { values[key] != nil }
+    public func contains(_ key: String) -> Bool { values.contains(key) }
 
     /// Reads an attribute as `type`; `nil` when absent.
     /// - Throws: ``SessionStoreError`` `attributeCoding` when the stored value is not a `T`.
     public func get<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T? {
-        guard let raw = values[key] else { return nil }
+        guard let value = values.value(key) else { return nil }
         do {
-            return try AttributeValue.decode(raw, as: T.self)
+            return try AttributeValue.decode(value, as: T.self)
         } catch {
             throw SessionStoreError(
                 .attributeCoding, "attribute cannot be read as \(T.self): \(error)", session: id, attribute: key)
@@ -89,8 +98,8 @@ public struct Session: Sendable {
         } catch {
             throw SessionStoreError(.attributeCoding, "attribute cannot be encoded: \(error)", session: id, attribute: key)
         }
-        guard values[key] != raw else { return }
-        values[key] = raw
+        if let current = values.value(key), current.equals(raw) { return }
+        values.set(key, raw)
         changes[key] = .set(raw)
     }
 
@@ -104,8 +113,8 @@ public struct Session: Sendable {
     @discardableResult
     public mutating func increment(_ key: String, by delta: Int = 1) throws -> Int {
         try Self.validateName(key, id)
-        let sum = try Self.adding(delta, to: values[key], key: key, id: id)
-        values[key] = Self.encodeInteger(sum)
+        let sum = try Self.adding(delta, to: values.value(key), key: key, id: id)
+        values.set(key, Self.encodeInteger(sum))
         switch changes[key] {
         case .add(let earlier):
             let (total, overflow) = earlier.addingReportingOverflow(delta)
@@ -120,7 +129,7 @@ public struct Session: Sendable {
 
     /// Removes an attribute, if present.
     public mutating func remove(_ key: String) {
-        guard values.removeValue(forKey: key) != nil else { return }
+        guard values.remove(key) else { return }
         changes[key] = .removed
     }
 
@@ -139,13 +148,14 @@ public struct Session: Sendable {
         for (key, change) in changes {
             switch change {
             case .set(let raw):
-                if current[key] != base[key] && current[key] != raw { overwrote.append(key) }
+                if current[key] != base[raw: key] && current[key] != raw { overwrote.append(key) }
                 merged[key] = raw
             case .removed:
-                if current[key] != base[key] && current[key] != nil { overwrote.append(key) }
+                if current[key] != base[raw: key] && current[key] != nil { overwrote.append(key) }
                 merged.removeValue(forKey: key)
             case .add(let delta):
-                merged[key] = Self.encodeInteger(try Self.adding(delta, to: current[key], key: key, id: id))
+                let stored = current[key].flatMap { AttributeValue.Stored($0) }
+                merged[key] = Self.encodeInteger(try Self.adding(delta, to: stored, key: key, id: id))
             }
         }
         return (merged, overwrote.sorted())
@@ -154,8 +164,8 @@ public struct Session: Sendable {
     /// Marks the session as matching what storage now holds.
     mutating func markSaved(_ stored: Stored, values: [String: [UInt8]]) {
         self.stored = stored
-        self.values = values
-        self.base = values
+        self.values = SessionAttributes(values)
+        self.base = self.values
         self.changes = [:]
     }
 
@@ -174,10 +184,10 @@ public struct Session: Sendable {
         AttributeValue.encodeInteger(value)
     }
 
-    static func adding(_ delta: Int, to raw: [UInt8]?, key: String, id: SessionID) throws -> Int {
+    static func adding(_ delta: Int, to current: AttributeValue.Stored?, key: String, id: SessionID) throws -> Int {
         var value = 0
-        if let raw {
-            guard let stored = AttributeValue.integer(raw) else {
+        if let current {
+            guard let stored = AttributeValue.integer(current) else {
                 throw SessionStoreError(
                     .attributeCoding, "attribute cannot be incremented: it does not hold an integer", session: id,
                     attribute: key)

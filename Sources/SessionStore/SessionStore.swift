@@ -136,9 +136,11 @@ public final class SessionStore: Sendable {
             metrics.loadMiss.increment()
             return newSession()
         }
-        let values: [String: [UInt8]]
+        // One pass checks the whole row (damage shows here, under `on_corrupt`); values
+        // are converted only when read.
+        let row: AttributeRow
         do {
-            values = try AttributeCodec.decodeStored(record.data)
+            row = try AttributeRow(validating: record.data)
         } catch var error as SessionStoreError {
             metrics.loadCorrupt.increment()
             error.session = id.redacted
@@ -153,7 +155,7 @@ public final class SessionStore: Sendable {
         metrics.loadHit.increment()
         var session = Session(
             id: id, stored: .init(version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt),
-            values: values)
+            row: row)
         let extended = configuration.expiry(createdAt: record.createdAt, now: now)
         if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= configuration.touchInterval.milliseconds {
             let moved = try await logged("touch", id) { try await backend.touch(key, expiresAt: extended, now: now) }
@@ -192,19 +194,20 @@ public final class SessionStore: Sendable {
         let key = storageKey(for: session.id)
         let id = session.id
         guard let stored = session.stored else {
-            guard !session.values.isEmpty else {
+            guard !session.isEmpty else {
                 session.changes = [:]
                 metrics.skippedEmpty.increment()
                 return .skipped
             }
             let now = clock.now()
-            let data = try encode(session.values, id)
+            let values = session.values.dictionary
+            let data = try encode(values, id)
             let record = SessionRecord(
                 data: data, version: 1, createdAt: now, expiresAt: configuration.expiry(createdAt: now, now: now))
             guard try await logged("insert", id, { try await backend.insert(key, record) }) else {
                 throw SessionStoreError(.idCollision, "a new session's id already exists; nothing was overwritten", session: id)
             }
-            session.markSaved(.init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt), values: session.values)
+            session.markSaved(.init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt), values: values)
             metrics.created.increment()
             return .created
         }
@@ -214,14 +217,15 @@ public final class SessionStore: Sendable {
         }
         // The common case: nobody saved since this request loaded, one versioned write.
         let now = clock.now()
-        if session.values.isEmpty {
+        if session.isEmpty {
             if try await logged("delete", id, { try await backend.delete(key, expectedVersion: stored.version) }) {
                 session = Session(id: id, stored: nil, values: [:])
                 metrics.deleted.increment()
                 return .deleted
             }
         } else {
-            let data = try encode(session.values, id)
+            let values = session.values.dictionary
+            let data = try encode(values, id)
             let expiresAt = configuration.expiry(createdAt: stored.createdAt, now: now)
             let written = try await logged("update", id) {
                 try await backend.update(key, data: data, expectedVersion: stored.version, expiresAt: expiresAt, now: now)
@@ -229,7 +233,7 @@ public final class SessionStore: Sendable {
             if written {
                 session.markSaved(
                     .init(version: stored.version + 1, createdAt: stored.createdAt, expiresAt: max(expiresAt, stored.expiresAt)),
-                    values: session.values)
+                    values: values)
                 metrics.updated.increment()
                 return .updated
             }
@@ -290,12 +294,13 @@ public final class SessionStore: Sendable {
                     stored: .init(version: current.version, createdAt: current.createdAt, expiresAt: current.expiresAt),
                     values: values)
                 try change(&result)
-                if result.values.isEmpty { return (.delete, .deleted) }
-                let data = try Self.encode(result.values, id, limit: configuration.maxDataSize)
+                if result.isEmpty { return (.delete, .deleted) }
+                let written = result.values.dictionary
+                let data = try Self.encode(written, id, limit: configuration.maxDataSize)
                 let expiresAt = configuration.expiry(createdAt: current.createdAt, now: now)
                 result.markSaved(
                     .init(version: current.version + 1, createdAt: current.createdAt, expiresAt: max(expiresAt, current.expiresAt)),
-                    values: result.values)
+                    values: written)
                 return (.replace(data: data, expiresAt: expiresAt), .written(result, overwrote: overwrote))
             }
         }

@@ -46,13 +46,13 @@ public final class SQLiteBackend: StorageBackend {
         let writerConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
         try Self.prepareWriter(writerConnection, configuration: configuration, queries: queries)
 
-        var readerConnections: [SQLiteTransfer<SQLiteConnection>] = []
+        var readerConnections: [SQLiteTransfer<SQLiteReader>] = []
         if !configuration.isMemory {
             for _ in 0..<configuration.readerCount {
                 // Readers retry a busy database in the pool, with Task.sleep, not in SQLite.
                 let reader = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: 0)
                 try Self.prepareReader(reader, configuration: configuration, queries: queries)
-                readerConnections.append(SQLiteTransfer(value: reader))
+                readerConnections.append(SQLiteTransfer(value: try SQLiteReader(reader, loadSQL: queries.load)))
             }
             readers = SQLiteReaderPool(readerConnections, busyTimeout: configuration.busyTimeout)
             let checkpointConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
@@ -110,16 +110,16 @@ public final class SQLiteBackend: StorageBackend {
     ///   `.closed` after ``close()``).
     public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
         try checkOpen("load")
-        let queries = queries
         guard let readers else {
+            let sql = queries.load
             let outcome = try await writer.submit(.read, operation: "load") { connection in
-                .record(try Self.load(key, now: now, queries: queries, on: connection))
+                .record(try Self.load(key, now: now, with: try connection.statement(sql, operation: "load")))
             }
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
         }
-        return try await readers.withReader(operation: "load") { connection in
-            try Self.load(key, now: now, queries: queries, on: connection)
+        return try await readers.withReader(operation: "load") { reader throws(StorageError) in
+            try Self.load(key, now: now, with: reader.load)
         }
     }
 
@@ -153,7 +153,7 @@ public final class SQLiteBackend: StorageBackend {
         _ = try await writer.submit(
             configuration.groupCommit ? .batched : .alone, operation: "merge", multiStatement: true
         ) { connection in
-            let current = try Self.load(key, now: now, queries: queries, on: connection)
+            let current = try Self.load(key, now: now, with: try connection.statement(queries.load, operation: "merge"))
             let (write, result) = try decide(current)
             box.value = result
             guard let current else { return .changes(0) }
@@ -318,10 +318,10 @@ public final class SQLiteBackend: StorageBackend {
         try statement.bind(2, text: key.value, operation: operation)
     }
 
+    /// Runs the load's SELECT (``SQLiteQueries/load``) for `key`.
     private static func load(
-        _ key: SessionKey, now: Int64, queries: SQLiteQueries, on connection: SQLiteConnection
+        _ key: SessionKey, now: Int64, with statement: SQLiteStatement
     ) throws(StorageError) -> SessionRecord? {
-        let statement = try connection.statement(queries.load, operation: "load")
         defer { statement.reset() }
         try bind(key, to: statement, operation: "load")
         try statement.bind(3, now, operation: "load")

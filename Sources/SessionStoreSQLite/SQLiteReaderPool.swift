@@ -1,12 +1,18 @@
 import SessionStore
 import Synchronization
 
-/// A reader connection while it is lent to one task.
+/// A reader connection while it is lent to one task, with its load statement.
 final class SQLiteReader: @unchecked Sendable {  // @unchecked: the pool lends it to one task at a time
     let connection: SQLiteConnection
+    /// The load's SELECT, prepared once: a load does not look its statement up by SQL text
+    /// (hashing ~100 bytes of SQL cost about as much as binding and stepping a hit).
+    let load: SQLiteStatement
 
-    init(_ connection: SQLiteConnection) {
+    /// Takes over `connection` and prepares `loadSQL` on it.
+    /// - Throws: ``StorageError`` when the statement cannot be prepared.
+    init(_ connection: SQLiteConnection, loadSQL: String) throws(StorageError) {
         self.connection = connection
+        self.load = try connection.statement(loadSQL, operation: "open")
     }
 }
 
@@ -28,27 +34,48 @@ final class SQLiteReaderPool: Sendable {
     private let state: Mutex<State>
     private let busyTimeout: Duration
 
-    init(_ readers: [SQLiteTransfer<SQLiteConnection>], busyTimeout: Duration) {
-        state = Mutex(State(idle: readers.map { SQLiteReader($0.value) }))
+    init(_ readers: [SQLiteTransfer<SQLiteReader>], busyTimeout: Duration) {
+        state = Mutex(State(idle: readers.map(\.value)))
         self.busyTimeout = busyTimeout
     }
 
-    /// Runs `body` with a reader connection of its own, again after a pause while the
-    /// database is busy, until the busy timeout.
+    /// Runs `body` with a reader of its own, again after a pause while the database is
+    /// busy, until the busy timeout.
+    ///
+    /// When a reader is free and the database is not busy (nearly every load), this takes
+    /// one lock to check the reader out and one to return it, and never suspends.
     /// - Throws: ``StorageError`` `.closed` after ``close()``, `.busy` after the timeout, or
     ///   what `body` threw.
-    func withReader<T>(operation: String, _ body: (SQLiteConnection) throws -> T) async throws -> T {
+    func withReader<T>(operation: String, _ body: (SQLiteReader) throws(StorageError) -> T) async throws -> T {
+        if let reader = try tryCheckOut(operation: operation) {
+            do {
+                let result = try body(reader)
+                checkIn(reader)
+                return result
+            } catch where error.kind == .busy {
+                checkIn(reader)
+            } catch {
+                checkIn(reader)
+                throw error
+            }
+        }
+        return try await withReaderWaiting(operation: operation, body)
+    }
+
+    /// ``withReader(operation:_:)`` when no reader was free or the database was busy:
+    /// waits for a reader, and retries a busy database every millisecond until the timeout.
+    private func withReaderWaiting<T>(
+        operation: String, _ body: (SQLiteReader) throws(StorageError) -> T
+    ) async throws -> T {
         let clock = ContinuousClock()
-        var deadline: ContinuousClock.Instant?  // Read the clock only once the database is busy.
+        let deadline = clock.now.advanced(by: busyTimeout)
         while true {
             let reader = try await checkOut(operation: operation)
             do {
-                let result = try body(reader.connection)
+                let result = try body(reader)
                 checkIn(reader)
                 return result
-            } catch let error as StorageError
-                where error.kind == .busy && clock.now < (deadline ?? clock.now.advanced(by: busyTimeout)) {
-                if deadline == nil { deadline = clock.now.advanced(by: busyTimeout) }
+            } catch where error.kind == .busy && clock.now < deadline {
                 checkIn(reader)
                 try await Task.sleep(for: .milliseconds(1))
             } catch {
@@ -58,14 +85,21 @@ final class SQLiteReaderPool: Sendable {
         }
     }
 
-    private func checkOut(operation: String) async throws -> SQLiteReader {
-        let free: SQLiteReader? = try state.withLock { state in
-            guard !state.closed else { throw SQLiteBackend.closedError(operation) }
-            guard let reader = state.idle.popLast() else { return nil }
+    /// A free reader, or `nil` when all are lent.
+    /// - Throws: ``StorageError`` `.closed` after ``close()``.
+    private func tryCheckOut(operation: String) throws(StorageError) -> SQLiteReader? {
+        let reader: SQLiteReader?? = state.withLock { state in
+            guard !state.closed else { return nil }
+            guard let reader = state.idle.popLast() else { return .some(nil) }
             state.lent += 1
             return reader
         }
-        if let free { return free }
+        guard let reader else { throw SQLiteBackend.closedError(operation) }
+        return reader
+    }
+
+    private func checkOut(operation: String) async throws -> SQLiteReader {
+        if let free = try tryCheckOut(operation: operation) { return free }
         return try await withCheckedThrowingContinuation { continuation in
             enum Action { case wait, take(SQLiteReader), fail }
             let action: Action = state.withLock { state in
