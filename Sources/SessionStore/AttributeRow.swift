@@ -58,6 +58,9 @@ struct AttributeRow: Sendable {
     /// Walks the attributes after the header byte, checking each.
     private static func scan(_ bytes: UnsafeBufferPointer<UInt8>, format: UInt8) throws -> [Entry] {
         var entries: [Entry] = []
+        // An attribute takes at least 4 bytes; rows hold a few dozen bytes per attribute.
+        // Reserving for one per 8 bytes (up to 32) saves the growth copies of small rows.
+        entries.reserveCapacity(min(bytes.count / 8 + 1, 32))
         // Names seen so far, once a name is not ASCII or not after the one before it in
         // byte order (rows this library writes are sorted, so this stays `nil`).
         var seen: Set<String>?

@@ -34,14 +34,15 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
-        var index = 0
-        for byte in bytes {
-            guard let value = Base64URL.value(of: byte) else { return false }
+        Base64URL.values.withUnsafeBufferPointer { values in
+            var last: UInt8 = 0
+            for byte in bytes {
+                last = values[Int(byte)]
+                guard last != Base64URL.invalid else { return false }
+            }
             // 16 bytes fill 21 characters and 2 bits of the last: the rest must be zero.
-            if index == Self.length - 1, value & 0x0F != 0 { return false }
-            index += 1
+            return last & 0x0F == 0
         }
-        return true
     }
 
     /// Mints a new id from the system's cryptographically secure random source
@@ -63,6 +64,11 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
 /// URL-safe base64 without padding (RFC 4648 §5).
 enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Marks a byte outside the alphabet in ``values``.
+    static let invalid: UInt8 = 0xFF
+    /// Each byte's value in the alphabet, or ``invalid``: one load per byte when validating.
+    static let values: [UInt8] = (0...255).map { value(of: UInt8($0)) ?? invalid }
 
     static func value(of byte: UInt8) -> UInt8? {
         switch byte {

@@ -23,7 +23,9 @@ public enum IDHashing: String, Sendable, CaseIterable {
 /// stores the same thing for the same id.
 public struct SessionKey: Hashable, Sendable {
     /// CRC-32 of ``value``, the first key column in ``KeyLayout/checksumAndID``.
-    public let checksum: UInt32
+    ///
+    /// Computed when asked: a backend on the id-only layout (the default) never needs it.
+    public var checksum: UInt32 { CRC32.checksum(value) }
     /// The text stored in the id column. Compare it byte-for-byte (case-sensitively).
     public let value: String
 
@@ -42,6 +44,5 @@ public struct SessionKey: Hashable, Sendable {
     /// A key for an arbitrary stored value; for backends, tests and migrations.
     public init(value: String) {
         self.value = value
-        self.checksum = CRC32.checksum(value)
     }
 }

@@ -112,14 +112,16 @@ public final class SQLiteBackend: StorageBackend {
         try checkOpen("load")
         guard let readers else {
             let sql = queries.load
+            let layout = queries.layout
             let outcome = try await writer.submit(.read, operation: "load") { connection in
-                .record(try Self.load(key, now: now, with: try connection.statement(sql, operation: "load")))
+                .record(try Self.load(key, now: now, layout: layout, with: try connection.statement(sql, operation: "load")))
             }
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
         }
+        let layout = queries.layout
         return try await readers.withReader(operation: "load") { reader throws(StorageError) in
-            try Self.load(key, now: now, with: reader.load)
+            try Self.load(key, now: now, layout: layout, with: reader.load)
         }
     }
 
@@ -153,7 +155,8 @@ public final class SQLiteBackend: StorageBackend {
         _ = try await writer.submit(
             configuration.groupCommit ? .batched : .alone, operation: "merge", multiStatement: true
         ) { connection in
-            let current = try Self.load(key, now: now, with: try connection.statement(queries.load, operation: "merge"))
+            let current = try Self.load(
+                key, now: now, layout: queries.layout, with: try connection.statement(queries.load, operation: "merge"))
             let (write, result) = try decide(current)
             box.value = result
             guard let current else { return .changes(0) }
@@ -320,10 +323,12 @@ public final class SQLiteBackend: StorageBackend {
 
     /// Runs the load's SELECT (``SQLiteQueries/load``) for `key`.
     private static func load(
-        _ key: SessionKey, now: Int64, with statement: SQLiteStatement
+        _ key: SessionKey, now: Int64, layout: KeyLayout, with statement: SQLiteStatement
     ) throws(StorageError) -> SessionRecord? {
         defer { statement.reset() }
-        try bind(key, to: statement, operation: "load")
+        // The id-only layout's SELECT does not read `?1`: no checksum to compute.
+        if layout == .checksumAndID { try statement.bind(1, Int64(key.checksum), operation: "load") }
+        try statement.bind(2, text: key.value, operation: "load")
         try statement.bind(3, now, operation: "load")
         guard try statement.step(operation: "load") else { return nil }
         return SessionRecord(
