@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // Its default traits need a package not available here; MallocInterposer counts allocations.
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // The C APIs the floors call directly, declared here rather than exported by the library.
@@ -48,6 +50,38 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "bench",
+            swiftSettings: upcoming
+        ),
+        // The hot path's operations, store and floor, shared by the two harnesses below.
+        .target(
+            name: "HotPath",
+            dependencies: [
+                .product(name: "SessionStore", package: "swift-session-store"),
+                .product(name: "SessionStoreSQLite", package: "swift-session-store"),
+                "CBenchSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "HotPath",
+            swiftSettings: upcoming
+        ),
+        // package-benchmark: allocations (checked against .benchmarkBaselines/ in CI), wall clock, throughput.
+        .executableTarget(
+            name: "HotPathBenchmarks",
+            dependencies: [
+                "HotPath",
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/HotPathBenchmarks",
+            swiftSettings: upcoming,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        // Instructions per operation under callgrind (Benchmarks/callgrind.sh); the client
+        // requests' header comes with Debian's valgrind package.
+        .target(name: "CCallgrind", path: "CCallgrind"),
+        .executableTarget(
+            name: "hot-path-ops",
+            dependencies: ["HotPath", "CCallgrind"],
+            path: "Tools/hot-path-ops",
             swiftSettings: upcoming
         ),
     ],
