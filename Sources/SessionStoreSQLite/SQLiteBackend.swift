@@ -9,8 +9,8 @@ import Synchronization
 /// Loads check out a reader and run inline on the calling task (a point lookup takes
 /// microseconds). Writes are queued to a dedicated thread, which commits all writes
 /// waiting at that moment in one transaction; each caller gets its own result once the
-/// transaction committed. Cleanup (``deleteExpired(before:limit:)``) runs as its own short
-/// transaction between batches, so saves never wait behind a long delete.
+/// transaction committed. Cleanup (``deleteExpired(before:limit:)``) runs in short slices of
+/// its own between batches, paced by the WAL, so saves never wait behind a long delete.
 public final class SQLiteBackend: StorageBackend {
     /// The configuration the backend was opened with.
     public let configuration: SQLiteConfiguration
@@ -19,7 +19,9 @@ public final class SQLiteBackend: StorageBackend {
     /// `nil` for an in-memory database, which reads through the writer's connection.
     let readers: SQLiteReaderPool?
     /// `nil` for an in-memory database, which has no WAL.
-    private let checkpointer: SQLiteCheckpointer?
+    let checkpointer: SQLiteCheckpointer?
+    /// Sizes cleanup slices (see ``deleteExpired(before:limit:)``).
+    let cleanupSlicer = SQLiteCleanupSlicer()
     private let logger: Logger
     private let closed = Atomic<Bool>(false)
 
@@ -208,39 +210,6 @@ public final class SQLiteBackend: StorageBackend {
         return try await keyedWrite("delete", queries.delete, key, [])
     }
 
-    /// Deletes up to `limit` rows with `expires_at < before` (oldest first) in one short
-    /// transaction of its own, between group-commit batches.
-    /// - Throws: ``StorageError``.
-    public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
-        precondition(limit > 0, "limit must be positive")
-        // Expired rows sit on random pages of the key index, so a delete costs about one
-        // page write per row. Slices of a few dozen rows, each queued behind the saves
-        // waiting at that moment, keep a save's wait to one slice instead of one batch.
-        var deleted = 0
-        while deleted < limit {
-            let slice = min(limit - deleted, Self.cleanupSliceRows)
-            let count = try await deleteExpiredSlice(before: before, limit: slice)
-            deleted += count
-            if count < slice { break }
-        }
-        return deleted
-    }
-
-    /// Rows deleted per writer job during cleanup.
-    static let cleanupSliceRows = 64
-
-    private func deleteExpiredSlice(before: Int64, limit: Int) async throws -> Int {
-        let sql = queries.deleteExpired
-        return try await write("deleteExpired", mode: .alone) { connection in
-            let statement = try connection.statement(sql, operation: "deleteExpired")
-            defer { statement.reset() }
-            try statement.bind(1, before, operation: "deleteExpired")
-            try statement.bind(2, Int64(limit), operation: "deleteExpired")
-            try statement.run(operation: "deleteExpired")
-            return connection.changes
-        }
-    }
-
     /// Commits the queued writes, stops the writer and checkpointer threads and closes
     /// every connection (a reader lent to a load closes when it comes back); returns only
     /// when all of them are closed, so the process then holds no descriptor of the
@@ -261,7 +230,7 @@ public final class SQLiteBackend: StorageBackend {
         var value: Value?
     }
 
-    private func checkOpen(_ operation: String) throws {
+    func checkOpen(_ operation: String) throws {
         if closed.load(ordering: .acquiring) { throw Self.closedError(operation) }
     }
 

@@ -30,11 +30,30 @@ final class SQLiteCheckpointer: Sendable {
     /// before it takes the next write: back-pressure when the checkpointer cannot keep up
     /// or is starved, so the WAL file never grows much past this.
     static let hardLimitPages: Int32 = 4 * thresholdPages
+    /// WAL pages at which a cleanup stops deleting until a checkpoint has copied the WAL
+    /// back (``paceCleanup()``): half-way between the threshold, where this thread starts
+    /// copying while the cleanup goes on, and ``escalationPages``, where a TRUNCATE would
+    /// hold saves back; a cleanup slice stays well below the margin.
+    static let cleanupPacePages: Int32 = thresholdPages + thresholdPages / 2
+
+    /// What a checkpoint pass ``requestCheckpoint()`` waited for found.
+    enum PassOutcome: Sendable, Equatable {
+        /// Every frame in the WAL was copied back and nothing committed meanwhile: the next
+        /// write starts the WAL over (unless a reader still reads its old end).
+        case complete
+        /// Frames remain: a commit landed during the pass, a reader of an old snapshot kept
+        /// frames from being copied, or the checkpoint failed (logged by the pass).
+        case incomplete
+        /// The checkpointer has stopped.
+        case stopped
+    }
 
     private struct State {
         var stopping = false
         var finished = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Callers of ``requestCheckpoint()`` waiting for the next pass to end.
+        var passWaiters: [CheckedContinuation<PassOutcome, Never>] = []
     }
 
     private let wakeup = DispatchSemaphore(value: 0)
@@ -76,6 +95,9 @@ final class SQLiteCheckpointer: Sendable {
 
     /// WAL pages after the last commit.
     private let lastPages = Atomic<Int32>(0)
+    /// Commits seen by the WAL hook; a pass that copied everything is complete only when
+    /// none landed while it ran.
+    private let commits = Atomic<UInt64>(0)
     private let inlineRunning = Atomic<Bool>(false)
 
     /// Set while a write commits on a caller's thread, where the back-pressure checkpoint
@@ -94,6 +116,7 @@ final class SQLiteCheckpointer: Sendable {
     /// Called by the WAL hook after a commit, on the writer thread or an inline caller's.
     fileprivate func walGrew(to pages: Int32, writer database: OpaquePointer?) {
         lastPages.store(pages, ordering: .relaxed)
+        commits.add(1, ordering: .releasing)
         if pages >= Self.hardLimitPages, !inlineRunning.load(ordering: .relaxed), let database {
             // SQLite's own auto-checkpoint runs from this hook the same way.
             writerCheckpoint(database)
@@ -161,32 +184,102 @@ final class SQLiteCheckpointer: Sendable {
             wakeup.wait()
             if state.withLock({ $0.stopping }) { break }
             pending.store(false, ordering: .relaxed)
-            var pages = checkpoint(connection, mode: SQLITE_CHECKPOINT_PASSIVE)
-            if let remaining = pages, remaining >= Self.escalationPages {
-                pages = checkpoint(connection, mode: SQLITE_CHECKPOINT_TRUNCATE)
+            let passWaiters = state.withLock { state in
+                defer { state.passWaiters = [] }
+                return state.passWaiters
             }
-            if let pages { walPagesGauge.record(Int64(pages)) }
+            let commitsBefore = commits.load(ordering: .acquiring)
+            var result = checkpoint(connection, mode: SQLITE_CHECKPOINT_PASSIVE)
+            if let pages = result?.walPages, pages >= Self.escalationPages {
+                result = checkpoint(connection, mode: SQLITE_CHECKPOINT_TRUNCATE)
+            }
+            if let pages = result?.walPages { walPagesGauge.record(Int64(pages)) }
+            let copiedAll = result.map { $0.copied >= $0.walPages } ?? false
+            let outcome: PassOutcome =
+                copiedAll && commits.load(ordering: .acquiring) == commitsBefore ? .complete : .incomplete
+            for waiter in passWaiters { waiter.resume(returning: outcome) }
         }
         connection.close()
-        let waiters = state.withLock { state in
+        let (waiters, passWaiters) = state.withLock { state in
             state.finished = true
-            defer { state.stopWaiters = [] }
-            return state.stopWaiters
+            defer {
+                state.stopWaiters = []
+                state.passWaiters = []
+            }
+            return (state.stopWaiters, state.passWaiters)
         }
+        for waiter in passWaiters { waiter.resume(returning: .stopped) }
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Runs one checkpoint and returns the pages in the WAL file, copied back or not (`nil`
-    /// when it failed): a WAL that readers keep from being reset grows even when every page
-    /// was copied.
-    private func checkpoint(_ connection: SQLiteConnection, mode: Int32) -> Int32? {
+    /// Runs a checkpoint pass on this thread (after the one running, if any) and returns
+    /// what it found.
+    func requestCheckpoint() async -> PassOutcome {
+        await withCheckedContinuation { continuation in
+            let stopped = state.withLock { state in
+                if state.stopping || state.finished { return true }
+                state.passWaiters.append(continuation)
+                return false
+            }
+            if stopped {
+                continuation.resume(returning: .stopped)
+                return
+            }
+            pending.store(true, ordering: .relaxed)
+            wakeup.signal()
+        }
+    }
+
+    /// Holds a cleanup back while the WAL is past ``cleanupPacePages``, until a checkpoint
+    /// pass copied all of it, so that the next write starts the WAL over.
+    ///
+    /// A cleanup writes the WAL faster than anything else. Unpaced, it outruns this thread
+    /// until the WAL reaches ``hardLimitPages`` and the writer runs a TRUNCATE checkpoint
+    /// itself, with every save queued behind it (measured: a 155-200 ms stall). Paced, the
+    /// copying of the first ``thresholdPages`` overlaps the cleanup's next slices and only
+    /// the tail is waited for; saves never meet a checkpoint. While a reader of an old
+    /// snapshot keeps frames from being copied, the cleanup waits (1-10 ms apart) for at
+    /// most `patience`, then goes on: the writer's back-pressure still bounds the WAL.
+    /// - Throws: `CancellationError` when the waiting task is cancelled.
+    func paceCleanup(patience: Duration) async throws {
+        guard lastPages.load(ordering: .relaxed) >= Self.cleanupPacePages else { return }
+        let clock = ContinuousClock()
+        let deadline = clock.now + patience
+        var pause = Duration.milliseconds(1)
+        while true {
+            switch await requestCheckpoint() {
+            case .complete, .stopped:
+                return
+            case .incomplete:
+                // A save committed during the pass: the next pass copies only its frames.
+                if lastPages.load(ordering: .relaxed) < Self.cleanupPacePages { return }
+            }
+            guard clock.now < deadline else {
+                logger.debug("cleanup goes on with the WAL not yet copied back", metadata: ["walPages": "\(lastPages.load(ordering: .relaxed))"])
+                return
+            }
+            try await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(10))
+        }
+    }
+
+    /// WAL pages after the last commit, as the WAL hook reported them; for tests.
+    var walPagesAfterLastCommit: Int32 { lastPages.load(ordering: .relaxed) }
+
+    /// Runs one checkpoint and returns the pages in the WAL file, copied back or not, and
+    /// the pages copied so far (`-1` when it did not finish; `nil` when it failed): a WAL
+    /// that readers keep from being reset grows even when every page was copied.
+    private func checkpoint(_ connection: SQLiteConnection, mode: Int32) -> (walPages: Int32, copied: Int32)? {
         var walPages: Int32 = 0
         var copied: Int32 = 0
         let truncate = mode == SQLITE_CHECKPOINT_TRUNCATE
         let code = sqlite3_wal_checkpoint_v2(connection.database, nil, mode, &walPages, &copied)
         if truncate { truncateRuns.add(1, ordering: .relaxed) } else { passiveRuns.add(1, ordering: .relaxed) }
         (truncate ? truncateCounter : checkpointCounter).increment()
-return record(code, mode: truncate ? "truncate" : "passive", walPages: walPages, copied: copied, database: connection.database)
+        guard let pages = record(code, mode: truncate ? "truncate" : "passive", walPages: walPages, copied: copied, database: connection.database) else {
+            return nil
+        }
+        return (pages, code == SQLITE_OK ? copied : -1)
     }
 
     /// Logs a checkpoint's result and returns the WAL's pages, `nil` after a failure. BUSY is

@@ -18,8 +18,11 @@ struct SQLiteJob: Sendable {
     enum Mode: Sendable {
         /// A single-statement write that may share a group-commit transaction.
         case batched
-        /// A write that runs as its own transaction (cleanup, or group commit off).
+        /// A write that runs as its own transaction (group commit off).
         case alone
+        /// A longer write that runs as its own transaction on the writer thread, never
+        /// inline on a caller's (cooperative) thread: a cleanup slice.
+        case background
         /// A read run outside any transaction (in-memory databases only).
         case read
     }
@@ -114,7 +117,7 @@ final class SQLiteWriter: Sendable {
         _ mode: SQLiteJob.Mode, operation: String, multiStatement: Bool = false,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) async throws -> SQLiteOutcome {
-        if mode != .read, let outcome = try runInline(multiStatement: multiStatement, body) {
+        if mode == .batched || mode == .alone, let outcome = try runInline(multiStatement: multiStatement, body) {
             return outcome
         }
         let id = state.withLock { state in
