@@ -66,7 +66,7 @@ final class SQLiteCleanupSlicer: Sendable {
     /// The most rows a slice deletes: each deleted row dirties about one page, and a slice
     /// must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the WAL size at which
     /// the checkpointer would hold saves back (``SQLiteCheckpointer/escalationPages``).
-    static let maxRows = Int(SQLiteCheckpointer.escalationPages - SQLiteCheckpointer.cleanupPacePages) * 3 / 4
+    static let maxRows = Int(SQLiteCheckpointer.escalationPages - SQLiteCheckpointer.cleanupPacePages) / 2
     /// The first slice's rows, before any was measured.
     static let initialRows = 64
 

@@ -19,6 +19,48 @@ enum CleanupChecks {
                 try await expect(try await fixture.store.cleanup() == 0, "nothing left to delete")
             }
         },
+        check("a cleanup of a mostly expired table keeps every session touched while it runs, and deletes the rest") { database in
+            try await withFixture(database, configure: { $0.cleanupBatchSize = 50 }) { fixture in
+                // Requests that read their session just before it expired (at `start`) touch
+                // it while the cleanup (at `start + 2 s`) deletes around them: each touch
+                // either lands first (the row lives on) or finds the row gone; never both.
+                let start = fixture.clock.now()
+                let doomed = (0..<1500).map { _ in SessionKey(value: SessionID.generate().text) }
+                let live = (0..<100).map { _ in SessionKey(value: SessionID.generate().text) }
+                let backend = fixture.backend
+                for key in doomed {
+                    _ = try await backend.insert(key, SessionRecord(data: [1], version: 1, createdAt: start - 10, expiresAt: start + 1_000))
+                }
+                for key in live {
+                    _ = try await backend.insert(key, SessionRecord(data: [2], version: 1, createdAt: start, expiresAt: start + 3_600_000))
+                }
+                fixture.clock.advance(by: .seconds(2))
+                let touched = Array(doomed.shuffled().prefix(300))
+                async let deleted = fixture.store.cleanup()
+                let survivors = try await withThrowingTaskGroup(of: (SessionKey, Bool).self) { group in
+                    for (index, key) in touched.enumerated() {
+                        group.addTask {
+                            if index % 30 == 0 { await Task.yield() }
+                            return (key, try await backend.touch(key, expiresAt: start + 3_600_000, now: start + 999))
+                        }
+                    }
+                    return try await group.reduce(into: Set<SessionKey>()) { if $1.1 { $0.insert($1.0) } }
+                }
+                let count = try await deleted
+                let now = fixture.clock.now()
+                try await expect(count == doomed.count - survivors.count,
+                                 "deleted \(count): every expired row except the \(survivors.count) touched in time")
+                for key in touched {
+                    let row = try await backend.load(key, now: now)
+                    try await expect((row != nil) == survivors.contains(key),
+                                     survivors.contains(key) ? "a session touched before its delete survives" : "a touch that found no row created none")
+                }
+                for key in live {
+                    try await expect(try await backend.load(key, now: now) != nil, "a live session survives cleanup")
+                }
+                try await expect(try await fixture.store.cleanup() == 0, "nothing expired is left")
+            }
+        },
         check("the seed race: a session loaded just before expiry survives cleanup and saves") { database in
             try await withFixture(database) { fixture in
                 let saved = try await fixture.stored(["cart": "1 item"])

@@ -1,0 +1,147 @@
+import Foundation
+import SessionStore
+@testable import SessionStoreSQLite
+import Synchronization
+import Testing
+
+/// The SQLite cleanup's own promises: bounded slices, a bounded WAL, slices sized by time.
+/// Sizes and counts only, never times.
+@Suite("SQLite cleanup")
+struct SQLiteCleanupTests {
+    /// Fills `sessions` with `expired` rows that expired at 1000 ms and `live` rows that
+    /// expire far in the future, in random key order, 200 bytes of data each, then empties
+    /// the WAL.
+    static func fill(_ path: String, expired: Int, live: Int) throws {
+        try rawSQL(path, """
+            WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < \(expired + live - 1)) \
+            INSERT INTO sessions (id, data, version, created_at, expires_at) \
+            SELECT lower(hex(randomblob(16))), randomblob(200), 1, 0, \
+            CASE WHEN i < \(expired) THEN 1000 - abs(random() % 1000) ELSE 1000000000000 END FROM n
+            """)
+        // The fill's own WAL goes, so the WAL measured afterwards is the cleanup's.
+        let result = try rawSQL(path, "PRAGMA wal_checkpoint(TRUNCATE)")
+        guard result.first == "0" else { throw RawSQLiteError(message: "the fill's checkpoint was blocked: \(result)") }
+    }
+
+    static func rowCount(_ path: String, where condition: String) throws -> Int {
+        Int(try rawSQL(path, "SELECT count(*) FROM sessions WHERE \(condition)").first.flatMap { $0 } ?? "") ?? -1
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    @Test func cleanupDeletesInSlicesOfBoundedRowsEachItsOwnTransaction() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            try Self.fill(database.path, expired: 4000, live: 1000)
+            let transactionsBefore = backend.transactionCount
+            let deleted = try await backend.deleteExpired(before: 2000, limit: 10_000)
+            let (slices, largest) = backend.cleanupSlicer.statistics
+            let transactions = backend.transactionCount - transactionsBefore
+            try await backend.close()
+
+            #expect(deleted == 4000)
+            #expect(try Self.rowCount(database.path, where: "expires_at < 2000") == 0, "every expired row deleted")
+            #expect(try Self.rowCount(database.path, where: "expires_at >= 2000") == 1000, "every live row kept")
+            #expect(largest <= SQLiteCleanupSlicer.maxRows, "one slice deleted \(largest) rows")
+            #expect(slices >= 4000 / SQLiteCleanupSlicer.maxRows, "\(slices) slices")
+            #expect(transactions >= slices, "each slice committed on its own: \(transactions) transactions for \(slices) slices")
+        }
+    }
+
+    @Test func cleanupKeepsTheWALBelowTheSizeWhereSavesWaitForACheckpoint() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            // Unpaced, deleting 30,000 rows on random pages writes about 30,000 WAL frames.
+            try Self.fill(database.path, expired: 30_000, live: 10_000)
+            let walPath = database.path + "-wal"
+            let tally = CleanupTally()
+            let watcher = Task {
+                while !tally.done.load(ordering: .relaxed) {
+                    let size = Self.fileSize(walPath)
+                    if size > tally.walPeak.load(ordering: .relaxed) { tally.walPeak.store(size, ordering: .relaxed) }
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            let saver = Task {
+                var index = 0
+                while !tally.done.load(ordering: .relaxed) {
+                    let key = SessionKey(value: "saver-\(index % 50)")
+                    _ = try await backend.insert(key, record("x", createdAt: 0, expiresAt: 1_000_000_000_000 + Int64(index)))
+                    _ = try await backend.touch(key, expiresAt: 2_000_000_000_000 + Int64(index), now: 2000)
+                    tally.saves.add(1, ordering: .relaxed)
+                    index += 1
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            let cleaned = await Result(catching: {
+                var deleted = 0
+                while true {
+                    let count = try await backend.deleteExpired(before: 2000, limit: 1000)
+                    deleted += count
+                    if count < 1000 { return deleted }
+                }
+            })
+            tally.done.store(true, ordering: .relaxed)
+            try await watcher.value
+            try await saver.value
+            let deleted = try cleaned.get()
+            let writerCheckpoints = backend.writerCheckpointRuns
+            let truncates = backend.truncateCheckpointRuns
+            try await backend.close()
+
+            // Frames are a page plus a 24-byte header; the file has a 32-byte header.
+            let escalation = Int(SQLiteCheckpointer.escalationPages) * (4096 + 24) + 32
+            #expect(deleted == 30_000)
+            #expect(tally.saves.load(ordering: .relaxed) > 0, "saves ran during the cleanup")
+            #expect(tally.walPeak.load(ordering: .relaxed) < escalation,
+                    "the WAL peaked at \(tally.walPeak.load(ordering: .relaxed)) bytes; a checkpoint holds saves back from \(escalation)")
+            #expect(writerCheckpoints == 0, "no save waited for the writer's back-pressure checkpoint")
+            #expect(truncates == 0, "the checkpointer never had to hold writers back")
+        }
+    }
+
+    @Test func aSliceThatTookTooLongShrinksTowardTheTarget() {
+        let slicer = SQLiteCleanupSlicer()
+        let rows = slicer.rows
+        slicer.record(rows: rows, deleted: rows, elapsed: SQLiteCleanupSlicer.targetDuration * 4)
+        #expect(slicer.rows == rows / 4)
+        for _ in 0..<20 {
+            slicer.record(rows: slicer.rows, deleted: slicer.rows, elapsed: .seconds(1))
+        }
+        #expect(slicer.rows == SQLiteCleanupSlicer.minRows, "never below the floor")
+    }
+
+    @Test func aQuickFullSliceGrowsUpToTheCapAndAShortLastSliceChangesNothing() {
+        let slicer = SQLiteCleanupSlicer()
+        let rows = slicer.rows
+        slicer.record(rows: rows, deleted: rows / 2, elapsed: .microseconds(10))
+        #expect(slicer.rows == rows, "a short last slice says nothing about the size")
+        slicer.record(rows: rows, deleted: rows, elapsed: .microseconds(10))
+        #expect(slicer.rows == rows * 2)
+        for _ in 0..<20 {
+            slicer.record(rows: slicer.rows, deleted: slicer.rows, elapsed: .microseconds(10))
+        }
+        #expect(slicer.rows == SQLiteCleanupSlicer.maxRows)
+        #expect(slicer.statistics.slices == 22)
+    }
+}
+
+/// What the WAL test's background tasks share.
+final class CleanupTally: Sendable {
+    let done = Atomic<Bool>(false)
+    let walPeak = Atomic<Int>(0)
+    let saves = Atomic<Int>(0)
+}
+
+extension Result where Failure == any Error {
+    /// Captures the outcome of an async throwing body.
+    init(catching body: () async throws -> Success) async {
+        do {
+            self = .success(try await body())
+        } catch {
+            self = .failure(error)
+        }
+    }
+}
