@@ -9,9 +9,9 @@ extension SQLiteBackend {
     /// thread, queued behind the saves waiting at that moment, so a save waits for at most
     /// one slice. A slice is sized to take about ``SQLiteCleanupSlicer/targetDuration``
     /// (measured on the slices before it, at most ``SQLiteCleanupSlicer/maxRows`` rows).
-    /// Before each slice the cleanup lets the checkpointer copy the WAL back once it passes
-    /// ``SQLiteCheckpointer/cleanupPacePages``, so the WAL never reaches the size where a
-    /// save would wait for a checkpoint. Each slice re-checks `expires_at < before` in its
+    /// Once the WAL passes ``SQLiteCheckpointer/cleanupPacePages``, the cleanup waits for
+    /// the checkpointer to copy it back and its next slice starts the WAL over, so the WAL
+    /// never reaches the size where a save would wait for a checkpoint. Each slice re-checks `expires_at < before` in its
     /// own statement, so a row touched or saved a moment earlier is never deleted, and a
     /// cleanup stopped between slices leaves nothing half-done.
     /// - Throws: ``StorageError``; `CancellationError` when the task is cancelled while the
@@ -20,11 +20,19 @@ extension SQLiteBackend {
         // The limit is the store's configured batch size, validated to be at least 1.
         precondition(limit > 0, "limit must be positive")
         try checkOpen("deleteExpired")
+        guard let checkpointer else { return try await deleteExpiredSlices(before: before, limit: limit, paced: nil) }
+        return try await checkpointer.whileCleaning {
+            try await deleteExpiredSlices(before: before, limit: limit, paced: checkpointer)
+        }
+    }
+
+    private func deleteExpiredSlices(before: Int64, limit: Int, paced checkpointer: SQLiteCheckpointer?) async throws -> Int {
         var deleted = 0
         while deleted < limit {
-            try await checkpointer?.paceCleanup(patience: configuration.busyTimeout)
-            let rows = min(limit - deleted, cleanupSlicer.rows)
-            let (count, elapsed) = try await deleteExpiredSlice(before: before, limit: rows)
+            let copyTail = try await checkpointer?.paceCleanup(patience: configuration.busyTimeout) ?? false
+            let full = checkpointer?.pastCleanupPace != true
+            let rows = min(limit - deleted, full ? cleanupSlicer.rows : SQLiteCleanupSlicer.minRows)
+            let (count, elapsed) = try await deleteExpiredSlice(before: before, limit: rows, copyTail: copyTail ? checkpointer : nil)
             cleanupSlicer.record(rows: rows, deleted: count, elapsed: elapsed)
             deleted += count
             if count < rows { break }
@@ -33,11 +41,15 @@ extension SQLiteBackend {
     }
 
     /// Deletes up to `limit` expired rows in one statement on the writer thread (never
-    /// inline on the caller's) and returns the count and the statement's own duration.
-    private func deleteExpiredSlice(before: Int64, limit: Int) async throws -> (Int, Duration) {
+    /// inline on the caller's) and returns the count and the statement's own duration;
+    /// first copies the WAL's tail back through `copyTail` when given.
+    private func deleteExpiredSlice(
+        before: Int64, limit: Int, copyTail checkpointer: SQLiteCheckpointer?
+    ) async throws -> (Int, Duration) {
         let sql = queries.deleteExpired
         let elapsed = SQLiteResultBox<Duration>()
         let outcome = try await writer.submit(.background, operation: "deleteExpired") { connection in
+            checkpointer?.copyTail(connection.database)
             let clock = ContinuousClock()
             let start = clock.now
             let statement = try connection.statement(sql, operation: "deleteExpired")
@@ -63,10 +75,10 @@ final class SQLiteCleanupSlicer: Sendable {
     static let targetDuration = Duration.milliseconds(4)
     /// The fewest rows a slice deletes.
     static let minRows = 8
-    /// The most rows a slice deletes: each deleted row dirties about one page, and a slice
-    /// must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the WAL size at which
-    /// the checkpointer would hold saves back (``SQLiteCheckpointer/escalationPages``).
-    static let maxRows = Int(SQLiteCheckpointer.escalationPages - SQLiteCheckpointer.cleanupPacePages) / 2
+    /// The most rows a slice deletes: each deleted row dirties one page or more, and a
+    /// slice must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the WAL size at
+    /// which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``).
+    static let maxRows = Int(SQLiteCheckpointer.thresholdPages) / 2
     /// The first slice's rows, before any was measured.
     static let initialRows = 64
 

@@ -30,19 +30,28 @@ final class SQLiteCheckpointer: Sendable {
     /// before it takes the next write: back-pressure when the checkpointer cannot keep up
     /// or is starved, so the WAL file never grows much past this.
     static let hardLimitPages: Int32 = 4 * thresholdPages
-    /// WAL pages at which a cleanup stops deleting until a checkpoint has copied the WAL
-    /// back (``paceCleanup()``): half-way between the threshold, where this thread starts
-    /// copying while the cleanup goes on, and ``escalationPages``, where a TRUNCATE would
-    /// hold saves back; a cleanup slice stays well below the margin.
-    static let cleanupPacePages: Int32 = thresholdPages + thresholdPages / 2
+    /// WAL pages at which a running cleanup stops deleting until this thread has copied
+    /// the WAL back, then starts it over itself (``paceCleanup(patience:)``). While a
+    /// cleanup runs it is the one that restarts the WAL, so this thread does not escalate to
+    /// a TRUNCATE (which would hold saves back); the writer's ``hardLimitPages`` stays the
+    /// last resort, a cleanup slice and the tail well below it.
+    static let cleanupPacePages: Int32 = escalationPages + thresholdPages / 2
+
+    /// WAL pages after a commit that wake this thread while a cleanup runs.
+    static let cleanupWakePages: Int32 = thresholdPages / 4
+
+    /// Whether the WAL is past ``cleanupPacePages``: a cleanup's next slice is then one of
+    /// ``SQLiteCleanupSlicer/minRows``, since a slice that failed to start the WAL over
+    /// (a reader held its old end) only makes it grow.
+    var pastCleanupPace: Bool { lastPages.load(ordering: .relaxed) >= Self.cleanupPacePages }
 
     /// What a checkpoint pass ``requestCheckpoint()`` waited for found.
     enum PassOutcome: Sendable, Equatable {
-        /// Every frame in the WAL was copied back and nothing committed meanwhile: the next
-        /// write starts the WAL over (unless a reader still reads its old end).
-        case complete
-        /// Frames remain: a commit landed during the pass, a reader of an old snapshot kept
-        /// frames from being copied, or the checkpoint failed (logged by the pass).
+        /// Every frame the pass saw was copied back; only frames committed while it ran
+        /// (a few saves) may remain.
+        case copied
+        /// Frames remain that a reader of an old snapshot still needs, or the checkpoint
+        /// failed (logged by the pass).
         case incomplete
         /// The checkpointer has stopped.
         case stopped
@@ -63,6 +72,7 @@ final class SQLiteCheckpointer: Sendable {
     let passiveRuns = Atomic<Int>(0)
     let truncateRuns = Atomic<Int>(0)
     let writerRuns = Atomic<Int>(0)
+    let tailRuns = Atomic<Int>(0)
     private let logger: Logger
     private let writerCounter: Counter
     private let walPagesGauge: Gauge
@@ -95,9 +105,11 @@ final class SQLiteCheckpointer: Sendable {
 
     /// WAL pages after the last commit.
     private let lastPages = Atomic<Int32>(0)
-    /// Commits seen by the WAL hook; a pass that copied everything is complete only when
-    /// none landed while it ran.
-    private let commits = Atomic<UInt64>(0)
+    /// Cleanups running; while there is one, passes do not escalate to TRUNCATE.
+    private let cleanups = Atomic<Int>(0)
+    /// Set while a cleanup restarts the WAL: only passes it asked for run, so that its own
+    /// copy of the last frames on the writer's connection finds no checkpoint running.
+    private let holdPasses = Atomic<Bool>(false)
     private let inlineRunning = Atomic<Bool>(false)
 
     /// Set while a write commits on a caller's thread, where the back-pressure checkpoint
@@ -116,13 +128,14 @@ final class SQLiteCheckpointer: Sendable {
     /// Called by the WAL hook after a commit, on the writer thread or an inline caller's.
     fileprivate func walGrew(to pages: Int32, writer database: OpaquePointer?) {
         lastPages.store(pages, ordering: .relaxed)
-        commits.add(1, ordering: .releasing)
         if pages >= Self.hardLimitPages, !inlineRunning.load(ordering: .relaxed), let database {
             // SQLite's own auto-checkpoint runs from this hook the same way.
             writerCheckpoint(database)
             return
         }
-        guard pages >= Self.thresholdPages, !pending.exchange(true, ordering: .relaxed) else { return }
+        // During a cleanup, copying starts early so that little is left when it pauses.
+        let threshold = cleanups.load(ordering: .relaxed) > 0 ? Self.cleanupWakePages : Self.thresholdPages
+        guard pages >= threshold, !pending.exchange(true, ordering: .relaxed) else { return }
         wakeup.signal()
     }
 
@@ -188,15 +201,13 @@ final class SQLiteCheckpointer: Sendable {
                 defer { state.passWaiters = [] }
                 return state.passWaiters
             }
-            let commitsBefore = commits.load(ordering: .acquiring)
+            if passWaiters.isEmpty, holdPasses.load(ordering: .acquiring) { continue }
             var result = checkpoint(connection, mode: SQLITE_CHECKPOINT_PASSIVE)
-            if let pages = result?.walPages, pages >= Self.escalationPages {
+            if let pages = result?.walPages, pages >= Self.escalationPages, cleanups.load(ordering: .relaxed) == 0 {
                 result = checkpoint(connection, mode: SQLITE_CHECKPOINT_TRUNCATE)
             }
             if let pages = result?.walPages { walPagesGauge.record(Int64(pages)) }
-            let copiedAll = result.map { $0.copied >= $0.walPages } ?? false
-            let outcome: PassOutcome =
-                copiedAll && commits.load(ordering: .acquiring) == commitsBefore ? .complete : .incomplete
+            let outcome: PassOutcome = result.map { $0.copied >= $0.walPages } ?? false ? .copied : .incomplete
             for waiter in passWaiters { waiter.resume(returning: outcome) }
         }
         connection.close()
@@ -230,37 +241,69 @@ final class SQLiteCheckpointer: Sendable {
         }
     }
 
-    /// Holds a cleanup back while the WAL is past ``cleanupPacePages``, until a checkpoint
-    /// pass copied all of it, so that the next write starts the WAL over.
+    /// Runs `body` as a cleanup: meanwhile passes leave restarting the WAL to the cleanup's
+    /// pacing instead of escalating to a TRUNCATE that holds saves back.
+    func whileCleaning<T>(_ body: () async throws -> T) async rethrows -> T {
+        cleanups.add(1, ordering: .relaxed)
+        defer { cleanups.subtract(1, ordering: .relaxed) }
+        return try await body()
+    }
+
+    /// Holds a cleanup back while the WAL is past ``cleanupPacePages`` until this thread
+    /// has copied it back; returns `true` when the cleanup's next slice must copy the few
+    /// frames committed meanwhile (``copyTail(_:)``, which also lets passes run again) so
+    /// that its write starts the WAL over.
     ///
     /// A cleanup writes the WAL faster than anything else. Unpaced, it outruns this thread
     /// until the WAL reaches ``hardLimitPages`` and the writer runs a TRUNCATE checkpoint
-    /// itself, with every save queued behind it (measured: a 155-200 ms stall). Paced, the
-    /// copying of the first ``thresholdPages`` overlaps the cleanup's next slices and only
-    /// the tail is waited for; saves never meet a checkpoint. While a reader of an old
-    /// snapshot keeps frames from being copied, the cleanup waits (1-10 ms apart) for at
-    /// most `patience`, then goes on: the writer's back-pressure still bounds the WAL.
+    /// itself, with every save queued behind it (measured: a 155-230 ms stall). Paced, the
+    /// copying overlaps the cleanup's slices up to ``cleanupPacePages`` and only the rest
+    /// is waited for (one pass, with no other pass started meanwhile). The WAL restarts
+    /// only when a write begins with every frame copied, which steady saves (committing
+    /// during every pass) would rarely allow; so the saves' last frames are copied on the
+    /// writer's own connection, between two writes, by the slice that restarts the WAL.
+    /// While a reader of an old snapshot keeps frames from being copied, the cleanup waits
+    /// (1-10 ms apart) for at most `patience`, then goes on: the writer's back-pressure
+    /// still bounds the WAL.
     /// - Throws: `CancellationError` when the waiting task is cancelled.
-    func paceCleanup(patience: Duration) async throws {
-        guard lastPages.load(ordering: .relaxed) >= Self.cleanupPacePages else { return }
+    func paceCleanup(patience: Duration) async throws -> Bool {
+        guard lastPages.load(ordering: .relaxed) >= Self.cleanupPacePages else { return false }
+        holdPasses.store(true, ordering: .releasing)
+        var holding = true
+        defer { if holding { holdPasses.store(false, ordering: .releasing) } }
         let clock = ContinuousClock()
         let deadline = clock.now + patience
         var pause = Duration.milliseconds(1)
         while true {
             switch await requestCheckpoint() {
-            case .complete, .stopped:
-                return
-            case .incomplete:
-                // A save committed during the pass: the next pass copies only its frames.
-                if lastPages.load(ordering: .relaxed) < Self.cleanupPacePages { return }
+            case .copied:
+                holding = false  // Released by copyTail(_:), after the copy.
+                return true
+            case .stopped: return false
+            case .incomplete: break
             }
             guard clock.now < deadline else {
-                logger.debug("cleanup goes on with the WAL not yet copied back", metadata: ["walPages": "\(lastPages.load(ordering: .relaxed))"])
-                return
+                logger.debug("cleanup goes on with the WAL not copied back", metadata: ["walPages": "\(lastPages.load(ordering: .relaxed))"])
+                return false
             }
             try await Task.sleep(for: pause)
             pause = min(pause * 2, .milliseconds(10))
         }
+    }
+
+    /// Copies the WAL's last frames back on the writer's connection, just before a cleanup
+    /// slice writes, so that the slice starts the WAL over. Runs on the writer thread; only
+    /// after ``paceCleanup(patience:)`` returned `true`, when the checkpointer already copied
+    /// all but the frames of the saves committed since (a few pages). A failure is logged
+    /// and counted like the thread's own; the slice goes on regardless.
+    func copyTail(_ database: OpaquePointer) {
+        defer { holdPasses.store(false, ordering: .releasing) }
+        var walPages: Int32 = 0
+        var copied: Int32 = 0
+        let code = sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_PASSIVE, &walPages, &copied)
+        tailRuns.add(1, ordering: .relaxed)
+        checkpointCounter.increment()
+        record(code, mode: "cleanup tail", walPages: walPages, copied: copied, database: database)
     }
 
     /// WAL pages after the last commit, as the WAL hook reported them; for tests.
