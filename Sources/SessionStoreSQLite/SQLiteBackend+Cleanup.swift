@@ -32,7 +32,13 @@ extension SQLiteBackend {
             let copyTail = try await checkpointer?.paceCleanup(patience: configuration.busyTimeout) ?? false
             let full = checkpointer?.pastCleanupPace != true
             let rows = min(limit - deleted, full ? cleanupSlicer.rows : SQLiteCleanupSlicer.minRows)
-            let (count, elapsed) = try await deleteExpiredSlice(before: before, limit: rows, copyTail: copyTail ? checkpointer : nil)
+            let (count, elapsed): (Int, Duration)
+            do {
+                (count, elapsed) = try await deleteExpiredSlice(before: before, limit: rows, copyTail: copyTail ? checkpointer : nil)
+            } catch {
+                if copyTail { checkpointer?.releasePasses() }
+                throw error
+            }
             cleanupSlicer.record(rows: rows, deleted: count, elapsed: elapsed)
             deleted += count
             if count < rows { break }

@@ -88,6 +88,14 @@ final class SQLiteCheckpointer: Sendable {
         writerCounter = Counter(label: "\(metricsLabel)_checkpoints_total", dimensions: [("mode", "writer")])
         self.logger = logger
         failureCounter = Counter(label: "\(metricsLabel)_checkpoint_failures_total")
+        // A connection that has never read reports -1/-1 and copies nothing (SQLite 3.40.1).
+        // It reads here, while the backend opens, not when the thread first runs: by then
+        // the file may be gone, which the writer reports (once) on its own.
+        do {
+            try connection.value.execute("SELECT count(*) FROM sqlite_master", operation: "checkpoint")
+        } catch {
+            logger.error("SQLite checkpointer cannot read the database; the WAL will not be checkpointed", metadata: ["error": "\(error)"])
+        }
         let thread = Thread { [self] in
             self.run(connection.value)
         }
@@ -187,12 +195,6 @@ final class SQLiteCheckpointer: Sendable {
     }
 
     private func run(_ connection: SQLiteConnection) {
-        // A connection that has never read reports -1/-1 and copies nothing (SQLite 3.40.1).
-        do {
-            try connection.execute("SELECT count(*) FROM sqlite_master", operation: "checkpoint")
-        } catch {
-            logger.error("SQLite checkpointer cannot read the database; the WAL will not be checkpointed", metadata: ["error": "\(error)"])
-        }
         while true {
             wakeup.wait()
             if state.withLock({ $0.stopping }) { break }
@@ -297,7 +299,7 @@ final class SQLiteCheckpointer: Sendable {
     /// all but the frames of the saves committed since (a few pages). A failure is logged
     /// and counted like the thread's own; the slice goes on regardless.
     func copyTail(_ database: OpaquePointer) {
-        defer { holdPasses.store(false, ordering: .releasing) }
+        defer { releasePasses() }
         var walPages: Int32 = 0
         var copied: Int32 = 0
         let code = sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_PASSIVE, &walPages, &copied)
@@ -306,8 +308,11 @@ final class SQLiteCheckpointer: Sendable {
         record(code, mode: "cleanup tail", walPages: walPages, copied: copied, database: database)
     }
 
-    /// WAL pages after the last commit, as the WAL hook reported them; for tests.
-    var walPagesAfterLastCommit: Int32 { lastPages.load(ordering: .relaxed) }
+    /// Lets passes run again after ``paceCleanup(patience:)`` returned `true`: done by
+    /// ``copyTail(_:)``, or by the cleanup when its slice never ran (cancelled, closed).
+    func releasePasses() {
+        holdPasses.store(false, ordering: .releasing)
+    }
 
     /// Runs one checkpoint and returns the pages in the WAL file, copied back or not, and
     /// the pages copied so far (`-1` when it did not finish; `nil` when it failed): a WAL
