@@ -48,9 +48,11 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     /// Mints a new id from the system's cryptographically secure random source
     /// (the kernel's, fetched in blocks; see `SecureRandomPool`).
     public static func generate() -> SessionID {
-        var bytes = [UInt8](repeating: 0, count: byteCount)
-        SecureRandomPool.fill(&bytes)
-        return SessionID(unchecked: Base64URL.encode(bytes))
+        withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 1) { bytes in
+            SecureRandomPool.fill(bytes)
+            defer { bytes.initializeMemory(as: UInt8.self, repeating: 0) }
+            return SessionID(unchecked: Base64URL.encode(UnsafeRawBufferPointer(bytes)))
+        }
     }
 
     /// A short, non-secret prefix for logs and errors; the full id is a credential.
