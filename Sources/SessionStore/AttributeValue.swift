@@ -112,14 +112,7 @@ enum AttributeValue {
         let payload = value.payload
         switch tag {
         case .string where T.self == String.self:
-            // Checked when the row was loaded (or written by `encode`); checked again here
-            // without the generic `String(validating:)`, whose metadata lookups cost more
-            // than the check.
-            let text = try payload.withUnsafeBufferPointer { bytes -> String in
-                guard UTF8Validation.isValid(bytes) else { throw Malformed(reason: "string value is not UTF-8") }
-                return String(decoding: bytes, as: UTF8.self)
-            }
-            return try cast(text)
+            return try cast(text(payload))
         case .int where T.self == Int.self:
             return try cast(try decodeInteger(payload))
         case .double where T.self == Double.self:
@@ -201,11 +194,7 @@ enum AttributeValue {
         switch tag {
         case .json: return Array(payload)
         case .string:
-            let text = try payload.withUnsafeBufferPointer { bytes -> String in
-                guard UTF8Validation.isValid(bytes) else { throw Malformed(reason: "string value is not UTF-8") }
-                return String(decoding: bytes, as: UTF8.self)
-            }
-            return Array(try jsonEncoder.encode(text))
+            return Array(try jsonEncoder.encode(text(payload)))
         case .int: return Array(String(try decodeInteger(payload)).utf8)
         case .double: return Array(try jsonEncoder.encode(Double(bitPattern: try fixedWidth(payload))))
         case .bool: return Array((try decodeBool(payload) ? "true" : "false").utf8)
@@ -230,6 +219,14 @@ enum AttributeValue {
 
     private static func littleEndianBytes(_ value: UInt64) -> [UInt8] {
         withUnsafeBytes(of: value.littleEndian) { Array($0) }
+    }
+
+    /// A string payload as text. Every stored value that reaches a read was checked: a
+    /// row's when it was loaded (``AttributeRow/init(validating:)``), a new value's when
+    /// ``encode(_:)`` wrote it from a `String`; so this does not check again (the
+    /// standard library's conversion still never produces invalid text).
+    private static func text(_ payload: ArraySlice<UInt8>) -> String {
+        payload.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
     }
 
     private static func fixedWidth(_ payload: ArraySlice<UInt8>) throws -> UInt64 {

@@ -33,14 +33,14 @@ struct SessionAttributes: Sendable {
     /// The names, unordered.
     var keys: [String] {
         switch storage {
-        case .row(let row): row.entries.indices.map { row.key(at: $0) }
+        case .row(let row): row.keys
         case .map(let map): Array(map.keys)
         }
     }
 
     func contains(_ key: String) -> Bool {
         switch storage {
-        case .row(let row): row.position(of: key) != nil
+        case .row(let row): row.entry(named: key) != nil
         case .map(let map): map[key] != nil
         }
     }
@@ -48,7 +48,7 @@ struct SessionAttributes: Sendable {
     /// The value of `key`, not copied; `nil` when absent.
     func value(_ key: String) -> AttributeValue.Stored? {
         switch storage {
-        case .row(let row): row.position(of: key).map { row.value(at: $0) }
+        case .row(let row): row.entry(named: key).map { row.value($0) }
         case .map(let map): map[key].flatMap { AttributeValue.Stored($0) }
         }
     }
@@ -56,7 +56,7 @@ struct SessionAttributes: Sendable {
     /// The value of `key` in its own array, tag byte first; `nil` when absent.
     subscript(raw key: String) -> [UInt8]? {
         switch storage {
-        case .row(let row): row.position(of: key).map { row.value(at: $0).raw }
+        case .row(let row): row.entry(named: key).map { row.value($0).raw }
         case .map(let map): map[key]
         }
     }

@@ -90,28 +90,30 @@ enum Base64URL {
     /// Encodes straight into the string's storage: one allocation, no intermediate array.
     static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
         let length = (bytes.count * 4 + 2) / 3
-        return String(unsafeUninitializedCapacity: length) { output in
-            var written = 0
-            var index = 0
-            while index + 3 <= bytes.count {
-                let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-                output[written] = alphabet[Int(chunk >> 18)]
-                output[written + 1] = alphabet[Int((chunk >> 12) & 0x3F)]
-                output[written + 2] = alphabet[Int((chunk >> 6) & 0x3F)]
-                output[written + 3] = alphabet[Int(chunk & 0x3F)]
-                written += 4
-                index += 3
-            }
-            let rest = bytes.count - index
-            if rest > 0 {
-                var chunk = UInt32(bytes[index]) << 16
-                if rest == 2 { chunk |= UInt32(bytes[index + 1]) << 8 }
-                for step in 0...rest {
-                    output[written] = alphabet[Int((chunk >> UInt32(18 - 6 * step)) & 0x3F)]
-                    written += 1
+        return alphabet.withUnsafeBufferPointer { alphabet in
+            String(unsafeUninitializedCapacity: length) { output in
+                var written = 0
+                var index = 0
+                while index + 3 <= bytes.count {
+                    let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
+                    output[written] = alphabet[Int(chunk >> 18)]
+                    output[written + 1] = alphabet[Int((chunk >> 12) & 0x3F)]
+                    output[written + 2] = alphabet[Int((chunk >> 6) & 0x3F)]
+                    output[written + 3] = alphabet[Int(chunk & 0x3F)]
+                    written += 4
+                    index += 3
                 }
+                let rest = bytes.count - index
+                if rest > 0 {
+                    var chunk = UInt32(bytes[index]) << 16
+                    if rest == 2 { chunk |= UInt32(bytes[index + 1]) << 8 }
+                    for step in 0...rest {
+                        output[written] = alphabet[Int((chunk >> UInt32(18 - 6 * step)) & 0x3F)]
+                        written += 1
+                    }
+                }
+                return written
             }
-            return written
         }
     }
 }

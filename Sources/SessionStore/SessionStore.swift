@@ -16,6 +16,8 @@ public final class SessionStore: Sendable {
     let clock: any SessionClock
     let logger: Logger
     let metrics: StoreMetrics
+    /// The expiry policy in milliseconds, converted from `Duration`s once.
+    let lifetimes: Lifetimes
     let cleanupState = Mutex(CleanupState())
     let isClosed = Atomic<Bool>(false)
     /// Names this store when it takes the shared cleanup lease.
@@ -47,6 +49,31 @@ public final class SessionStore: Sendable {
         self.clock = clock
         self.logger = logger
         self.metrics = StoreMetrics(label: metricsLabel, factory: metricsFactory)
+        self.lifetimes = Lifetimes(configuration)
+    }
+
+    /// ``SessionStoreConfiguration``'s expiry policy in milliseconds. Converting a
+    /// `Duration` (128-bit arithmetic) on every load cost more than the touch decision
+    /// it feeds.
+    struct Lifetimes: Sendable {
+        let idle: Int64?
+        let absolute: Int64?
+        let touch: Int64
+
+        init(_ configuration: SessionStoreConfiguration) {
+            idle = configuration.idleTimeout?.milliseconds
+            absolute = configuration.absoluteLifetime?.milliseconds
+            touch = configuration.touchInterval.milliseconds
+        }
+
+        /// When a session created at `createdAt` and used at `now` expires (the same rule
+        /// as `SessionStoreConfiguration.expiry(createdAt:now:)`).
+        func expiry(createdAt: Int64, now: Int64) -> Int64 {
+            var expiresAt = Int64.max
+            if let idle { expiresAt = now + idle }
+            if let absolute { expiresAt = min(expiresAt, createdAt + absolute) }
+            return expiresAt
+        }
     }
 
     /// Opens a store from one configuration string, on whichever of `backends` it names:
@@ -123,11 +150,18 @@ public final class SessionStore: Sendable {
             logger.debug("malformed session id rejected", metadata: ["length": "\(text.utf8.count)"])
             return newSession()
         }
-        return try await load(id)
+        return try await loadValidated(id)
     }
 
     /// Loads a session by a validated id, or gives a new empty one when it is unknown.
     public func load(_ id: SessionID) async throws -> Session {
+        try await loadValidated(id)
+    }
+
+    /// The body of both loads, inlined into each: an async call is a task allocation and an
+    /// executor check, as much as the rest of this function's own work.
+    @inline(__always)
+    private func loadValidated(_ id: SessionID) async throws -> Session {
         try checkOpen()
         let key = storageKey(for: id)
         let now = clock.now()
@@ -156,8 +190,8 @@ public final class SessionStore: Sendable {
         var session = Session(
             id: id, stored: .init(version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt),
             row: row)
-        let extended = configuration.expiry(createdAt: record.createdAt, now: now)
-        if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= configuration.touchInterval.milliseconds {
+        let extended = lifetimes.expiry(createdAt: record.createdAt, now: now)
+        if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= lifetimes.touch {
             let moved = try await logged("touch", id) { try await backend.touch(key, expiresAt: extended, now: now) }
             if moved {
                 metrics.touched.increment()
@@ -203,7 +237,7 @@ public final class SessionStore: Sendable {
             let values = session.values.dictionary
             let data = try encode(values, id)
             let record = SessionRecord(
-                data: data, version: 1, createdAt: now, expiresAt: configuration.expiry(createdAt: now, now: now))
+                data: data, version: 1, createdAt: now, expiresAt: lifetimes.expiry(createdAt: now, now: now))
             guard try await logged("insert", id, { try await backend.insert(key, record) }) else {
                 throw SessionStoreError(.idCollision, "a new session's id already exists; nothing was overwritten", session: id)
             }
@@ -226,7 +260,7 @@ public final class SessionStore: Sendable {
         } else {
             let values = session.values.dictionary
             let data = try encode(values, id)
-            let expiresAt = configuration.expiry(createdAt: stored.createdAt, now: now)
+            let expiresAt = lifetimes.expiry(createdAt: stored.createdAt, now: now)
             let written = try await logged("update", id) {
                 try await backend.update(key, data: data, expectedVersion: stored.version, expiresAt: expiresAt, now: now)
             }
@@ -376,7 +410,7 @@ public final class SessionStore: Sendable {
             }
             let record = SessionRecord(
                 data: try encode(values, oldID), version: 1, createdAt: current.createdAt,
-                expiresAt: configuration.expiry(createdAt: current.createdAt, now: now))
+                expiresAt: lifetimes.expiry(createdAt: current.createdAt, now: now))
             guard try await logged("insert", newID, { try await backend.insert(newKey, record) }) else {
                 throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
             }
@@ -458,6 +492,7 @@ public final class SessionStore: Sendable {
 
     /// Runs a backend call, counting its failure and logging it at debug (the caller gets
     /// the error and decides what to report) before rethrowing it.
+    @inline(__always)
     func logged<T>(_ operation: String, _ id: SessionID?, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()

@@ -46,6 +46,7 @@ final class SQLiteReaderPool: Sendable {
     /// one lock to check the reader out and one to return it, and never suspends.
     /// - Throws: ``StorageError`` `.closed` after ``close()``, `.busy` after the timeout, or
     ///   what `body` threw.
+    @inline(__always)
     func withReader<T>(operation: String, _ body: (SQLiteReader) throws(StorageError) -> T) async throws -> T {
         if let reader = try tryCheckOut(operation: operation) {
             do {

@@ -10,7 +10,9 @@ let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 final class SQLiteStatement {
     /// The SQL text, for errors (never the bound values).
     let sql: String
-    private var handle: OpaquePointer?
+    /// Unchecked exclusivity: every bind and column read goes through it, and the
+    /// statement is used by one thread at a time (see the type's comment).
+    @exclusivity(unchecked) private var handle: OpaquePointer?
     private let database: OpaquePointer
 
     init(database: OpaquePointer, sql: String, persistent: Bool, operation: String) throws(StorageError) {
