@@ -131,14 +131,15 @@ enum AttributeValue {
         return try JSONDecoder().decode(T.self, from: Data(try json(value)))
     }
 
-    /// `value` as `T`, which the caller checked is its type (`T.self == Value.self`).
+    /// `value` as `T`, which the caller checked is its type.
     ///
-    /// A copy through memory: `as? T` in this unspecialised generic code instantiates
-    /// `Optional<T>` metadata on every call, which cost more than reading the value.
+    /// A bit cast once the types are known equal: `as? T` in this unspecialised generic
+    /// code instantiates `Optional<T>` metadata on every call, which cost more than
+    /// reading the value.
     @inline(__always)
     private static func cast<Value, T>(_ value: Value) throws -> T {
         guard T.self == Value.self else { throw Malformed(reason: "value is not a \(T.self)") }
-        return withUnsafePointer(to: value) { UnsafeRawPointer($0).load(as: T.self) }
+        return unsafeBitCast(value, to: T.self)
     }
 
     /// An integer value, as ``Session/increment(_:by:)`` reads it; `nil` when the value is
