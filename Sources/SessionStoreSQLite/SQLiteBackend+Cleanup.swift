@@ -13,9 +13,10 @@ extension SQLiteBackend {
     /// the checkpointer to copy it back and its next slice starts the WAL over, so the WAL
     /// never reaches the size where a save would wait for a checkpoint. Each slice re-checks `expires_at < before` in its
     /// own statement, so a row touched or saved a moment earlier is never deleted, and a
-    /// cleanup stopped between slices leaves nothing half-done.
-    /// - Throws: ``StorageError``; `CancellationError` when the task is cancelled while the
-    ///   cleanup waits for the checkpointer.
+    /// cleanup stopped between slices leaves nothing half-done. A cancelled task stops after
+    /// the slice in flight and returns the rows deleted so far (fewer than `limit`, so the
+    /// store's loop ends too).
+    /// - Throws: ``StorageError``.
     public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
         // The limit is the store's configured batch size, validated to be at least 1.
         precondition(limit > 0, "limit must be positive")
@@ -28,15 +29,22 @@ extension SQLiteBackend {
 
     private func deleteExpiredSlices(before: Int64, limit: Int, paced checkpointer: SQLiteCheckpointer?) async throws -> Int {
         var deleted = 0
-        while deleted < limit {
-            let copyTail = try await checkpointer?.paceCleanup(patience: configuration.busyTimeout) ?? false
+        while deleted < limit, !Task.isCancelled {
+            let copyTail: Bool
+            do {
+                copyTail = try await checkpointer?.paceCleanup(patience: configuration.busyTimeout) ?? false
+            } catch is CancellationError {
+                break
+            }
             let full = checkpointer?.pastCleanupPace != true
             let rows = min(limit - deleted, full ? cleanupSlicer.rows : SQLiteCleanupSlicer.minRows)
             let (count, elapsed): (Int, Duration)
             do {
                 (count, elapsed) = try await deleteExpiredSlice(before: before, limit: rows, copyTail: copyTail ? checkpointer : nil)
             } catch {
+                // The slice never ran (cancelled while queued, or the backend closed).
                 if copyTail { checkpointer?.releasePasses() }
+                if error is CancellationError { break }
                 throw error
             }
             cleanupSlicer.record(rows: rows, deleted: count, elapsed: elapsed)

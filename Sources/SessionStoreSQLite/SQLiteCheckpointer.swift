@@ -308,6 +308,9 @@ final class SQLiteCheckpointer: Sendable {
         record(code, mode: "cleanup tail", walPages: walPages, copied: copied, database: database)
     }
 
+    /// Whether passes are held for a cleanup's WAL restart; for tests.
+    var passesHeld: Bool { holdPasses.load(ordering: .acquiring) }
+
     /// Lets passes run again after ``paceCleanup(patience:)`` returned `true`: done by
     /// ``copyTail(_:)``, or by the cleanup when its slice never ran (cancelled, closed).
     func releasePasses() {

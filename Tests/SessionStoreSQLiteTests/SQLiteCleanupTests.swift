@@ -104,6 +104,26 @@ struct SQLiteCleanupTests {
         }
     }
 
+    @Test func aCancelledCleanupStopsBetweenSlicesReportsWhatItDeletedAndLeavesCheckpointsRunning() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            try Self.fill(database.path, expired: 30_000, live: 1000)
+            let cleanup = Task { try await backend.deleteExpired(before: 2000, limit: 30_000) }
+            while backend.cleanupSlicer.statistics.slices < 10 {
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            cleanup.cancel()
+            let deleted = try await cleanup.value
+            let held = backend.checkpointer?.passesHeld
+            try await backend.close()
+
+            #expect(deleted > 0 && deleted < 30_000, "stopped part-way: \(deleted)")
+            #expect(try Self.rowCount(database.path, where: "expires_at < 2000") == 30_000 - deleted,
+                    "the count returned is exactly what was deleted")
+            #expect(held == false, "the checkpointer is not left waiting for a restart that never comes")
+        }
+    }
+
     @Test func aSliceThatTookTooLongShrinksTowardTheTarget() {
         let slicer = SQLiteCleanupSlicer()
         let rows = slicer.rows
