@@ -11,9 +11,10 @@ extension SQLiteBackend {
     /// (measured on the slices before it, at most ``SQLiteCleanupSlicer/maxRows`` rows).
     /// Once the WAL passes ``SQLiteCheckpointer/cleanupPacePages``, the cleanup waits for
     /// the checkpointer to copy it back and its next slice starts the WAL over, so the WAL
-    /// never reaches the size where a save would wait for a checkpoint. Each slice re-checks `expires_at < before` in its
-    /// own statement, so a row touched or saved a moment earlier is never deleted, and a
-    /// cleanup stopped between slices leaves nothing half-done. A cancelled task stops after
+    /// never reaches the size where a save would wait for a checkpoint. Each slice
+    /// re-checks `expires_at < before` in its own statement, so a row touched or saved a
+    /// moment earlier is never deleted, and a cleanup stopped between slices leaves nothing
+    /// half-done. A cancelled task stops after
     /// the slice in flight and returns the rows deleted so far (fewer than `limit`, so the
     /// store's loop ends too).
     /// - Throws: ``StorageError``.
@@ -111,17 +112,20 @@ final class SQLiteCleanupSlicer: Sendable {
     var statistics: (slices: Int, largest: Int) { state.withLock { ($0.slices, $0.largest) } }
 
     /// Adjusts the slice size after a slice of `rows` that deleted `deleted` rows in
-    /// `elapsed`: halves-or-more toward the target when it took too long, doubles when it
-    /// took less than half the target and was full (a short last slice says nothing).
+    /// `elapsed`: shrinks it in proportion when it took longer than the target, doubles it
+    /// when it took less than half the target and was full. Only a slice of the current
+    /// size counts: a short last slice, or a small one the WAL's pacing asked for, says
+    /// nothing about the size.
     func record(rows: Int, deleted: Int, elapsed: Duration) {
         state.withLock { state in
             state.slices += 1
             state.largest = max(state.largest, deleted)
+            guard rows == state.rows else { return }
             let target = Self.targetDuration
             if elapsed > target {
                 let scaled = Double(state.rows) * (target / elapsed)
                 state.rows = max(Self.minRows, Int(scaled))
-            } else if elapsed * 2 < target, deleted == rows, rows == state.rows {
+            } else if elapsed * 2 < target, deleted == rows {
                 state.rows = min(Self.maxRows, state.rows * 2)
             }
         }

@@ -135,6 +135,14 @@ struct SQLiteCleanupTests {
         #expect(slicer.rows == SQLiteCleanupSlicer.minRows, "never below the floor")
     }
 
+    @Test func aSliceOfAnotherSizeThanTheCurrentOneChangesNothing() {
+        let slicer = SQLiteCleanupSlicer()
+        let rows = slicer.rows
+        slicer.record(rows: SQLiteCleanupSlicer.minRows, deleted: SQLiteCleanupSlicer.minRows, elapsed: .seconds(1))
+        #expect(slicer.rows == rows, "a small paced slice that took long says nothing about the size")
+        #expect(slicer.statistics.slices == 1)
+    }
+
     @Test func aQuickFullSliceGrowsUpToTheCapAndAShortLastSliceChangesNothing() {
         let slicer = SQLiteCleanupSlicer()
         let rows = slicer.rows
