@@ -44,11 +44,12 @@ public struct Session: Sendable {
     }
 
     /// A session read from a stored row: nothing is decoded until an attribute is read.
-    init(id: SessionID, stored: Stored, row: AttributeRow) {
+    init(id: SessionID, stored: Stored, row: AttributeRow, touchedOnLoad: Bool = false) {
         self.id = id
         self.stored = stored
         self.values = SessionAttributes(row)
         self.base = self.values
+        self.touchedOnLoad = touchedOnLoad
     }
 
     /// Whether a row exists for this session (it was loaded or has been saved).

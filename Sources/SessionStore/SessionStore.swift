@@ -187,19 +187,19 @@ public final class SessionStore: Sendable {
             throw error
         }
         metrics.loadHit.increment()
-        var session = Session(
-            id: id, stored: .init(version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt),
-            row: row)
+        var stored = Session.Stored(version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt)
+        var touched = false
         let extended = lifetimes.expiry(createdAt: record.createdAt, now: now)
         if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= lifetimes.touch {
             let moved = try await logged("touch", id) { try await backend.touch(key, expiresAt: extended, now: now) }
             if moved {
                 metrics.touched.increment()
-                session.stored?.expiresAt = extended
-                session.touchedOnLoad = true
+                stored.expiresAt = extended
+                touched = true
             }
         }
-        return session
+        // Built last, so no `Session` is kept across the touch's suspension and copied out.
+        return Session(id: id, stored: stored, row: row, touchedOnLoad: touched)
     }
 
     /// Writes what changed, and only that.
