@@ -5,6 +5,12 @@
 #include <errmsg.h>
 #include <mysqld_error.h>
 
+#ifdef __linux__
+// The MySQL backend's event loop (MySQLEventLoop.swift); Glibc's Swift module has neither.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#endif
+
 /// Sets a boolean option (my_bool), which Swift cannot pass through the void* API directly.
 static inline int cssm_set_bool_option(MYSQL *mysql, enum mysql_option option, int value) {
     my_bool flag = value ? 1 : 0;

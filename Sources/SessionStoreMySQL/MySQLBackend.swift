@@ -56,7 +56,7 @@ public final class MySQLBackend: StorageBackend {
             table: configuration.table, layout: configuration.keyLayout,
             autoIncrement: configuration.autoIncrementPrimaryKey
         )
-        pool = MySQLPool(configuration: configuration, logger: logger)
+        pool = try MySQLPool(configuration: configuration, logger: logger)
         do {
             try await pool.run("open", retry: .again) { [statements] connection, _ in
                 try Self.createSchema(connection, statements)
@@ -78,9 +78,10 @@ public final class MySQLBackend: StorageBackend {
     public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
         let sql = statements.load
         let parameters = statements.keyValues(key) + [.int(now)]
-        return try await call("load", retry: .again) { connection, _ in
-            try Self.row(connection, sql, parameters, operation: "load")
-        }
+        guard !closed.load(ordering: .acquiring) else { throw Self.closedError("load") }
+        // Sent by this task itself and finished by the pool's event loop (no blocking call here).
+        let rows = try await pool.query("load", sql, parameters, columns: Self.recordColumns)
+        return try Self.record(rows, sql, operation: "load")
     }
 
     /// Inserts a row, or replaces an expired one; returns `false` when a live row exists.
@@ -310,11 +311,18 @@ public final class MySQLBackend: StorageBackend {
         return try await pool.run(operation, retry: retry, body)
     }
 
+    /// The columns of `SELECT data, version, created_at, expires_at`.
+    static let recordColumns: [MySQLColumnKind] = [.bytes, .int, .int, .int]
+
     /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
     static func row(
         _ connection: MySQLConnection, _ sql: String, _ parameters: [MySQLValue], operation: String
     ) throws -> SessionRecord? {
-        let rows = try connection.statement(sql).query(parameters, columns: [.bytes, .int, .int, .int])
+        try record(try connection.statement(sql).query(parameters, columns: recordColumns), sql, operation: operation)
+    }
+
+    /// The record in the first of `rows` (`data, version, created_at, expires_at`), if any.
+    static func record(_ rows: [[MySQLResultValue]], _ sql: String, operation: String) throws -> SessionRecord? {
         guard let row = rows.first else { return nil }
         guard let data = row[0].bytes, let version = row[1].int, let createdAt = row[2].int,
               let expiresAt = row[3].int else {

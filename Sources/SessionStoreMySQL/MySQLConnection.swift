@@ -11,12 +11,15 @@ enum MySQLLibrary {
 
 /// One client connection with its prepared statements.
 ///
-/// Not `Sendable`: it is created, used and closed on one pooled worker thread only.
+/// Not `Sendable`: used by one thread at a time, and created and closed on its slot's worker
+/// thread; a load hands it to the event loop and back (``MySQLPendingQuery``).
 final class MySQLConnection {
     let handle: UnsafeMutablePointer<MYSQL>
     private var statements: [String: MySQLStatement] = [:]
     /// When the connection last completed a call, for the idle health check.
     var lastUsed: ContinuousClock.Instant = .now
+    /// Whether the socket was added to the pool's event loop (``MySQLEventLoop``).
+    var watched = false
     private let onClose: () -> Void
 
     /// Connects with `configuration`, every option checked.
@@ -78,6 +81,13 @@ final class MySQLConnection {
         func seconds(_ duration: Duration) -> UInt32 {
             UInt32(clamping: max(1, duration.components.seconds + (duration.components.attoseconds > 0 ? 1 : 0)))
         }
+        // Loads run through the non-blocking API (`*_start`/`*_cont`, see MySQLPendingQuery);
+        // the blocking calls work on the same connection as before.
+        guard mysql_options(handle, MYSQL_OPT_NONBLOCK, nil) == 0 else {
+            throw MySQLClientError(
+                code: 0, message: "Connector/C refused the option MYSQL_OPT_NONBLOCK; the connection was not opened", kind: .other
+            )
+        }
         // An automatic reconnect would silently drop prepared statements and session state.
         try check(cssm_set_bool_option(handle, MYSQL_OPT_RECONNECT, 0), "MYSQL_OPT_RECONNECT")
         try check(cssm_set_uint_option(handle, MYSQL_OPT_CONNECT_TIMEOUT, seconds(configuration.connectTimeout)), "connect_timeout")
@@ -124,6 +134,17 @@ final class MySQLConnection {
         let statement = try MySQLStatement(connection: handle, sql: sql)
         statements[sql] = statement
         return statement
+    }
+
+    /// The statement for `sql` when it is already prepared on this connection.
+    func prepared(_ sql: String) -> MySQLStatement? {
+        statements[sql]
+    }
+
+    /// The connection's socket, or `nil` when it has none.
+    var socket: Int32? {
+        let socket = mysql_get_socket(handle)
+        return socket >= 0 ? socket : nil
     }
 
     /// Forgets every prepared statement, e.g. after the server invalidated one.

@@ -38,6 +38,8 @@ final class MySQLResources: Sendable {
     let failovers = Atomic(0)
     /// Pool-wait timers still running (each ends when its waiter is served or times out).
     let timers = Atomic(0)
+    /// Loads sent by their caller for the event loop to finish (without the slot's thread).
+    let loopQueries = Atomic(0)
 }
 
 /// The connection pool: owns every connection's whole life and the thread it runs on.
@@ -48,6 +50,11 @@ final class MySQLResources: Sendable {
 /// after a deadlock, a lock wait timeout or, for ``MySQLRetry/again``, a lost connection.
 /// A call travels one way: caller → slot's thread → Connector/C, and the result comes back
 /// through one continuation.
+///
+/// A load (``query(_:_:_:columns:)``) on a connection that is open and recently used skips
+/// the slot's thread: the caller sends it without blocking and the pool's event loop
+/// (``MySQLEventLoop``) reads the reply and resumes the caller. Anything that may block
+/// (opening, pinging, a retry, a failure) goes to the slot's thread as any other call.
 final class MySQLPool: Sendable {
     private final class Slot: @unchecked Sendable { // `connection` is only touched on `worker`'s thread
         var worker: MySQLWorker!
@@ -71,6 +78,8 @@ final class MySQLPool: Sendable {
         var lastRelease = ContinuousClock.now
         var closed = false
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Whether the event loop's thread still runs.
+        var loopRunning = true
     }
 
     let configuration: MySQLConfiguration
@@ -86,6 +95,10 @@ final class MySQLPool: Sendable {
     /// One worker at a time polls for its next job (see ``MySQLWorker/spin``).
     private let spinners = MySQLSpinners(limit: 1)
     private let nextWaiterID = Atomic<UInt64>(0)
+    #if os(Linux)
+    /// Finishes loads' replies (see ``query(_:_:_:columns:)``).
+    private let loop: MySQLEventLoop
+    #endif
 
     /// Deadlocks and lock wait timeouts a call retries before it fails with `.busy`.
     static let lockRetries = 8
@@ -95,11 +108,83 @@ final class MySQLPool: Sendable {
     /// through different nodes keep causing.
     static let clusterDeadlockRetries = 40
 
-    init(configuration: MySQLConfiguration, logger: Logger) {
+    /// Starts the pool's event loop thread; connections and their threads come on demand.
+    /// - Throws: ``StorageError`` `.other` when the loop's `epoll` cannot be had.
+    init(configuration: MySQLConfiguration, logger: Logger) throws(StorageError) {
         precondition(configuration.poolSize > 0, "pool size must be positive")
         self.configuration = configuration
         self.logger = logger
         hosts = MySQLHostSet(configuration)
+        #if os(Linux)
+        do {
+            loop = try MySQLEventLoop(idleWait: configuration.queryTimeout > .zero ? configuration.queryTimeout : nil)
+        } catch {
+            throw error.storageError(operation: "open")
+        }
+        resources.threads.add(1, ordering: .relaxed)
+        // The thread keeps the pool alive until it ends, as the slots' threads do.
+        loop.start(name: "ssmysql.loop") { [self] in loopEnded() }
+        #else
+        state.withLock { $0.loopRunning = false }
+        #endif
+    }
+
+    /// Runs one prepared query that reads rows (a load) and returns them.
+    ///
+    /// On a connection that is open and was used within the health-check interval, with the
+    /// statement already prepared, the caller sends the query itself without blocking and
+    /// the event loop finishes it: no hop to the slot's thread and back. Otherwise, and after
+    /// any failure, the slot's thread runs it as ``run(_:retry:_:)`` does (with
+    /// ``MySQLRetry/again``), the failure counting as its first attempt's.
+    /// - Throws: ``StorageError`` as ``run(_:retry:_:)``.
+    func query(
+        _ operation: String, _ sql: String, _ parameters: [MySQLValue], columns: [MySQLColumnKind]
+    ) async throws -> [[MySQLResultValue]] {
+        let slot = try await acquire(operation: operation)
+        let body: @Sendable (MySQLConnection, MySQLAttempt) throws -> [[MySQLResultValue]] = { connection, _ in
+            try connection.statement(sql).query(parameters, columns: columns)
+        }
+        #if os(Linux)
+        guard let connection = readyWithoutBlocking(slot), let statement = connection.prepared(sql),
+              let socket = connection.socket else {
+            return try await runOnWorker(slot, operation, retry: .again, after: nil, body)
+        }
+        let loop = loop
+        resources.loopQueries.add(1, ordering: .relaxed)
+        loop.inFlight.add(1, ordering: .relaxed)
+        let outcome = await withCheckedContinuation { continuation in
+            let pending = MySQLPendingQuery(
+                connection, statement, parameters, columns: columns, socket: socket, continuation: continuation)
+            // Only writes the request (non-blocking): fine on Swift's cooperative pool.
+            let events = pending.start()
+            if events == 0 {
+                pending.finish()
+            } else {
+                loop.wait(pending, for: events)
+            }
+        }
+        loop.inFlight.subtract(1, ordering: .relaxed)
+        switch outcome {
+        case .success(let rows):
+            connection.lastUsed = .now
+            release(slot)
+            return rows
+        case .failure(let error):
+            return try await runOnWorker(slot, operation, retry: .again, after: error, body)
+        }
+        #else
+        return try await runOnWorker(slot, operation, retry: .again, after: nil, body)
+        #endif
+    }
+
+    /// The slot's connection when it can serve a call at once: open, not broken, used within
+    /// the health-check interval and on the host it should be on; `nil` when only the slot's
+    /// thread can tell (it may block).
+    private func readyWithoutBlocking(_ slot: Slot) -> MySQLConnection? {
+        guard let connection = slot.connection, !connection.broken,
+              ContinuousClock.now - connection.lastUsed < configuration.healthCheckInterval else { return nil }
+        if slot.host > 0, hosts.order == .ordered, let preferred = hosts.preferred(), preferred < slot.host { return nil }
+        return connection
     }
 
     /// Runs `body` on a pooled connection, on that connection's own thread.
@@ -112,20 +197,31 @@ final class MySQLPool: Sendable {
         _ body: @escaping @Sendable (MySQLConnection, MySQLAttempt) throws -> T
     ) async throws -> T {
         let slot = try await acquire(operation: operation)
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await runOnWorker(slot, operation, retry: retry, after: nil, body)
+    }
+
+    /// Runs `body` on `slot`'s thread, then releases the slot; `failure` is a first attempt's,
+    /// made on the slot's connection before.
+    private func runOnWorker<T: Sendable>(
+        _ slot: Slot, _ operation: String, retry: MySQLRetry, after failure: MySQLClientError?,
+        _ body: @escaping @Sendable (MySQLConnection, MySQLAttempt) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
             slot.worker.submit { [self] in
-                let result = Result { try execute(slot, operation: operation, retry: retry, body) }
+                let result = Result { try execute(slot, operation: operation, retry: retry, after: failure, body) }
                 release(slot)
                 continuation.resume(with: result)
             }
         }
     }
 
-    /// The retry loop, on the slot's thread.
+    /// The retry loop, on the slot's thread; `failure`, when given, is taken as the first
+    /// attempt's outcome on the slot's current connection.
     private func execute<T>(
-        _ slot: Slot, operation: String, retry: MySQLRetry,
+        _ slot: Slot, operation: String, retry: MySQLRetry, after failure: MySQLClientError?,
         _ body: (MySQLConnection, MySQLAttempt) throws -> T
     ) throws -> T {
+        var earlierFailure = failure
         var attempt = MySQLAttempt(followsLostConnection: false)
         var reprepared = false
         var lockConflicts = 0
@@ -134,7 +230,13 @@ final class MySQLPool: Sendable {
         while true {
             let connection: MySQLConnection
             do {
-                connection = try ready(slot, operation: operation)
+                // An earlier failure is judged on the connection it happened on, as it is.
+                if earlierFailure != nil, let current = slot.connection {
+                    connection = current
+                } else {
+                    earlierFailure = nil
+                    connection = try ready(slot, operation: operation)
+                }
             } catch var failure {
                 if attempt.followsLostConnection {
                     failure.message += " (after the connection was lost mid-call; a write sent then may or may not have been committed)"
@@ -142,6 +244,10 @@ final class MySQLPool: Sendable {
                 throw failure
             }
             do {
+                if let failure = earlierFailure {
+                    earlierFailure = nil
+                    throw failure
+                }
                 let result = try body(connection, attempt)
                 connection.lastUsed = .now
                 if connection.broken { discard(slot) }
@@ -330,14 +436,33 @@ final class MySQLPool: Sendable {
         return slot
     }
 
-    private func threadEnded() {
+    #if os(Linux)
+    private func loopEnded() {
         resources.threads.subtract(1, ordering: .relaxed)
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.created -= 1
+            state.loopRunning = false
             guard state.created == 0 else { return [] }
             defer { state.closeWaiters = [] }
             return state.closeWaiters
         }
+        for waiter in waiters { waiter.resume() }
+    }
+    #endif
+
+    /// A slot's thread ended (only after ``shutDown()``): once it was the last, the event
+    /// loop stops too (no load can be in flight without a slot).
+    private func threadEnded() {
+        resources.threads.subtract(1, ordering: .relaxed)
+        let (last, waiters) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+            state.created -= 1
+            guard state.created == 0 else { return (false, []) }
+            guard !state.loopRunning else { return (true, []) }
+            defer { state.closeWaiters = [] }
+            return (true, state.closeWaiters)
+        }
+        #if os(Linux)
+        if last { loop.stop() }
+        #endif
         for waiter in waiters { waiter.resume() }
     }
 
@@ -473,11 +598,12 @@ final class MySQLPool: Sendable {
     }
 
     /// Refuses further calls, fails waiters, lets calls in flight finish, then closes every
-    /// connection and ends every thread; returns when the last thread has ended.
+    /// connection and ends every thread (the event loop's last); returns when the last
+    /// thread has ended.
     func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state -> Bool in
-                if state.created == 0 { return true }
+                if state.created == 0 && !state.loopRunning { return true }
                 state.closeWaiters.append(continuation)
                 return false
             }
@@ -489,16 +615,20 @@ final class MySQLPool: Sendable {
     /// Refuses further calls, fails waiters and stops the free slots without waiting; slots
     /// in use stop when released. Called by the backend's `deinit` too.
     func shutDown() {
-        let (free, waiters) = state.withLock { state in
+        let (free, waiters, noSlots) = state.withLock { state in
             state.closed = true
             defer { state.free = []; state.waiters = [] }
-            return (state.free, state.waiters)
+            return (state.free, state.waiters, state.created == 0)
         }
         for waiter in waiters {
             waiter.timer?.cancel()
             waiter.continuation.resume(throwing: MySQLBackend.closedError("close"))
         }
         for slot in free { stop(slot) }
+        // Otherwise the last slot's thread stops it as it ends.
+        #if os(Linux)
+        if noSlots { loop.stop() }
+        #endif
     }
 
     /// How many slots (threads, and at most as many connections) exist.

@@ -25,7 +25,8 @@ enum MySQLResultValue: Sendable, Equatable {
 
 /// A server-side prepared statement, prepared once per connection and reused.
 ///
-/// Owned by one ``MySQLConnection`` and used only on that connection's worker thread.
+/// Owned by one ``MySQLConnection`` and used by one thread at a time: its slot's worker, or
+/// a load's caller and then the event loop (``MySQLPendingQuery``).
 final class MySQLStatement {
     let handle: UnsafeMutablePointer<MYSQL_STMT>
     let sql: String
@@ -60,6 +61,12 @@ final class MySQLStatement {
     /// Executes a query with `parameters` and reads every row, its columns read as `columns`.
     func query(_ parameters: [MySQLValue], columns: [MySQLColumnKind]) throws(MySQLClientError) -> [[MySQLResultValue]] {
         try bindAndExecute(parameters)
+        return try readRows(columns)
+    }
+
+    /// Reads every row of the executed statement's result, its columns read as `columns`,
+    /// then frees the result. Reads from the socket unless the result was stored first.
+    func readRows(_ columns: [MySQLColumnKind]) throws(MySQLClientError) -> [[MySQLResultValue]] {
         defer { mysql_stmt_free_result(handle) }
         let count = columns.count
         precondition(Int(mysql_stmt_field_count(handle)) == count, "result column count mismatch")
@@ -156,10 +163,32 @@ final class MySQLStatement {
     }
 
     private func bindAndExecute(_ parameters: [MySQLValue]) throws(MySQLClientError) {
-        precondition(parameters.count == parameterCount, "parameter count mismatch for \(sql)")
-        var binds = [MYSQL_BIND](repeating: MYSQL_BIND(), count: parameters.count)
-        var buffers: [UnsafeMutableRawPointer] = []
-        defer { for buffer in buffers { buffer.deallocate() } }
+        let binds = MySQLParameterBinds(parameters)
+        try bind(binds)
+        guard mysql_stmt_execute(handle) == 0 else { throw MySQLClientError.from(statement: handle, sql: sql) }
+    }
+
+    /// Binds `binds` as the parameters of the next execution; they must outlive it.
+    func bind(_ binds: MySQLParameterBinds) throws(MySQLClientError) {
+        precondition(binds.count == parameterCount, "parameter count mismatch for \(sql)")
+        if binds.count > 0, mysql_stmt_bind_param(handle, binds.binds) != 0 {
+            throw MySQLClientError.from(statement: handle, sql: sql)
+        }
+    }
+}
+
+/// Parameter values in C buffers, bound to one execution of a statement and kept alive
+/// until it ends (a non-blocking execution reads them after its caller returned).
+final class MySQLParameterBinds {
+    let binds: UnsafeMutablePointer<MYSQL_BIND>
+    let count: Int
+    private var buffers: [UnsafeMutableRawPointer] = []
+
+    init(_ parameters: [MySQLValue]) {
+        count = parameters.count
+        binds = .allocate(capacity: max(1, count))
+        binds.initialize(repeating: MYSQL_BIND(), count: max(1, count))
+        buffers.reserveCapacity(count)
         for (index, value) in parameters.enumerated() {
             switch value {
             case .int(let number):
@@ -184,11 +213,12 @@ final class MySQLStatement {
                 binds[index].buffer_length = UInt(bytes.count)
             }
         }
-        let ok = binds.withUnsafeMutableBufferPointer { binds in
-            if !binds.isEmpty, mysql_stmt_bind_param(handle, binds.baseAddress) != 0 { return false }
-            return mysql_stmt_execute(handle) == 0
-        }
-        guard ok else { throw MySQLClientError.from(statement: handle, sql: sql) }
+    }
+
+    deinit {
+        for buffer in buffers { buffer.deallocate() }
+        binds.deinitialize(count: max(1, count))
+        binds.deallocate()
     }
 
     private static func copy(_ bytes: [UInt8]) -> UnsafeMutableRawPointer {

@@ -17,6 +17,10 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
         case replyLost
         /// Drop the command and close both sides; the server never sees it.
         case requestLost
+        /// Forward the command, then drop everything the server sends on that connection while
+        /// keeping both sides open: a server that stops answering mid-reply. Stays armed (every
+        /// later matching command stalls its connection too) until ``disarm()``.
+        case stall
     }
 
     /// `COM_QUERY`, a text statement such as `COMMIT`.
@@ -77,6 +81,11 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
     /// How many cuts happened.
     var fired: Int { lock.withLock { firedCount } }
 
+    /// Removes the trigger, a ``Cut/stall`` one included.
+    func disarm() {
+        lock.withLock { trigger = nil }
+    }
+
     /// Stops accepting; open connections end when either side closes.
     func stop() {
         lock.withLock { stopped = true }
@@ -133,7 +142,7 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
                 trigger = current
                 return nil
             }
-            trigger = nil
+            if current.cut != .stall { trigger = nil }
             firedCount += 1
             return current.cut
         }
@@ -151,13 +160,14 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
                 guard buffer.count >= 4 + length else { break }
                 let packet = Array(buffer[0..<(4 + length)])
                 buffer.removeFirst(4 + length)
-                switch matches(packet) {
+                let cut = matches(packet)
+                switch cut {
                 case .requestLost?:
                     link.cut()
                     link.ended()
                     return
-                case .replyLost?:
-                    link.cutOnReply()
+                case .replyLost?, .stall?:
+                    link.cutOnReply(stalling: cut == .stall)
                     fallthrough
                 case nil:
                     guard sendAll(link.server, packet) else {
@@ -178,6 +188,7 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
             let count = chunk.withUnsafeMutableBytes { recv(link.server, $0.baseAddress, $0.count, 0) }
             if count <= 0 { break }
             if link.replyMustBeLost {
+                if link.stalls { continue } // a server that stopped answering: drop, keep open
                 break // the server answered: the command ran; its reply never arrives
             }
             guard sendAll(link.client, Array(chunk[0..<count])) else { break }
@@ -203,14 +214,21 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
         private let lock = NSLock()
         private var pumps = 2
         private var dropReply = false
+        private var stalling = false
 
         init(client: Int32, server: Int32) {
             self.client = client
             self.server = server
         }
 
-        func cutOnReply() { lock.withLock { dropReply = true } }
+        func cutOnReply(stalling: Bool) {
+            lock.withLock {
+                dropReply = true
+                self.stalling = stalling
+            }
+        }
         var replyMustBeLost: Bool { lock.withLock { dropReply } }
+        var stalls: Bool { lock.withLock { stalling } }
 
         /// Wakes both pumps: each side sees its socket end.
         func cut() {
