@@ -86,7 +86,7 @@ extension MySQLBackend {
         let table = try SQLIdentifier.validated(configuration.table)
         let statements = MySQLStatements(
             table: table, layout: configuration.keyLayout, autoIncrement: configuration.autoIncrementPrimaryKey)
-        let pool = try MySQLPool(configuration: configuration, logger: logger)
+        let pool = MySQLPool(configuration: configuration, logger: logger)
         let result = await Result {
             try await pool.run("schema", retry: .again) { (connection, _) -> (version: Int64, layout: String)? in
                 if let existing = try schemaRow(connection, table: table) { return existing }

@@ -56,7 +56,7 @@ public final class MySQLBackend: StorageBackend {
             table: configuration.table, layout: configuration.keyLayout,
             autoIncrement: configuration.autoIncrementPrimaryKey
         )
-        pool = try MySQLPool(configuration: configuration, logger: logger)
+        pool = MySQLPool(configuration: configuration, logger: logger)
         do {
             try await pool.run("open", retry: .again) { [statements] connection, _ in
                 try Self.createSchema(connection, statements)
@@ -79,7 +79,7 @@ public final class MySQLBackend: StorageBackend {
         let sql = statements.load
         let parameters = statements.keyValues(key) + [.int(now)]
         guard !closed.load(ordering: .acquiring) else { throw Self.closedError("load") }
-        // Sent by this task itself and finished by the pool's event loop (no blocking call here).
+        // Sent by this task itself and finished by the slot's thread (no blocking call here).
         let rows = try await pool.query("load", sql, parameters, columns: Self.recordColumns)
         return try Self.record(rows, sql, operation: "load")
     }

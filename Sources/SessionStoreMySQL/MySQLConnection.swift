@@ -12,13 +12,13 @@ enum MySQLLibrary {
 /// One client connection with its prepared statements.
 ///
 /// Not `Sendable`: used by one thread at a time, and created and closed on its slot's worker
-/// thread; a load hands it to the event loop and back (``MySQLPendingQuery``).
+/// thread; a load is sent by its caller and finished by that thread (``MySQLPendingQuery``).
 final class MySQLConnection {
     let handle: UnsafeMutablePointer<MYSQL>
     private var statements: [String: MySQLStatement] = [:]
     /// When the connection last completed a call, for the idle health check.
     var lastUsed: ContinuousClock.Instant = .now
-    /// Whether the socket was added to the pool's event loop (``MySQLEventLoop``).
+    /// Whether the socket was added to its slot thread's `epoll` set (``MySQLWorker``).
     var watched = false
     private let onClose: () -> Void
 

@@ -1,15 +1,15 @@
 import CSessionStoreMariaDB
 
 /// One execution of a prepared query through Connector/C's non-blocking API: started on the
-/// caller's thread, finished on the event loop's (``MySQLEventLoop``).
+/// caller's thread, finished on its slot's (``MySQLWorker``).
 ///
 /// `mysql_stmt_execute_start` writes the request and returns as soon as the reply is not
 /// there yet (the socket is non-blocking; the client runs the call on a stack of its own and
 /// suspends it where it would wait), so starting it on a thread of Swift's cooperative pool
-/// never blocks that thread. The loop continues it with `mysql_stmt_execute_cont` when the
+/// never blocks that thread. The slot's thread continues it with `mysql_stmt_execute_cont` when the
 /// socket is readable, stores the rows with `mysql_stmt_store_result_start`/`_cont`, then
 /// reads them from memory.
-final class MySQLPendingQuery: @unchecked Sendable { // one thread at a time: the caller until `MySQLEventLoop.wait`, then the loop
+final class MySQLPendingQuery: @unchecked Sendable { // one thread at a time: the caller until `MySQLWorker.wait`, then the slot's thread
     enum Phase {
         case execute
         case store
@@ -19,13 +19,13 @@ final class MySQLPendingQuery: @unchecked Sendable { // one thread at a time: th
 
     let connection: MySQLConnection
     let statement: MySQLStatement
-    /// The connection's socket, watched by the loop.
+    /// The connection's socket, watched by the slot's thread.
     let socket: Int32
     private let columns: [MySQLColumnKind]
     private let binds: MySQLParameterBinds
     private var phase = Phase.execute
     private var continuation: CheckedContinuation<Result<Rows, MySQLClientError>, Never>?
-    /// When the loop gives up waiting (Connector/C's read or write timeout), if it asked for one.
+    /// When the slot's thread gives up waiting (Connector/C's read or write timeout), if it asked for one.
     var deadline: ContinuousClock.Instant?
     private var outcome: Result<Rows, MySQLClientError>?
 

@@ -38,8 +38,8 @@ final class MySQLResources: Sendable {
     let failovers = Atomic(0)
     /// Pool-wait timers still running (each ends when its waiter is served or times out).
     let timers = Atomic(0)
-    /// Loads sent by their caller for the event loop to finish (without the slot's thread).
-    let loopQueries = Atomic(0)
+    /// Loads sent by their caller, for the slot's thread to read the reply (no job hand-off).
+    let callerSentLoads = Atomic(0)
 }
 
 /// The connection pool: owns every connection's whole life and the thread it runs on.
@@ -51,10 +51,11 @@ final class MySQLResources: Sendable {
 /// A call travels one way: caller → slot's thread → Connector/C, and the result comes back
 /// through one continuation.
 ///
-/// A load (``query(_:_:_:columns:)``) on a connection that is open and recently used skips
-/// the slot's thread: the caller sends it without blocking and the pool's event loop
-/// (``MySQLEventLoop``) reads the reply and resumes the caller. Anything that may block
-/// (opening, pinging, a retry, a failure) goes to the slot's thread as any other call.
+/// A load (``query(_:_:_:columns:)``) on a connection that is open and recently used is not
+/// handed to the slot's thread: the caller sends it without blocking, and the slot's thread,
+/// asleep on the connection's socket, reads the reply and resumes the caller (one wake-up).
+/// Anything that may block (opening, pinging, a retry, a failure) goes to the slot's thread
+/// as a job, as any other call does.
 final class MySQLPool: Sendable {
     private final class Slot: @unchecked Sendable { // `connection` is only touched on `worker`'s thread
         var worker: MySQLWorker!
@@ -78,8 +79,6 @@ final class MySQLPool: Sendable {
         var lastRelease = ContinuousClock.now
         var closed = false
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
-        /// Whether the event loop's thread still runs.
-        var loopRunning = true
     }
 
     let configuration: MySQLConfiguration
@@ -95,10 +94,6 @@ final class MySQLPool: Sendable {
     /// One worker at a time polls for its next job (see ``MySQLWorker/spin``).
     private let spinners = MySQLSpinners(limit: 1)
     private let nextWaiterID = Atomic<UInt64>(0)
-    #if os(Linux)
-    /// Finishes loads' replies (see ``query(_:_:_:columns:)``).
-    private let loop: MySQLEventLoop
-    #endif
 
     /// Deadlocks and lock wait timeouts a call retries before it fails with `.busy`.
     static let lockRetries = 8
@@ -108,32 +103,18 @@ final class MySQLPool: Sendable {
     /// through different nodes keep causing.
     static let clusterDeadlockRetries = 40
 
-    /// Starts the pool's event loop thread; connections and their threads come on demand.
-    /// - Throws: ``StorageError`` `.other` when the loop's `epoll` cannot be had.
-    init(configuration: MySQLConfiguration, logger: Logger) throws(StorageError) {
+    init(configuration: MySQLConfiguration, logger: Logger) {
         precondition(configuration.poolSize > 0, "pool size must be positive")
         self.configuration = configuration
         self.logger = logger
         hosts = MySQLHostSet(configuration)
-        #if os(Linux)
-        do {
-            loop = try MySQLEventLoop(idleWait: configuration.queryTimeout > .zero ? configuration.queryTimeout : nil)
-        } catch {
-            throw error.storageError(operation: "open")
-        }
-        resources.threads.add(1, ordering: .relaxed)
-        // The thread keeps the pool alive until it ends, as the slots' threads do.
-        loop.start(name: "ssmysql.loop") { [self] in loopEnded() }
-        #else
-        state.withLock { $0.loopRunning = false }
-        #endif
     }
 
     /// Runs one prepared query that reads rows (a load) and returns them.
     ///
     /// On a connection that is open and was used within the health-check interval, with the
     /// statement already prepared, the caller sends the query itself without blocking and
-    /// the event loop finishes it: no hop to the slot's thread and back. Otherwise, and after
+    /// the slot's thread finishes it from its socket: no job hand-off. Otherwise, and after
     /// any failure, the slot's thread runs it as ``run(_:retry:_:)`` does (with
     /// ``MySQLRetry/again``), the failure counting as its first attempt's.
     /// - Throws: ``StorageError`` as ``run(_:retry:_:)``.
@@ -149,9 +130,9 @@ final class MySQLPool: Sendable {
               let socket = connection.socket else {
             return try await runOnWorker(slot, operation, retry: .again, after: nil, body)
         }
-        let loop = loop
-        resources.loopQueries.add(1, ordering: .relaxed)
-        loop.inFlight.add(1, ordering: .relaxed)
+        let worker = slot.worker!
+        resources.callerSentLoads.add(1, ordering: .relaxed)
+        spinners.inFlight.add(1, ordering: .relaxed)
         let outcome = await withCheckedContinuation { continuation in
             let pending = MySQLPendingQuery(
                 connection, statement, parameters, columns: columns, socket: socket, continuation: continuation)
@@ -160,10 +141,10 @@ final class MySQLPool: Sendable {
             if events == 0 {
                 pending.finish()
             } else {
-                loop.wait(pending, for: events)
+                worker.wait(pending, for: events)
             }
         }
-        loop.inFlight.subtract(1, ordering: .relaxed)
+        spinners.inFlight.subtract(1, ordering: .relaxed)
         switch outcome {
         case .success(let rows):
             connection.lastUsed = .now
@@ -426,43 +407,37 @@ final class MySQLPool: Sendable {
 
     // MARK: - Slots
 
-    private func makeSlot(index: Int) -> Slot {
+    /// A slot with its thread started.
+    /// - Throws: ``StorageError`` `.other` when the thread's `epoll` set cannot be had.
+    private func makeSlot(index: Int, operation: String) throws(StorageError) -> Slot {
         let slot = Slot()
-        resources.threads.add(1, ordering: .relaxed)
-        // The thread keeps the pool alive until it ends; the backend's deinit shuts it down.
-        slot.worker = MySQLWorker(name: "ssmysql.\(index)", spinners: spinners) { [self] in
-            threadEnded()
+        do {
+            // The thread keeps the pool alive until it ends; the backend's deinit shuts it down.
+            slot.worker = try MySQLWorker(
+                name: "ssmysql.\(index)", spinners: spinners,
+                idleWait: configuration.queryTimeout > .zero ? configuration.queryTimeout : nil
+            ) { [self] in
+                threadEnded()
+            }
+        } catch {
+            state.withLock { state in
+                state.created -= 1
+                state.inUse -= 1
+            }
+            throw error.storageError(operation: operation)
         }
+        resources.threads.add(1, ordering: .relaxed)
         return slot
     }
 
-    #if os(Linux)
-    private func loopEnded() {
+    private func threadEnded() {
         resources.threads.subtract(1, ordering: .relaxed)
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.loopRunning = false
+            state.created -= 1
             guard state.created == 0 else { return [] }
             defer { state.closeWaiters = [] }
             return state.closeWaiters
         }
-        for waiter in waiters { waiter.resume() }
-    }
-    #endif
-
-    /// A slot's thread ended (only after ``shutDown()``): once it was the last, the event
-    /// loop stops too (no load can be in flight without a slot).
-    private func threadEnded() {
-        resources.threads.subtract(1, ordering: .relaxed)
-        let (last, waiters) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
-            state.created -= 1
-            guard state.created == 0 else { return (false, []) }
-            guard !state.loopRunning else { return (true, []) }
-            defer { state.closeWaiters = [] }
-            return (true, state.closeWaiters)
-        }
-        #if os(Linux)
-        if last { loop.stop() }
-        #endif
         for waiter in waiters { waiter.resume() }
     }
 
@@ -504,7 +479,9 @@ final class MySQLPool: Sendable {
                 case .slot(let slot):
                     continuation.resume(returning: slot)
                 case .create(let index):
-                    continuation.resume(returning: makeSlot(index: index))
+                    continuation.resume(with: Result { () throws(StorageError) -> Slot in
+                        try makeSlot(index: index, operation: operation)
+                    })
                 case .closed:
                     continuation.resume(throwing: MySQLBackend.closedError(operation))
                 case .cancelled:
@@ -598,12 +575,11 @@ final class MySQLPool: Sendable {
     }
 
     /// Refuses further calls, fails waiters, lets calls in flight finish, then closes every
-    /// connection and ends every thread (the event loop's last); returns when the last
-    /// thread has ended.
+    /// connection and ends every thread; returns when the last thread has ended.
     func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state -> Bool in
-                if state.created == 0 && !state.loopRunning { return true }
+                if state.created == 0 { return true }
                 state.closeWaiters.append(continuation)
                 return false
             }
@@ -615,20 +591,16 @@ final class MySQLPool: Sendable {
     /// Refuses further calls, fails waiters and stops the free slots without waiting; slots
     /// in use stop when released. Called by the backend's `deinit` too.
     func shutDown() {
-        let (free, waiters, noSlots) = state.withLock { state in
+        let (free, waiters) = state.withLock { state in
             state.closed = true
             defer { state.free = []; state.waiters = [] }
-            return (state.free, state.waiters, state.created == 0)
+            return (state.free, state.waiters)
         }
         for waiter in waiters {
             waiter.timer?.cancel()
             waiter.continuation.resume(throwing: MySQLBackend.closedError("close"))
         }
         for slot in free { stop(slot) }
-        // Otherwise the last slot's thread stops it as it ends.
-        #if os(Linux)
-        if noSlots { loop.stop() }
-        #endif
     }
 
     /// How many slots (threads, and at most as many connections) exist.

@@ -2,10 +2,10 @@ import SessionStore
 @testable import SessionStoreMySQL
 import Testing
 
-/// Issue 12, latency: a load on a warm connection is sent by its caller and finished by the
-/// pool's event loop (Connector/C's non-blocking API), not by the slot's thread; these tests
-/// pin what that path must keep: timeouts, cancellation, and falling back to the slot's
-/// thread after a failure.
+/// Issue 12, latency: a load on a warm connection is sent by its caller through Connector/C's
+/// non-blocking API and its reply read by the slot's thread, woken by the socket (no job
+/// hand-off); these tests pin what that path must keep: timeouts, cancellation, close, and
+/// the slot's thread taking over after a failure.
 @Suite("MySQL load path", .mysqlServer)
 struct MySQLLoadPathTests {
     private static let record = SessionRecord(data: Array("payload".utf8), version: 1, createdAt: 1_000, expiresAt: 1_000_000)
@@ -28,17 +28,17 @@ struct MySQLLoadPathTests {
         }
     }
 
-    @Test func loadsOnAWarmConnectionAreFinishedByTheEventLoop() async throws {
+    @Test func loadsOnAWarmConnectionAreSentByTheirCaller() async throws {
         try await MySQLTestServer.withBackend("lp_loop", { $0.poolSize = 1 }) { backend in
             let key = SessionKey(value: "warm")
             #expect(try await backend.insert(key, Self.record))
             _ = try await backend.load(key, now: 2_000) // prepares the statement on the slot's thread
-            let before = backend.pool.resources.loopQueries.load(ordering: .relaxed)
+            let before = backend.pool.resources.callerSentLoads.load(ordering: .relaxed)
             for _ in 0..<20 {
                 #expect(try await backend.load(key, now: 2_000) == Self.record)
                 #expect(try await backend.load(SessionKey(value: "missing"), now: 2_000) == nil)
             }
-            #expect(backend.pool.resources.loopQueries.load(ordering: .relaxed) - before == 40)
+            #expect(backend.pool.resources.callerSentLoads.load(ordering: .relaxed) - before == 40)
             #expect(backend.connectionsOpened == 1)
         }
     }
@@ -63,15 +63,15 @@ struct MySQLLoadPathTests {
             let key = SessionKey(value: "stalled")
             #expect(try await backend.insert(key, Self.record))
             _ = try await backend.load(key, now: 2_000)
-            let loopBefore = backend.pool.resources.loopQueries.load(ordering: .relaxed)
+            let loopBefore = backend.pool.resources.callerSentLoads.load(ordering: .relaxed)
             proxy.arm(CuttingProxy.execute, .stall)
-            // The first attempt (event loop) and its retry on a new connection (the slot's
-            // thread) both wait out the read timeout.
+            // The first attempt (sent by the caller) and its retry on a new connection (a job
+            // on the slot's thread) both wait out the read timeout.
             let error = await #expect(throws: StorageError.self) { try await backend.load(key, now: 2_000) }
             #expect(error?.kind == .connection, "got \(String(describing: error))")
             #expect(error?.operation == "load")
             #expect(proxy.fired == 2, "both attempts were sent")
-            #expect(backend.pool.resources.loopQueries.load(ordering: .relaxed) == loopBefore + 1)
+            #expect(backend.pool.resources.callerSentLoads.load(ordering: .relaxed) == loopBefore + 1)
             #expect(backend.pool.inUseCount == 0)
             proxy.disarm()
             #expect(try await backend.load(key, now: 2_000) == Self.record, "a new connection serves again")
@@ -129,7 +129,7 @@ struct MySQLLoadPathTests {
         })
         try await locker.call("lock", retry: .never) { connection, _ in try connection.run("LOCK TABLES `\(table)` WRITE") }
         let load = Task { try await backend.load(key, now: 2_000) }
-        while backend.pool.resources.loopQueries.load(ordering: .relaxed) == 0 {
+        while backend.pool.resources.callerSentLoads.load(ordering: .relaxed) == 0 {
             try await Task.sleep(for: .milliseconds(10))
         }
         let closing = Task { try await backend.close() }
@@ -137,7 +137,7 @@ struct MySQLLoadPathTests {
         try await locker.call("unlock", retry: .never) { connection, _ in try connection.run("UNLOCK TABLES") }
         try await closing.value
         #expect(try await load.value == Self.record, "the load in flight finished")
-        #expect(backend.pool.resources.threads.load(ordering: .relaxed) == 0, "the event loop's thread ended too")
+        #expect(backend.pool.resources.threads.load(ordering: .relaxed) == 0)
         #expect(backend.pool.resources.connections.load(ordering: .relaxed) == 0)
         try await MySQLTestServer.drop(locker)
         try await locker.close()
