@@ -82,13 +82,19 @@ final class MySQLWorker: @unchecked Sendable { // `jobs`, `stopped`, `sleeping`,
         self.wakeup = wakeup
         let thread = Thread { [self] in
             loop()
-            close(self.wakeup)
-            close(self.epoll)
             onExit()
         }
         thread.name = name
         thread.stackSize = 1 << 20
         thread.start()
+    }
+
+    /// Closes the descriptors only once nothing can use them: `stop()` and `submit(_:)`
+    /// write to `wakeup` after the thread may have ended, and a descriptor closed by the
+    /// thread could by then be another connection's socket.
+    deinit {
+        close(wakeup)
+        close(epoll)
     }
 
     /// Queues `job`; it runs on this worker's thread after the jobs before it.
@@ -201,11 +207,11 @@ final class MySQLWorker: @unchecked Sendable { // `jobs`, `stopped`, `sleeping`,
             let failure = count < 0 && errno != EINTR ? Self.systemError("epoll_wait") : nil
             lock.withLock { sleeping = false }
             if count > 0 { handle(events, count: Int(count)) }
-            if let deadline, clock.now >= deadline {
+            if deadline != nil, let query = takeExpired(at: clock.now) {
                 // Connector/C gives up (a lost connection, as its blocking calls report a timeout).
-                if let query = take(), query.deadline == deadline { advance(query, MYSQL_WAIT_TIMEOUT) }
+                advance(query, MYSQL_WAIT_TIMEOUT)
             }
-            if let failure, let query = take() {
+            if let failure, let query = take(socket: nil) {
                 query.abandon(failure)
                 query.finish()
             }
@@ -220,7 +226,8 @@ final class MySQLWorker: @unchecked Sendable { // `jobs`, `stopped`, `sleeping`,
                 _ = read(wakeup, &value, 8) // non-blocking; only drains the counter
                 continue
             }
-            guard let query = take(), query.socket == event.data.fd else { continue }
+            // Nothing waits on it after a timeout, until its connection is closed.
+            guard let query = take(socket: event.data.fd) else { continue }
             var ready: Int32 = 0
             if event.events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { ready |= MYSQL_WAIT_READ }
             if event.events & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { ready |= MYSQL_WAIT_WRITE }
@@ -229,13 +236,23 @@ final class MySQLWorker: @unchecked Sendable { // `jobs`, `stopped`, `sleeping`,
         }
     }
 
-    private func take() -> MySQLPendingQuery? {
+    /// Takes the waiting load when it waits on `socket` (any when `nil`).
+    private func take(socket: Int32?) -> MySQLPendingQuery? {
         lock.withLock {
-            defer {
-                pending = nil
-                armed.store(false, ordering: .releasing)
-            }
-            return pending
+            guard let query = pending, socket == nil || query.socket == socket else { return nil }
+            pending = nil
+            armed.store(false, ordering: .releasing)
+            return query
+        }
+    }
+
+    /// Takes the waiting load when its deadline passed.
+    private func takeExpired(at now: ContinuousClock.Instant) -> MySQLPendingQuery? {
+        lock.withLock {
+            guard let query = pending, let deadline = query.deadline, deadline <= now else { return nil }
+            pending = nil
+            armed.store(false, ordering: .releasing)
+            return query
         }
     }
 

@@ -1,3 +1,4 @@
+import Logging
 import SessionStore
 @testable import SessionStoreMySQL
 import Testing
@@ -29,7 +30,7 @@ struct MySQLLoadPathTests {
     }
 
     @Test func loadsOnAWarmConnectionAreSentByTheirCaller() async throws {
-        try await MySQLTestServer.withBackend("lp_loop", { $0.poolSize = 1 }) { backend in
+        try await MySQLTestServer.withBackend("lp_loop", Self.warmPool) { backend in
             let key = SessionKey(value: "warm")
             #expect(try await backend.insert(key, Self.record))
             _ = try await backend.load(key, now: 2_000) // prepares the statement on the slot's thread
@@ -59,87 +60,162 @@ struct MySQLLoadPathTests {
     }
 
     @Test func loadFromAServerThatStopsAnsweringTimesOutWithAConnectionError() async throws {
-        try await Self.withProxiedBackend("lp_stall", { $0.queryTimeout = .seconds(1) }) { backend, proxy in
+        try await MySQLTestServer.withBackend("lp_stall") { direct in
             let key = SessionKey(value: "stalled")
-            #expect(try await backend.insert(key, Self.record))
-            _ = try await backend.load(key, now: 2_000)
-            let loopBefore = backend.pool.resources.callerSentLoads.load(ordering: .relaxed)
-            proxy.arm(CuttingProxy.execute, .stall)
-            // The first attempt (sent by the caller) and its retry on a new connection (a job
-            // on the slot's thread) both wait out the read timeout.
-            let error = await #expect(throws: StorageError.self) { try await backend.load(key, now: 2_000) }
-            #expect(error?.kind == .connection, "got \(String(describing: error))")
-            #expect(error?.operation == "load")
-            #expect(proxy.fired == 2, "both attempts were sent")
-            #expect(backend.pool.resources.callerSentLoads.load(ordering: .relaxed) == loopBefore + 1)
-            #expect(backend.pool.inUseCount == 0)
-            proxy.disarm()
-            #expect(try await backend.load(key, now: 2_000) == Self.record, "a new connection serves again")
+            #expect(try await direct.insert(key, Self.record))
+            // A pool on the same table through a proxy, with a 1 s read timeout (only loads
+            // run on it: the table is made and dropped through `direct`, without one).
+            var configuration = direct.configuration
+            let proxy = try CuttingProxy(targetPort: UInt16(configuration.port))
+            defer { proxy.stop() }
+            configuration.host = "127.0.0.1"
+            configuration.port = Int(proxy.port)
+            Self.warmPool(&configuration)
+            configuration.queryTimeout = .seconds(1)
+            let pool = MySQLPool(configuration: configuration, logger: Logger(label: "test"))
+            let sql = direct.statements.load
+            let parameters = direct.statements.keyValues(key) + [.int(2_000)]
+            func load() async throws -> SessionRecord? {
+                try MySQLBackend.record(
+                    try await pool.query("load", sql, parameters, columns: MySQLBackend.recordColumns), sql, operation: "load")
+            }
+            do {
+                #expect(try await load() == Self.record) // prepares the statement on the slot's thread
+                let sentBefore = pool.resources.callerSentLoads.load(ordering: .relaxed)
+                proxy.arm(CuttingProxy.execute, .stall)
+                // The first attempt (sent by the caller) and its retry on a new connection (a
+                // job on the slot's thread) both wait out the read timeout.
+                let error = await #expect(throws: StorageError.self) { try await load() }
+                #expect(error?.kind == .connection, "got \(String(describing: error))")
+                #expect(error?.operation == "load")
+                #expect(proxy.fired == 2, "both attempts were sent")
+                #expect(pool.resources.callerSentLoads.load(ordering: .relaxed) == sentBefore + 1)
+                #expect(pool.inUseCount == 0)
+                proxy.disarm()
+                #expect(try await load() == Self.record, "a new connection serves again")
+            } catch {
+                await pool.close()
+                throw error
+            }
+            await pool.close()
         }
     }
 
     @Test func loadCancelledWhileItsReplyIsPendingLeaksNothingAndLeavesTheConnectionClean() async throws {
-        try await MySQLTestServer.withBackend("lp_cancel", { $0.poolSize = 1 }) { backend in
+        try await MySQLTestServer.withBackend("lp_cancel", Self.warmPool) { backend in
             let key = SessionKey(value: "pending")
-            let other = SessionKey(value: "other")
             #expect(try await backend.insert(key, Self.record))
             _ = try await backend.load(key, now: 2_000)
             let opened = backend.connectionsOpened
-            let table = backend.configuration.table
-            // A second backend's only connection holds the table's write lock: the load's
-            // SELECT waits for it on the server, its reply pending.
-            let locker = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "lp_locker") {
-                $0.poolSize = 1
-                $0.table = table
-            })
-            let watcher = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "lp_watch") {
-                $0.table = table
-            })
-            try await locker.call("lock", retry: .never) { connection, _ in try connection.run("LOCK TABLES `\(table)` WRITE") }
+            let sent = backend.pool.resources.callerSentLoads.load(ordering: .relaxed)
+            let lock = try await TableLock.take(backend.configuration.table)
             let load = Task { try await backend.load(key, now: 2_000) }
-            var waiting = false
-            while !waiting {
-                let rows = try await MySQLTestServer.rows(
-                    watcher, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE '%metadata lock%'")
-                waiting = rows.first?.first.flatMap { $0.flatMap { Int($0) } }.map { $0 > 0 } ?? false
-                if !waiting { try await Task.sleep(for: .milliseconds(10)) }
+            do {
+                try await lock.untilALoadWaits()
+                load.cancel()
+                try await lock.release()
+            } catch {
+                try? await lock.release()
+                throw error
             }
-            load.cancel()
-            try await locker.call("unlock", retry: .never) { connection, _ in try connection.run("UNLOCK TABLES") }
             // A query already sent is read to its end: cancelling the task does not cut it off.
             #expect(try await load.value == Self.record)
+            #expect(backend.pool.resources.callerSentLoads.load(ordering: .relaxed) == sent + 1, "sent by its caller")
             #expect(backend.pool.inUseCount == 0)
-            #expect(try await backend.load(other, now: 2_000) == nil, "the next call reads its own reply")
+            #expect(try await backend.load(SessionKey(value: "other"), now: 2_000) == nil, "the next call reads its own reply")
             #expect(try await backend.load(key, now: 2_000) == Self.record)
             #expect(backend.connectionsOpened == opened, "the connection was kept")
-            try await locker.close()
-            try await watcher.close()
         }
     }
 
     @Test func closeWaitsForALoadWhoseReplyIsPending() async throws {
-        let backend = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "lp_close") { $0.poolSize = 1 })
+        var configuration = try MySQLTestServer.configuration(table: "lp_close")
+        Self.warmPool(&configuration)
+        let backend = try await MySQLBackend(configuration: configuration)
         let key = SessionKey(value: "k")
         #expect(try await backend.insert(key, Self.record))
         _ = try await backend.load(key, now: 2_000)
-        let table = backend.configuration.table
-        let locker = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "lp_closelock") {
-            $0.poolSize = 1
-            $0.table = table
-        })
-        try await locker.call("lock", retry: .never) { connection, _ in try connection.run("LOCK TABLES `\(table)` WRITE") }
+        let lock = try await TableLock.take(configuration.table)
         let load = Task { try await backend.load(key, now: 2_000) }
-        while backend.pool.resources.callerSentLoads.load(ordering: .relaxed) == 0 {
-            try await Task.sleep(for: .milliseconds(10))
+        let closing: Task<Void, any Error>
+        do {
+            try await lock.untilALoadWaits()
+            closing = Task { try await backend.close() }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(backend.pool.resources.threads.load(ordering: .relaxed) == 1, "the slot's thread waits for the load")
+            try await lock.release()
+        } catch {
+            try? await lock.release()
+            throw error
         }
-        let closing = Task { try await backend.close() }
-        try await Task.sleep(for: .milliseconds(100))
-        try await locker.call("unlock", retry: .never) { connection, _ in try connection.run("UNLOCK TABLES") }
         try await closing.value
         #expect(try await load.value == Self.record, "the load in flight finished")
         #expect(backend.pool.resources.threads.load(ordering: .relaxed) == 0)
         #expect(backend.pool.resources.connections.load(ordering: .relaxed) == 0)
-        try await MySQLTestServer.drop(locker)
+        let cleaner = try await MySQLBackend(configuration: configuration)
+        try await MySQLTestServer.drop(cleaner)
+        try await cleaner.close()
+    }
+
+    /// One pooled connection that is never pinged before a load, so a load is sent by its
+    /// caller however long the test took since the last one.
+    private static func warmPool(_ configuration: inout MySQLConfiguration) {
+        configuration.poolSize = 1
+        configuration.healthCheckInterval = .seconds(3600)
+    }
+}
+
+/// `LOCK TABLES ... WRITE` held by another backend's only connection, so a load's `SELECT` on
+/// the table waits for it on the server, its reply pending.
+private final class TableLock: Sendable {
+    private let table: String
+    private let locker: MySQLBackend
+    private let watcher: MySQLBackend
+
+    private init(table: String, locker: MySQLBackend, watcher: MySQLBackend) {
+        self.table = table
+        self.locker = locker
+        self.watcher = watcher
+    }
+
+    static func take(_ table: String) async throws -> TableLock {
+        let locker = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "lp_locker") {
+            $0.poolSize = 1
+            $0.table = table
+        })
+        let watcher: MySQLBackend
+        do {
+            watcher = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "lp_watch") { $0.table = table })
+        } catch {
+            try? await locker.close()
+            throw error
+        }
+        do {
+            try await locker.call("lock", retry: .never) { connection, _ in try connection.run("LOCK TABLES `\(table)` WRITE") }
+        } catch {
+            try? await locker.close()
+            try? await watcher.close()
+            throw error
+        }
+        return TableLock(table: table, locker: locker, watcher: watcher)
+    }
+
+    /// Returns once a statement on the table waits for the lock on the server.
+    func untilALoadWaits() async throws {
+        while true {
+            let rows = try await MySQLTestServer.rows(watcher, """
+                SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                WHERE STATE LIKE '%metadata lock%' AND INFO LIKE '%\(table)%' AND INFO NOT LIKE '%PROCESSLIST%'
+                """)
+            if let text = rows.first?.first ?? nil, let count = Int(text), count > 0 { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// Unlocks, then closes both backends.
+    func release() async throws {
+        try await locker.call("unlock", retry: .never) { connection, _ in try connection.run("UNLOCK TABLES") }
         try await locker.close()
+        try await watcher.close()
     }
 }

@@ -73,10 +73,23 @@ struct MySQLResourceTests {
 
     @Test func closeWaitsForCallsInFlight() async throws {
         let backend = try await MySQLBackend(configuration: try MySQLTestServer.configuration(table: "inflight"))
-        let call = Task { try await backend.call("sleep", retry: .never) { connection, _ in try connection.run("DO SLEEP(1)") } }
-        while backend.pool.inUseCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let started = Flag()
+        let mayFinish = Flag()
+        // The call runs until the test lets it finish, so it is in flight when close begins
+        // however slowly this test's task is scheduled.
+        let call = Task {
+            try await backend.call("sleep", retry: .never) { connection, _ in
+                started.set()
+                repeat { try connection.run("DO SLEEP(0.05)") } while !mayFinish.isSet
+            }
+        }
+        while !started.isSet { try await Task.sleep(for: .milliseconds(10)) }
         try await MySQLTestServer.drop(backend)
-        try await backend.close()
+        let closing = Task { try await backend.close() }
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(backend.pool.resources.threads.load(ordering: .relaxed) > 0, "close waits for the call")
+        mayFinish.set()
+        try await closing.value
         try await call.value // it finished rather than being cut off
         #expect(backend.pool.resources.connections.load(ordering: .relaxed) == 0)
         #expect(backend.pool.resources.threads.load(ordering: .relaxed) == 0)
