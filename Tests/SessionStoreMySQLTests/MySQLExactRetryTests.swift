@@ -12,23 +12,6 @@ struct MySQLExactRetryTests {
         SessionRecord(data: Array(text.utf8), version: version, createdAt: 1_000, expiresAt: expiresAt)
     }
 
-    /// A backend with one pooled connection through a proxy, no idle pings (so the proxy
-    /// sees only the calls' own commands), and a table of its own.
-    private static func withProxiedBackend(
-        _ prefix: String, _ body: (MySQLBackend, CuttingProxy) async throws -> Void
-    ) async throws {
-        var configuration = try MySQLTestServer.configuration(table: prefix)
-        let proxy = try CuttingProxy(targetPort: UInt16(configuration.port))
-        defer { proxy.stop() }
-        configuration.host = "127.0.0.1"
-        configuration.port = Int(proxy.port)
-        configuration.poolSize = 1
-        configuration.healthCheckInterval = .seconds(3600)
-        try await MySQLTestServer.withBackend(prefix, { $0 = configuration }) { backend in
-            try await body(backend, proxy)
-        }
-    }
-
     /// Checks the cut happened once and cost the connection.
     private static func expectOneCut(_ proxy: CuttingProxy, _ backend: MySQLBackend, lostBefore: Int) {
         #expect(proxy.fired == 1, "the proxy cut \(proxy.fired) times")
@@ -36,7 +19,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func insertWhoseReplyIsLostReportsTheRowCreated() async throws {
-        try await Self.withProxiedBackend("rx_insert") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_insert") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "fresh")
             let lost = backend.connectionsLost
             proxy.arm(CuttingProxy.execute, .replyLost)
@@ -47,7 +30,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func insertOfALiveDuplicateWhoseReplyIsLostStillReportsFalse() async throws {
-        try await Self.withProxiedBackend("rx_dup") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_dup") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "taken")
             #expect(try await backend.insert(key, Self.record("first")))
             let lost = backend.connectionsLost
@@ -59,7 +42,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func updateWhoseReplyIsLostReportsItWritten() async throws {
-        try await Self.withProxiedBackend("rx_update") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_update") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "u")
             #expect(try await backend.insert(key, Self.record("v1")))
             let lost = backend.connectionsLost
@@ -71,7 +54,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func updateWhoseRequestIsLostRunsOnceMore() async throws {
-        try await Self.withProxiedBackend("rx_update_req") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_update_req") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "u")
             #expect(try await backend.insert(key, Self.record("v1")))
             let lost = backend.connectionsLost
@@ -83,7 +66,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func staleUpdateWhoseReplyIsLostStillReportsFalse() async throws {
-        try await Self.withProxiedBackend("rx_stale") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_stale") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "u")
             #expect(try await backend.insert(key, Self.record("v1", version: 3)))
             let lost = backend.connectionsLost
@@ -95,7 +78,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func touchWhoseReplyIsLostReportsTheExpiryMoved() async throws {
-        try await Self.withProxiedBackend("rx_touch") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_touch") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "t")
             #expect(try await backend.insert(key, Self.record("x")))
             let lost = backend.connectionsLost
@@ -107,7 +90,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func retireWhoseReplyIsLostReportsTheRow() async throws {
-        try await Self.withProxiedBackend("rx_retire") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_retire") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "r")
             #expect(try await backend.insert(key, Self.record("x")))
             let lost = backend.connectionsLost
@@ -119,7 +102,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func retireOfAMissingRowWhoseReplyIsLostStillReportsFalse() async throws {
-        try await Self.withProxiedBackend("rx_retire_missing") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_retire_missing") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let lost = backend.connectionsLost
             proxy.arm(CuttingProxy.execute, .replyLost)
             #expect(try await !backend.retire(SessionKey(value: "missing"), expiresAt: 5_000))
@@ -128,7 +111,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func versionedDeleteWhoseCommitReplyIsLostReportsItDeleted() async throws {
-        try await Self.withProxiedBackend("rx_delete") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_delete") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "d")
             #expect(try await backend.insert(key, Self.record("x")))
             let lost = backend.connectionsLost
@@ -140,7 +123,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func deleteOfAMissingRowWhoseCommitReplyIsLostStillReportsFalse() async throws {
-        try await Self.withProxiedBackend("rx_delete_missing") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_delete_missing") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let lost = backend.connectionsLost
             proxy.arm(CuttingProxy.query, containing: "COMMIT", .replyLost)
             #expect(try await !backend.delete(SessionKey(value: "missing"), expectedVersion: nil))
@@ -149,7 +132,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func mergeWhoseWriteReplyIsLostAppliesAndReportsOnce() async throws {
-        try await Self.withProxiedBackend("rx_merge") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_merge") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "m")
             #expect(try await backend.insert(key, Self.record("a")))
             let lost = backend.connectionsLost
@@ -168,7 +151,7 @@ struct MySQLExactRetryTests {
     /// Other writes land between the merge's optimistic reads and writes until it takes the
     /// row lock; the locked transaction's COMMIT reply is then lost.
     @Test func lockedMergeWhoseCommitReplyIsLostAppliesAndReportsOnce() async throws {
-        try await Self.withProxiedBackend("rx_merge_locked") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_merge_locked") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "m")
             #expect(try await backend.insert(key, Self.record("a")))
             var direct = try MySQLTestServer.configuration(table: "unused")
@@ -191,7 +174,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func leaseAcquireWhoseReplyIsLostReportsTheLeaseHeld() async throws {
-        try await Self.withProxiedBackend("rx_lease") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_lease") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             let lost = backend.connectionsLost
             proxy.arm(CuttingProxy.execute, .replyLost)
             #expect(try await backend.acquireCleanupLease(holder: "me", now: 1_000, duration: 60_000))
@@ -201,7 +184,7 @@ struct MySQLExactRetryTests {
     }
 
     @Test func cleanupBatchWhoseReplyIsLostFailsSayingItMayHaveCommitted() async throws {
-        try await Self.withProxiedBackend("rx_cleanup") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_cleanup") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             #expect(try await backend.insert(SessionKey(value: "old"), Self.record("x", expiresAt: 1_500)))
             proxy.arm(CuttingProxy.execute, .replyLost)
             let error = await expectStorageError(.connection) { try await backend.deleteExpired(before: 2_000, limit: 10) }
@@ -214,7 +197,7 @@ struct MySQLExactRetryTests {
     /// The case: the user logs in, the old id's retire commits but its reply is lost;
     /// the user keeps the session under the new id instead of getting an empty one.
     @Test func regenerationWhoseRetireReplyIsLostKeepsTheSession() async throws {
-        try await Self.withProxiedBackend("rx_regenerate") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_regenerate") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = .seconds(10)
             let store = SessionStore(backend: backend, configuration: configuration)
@@ -236,7 +219,7 @@ struct MySQLExactRetryTests {
     /// The same with no grace period: the old row is deleted at the version copied, and the
     /// delete's COMMIT reply is lost.
     @Test func regenerationWhoseDeleteCommitReplyIsLostKeepsTheSession() async throws {
-        try await Self.withProxiedBackend("rx_regenerate0") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
+        try await MySQLTestServer.withProxiedBackend("rx_regenerate0") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = .zero
             let store = SessionStore(backend: backend, configuration: configuration)

@@ -11,24 +11,6 @@ import Testing
 struct MySQLLoadPathTests {
     private static let record = SessionRecord(data: Array("payload".utf8), version: 1, createdAt: 1_000, expiresAt: 1_000_000)
 
-    /// A backend with one pooled connection through a proxy and a table of its own.
-    private static func withProxiedBackend(
-        _ prefix: String, _ customize: (inout MySQLConfiguration) -> Void = { _ in },
-        _ body: (MySQLBackend, CuttingProxy) async throws -> Void
-    ) async throws {
-        var configuration = try MySQLTestServer.configuration(table: prefix)
-        let proxy = try CuttingProxy(targetPort: UInt16(configuration.port))
-        defer { proxy.stop() }
-        configuration.host = "127.0.0.1"
-        configuration.port = Int(proxy.port)
-        configuration.poolSize = 1
-        configuration.healthCheckInterval = .seconds(3600)
-        customize(&configuration)
-        try await MySQLTestServer.withBackend(prefix, { $0 = configuration }) { backend in
-            try await body(backend, proxy)
-        }
-    }
-
     @Test func loadsOnAWarmConnectionAreSentByTheirCaller() async throws {
         try await MySQLTestServer.withBackend("lp_loop", Self.warmPool) { backend in
             let key = SessionKey(value: "warm")
@@ -45,7 +27,7 @@ struct MySQLLoadPathTests {
     }
 
     @Test func loadWhoseReplyIsLostRunsAgainOnANewConnection() async throws {
-        try await Self.withProxiedBackend("lp_lost") { backend, proxy in
+        try await MySQLTestServer.withProxiedBackend("lp_lost") { backend, proxy in
             let key = SessionKey(value: "lost")
             #expect(try await backend.insert(key, Self.record))
             _ = try await backend.load(key, now: 2_000)

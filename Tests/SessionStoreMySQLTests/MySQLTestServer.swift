@@ -65,6 +65,26 @@ enum MySQLTestServer {
     static func rows(_ backend: MySQLBackend, _ sql: String) async throws -> [[String?]] {
         try await backend.call("query", retry: .again) { connection, _ in try connection.rows(sql) }
     }
+
+    /// A backend with one pooled connection through a ``CuttingProxy``, no idle pings (so the
+    /// proxy sees only the calls' own commands), and a table of its own; `customize` may
+    /// change the configuration further.
+    static func withProxiedBackend(
+        _ prefix: String, _ customize: (inout MySQLConfiguration) -> Void = { _ in },
+        _ body: (MySQLBackend, CuttingProxy) async throws -> Void
+    ) async throws {
+        var configuration = try Self.configuration(table: prefix)
+        let proxy = try CuttingProxy(targetPort: UInt16(configuration.port))
+        defer { proxy.stop() }
+        configuration.host = "127.0.0.1"
+        configuration.port = Int(proxy.port)
+        configuration.poolSize = 1
+        configuration.healthCheckInterval = .seconds(3600)
+        customize(&configuration)
+        try await Self.withBackend(prefix, { $0 = configuration }) { backend in
+            try await body(backend, proxy)
+        }
+    }
 }
 
 /// Fails a CI run that has no MySQL server, so the MySQL suite never skips silently there.
