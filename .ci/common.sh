@@ -27,3 +27,15 @@ install_missing() {
     as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
         apt-get install -y -qq --no-install-recommends $(printf '%s\n' "$@" | sort -u) >&2
 }
+
+# The test database and its user on 127.0.0.1 and localhost, as SQL for the admin client:
+# `test_database_sql PASSWORD | client ...`. Uses the caller's DATABASE and DB_USER.
+test_database_sql() {
+    cat <<SQL
+CREATE DATABASE IF NOT EXISTS $DATABASE CHARACTER SET utf8mb4;
+CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$1';
+CREATE USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$1';
+GRANT ALL ON $DATABASE.* TO '$DB_USER'@'localhost';
+GRANT ALL ON $DATABASE.* TO '$DB_USER'@'127.0.0.1';
+SQL
+}

@@ -207,13 +207,7 @@ cmd_start() {
     log "bootstrapping node 1 (127.0.0.1:$SQL_1)"
     launch "$dir" 1 --wsrep-new-cluster
     wait_synced "$dir" 1 1 || die "node 1 did not start (log: $dir/n1/error.log)"
-    client "$dir" 1 <<SQL
-CREATE DATABASE IF NOT EXISTS $DATABASE CHARACTER SET utf8mb4;
-CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$password';
-CREATE USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$password';
-GRANT ALL ON $DATABASE.* TO '$DB_USER'@'localhost';
-GRANT ALL ON $DATABASE.* TO '$DB_USER'@'127.0.0.1';
-SQL
+    test_database_sql "$password" | client "$dir" 1
     log "joining nodes 2 and 3"
     launch "$dir" 2
     wait_synced "$dir" 2 2 || die "node 2 did not join (log: $dir/n2/error.log)"

@@ -143,13 +143,7 @@ cmd_start() {
         log "start on port $port failed; retrying"
     done
     printf 'PORT=%s\nPASSWORD=%s\n' "$port" "$password" > "$dir/env"
-    client "$dir" <<SQL
-CREATE DATABASE IF NOT EXISTS $DATABASE CHARACTER SET utf8mb4;
-CREATE USER '$DB_USER'@'localhost' IDENTIFIED BY '$password';
-CREATE USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$password';
-GRANT ALL ON $DATABASE.* TO '$DB_USER'@'localhost';
-GRANT ALL ON $DATABASE.* TO '$DB_USER'@'127.0.0.1';
-SQL
+    test_database_sql "$password" | client "$dir"
     log "server up on 127.0.0.1:$port (pid $(server_pid "$dir"), dir $dir)"
     print_env "$dir"
 }
