@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 iterations=${1:-2000}
 shift || true
 operations=("$@")
-[ ${#operations[@]} -gt 0 ] || operations=(floor-lookup load load-read5 floor-upsert save touch)
+[ ${#operations[@]} -gt 0 ] || operations=(floor-lookup load load-read5 floor-miss miss floor-upsert save touch)
 
 if ! command -v valgrind >/dev/null; then
     echo "callgrind.sh: installing valgrind" >&2
@@ -57,5 +57,6 @@ ratio() { # NAME STORE FLOOR
 echo
 ratio "load vs floor lookup" load floor-lookup
 ratio "load + 5 attributes vs floor lookup" load-read5 floor-lookup
+ratio "miss vs floor miss" miss floor-miss
 ratio "save vs floor UPSERT" save floor-upsert
 ratio "touch vs floor UPSERT" touch floor-upsert

@@ -30,6 +30,10 @@ public final class HotPath: @unchecked Sendable {
         case save
         /// Load of a session whose expiry is due to move: the store writes a touch.
         case touch
+        /// The floor: a point lookup of a well-formed key that is not stored.
+        case floorMiss = "floor-miss"
+        /// `store.load(id:)` of a well-formed id that is not stored (a new session comes back).
+        case miss
     }
 
     private let directory: URL
@@ -39,6 +43,9 @@ public final class HotPath: @unchecked Sendable {
     private let touchingStore: SessionStore
     private let ids: [String]
     private let keys: [SessionKey]
+    /// Well-formed ids that are not stored, and their keys (the misses' inputs).
+    private let unknownIDs: [String]
+    private let unknownKeys: [SessionKey]
     private let blobs: [[UInt8]]
     private let floor: OpaquePointer
     private let lookup: OpaquePointer
@@ -80,6 +87,9 @@ public final class HotPath: @unchecked Sendable {
             keys.append(store.storageKey(for: sessionID))
         }
         self.keys = keys
+        let unknown = (0..<Self.rows).map { _ in SessionID.generate() }
+        unknownIDs = unknown.map(\.text)
+        unknownKeys = unknown.map { store.storageKey(for: $0) }
         var db: OpaquePointer?
         let code = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nil)
         guard code == SQLITE_OK, let db else {
@@ -140,6 +150,13 @@ public final class HotPath: @unchecked Sendable {
         case .touch:
             let session = try await touchingStore.load(id: ids[index])
             guard session.isStored else { throw HotPathError("the touching store missed row \(index)") }
+        case .floorMiss:
+            guard try Self.lookupBytes(lookup, key: unknownKeys[index].value, now: Self.nowMillis()) == nil else {
+                throw HotPathError("the floor found unknown key \(index)")
+            }
+        case .miss:
+            let session = try await store.load(id: unknownIDs[index])
+            guard !session.isStored else { throw HotPathError("the store found unknown id \(index)") }
         }
     }
 

@@ -15,7 +15,7 @@ extension BenchRun {
             var floorByConcurrency: [Int: Double] = [:]
             for tasks in settings.concurrency {
                 status(engine.labelled("loads \(Fmt.rows(rows)) rows, \(tasks) task(s)"))
-                let floorHit = try await measureThreads(concurrency: tasks, window: window) { worker in
+                let floorHitContender: Contender = { window in try await measureThreads(concurrency: tasks, window: window) { worker in
                     let floor = try engine.floor(table, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
@@ -24,17 +24,17 @@ extension BenchRun {
                             throw BenchError("the floor missed a stored row")
                         }
                     }
-                }
-                let storeHit = try await measureTasks(concurrency: tasks, window: window) { worker in
+                } }
+                let storeHitContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
                         let session = try await store.load(id: IDs.id(random.below(rows)))
                         guard session.isStored else { throw BenchError("the store missed a stored row") }
                     }
-                }
+                } }
                 // What every request does after a load: read its attributes (the floor's hit
                 // already copies the row's bytes out).
-                let storeRead = try await measureTasks(concurrency: tasks, window: window) { worker in
+                let storeReadContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
                         let session = try await store.load(id: IDs.id(random.below(rows)))
@@ -45,8 +45,8 @@ extension BenchRun {
                               try session.get("last_page", as: String.self) != nil
                         else { throw BenchError("the store lost an attribute") }
                     }
-                }
-                let naiveHit = try await measureThreads(concurrency: tasks, window: window) { worker in
+                } }
+                let naiveHitContender: Contender = { window in try await measureThreads(concurrency: tasks, window: window) { worker in
                     let naive = try engine.naive(naiveTable, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
@@ -54,24 +54,32 @@ extension BenchRun {
                             throw BenchError("the naive store missed a stored row")
                         }
                     }
-                }
-                let floorMiss = try await measureThreads(concurrency: tasks, window: window) { worker in
+                } }
+                let floorMissContender: Contender = { window in try await measureThreads(concurrency: tasks, window: window) { worker in
                     let floor = try engine.floor(table, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 29)
                     return { _ in
                         let index = random.below(StoredKeys.missCount)
                         _ = try floor.load(keys.missValues[index], checksum: keys.missChecksums[index], now: wallMillis())
                     }
-                }
-                let storeMiss = try await measureTasks(concurrency: tasks, window: window) { worker in
+                } }
+                let storeMissContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in
                     var random = FastRandom(seed: UInt64(worker) &+ 29)
                     return { _ in _ = try await store.load(id: IDs.missID(random.below(StoredKeys.missCount))) }
-                }
-                let naiveMiss = try await measureThreads(concurrency: tasks, window: window) { worker in
+                } }
+                let naiveMissContender: Contender = { window in try await measureThreads(concurrency: tasks, window: window) { worker in
                     let naive = try engine.naive(naiveTable, durability: nil)
                     var random = FastRandom(seed: UInt64(worker) &+ 29)
                     return { _ in _ = try naive.load(IDs.missID(random.below(StoredKeys.missCount)), now: wallMillis()) }
-                }
+                } }
+                // Measured in rounds, the contenders in turn (order rotated each round), so a change
+                // in the machine's load during the scenario weighs on each of them alike.
+                let samples = try await interleaved([
+                    floorHitContender, storeHitContender, storeReadContender, naiveHitContender,
+                    floorMissContender, storeMissContender, naiveMissContender,
+                ])
+                let (floorHit, storeHit, storeRead, naiveHit) = (samples[0], samples[1], samples[2], samples[3])
+                let (floorMiss, storeMiss, naiveMiss) = (samples[4], samples[5], samples[6])
                 storeByConcurrency[tasks] = storeHit.opsPerSecond
                 floorByConcurrency[tasks] = floorHit.opsPerSecond
                 let hitVsFloor = floorHit.opsPerSecond / storeHit.opsPerSecond

@@ -37,6 +37,35 @@ struct Window: Sendable {
     var duration: Double
 }
 
+/// One measurement of a contender in a window it is given (``BenchRun/interleaved(_:)``).
+typealias Contender = @Sendable (Window) async throws -> Sample
+
+extension BenchRun {
+    /// Rounds per contender in ``interleaved(_:)``.
+    static let interleavedRounds = 4
+
+    /// Measures each contender in ``interleavedRounds`` windows of a quarter of the window,
+    /// taking them in turn and rotating the order each round, and merges each one's
+    /// windows: a change in the machine's load during the measurement (this machine is
+    /// shared) then weighs on every contender alike instead of on whichever ran last.
+    /// The first round warms up as one whole window does; later rounds briefly.
+    func interleaved(_ contenders: [Contender]) async throws -> [Sample] {
+        let rounds = Self.interleavedRounds
+        var merged = [Sample](repeating: Sample(), count: contenders.count)
+        for round in 0..<rounds {
+            let warmup = round == 0 ? window.warmup : min(window.warmup, 0.05)
+            let roundWindow = Window(warmup: warmup, duration: window.duration / Double(rounds))
+            for offset in 0..<contenders.count {
+                let index = (offset + round) % contenders.count
+                let sample = try await contenders[index](roundWindow)
+                merged[index].merge(sample)
+                merged[index].seconds += sample.seconds
+            }
+        }
+        return merged
+    }
+}
+
 /// Runs `concurrency` tasks on Swift's concurrency pool, each calling its operation in a
 /// loop for the window, and records every call's latency. `setup` runs once per task,
 /// untimed, and returns the operation (called with the iteration number).

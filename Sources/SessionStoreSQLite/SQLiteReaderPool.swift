@@ -1,12 +1,26 @@
 import SessionStore
 import Synchronization
 
-/// A reader connection while it is lent to one task, with its load statement.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A reader connection and its load statement; lent to one task at a time.
 final class SQLiteReader: @unchecked Sendable {  // @unchecked: the pool lends it to one task at a time
     let connection: SQLiteConnection
     /// The load's SELECT, prepared once: a load does not look its statement up by SQL text
     /// (hashing ~100 bytes of SQL cost about as much as binding and stepping a hit).
     let load: SQLiteStatement
+    /// Whether a task holds this reader, or the pool closed it: taken and given back with
+    /// one atomic operation each, no lock shared with the other readers.
+    let taken = Atomic<Bool>(false)
+    /// Keeps the next reader's flag out of this one's cache line: two threads loading at
+    /// once then write to lines of their own.
+    private let padding: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     /// Takes over `connection` and prepares `loadSQL` on it.
     /// - Throws: ``StorageError`` when the statement cannot be prepared.
@@ -16,26 +30,36 @@ final class SQLiteReader: @unchecked Sendable {  // @unchecked: the pool lends i
     }
 }
 
-/// Reader connections shared by loads: a task checks one out, runs its SELECT inline and
-/// returns it. When none is free the task suspends (it never blocks a thread).
+/// Reader connections shared by loads: a task takes one, runs its SELECT inline and gives
+/// it back. When none is free the task suspends (it never blocks a thread).
+///
+/// A load takes a reader with one compare-and-swap on that reader's own flag, starting
+/// from a reader picked by its thread, so two threads loading at once usually keep to
+/// readers of their own and share no lock or cache line (with one shared lock, the
+/// store's loads from two tasks ran at up to 1.5x the naive store's time). Waiting tasks
+/// queue behind a lock that only the slow path takes; while any waits, new loads queue
+/// behind them, so a waiter is never overtaken for long.
 ///
 /// Readers never wait inside SQLite: their busy handler gives up at once, and a locked
 /// database (another process recovering the WAL, an exclusive lock) is retried here with
 /// `Task.sleep` until the busy timeout, so no thread of Swift's cooperative pool sleeps.
 final class SQLiteReaderPool: Sendable {
-    private struct State {
-        var idle: [SQLiteReader]
-        var lent = 0
+    private struct Queues {
         var waiters: [CheckedContinuation<SQLiteReader, any Error>] = []
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
-        var closed = false
     }
 
-    private let state: Mutex<State>
+    private let readers: [SQLiteReader]
+    private let closed = Atomic<Bool>(false)
+    /// Tasks in ``Queues/waiters``; read by every give-back to know whether to hand over.
+    private let waiting = Atomic<Int>(0)
+    /// Readers whose connection is closed; ``close()`` returns when all are.
+    private let closedReaders = Atomic<Int>(0)
+    private let queues = Mutex(Queues())
     private let busyTimeout: Duration
 
     init(_ readers: [SQLiteTransfer<SQLiteReader>], busyTimeout: Duration) {
-        state = Mutex(State(idle: readers.map(\.value)))
+        self.readers = readers.map(\.value)
         self.busyTimeout = busyTimeout
     }
 
@@ -43,7 +67,7 @@ final class SQLiteReaderPool: Sendable {
     /// busy, until the busy timeout.
     ///
     /// When a reader is free and the database is not busy (nearly every load), this takes
-    /// one lock to check the reader out and one to return it, and never suspends.
+    /// no lock and never suspends.
     /// - Throws: ``StorageError`` `.closed` after ``close()``, `.busy` after the timeout, or
     ///   what `body` threw.
     @inline(__always)
@@ -86,30 +110,62 @@ final class SQLiteReaderPool: Sendable {
         }
     }
 
-    /// A free reader, or `nil` when all are lent.
+    /// A free reader, or `nil` when all are lent or tasks are already waiting for one.
     /// - Throws: ``StorageError`` `.closed` after ``close()``.
+    @inline(__always)
     private func tryCheckOut(operation: String) throws(StorageError) -> SQLiteReader? {
-        let reader: SQLiteReader?? = state.withLock { state in
-            guard !state.closed else { return nil }
-            guard let reader = state.idle.popLast() else { return .some(nil) }
-            state.lent += 1
+        if waiting.load(ordering: .relaxed) == 0, let reader = takeFree(from: Self.threadHint()) {
+            if closed.load(ordering: .sequentiallyConsistent) {
+                checkIn(reader)  // closes it: the pool is closing
+                throw SQLiteBackend.closedError(operation)
+            }
             return reader
         }
-        guard let reader else { throw SQLiteBackend.closedError(operation) }
-        return reader
+        if closed.load(ordering: .sequentiallyConsistent) { throw SQLiteBackend.closedError(operation) }
+        return nil
+    }
+
+    /// Takes the first free reader from `start` on, or `nil`.
+    private func takeFree(from start: Int) -> SQLiteReader? {
+        let count = readers.count
+        var index = start % count
+        for _ in 0..<count {
+            let reader = readers[index]
+            if reader.taken.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
+                return reader
+            }
+            index = index + 1 == count ? 0 : index + 1
+        }
+        return nil
+    }
+
+    /// Where the calling thread starts looking: the same reader for the same thread while
+    /// it is free, so a reader's connection and page cache stay with one core.
+    @inline(__always)
+    private static func threadHint() -> Int {
+        #if canImport(Darwin)
+        let thread = UInt64(UInt(bitPattern: pthread_self()))
+        #else
+        let thread = UInt64(pthread_self())
+        #endif
+        return Int(truncatingIfNeeded: (thread &* 0x9E37_79B9_7F4A_7C15) >> 33)
     }
 
     private func checkOut(operation: String) async throws -> SQLiteReader {
         if let free = try tryCheckOut(operation: operation) { return free }
         return try await withCheckedThrowingContinuation { continuation in
             enum Action { case wait, take(SQLiteReader), fail }
-            let action: Action = state.withLock { state in
-                if state.closed { return .fail }
-                if let reader = state.idle.popLast() {
-                    state.lent += 1
+            let action: Action = queues.withLock { queues in
+                if closed.load(ordering: .sequentiallyConsistent) { return .fail }
+                // Counted before looking, and a give-back reads the count after freeing its
+                // reader: either this look sees that reader free, or that give-back sees
+                // this waiter and hands it a reader.
+                waiting.add(1, ordering: .sequentiallyConsistent)
+                if queues.waiters.isEmpty, let reader = takeFree(from: Self.threadHint()) {
+                    waiting.subtract(1, ordering: .sequentiallyConsistent)
                     return .take(reader)
                 }
-                state.waiters.append(continuation)
+                queues.waiters.append(continuation)
                 return .wait
             }
             switch action {
@@ -120,27 +176,47 @@ final class SQLiteReaderPool: Sendable {
         }
     }
 
+    @inline(__always)
     private func checkIn(_ reader: SQLiteReader) {
-        enum Action { case none, hand(CheckedContinuation<SQLiteReader, any Error>), close([CheckedContinuation<Void, Never>]) }
-        let action: Action = state.withLock { state in
-            if state.closed {
-                state.lent -= 1
-                guard state.lent == 0 else { return .close([]) }
-                defer { state.closeWaiters = [] }
-                return .close(state.closeWaiters)
+        if closed.load(ordering: .sequentiallyConsistent) {
+            retire(reader)
+            return
+        }
+        reader.taken.store(false, ordering: .sequentiallyConsistent)
+        if closed.load(ordering: .sequentiallyConsistent) {
+            // ``close()`` may have passed this reader while it was lent: whichever of the
+            // two takes it now closes it.
+            if reader.taken.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
+                retire(reader)
             }
-            if !state.waiters.isEmpty { return .hand(state.waiters.removeFirst()) }
-            state.lent -= 1
-            state.idle.append(reader)
-            return .none
+            return
         }
-        switch action {
-        case .none: break
-        case .hand(let waiter): waiter.resume(returning: reader)
-        case .close(let closeWaiters):
-            reader.connection.close()
-            for waiter in closeWaiters { waiter.resume() }
+        if waiting.load(ordering: .sequentiallyConsistent) > 0 { handOver() }
+    }
+
+    /// Gives free readers to waiting tasks, first come first served.
+    private func handOver() {
+        let handed: [(CheckedContinuation<SQLiteReader, any Error>, SQLiteReader)] = queues.withLock { queues in
+            var handed: [(CheckedContinuation<SQLiteReader, any Error>, SQLiteReader)] = []
+            while !queues.waiters.isEmpty, let reader = takeFree(from: 0) {
+                handed.append((queues.waiters.removeFirst(), reader))
+                waiting.subtract(1, ordering: .sequentiallyConsistent)
+            }
+            return handed
         }
+        for (waiter, reader) in handed { waiter.resume(returning: reader) }
+    }
+
+    /// Closes a reader taken for good (the pool is closing), and wakes ``close()`` when it
+    /// was the last.
+    private func retire(_ reader: SQLiteReader) {
+        reader.connection.close()
+        guard closedReaders.add(1, ordering: .sequentiallyConsistent).newValue == readers.count else { return }
+        let closeWaiters = queues.withLock { queues in
+            defer { queues.closeWaiters = [] }
+            return queues.closeWaiters
+        }
+        for waiter in closeWaiters { waiter.resume() }
     }
 
     /// Closes idle readers now and lent ones when they come back (loads take microseconds);
@@ -156,19 +232,24 @@ final class SQLiteReaderPool: Sendable {
         _ = markClosed(notifying: nil)
     }
 
-    /// Closes the idle readers and fails the waiting loads; returns whether no reader is
-    /// lent, else `waiter` is resumed when the last one comes back.
+    /// Closes the idle readers and fails the waiting loads; returns whether every reader is
+    /// closed, else `waiter` is resumed when the last lent one comes back.
     private func markClosed(notifying waiter: CheckedContinuation<Void, Never>?) -> Bool {
-        let (idle, waiters, done) = state.withLock { state in
-            state.closed = true
-            let taken = (state.idle, state.waiters, state.lent == 0)
-            state.idle = []
-            state.waiters = []
-            if !taken.2, let waiter { state.closeWaiters.append(waiter) }
-            return taken
+        closed.store(true, ordering: .sequentiallyConsistent)
+        let failed = queues.withLock { queues in
+            defer { queues.waiters = [] }
+            waiting.subtract(queues.waiters.count, ordering: .sequentiallyConsistent)
+            return queues.waiters
         }
-        for reader in idle { reader.connection.close() }
-        for waiter in waiters { waiter.resume(throwing: SQLiteBackend.closedError("load")) }
-        return done
+        for reader in readers
+        where reader.taken.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
+            retire(reader)
+        }
+        for failedWaiter in failed { failedWaiter.resume(throwing: SQLiteBackend.closedError("load")) }
+        return queues.withLock { queues in
+            if closedReaders.load(ordering: .sequentiallyConsistent) == readers.count { return true }
+            if let waiter { queues.closeWaiters.append(waiter) }
+            return false
+        }
     }
 }
