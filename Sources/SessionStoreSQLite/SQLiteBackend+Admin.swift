@@ -36,10 +36,11 @@ package typealias SQLiteStoredRow = (key: SessionKey, record: Result<SessionReco
 
 extension SQLiteQueries {
     /// The schema statements in the order the backend runs them on a fresh database
-    /// (see `createOrCheckSchema`): the schema and lease tables, the session table, its
-    /// expiry index and its schema row. `session-store schema` prints exactly these.
+    /// (see `createOrCheckSchema`): the schema and lease tables, the session table and its
+    /// schema row (no index on `expires_at`: cleanup walks the key, see
+    /// `SQLiteBackend.deleteExpired`). `session-store schema` prints exactly these.
     var schemaStatements: [String] {
-        [Self.createSchemaTable, SQLiteBackend.createLeaseTable, createTable, createIndex, insertSchemaRow]
+        [Self.createSchemaTable, SQLiteBackend.createLeaseTable, createTable, insertSchemaRow]
     }
 
     /// Statements that bring a table from `version` to `version + 1`; `nil` when no

@@ -3,7 +3,7 @@ import SessionStore
 
 extension SQLiteBackend {
     /// Sets WAL mode, durability and mmap on the writer, then creates or checks the
-    /// session table in one transaction.
+    /// session table in one transaction (dropping the expiry index earlier versions made).
     ///
     /// Reading the journal mode reads the file header, so a file that is not a database
     /// fails here with `.corrupt` rather than on the first save.
@@ -85,6 +85,12 @@ extension SQLiteBackend {
                     "table \(queries.table) uses key layout \"\(layout)\" but the configuration asks for \"\(queries.layout.rawValue)\"",
                     statement: select)
             }
+            // Versions before the key-order cleanup created an index on expires_at; nothing
+            // reads it now, and every save, touch and cleanup would keep rewriting it. The
+            // schema version stays 1: an older release opens the table without it and still
+            // works (its cleanup slices then scan the table; `session-store schema` of that
+            // release prints the CREATE INDEX to put it back).
+            try connection.execute(queries.dropExpiryIndex, operation: "open")
             return
         }
         statement.reset()
@@ -96,7 +102,6 @@ extension SQLiteBackend {
                 statement: select)
         }
         try connection.execute(queries.createTable, operation: "open")
-        try connection.execute(queries.createIndex, operation: "open")
         try connection.execute(queries.insertSchemaRow, operation: "open")
     }
 

@@ -9,7 +9,7 @@ import Synchronization
 /// Loads check out a reader and run inline on the calling task (a point lookup takes
 /// microseconds). Writes are queued to a dedicated thread, which commits all writes
 /// waiting at that moment in one transaction; each caller gets its own result once the
-/// transaction committed. Cleanup (``deleteExpired(before:limit:)``) runs in short slices of
+/// transaction committed. Cleanup (``deleteExpired(before:limit:)``) walks the key in short slices of
 /// its own between batches, paced by the WAL, so saves never wait behind a long delete.
 public final class SQLiteBackend: StorageBackend {
     /// The configuration the backend was opened with.
@@ -22,6 +22,8 @@ public final class SQLiteBackend: StorageBackend {
     let checkpointer: SQLiteCheckpointer?
     /// Sizes cleanup slices (see ``deleteExpired(before:limit:)``).
     let cleanupSlicer = SQLiteCleanupSlicer()
+    /// Where the last cleanup call that reached its limit stopped its key-order walk.
+    let cleanupWalk = SQLiteCleanupWalk()
     private let logger: Logger
     private let closed = Atomic<Bool>(false)
 

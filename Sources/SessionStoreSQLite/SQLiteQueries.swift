@@ -13,13 +13,15 @@ struct SQLiteQueries: Sendable {
     static let createSchemaTable =
         "CREATE TABLE IF NOT EXISTS \(schemaTable) (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, key_layout TEXT NOT NULL)"
 
-    /// The name of `table`'s index on `expires_at`.
+    /// The name of the index on `expires_at` that versions before the key-order cleanup
+    /// created with each table; opening a table drops it (see `createOrCheckSchema`).
     static func expiryIndex(of table: String) -> String { "\(table)_expires" }
 
     let table: String
     let layout: KeyLayout
     let createTable: String
-    let createIndex: String
+    /// Drops the expiry index earlier versions created (``expiryIndex(of:)``), when present.
+    let dropExpiryIndex: String
     /// Records this table's schema version and key layout in ``schemaTable``.
     let insertSchemaRow: String
     /// `SELECT data, version, created_at, expires_at` of a live row; `?3` = now.
@@ -35,8 +37,10 @@ struct SQLiteQueries: Sendable {
     let delete: String
     /// `?3` expected version.
     let deleteVersion: String
-    /// `?1` before, `?2` limit.
-    let deleteExpired: String
+    /// The key columns in key order (`crc32, id` or `id`), for the cleanup's walk.
+    let keyColumns: String
+    /// How many columns the key has: the values a walk position binds.
+    let keyWidth: Int32
 
     init(table: String, layout: KeyLayout) {
         self.table = table
@@ -45,6 +49,8 @@ struct SQLiteQueries: Sendable {
         switch layout {
         case .checksumAndID:
             key = "crc32 = ?1 AND id = ?2"
+            keyColumns = "crc32, id"
+            keyWidth = 2
             createTable = """
                 CREATE TABLE IF NOT EXISTS \(table) (crc32 INTEGER NOT NULL, id TEXT NOT NULL, \
                 data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
@@ -56,12 +62,10 @@ struct SQLiteQueries: Sendable {
                 data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
                 expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at
                 """
-            deleteExpired = """
-                DELETE FROM \(table) WHERE (crc32, id) IN (SELECT crc32, id FROM \(table) \
-                WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)
-                """
         case .idOnly:
             key = "id = ?2"
+            keyColumns = "id"
+            keyWidth = 1
             createTable = """
                 CREATE TABLE IF NOT EXISTS \(table) (id TEXT NOT NULL PRIMARY KEY, \
                 data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
@@ -73,13 +77,9 @@ struct SQLiteQueries: Sendable {
                 data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
                 expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at
                 """
-            deleteExpired = """
-                DELETE FROM \(table) WHERE id IN (SELECT id FROM \(table) \
-                WHERE expires_at < ?1 ORDER BY expires_at LIMIT ?2)
-                """
         }
         insertSchemaRow = "INSERT INTO \(Self.schemaTable) (table_name, version, key_layout) VALUES ('\(table)', \(Self.schemaVersion), '\(layout.rawValue)')"
-        createIndex = "CREATE INDEX IF NOT EXISTS \(Self.expiryIndex(of: table)) ON \(table) (expires_at)"
+        dropExpiryIndex = "DROP INDEX IF EXISTS \(Self.expiryIndex(of: table))"
         load = "SELECT data, version, created_at, expires_at FROM \(table) WHERE \(key) AND expires_at > ?3"
         update = """
             UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4) \
@@ -89,5 +89,33 @@ struct SQLiteQueries: Sendable {
         retire = "UPDATE \(table) SET version = 0, expires_at = MIN(expires_at, ?3) WHERE \(key)"
         delete = "DELETE FROM \(table) WHERE \(key)"
         deleteVersion = "DELETE FROM \(table) WHERE \(key) AND version = ?3"
+    }
+
+    /// A cleanup slice's scan: up to `?2` rows in key order after the position bound from
+    /// `?3` (from the table's start when `afterPosition` is false), each row's key and
+    /// whether it expired before `?1`.
+    func walkScan(afterPosition: Bool) -> String {
+        let after = afterPosition ? " WHERE (\(keyColumns)) > (\(positionParameters(from: 3)))" : ""
+        return "SELECT \(keyColumns), expires_at < ?1 FROM \(table)\(after) ORDER BY \(keyColumns) LIMIT ?2"
+    }
+
+    /// A cleanup slice's delete: the rows expired before `?1` in the key range after the
+    /// position bound from `?3` and up to the one bound next, either end open when absent.
+    func walkDelete(afterPosition: Bool, upToPosition: Bool) -> String {
+        var conditions: [String] = []
+        var next: Int32 = 3
+        if afterPosition {
+            conditions.append("(\(keyColumns)) > (\(positionParameters(from: next)))")
+            next += keyWidth
+        }
+        if upToPosition {
+            conditions.append("(\(keyColumns)) <= (\(positionParameters(from: next)))")
+        }
+        conditions.append("expires_at < ?1")
+        return "DELETE FROM \(table) WHERE " + conditions.joined(separator: " AND ")
+    }
+
+    private func positionParameters(from first: Int32) -> String {
+        (first..<first + keyWidth).map { "?\($0)" }.joined(separator: ", ")
     }
 }

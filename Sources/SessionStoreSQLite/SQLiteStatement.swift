@@ -129,6 +129,23 @@ final class SQLiteStatement {
         return String(cString: pointer)
     }
 
+    /// A copy of column `index` that outlives the row and keeps its storage class, to bind
+    /// back into a later statement (a key-order walk's position).
+    /// - Throws: ``StorageError`` when SQLite cannot allocate the copy.
+    func value(_ index: Int32, operation: String) throws(StorageError) -> SQLiteValue {
+        guard let copy = sqlite3_value_dup(sqlite3_column_value(statement, index)) else {
+            throw StorageError(
+                kind: .other, engine: "sqlite", operation: operation, code: SQLITE_NOMEM,
+                message: "out of memory copying column #\(index)", statement: sql)
+        }
+        return SQLiteValue(copy)
+    }
+
+    /// Binds a copied value to parameter `index` with its own storage class; SQLite copies it.
+    func bind(_ index: Int32, value: SQLiteValue, operation: String) throws(StorageError) {
+        try check(sqlite3_bind_value(statement, index, value.handle), operation: operation)
+    }
+
     /// Column `index` as bytes; throws `.corrupt` when it does not hold a blob.
     func blob(_ index: Int32, operation: String) throws(StorageError) -> [UInt8] {
         guard columnType(index) == SQLITE_BLOB else {
@@ -161,5 +178,19 @@ final class SQLiteStatement {
         guard code == SQLITE_OK else {
             throw SQLiteConnection.error(database: database, code: code, operation: operation, statement: sql)
         }
+    }
+}
+
+/// A column value copied out of a row (`sqlite3_value_dup`): a protected value that
+/// stays valid after the statement moved on, freed with this object.
+final class SQLiteValue: @unchecked Sendable {  // @unchecked: immutable once made; SQLite only reads it when binding
+    let handle: OpaquePointer
+
+    init(_ handle: OpaquePointer) {
+        self.handle = handle
+    }
+
+    deinit {
+        sqlite3_value_free(handle)
     }
 }

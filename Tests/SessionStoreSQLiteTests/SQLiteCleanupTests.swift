@@ -10,13 +10,17 @@ import Testing
 struct SQLiteCleanupTests {
     /// Fills `sessions` with `expired` rows that expired at 1000 ms and `live` rows that
     /// expire far in the future, in random key order, 200 bytes of data each, then empties
-    /// the WAL.
-    static func fill(_ path: String, expired: Int, live: Int) throws {
+    /// the WAL. `expiry` replaces the expired rows' expiry when given.
+    static func fill(_ path: String, expired: Int, live: Int, layout: KeyLayout = .idOnly, expiry: String? = nil) throws {
+        let expiredAt = expiry ?? "1000 - abs(random() % 1000)"
+        let (columns, key) = layout == .checksumAndID
+            ? ("crc32, id", "abs(random() % 4294967296), lower(hex(randomblob(16)))")
+            : ("id", "lower(hex(randomblob(16)))")
         try rawSQL(path, """
             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < \(expired + live - 1)) \
-            INSERT INTO sessions (id, data, version, created_at, expires_at) \
-            SELECT lower(hex(randomblob(16))), randomblob(200), 1, 0, \
-            CASE WHEN i < \(expired) THEN 1000 - abs(random() % 1000) ELSE 1000000000000 END FROM n
+            INSERT INTO sessions (\(columns), data, version, created_at, expires_at) \
+            SELECT \(key), randomblob(200), 1, 0, \
+            CASE WHEN i < \(expired) THEN \(expiredAt) ELSE 1000000000000 END FROM n
             """)
         // The fill's own WAL goes, so the WAL measured afterwards is the cleanup's.
         let result = try rawSQL(path, "PRAGMA wal_checkpoint(TRUNCATE)")
@@ -37,7 +41,7 @@ struct SQLiteCleanupTests {
             try Self.fill(database.path, expired: 4000, live: 1000)
             let transactionsBefore = backend.transactionCount
             let deleted = try await backend.deleteExpired(before: 2000, limit: 10_000)
-            let (slices, largest) = backend.cleanupSlicer.statistics
+            let (slices, largest, _) = backend.cleanupSlicer.statistics
             let transactions = backend.transactionCount - transactionsBefore
             try await backend.close()
 
@@ -53,8 +57,9 @@ struct SQLiteCleanupTests {
     @Test func cleanupKeepsTheWALBelowTheWritersBackPressureLimit() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
-            // Unpaced, deleting 30,000 rows on random pages writes about 30,000 WAL frames.
-            try Self.fill(database.path, expired: 30_000, live: 10_000)
+            // 160,000 rows of 200 bytes span about 10,000 leaf pages: the walk rewrites them
+            // once, several times the WAL's pace limit, so the WAL is restarted during it.
+            try Self.fill(database.path, expired: 120_000, live: 40_000)
             let walPath = database.path + "-wal"
             let tally = CleanupTally()
             let watcher = Task {
@@ -94,7 +99,7 @@ struct SQLiteCleanupTests {
 
             // Frames are a page plus a 24-byte header; the file has a 32-byte header.
             let hardLimit = Int(SQLiteCheckpointer.hardLimitPages) * (4096 + 24) + 32
-            #expect(deleted == 30_000)
+            #expect(deleted == 120_000)
             #expect(tally.saves.load(ordering: .relaxed) > 0, "saves ran during the cleanup")
             #expect(tally.walPeak.load(ordering: .relaxed) < hardLimit,
                     "the WAL peaked at \(tally.walPeak.load(ordering: .relaxed)) bytes; the writer checkpoints, saves waiting, from \(hardLimit)")
@@ -128,13 +133,121 @@ struct SQLiteCleanupTests {
         }
     }
 
+    @Test func aCleanupInSmallBatchesReadsTheTableOnce() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            try Self.fill(database.path, expired: 20_000, live: 20_000)
+            var deleted = 0
+            var calls = 0
+            while true {
+                let count = try await backend.deleteExpired(before: 2000, limit: 100)
+                deleted += count
+                calls += 1
+                if count < 100 { break }
+            }
+            let scanned = backend.cleanupSlicer.statistics.scanned
+            try await backend.close()
+
+            #expect(deleted == 20_000)
+            #expect(calls == 201)
+            #expect(try Self.rowCount(database.path, where: "expires_at < 2000") == 0, "every expired row deleted")
+            #expect(try Self.rowCount(database.path, where: "expires_at >= 2000") == 20_000, "every live row kept")
+            // Each call goes on where the last stopped: one pass reads 40,000 rows, starting
+            // over at every call about 4 million. A pause of over a second between two calls
+            // on a loaded machine starts one pass over, hence the margin.
+            #expect(scanned < 3 * 40_000, "the walk read \(scanned) rows for a table of 40,000")
+        }
+    }
+
+    @Test func aCallWhoseCutOffMovedOnFurtherThanTheTimeSinceTheLastStartsAtTheFirstKey() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            try Self.fill(database.path, expired: 5000, live: 1000)
+            // 5000 more that expire at 100,000 ms: live for the first call, expired for the second.
+            try Self.fill(database.path, expired: 5000, live: 0, expiry: "100000")
+            let first = try await backend.deleteExpired(before: 2000, limit: 10)
+            let second = try await backend.deleteExpired(before: 10_000_000, limit: 100_000)
+            try await backend.close()
+
+            #expect(first == 10)
+            // Rows behind the first call's position that expired between the two cut-offs
+            // are deleted too: the second call walked the whole table.
+            #expect(second == 9990)
+            #expect(try Self.rowCount(database.path, where: "expires_at < 10000000") == 0)
+            #expect(try Self.rowCount(database.path, where: "expires_at >= 10000000") == 1000)
+        }
+    }
+
+    @Test(arguments: [KeyLayout.idOnly, .checksumAndID])
+    func aCleanupInBatchesStopsAtItsLimitAndDeletesEveryExpiredRowInEitherKeyLayout(_ layout: KeyLayout) async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open { $0.keyLayout = layout }
+            try Self.fill(database.path, expired: 3000, live: 3000, layout: layout)
+            var counts: [Int] = []
+            while counts.last.map({ $0 == 7 }) ?? true {
+                counts.append(try await backend.deleteExpired(before: 2000, limit: 7))
+            }
+            try await backend.close()
+
+            #expect(counts.dropLast().allSatisfy { $0 == 7 } && counts.last == 3000 % 7, "\(counts.count) calls")
+            #expect(try Self.rowCount(database.path, where: "expires_at < 2000") == 0, "every expired row deleted")
+            #expect(try Self.rowCount(database.path, where: "expires_at >= 2000") == 3000, "every live row kept")
+        }
+    }
+
+    /// The session table as releases before the key-order cleanup created it, with the
+    /// index on `expires_at` they kept.
+    static func legacySchema(_ layout: KeyLayout) -> String {
+        let table = layout == .checksumAndID
+            ? "CREATE TABLE sessions (crc32 INTEGER NOT NULL, id TEXT NOT NULL, data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (crc32, id)) WITHOUT ROWID"
+            : "CREATE TABLE sessions (id TEXT NOT NULL PRIMARY KEY, data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID"
+        return """
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE session_store_schema (table_name TEXT PRIMARY KEY, version INTEGER NOT NULL, key_layout TEXT NOT NULL);
+            CREATE TABLE session_store_lease (table_name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+            \(table);
+            CREATE INDEX sessions_expires ON sessions (expires_at);
+            INSERT INTO session_store_schema (table_name, version, key_layout) VALUES ('sessions', 1, '\(layout.rawValue)');
+            """
+    }
+
+    @Test(arguments: [KeyLayout.idOnly, .checksumAndID])
+    func openingATableWithTheOldExpiryIndexDropsItKeepsItsRowsAndCleansUp(_ layout: KeyLayout) async throws {
+        try await withTemporaryDatabase { database in
+            try rawScript(database.path, Self.legacySchema(layout))
+            try Self.fill(database.path, expired: 2000, live: 2000, layout: layout)
+            let kept = SessionKey(value: "kept-session")
+            let keyValues = layout == .checksumAndID ? "\(kept.checksum), 'kept-session'" : "'kept-session'"
+            try rawSQL(database.path, """
+                INSERT INTO sessions (\(layout == .checksumAndID ? "crc32, id" : "id"), data, version, created_at, expires_at) \
+                VALUES (\(keyValues), x'0102', 3, 0, 1000000000000)
+                """)
+            #expect(try rawSQL(database.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'")
+                == ["sessions_expires"], "the fixture has the old index")
+
+            let backend = try database.open { $0.keyLayout = layout }
+            let indexes = try rawSQL(database.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'")
+            let loaded = try await backend.load(kept, now: 2000)
+            let deleted = try await backend.deleteExpired(before: 2000, limit: 10_000)
+            try await backend.close()
+
+            #expect(indexes.isEmpty, "the index is dropped on open: \(indexes)")
+            #expect(loaded?.data == [1, 2] && loaded?.version == 3, "an existing session loads as before")
+            #expect(deleted == 2000)
+            #expect(try Self.rowCount(database.path, where: "expires_at >= 2000") == 2001, "every live row kept")
+            #expect(try rawSQL(database.path, "SELECT version FROM session_store_schema WHERE table_name = 'sessions'") == ["1"],
+                    "the schema version stays 1, so earlier releases still open the file")
+            #expect(try rawSQL(database.path, "PRAGMA integrity_check") == ["ok"])
+        }
+    }
+
     @Test func aSliceThatTookTooLongShrinksTowardTheTarget() {
         let slicer = SQLiteCleanupSlicer()
         let rows = slicer.rows
-        slicer.record(rows: rows, deleted: rows, elapsed: SQLiteCleanupSlicer.targetDuration * 4)
+        slicer.record(rows: rows, scanned: rows, deleted: rows, elapsed: SQLiteCleanupSlicer.targetDuration * 4)
         #expect(slicer.rows == rows / 4)
         for _ in 0..<20 {
-            slicer.record(rows: slicer.rows, deleted: slicer.rows, elapsed: .seconds(1))
+            slicer.record(rows: slicer.rows, scanned: slicer.rows, deleted: slicer.rows, elapsed: .seconds(1))
         }
         #expect(slicer.rows == SQLiteCleanupSlicer.minRows, "never below the floor")
     }
@@ -142,7 +255,7 @@ struct SQLiteCleanupTests {
     @Test func aSliceOfAnotherSizeThanTheCurrentOneChangesNothing() {
         let slicer = SQLiteCleanupSlicer()
         let rows = slicer.rows
-        slicer.record(rows: SQLiteCleanupSlicer.minRows, deleted: SQLiteCleanupSlicer.minRows, elapsed: .seconds(1))
+        slicer.record(rows: SQLiteCleanupSlicer.minRows, scanned: SQLiteCleanupSlicer.minRows, deleted: SQLiteCleanupSlicer.minRows, elapsed: .seconds(1))
         #expect(slicer.rows == rows, "a small paced slice that took long says nothing about the size")
         #expect(slicer.statistics.slices == 1)
     }
@@ -150,12 +263,12 @@ struct SQLiteCleanupTests {
     @Test func aQuickFullSliceGrowsUpToTheCapAndAShortLastSliceChangesNothing() {
         let slicer = SQLiteCleanupSlicer()
         let rows = slicer.rows
-        slicer.record(rows: rows, deleted: rows / 2, elapsed: .microseconds(10))
+        slicer.record(rows: rows, scanned: rows / 2, deleted: 0, elapsed: .microseconds(10))
         #expect(slicer.rows == rows, "a short last slice says nothing about the size")
-        slicer.record(rows: rows, deleted: rows, elapsed: .microseconds(10))
+        slicer.record(rows: rows, scanned: rows, deleted: 0, elapsed: .microseconds(10))
         #expect(slicer.rows == rows * 2)
         for _ in 0..<20 {
-            slicer.record(rows: slicer.rows, deleted: slicer.rows, elapsed: .microseconds(10))
+            slicer.record(rows: slicer.rows, scanned: slicer.rows, deleted: slicer.rows / 2, elapsed: .microseconds(10))
         }
         #expect(slicer.rows == SQLiteCleanupSlicer.maxRows)
         #expect(slicer.statistics.slices == 22)

@@ -68,6 +68,18 @@ func rawSQL(_ path: String, _ sql: String) throws -> [String?] {
     return rows
 }
 
+/// Runs a script of several statements on its own raw connection (outside the backend).
+func rawScript(_ path: String, _ script: String) throws {
+    var database: OpaquePointer?
+    guard sqlite3_open(path, &database) == SQLITE_OK, let database else {
+        throw RawSQLiteError(message: "cannot open \(path)")
+    }
+    defer { sqlite3_close_v2(database) }
+    guard sqlite3_exec(database, script, nil, nil, nil) == SQLITE_OK else {
+        throw RawSQLiteError(message: String(cString: sqlite3_errmsg(database)))
+    }
+}
+
 struct RawSQLiteError: Error {
     let message: String
 }
