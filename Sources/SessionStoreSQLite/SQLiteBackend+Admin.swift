@@ -15,8 +15,8 @@ package struct SQLiteTableFigures: Sendable {
     /// The earliest and latest `created_at` of any row, in milliseconds since the epoch.
     package var oldestCreated: Int64?
     package var newestCreated: Int64?
-    /// Bytes of the table's b-tree and of its expiry index (`dbstat`), `nil` when SQLite
-    /// was built without the `dbstat` table.
+    /// Bytes of the table's b-tree and of the expiry index earlier releases created (`dbstat`;
+    /// `0` once an open dropped it), `nil` when SQLite was built without the `dbstat` table.
     package var tableBytes: Int64?
     package var indexBytes: Int64?
     /// The main database file's size (`page_count * page_size`) and the WAL file's.
@@ -357,13 +357,22 @@ extension SQLiteBackend {
     /// version to ``SQLiteQueries/schemaVersion``, each followed by its version bump.
     /// - Throws: ``StorageError`` `.schema` when the table has no schema row, is newer than
     ///   this release, or no migration leads from its version.
+    /// Also lists the drop of the expiry index releases before the key-order cleanup
+    /// created, when the table still has it (an open with ``SQLiteConfiguration/dropsExpiryIndex``
+    /// off); any other open already dropped it.
     package func pendingMigrations() async throws -> (from: Int64, to: Int64, statements: [String]) {
         guard let recorded = try await recordedSchema() else {
             throw StorageError(
                 kind: .schema, engine: "sqlite", operation: "upgrade",
                 message: "table \(queries.table) has no row in \(SQLiteQueries.schemaTable)")
         }
-        return try Self.migrationPlan(from: recorded.version, table: queries.table)
+        var plan = try Self.migrationPlan(from: recorded.version, table: queries.table)
+        let index = SQLiteQueries.expiryIndex(of: queries.table)
+        let hasIndex = try await adminRead("schema") { connection throws(StorageError) in
+            try connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = '\(index)'", operation: "schema") != nil
+        }
+        if hasIndex { plan.statements.append(queries.dropExpiryIndex) }
+        return plan
     }
 
     private static func migrationPlan(from start: Int64, table: String) throws(StorageError) -> (from: Int64, to: Int64, statements: [String]) {
@@ -394,6 +403,7 @@ extension SQLiteBackend {
     /// - Throws: ``StorageError``.
     package func upgradeSchema() async throws -> (from: Int64, to: Int64) {
         let table = queries.table
+        let dropIndex = queries.dropExpiryIndex
         let box = SQLiteResultBox<(from: Int64, to: Int64)>()
         _ = try await writer.submit(.alone, operation: "upgrade", multiStatement: true) { connection in
             guard let recorded = try Self.schemaRow(connection, table: table) else {
@@ -402,6 +412,7 @@ extension SQLiteBackend {
                     message: "table \(table) has no row in \(SQLiteQueries.schemaTable)")
             }
             let plan = try Self.migrationPlan(from: recorded.version, table: table)
+            try connection.execute(dropIndex, operation: "upgrade")
             for statement in plan.statements {
                 try connection.execute(statement, operation: "upgrade")
             }

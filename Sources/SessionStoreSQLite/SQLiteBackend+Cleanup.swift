@@ -90,44 +90,77 @@ extension SQLiteBackend {
         let queries = queries
         let result = SQLiteResultBox<SQLiteCleanupSlice>()
         let operation = "deleteExpired"
-        _ = try await writer.submit(.background, operation: operation, multiStatement: true) { connection in
+        // One job, not a multi-statement one: the WAL's tail is copied back before the
+        // slice's transaction begins (a checkpoint cannot run inside one).
+        _ = try await writer.submit(.background, operation: operation) { connection in
             checkpointer?.copyTail(connection.database)
             let clock = ContinuousClock()
             let start = clock.now
-            let width = queries.keyWidth
-            let scanner = try connection.statement(queries.walkScan(afterPosition: after != nil), operation: operation)
-            defer { scanner.reset() }
-            try scanner.bind(1, before, operation: operation)
-            try scanner.bind(2, Int64(scan), operation: operation)
-            if let after { try after.bind(to: scanner, from: 3, operation: operation) }
-            var scanned = 0
-            var expired = 0
-            var end: SQLiteWalkPosition?
-            while try scanner.step(operation: operation) {
-                scanned += 1
-                if try scanner.int64(width, operation: operation) != 0 { expired += 1 }
-                if expired == limit || scanned == scan {
-                    end = try SQLiteWalkPosition(scanner, columns: width, operation: operation)
-                    break
-                }
+            try connection.run("BEGIN IMMEDIATE", operation: operation)
+            let slice: SQLiteCleanupSlice
+            do {
+                slice = try Self.walkSlice(connection, queries: queries, before: before, after: after, scan: scan, limit: limit)
+                try connection.run("COMMIT", operation: operation)
+            } catch {
+                try Self.rollBack(connection, after: error, operation: operation)
+                throw error
             }
-            scanner.reset()
-            var deleted = 0
-            if expired > 0 {
-                let sql = queries.walkDelete(afterPosition: after != nil, upToPosition: end != nil)
-                let deleter = try connection.statement(sql, operation: operation)
-                defer { deleter.reset() }
-                try deleter.bind(1, before, operation: operation)
-                if let after { try after.bind(to: deleter, from: 3, operation: operation) }
-                if let end { try end.bind(to: deleter, from: after == nil ? 3 : 3 + width, operation: operation) }
-                try deleter.run(operation: operation)
-                deleted = connection.changes
-            }
-            result.value = SQLiteCleanupSlice(scanned: scanned, deleted: deleted, end: end, elapsed: clock.now - start)
-            return .changes(deleted)
+            result.value = SQLiteCleanupSlice(scanned: slice.scanned, deleted: slice.deleted, end: slice.end, elapsed: clock.now - start)
+            return .changes(slice.deleted)
         }
         guard let slice = result.value else { preconditionFailure("a cleanup slice produced no result") }
         return slice
+    }
+}
+
+extension SQLiteBackend {
+    /// A slice's statements inside its transaction: the scan of up to `scan` rows after
+    /// `after`, stopping at the `limit`-th expired row, then the `DELETE` of the expired
+    /// rows in that key range (none when the scan found none).
+    fileprivate static func walkSlice(
+        _ connection: SQLiteConnection, queries: SQLiteQueries, before: Int64, after: SQLiteWalkPosition?, scan: Int, limit: Int
+    ) throws(StorageError) -> SQLiteCleanupSlice {
+        let operation = "deleteExpired"
+        let width = queries.keyWidth
+        let scanner = try connection.statement(queries.walkScan(afterPosition: after != nil), operation: operation)
+        defer { scanner.reset() }
+        try scanner.bind(1, before, operation: operation)
+        try scanner.bind(2, Int64(scan), operation: operation)
+        if let after { try after.bind(to: scanner, from: 3, operation: operation) }
+        var scanned = 0
+        var expired = 0
+        var end: SQLiteWalkPosition?
+        while try scanner.step(operation: operation) {
+            scanned += 1
+            if try scanner.int64(width, operation: operation) != 0 { expired += 1 }
+            if expired == limit || scanned == scan {
+                end = try SQLiteWalkPosition(scanner, columns: width, operation: operation)
+                break
+            }
+        }
+        scanner.reset()
+        guard expired > 0 else { return SQLiteCleanupSlice(scanned: scanned, deleted: 0, end: end, elapsed: .zero) }
+        let deleter = try connection.statement(
+            queries.walkDelete(afterPosition: after != nil, upToPosition: end != nil), operation: operation)
+        defer { deleter.reset() }
+        try deleter.bind(1, before, operation: operation)
+        if let after { try after.bind(to: deleter, from: 3, operation: operation) }
+        if let end { try end.bind(to: deleter, from: after == nil ? 3 : 3 + width, operation: operation) }
+        try deleter.run(operation: operation)
+        return SQLiteCleanupSlice(scanned: scanned, deleted: connection.changes, end: end, elapsed: .zero)
+    }
+
+    /// Rolls back the transaction `error` left open, if SQLite has not already; a failed
+    /// rollback is reported together with `error`.
+    fileprivate static func rollBack(_ connection: SQLiteConnection, after error: any Error, operation: String) throws {
+        guard !connection.isAutocommit else { return }
+        do {
+            try connection.run("ROLLBACK", operation: operation)
+        } catch let rollbackError {
+            throw StorageError(
+                kind: rollbackError.kind, engine: "sqlite", operation: operation, code: rollbackError.code,
+                message: "\(error) (rollback also failed: \(rollbackError.message))", statement: rollbackError.statement)
+        }
     }
 }
 

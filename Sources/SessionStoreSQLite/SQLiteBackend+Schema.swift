@@ -34,7 +34,7 @@ extension SQLiteBackend {
         try connection.execute("PRAGMA mmap_size = \(configuration.mmapSize)", operation: "open")
         try connection.run("BEGIN IMMEDIATE", operation: "open")
         do {
-            try createOrCheckSchema(connection, queries: queries)
+            try createOrCheckSchema(connection, queries: queries, dropsExpiryIndex: configuration.dropsExpiryIndex)
             try connection.run("COMMIT", operation: "open")
         } catch {
             if !connection.isAutocommit {
@@ -63,7 +63,9 @@ extension SQLiteBackend {
         _ = try connection.statement(queries.load, operation: "open")
     }
 
-    private static func createOrCheckSchema(_ connection: SQLiteConnection, queries: SQLiteQueries) throws(StorageError) {
+    private static func createOrCheckSchema(
+        _ connection: SQLiteConnection, queries: SQLiteQueries, dropsExpiryIndex: Bool
+    ) throws(StorageError) {
         let schemaTable = SQLiteQueries.schemaTable
         try connection.execute(SQLiteQueries.createSchemaTable, operation: "open")
         try connection.execute(createLeaseTable, operation: "open")
@@ -90,7 +92,9 @@ extension SQLiteBackend {
             // schema version stays 1: an older release opens the table without it and still
             // works (its cleanup slices then scan the table; `session-store schema` of that
             // release prints the CREATE INDEX to put it back).
-            try connection.execute(queries.dropExpiryIndex, operation: "open")
+            if dropsExpiryIndex {
+                try connection.execute(queries.dropExpiryIndex, operation: "open")
+            }
             return
         }
         statement.reset()

@@ -49,6 +49,10 @@ public struct SQLiteConfiguration: Sendable {
     /// The largest number of writes committed in one group-commit transaction (1...10000).
     /// The default is `256`.
     public var maxBatchSize: Int
+    /// Whether opening drops the index on `expires_at` that releases before the key-order
+    /// cleanup created (see `createOrCheckSchema`). Off only where an open must change
+    /// nothing (`session-store upgrade --dry-run`, which lists the drop instead).
+    package var dropsExpiryIndex = true
 
     /// A configuration with the defaults above.
     ///

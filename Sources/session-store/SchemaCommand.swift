@@ -9,7 +9,7 @@ struct SchemaCommand: AsyncParsableCommand {
         abstract: "Print the exact DDL the backend creates for this URL; --apply runs it.",
         discussion: """
             Prints the statements the store itself runs on a fresh database (schema-version \
-            table, lease table, session table, expiry index, schema-version row), each ending \
+            table, lease table, session table, schema-version row), each ending \
             in ';', for the URL's table and key layout. The output can be piped to sqlite3 or \
             mysql; a table created either way opens in the store without complaint.
             With --apply the statements run in one transaction; when the table already \

@@ -9,7 +9,7 @@ struct StatsCommand: AsyncParsableCommand {
         abstract: "Show rows, live and expired sessions, expiry histogram, sizes, schema and cleanup lease.",
         discussion: """
             "expired" counts rows past their expiry that cleanup has not deleted yet. \
-            Sizes: SQLite from the dbstat table (table b-tree and expiry index), the file \
+            Sizes: SQLite from the dbstat table (the table's b-tree), the file \
             and its WAL; MySQL from information_schema. Times are UTC; in --json they are \
             milliseconds since the Unix epoch.
             """
@@ -70,7 +70,9 @@ struct StatsCommand: AsyncParsableCommand {
                         + " (InnoDB estimates; ANALYZE TABLE refreshes them)"
                 ))
             } else {
-                lines.append(("table size", Format.bytes(table) + " + expiry index " + Format.bytes(figures.indexBytes ?? 0)))
+                // Releases before the key-order cleanup kept an index on expires_at; an open drops it.
+                let index = figures.indexBytes.map { $0 > 0 ? " + expiry index " + Format.bytes($0) : "" } ?? ""
+                lines.append(("table size", Format.bytes(table) + index))
             }
         } else {
             lines.append(("table size", "unknown (SQLite built without dbstat)"))

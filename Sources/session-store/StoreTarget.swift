@@ -77,18 +77,22 @@ struct StoreTarget: Sendable {
 
     /// Opens the backend as an app would (the table is created when missing).
     ///
-    /// - Parameter mustExist: For a SQLite file: fail instead of creating a new database.
+    /// - Parameters:
+    ///   - mustExist: For a SQLite file: fail instead of creating a new database.
+    ///   - changingNothing: For a SQLite file: keep the expiry index an earlier release
+    ///     created instead of dropping it on open (for a dry run).
     /// - Throws: ``CommandFailure`` for a missing SQLite file, ``StorageError`` when the
     ///   backend cannot open.
-    func open(mustExist: Bool, logger: Logger) async throws -> any AdminBackend {
+    func open(mustExist: Bool, changingNothing: Bool = false, logger: Logger) async throws -> any AdminBackend {
         if hadFallback {
             Console.error("note: the fallback= store in \(display) is not followed; this command acts on the primary store only")
         }
         switch backend {
-        case .sqlite(let configuration):
+        case .sqlite(var configuration):
             if mustExist && configuration.path != ":memory:" && !FileManager.default.fileExists(atPath: configuration.path) {
                 throw CommandFailure("no database file at \(configuration.path) (\(display))")
             }
+            configuration.dropsExpiryIndex = !changingNothing
             return try SQLiteBackend(configuration: configuration, logger: logger)
         case .mysql(let configuration):
             return try await MySQLBackend(configuration: configuration, logger: logger)

@@ -25,7 +25,7 @@ struct UpgradeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let target = try StoreTarget(url)
-        let backend = try await target.open(mustExist: true, logger: toolLogger())
+        let backend = try await target.open(mustExist: true, changingNothing: dryRun, logger: toolLogger())
         let result = await Result { () async throws -> String? in
             let plan = try await backend.pendingMigrations()
             if plan.statements.isEmpty {

@@ -113,6 +113,18 @@ struct SchemaCLITests {
             #expect(run.status == 0, "\(run)")
             #expect(try rawSQL(fixture.path, "SELECT sql FROM sqlite_master ORDER BY name") == before)
             #expect(try rawSQL(fixture.path, "SELECT version FROM session_store_schema") == ["1"])
+            #expect(run.stdout.contains("DROP INDEX IF EXISTS sessions_expires;"), "the dry run lists the index drop: \(run)")
+        }
+    }
+
+    @Test func upgradeDropsTheExpiryIndexOfAnEarlierReleaseAndKeepsTheSchemaVersion() async throws {
+        try await withScratchDirectory { directory async throws in
+            let fixture = SQLiteFixture(directory)
+            try runScript(fixture.path, Self.version1Schema)
+            let run = try await CLI.run(["upgrade", fixture.url], in: directory)
+            #expect(run.status == 0, "\(run)")
+            #expect(try rawSQL(fixture.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'").isEmpty)
+            #expect(try rawSQL(fixture.path, "SELECT version FROM session_store_schema") == ["1"])
         }
     }
 
