@@ -20,7 +20,7 @@ struct SQLiteEngine: Engine {
         [WriteMode(name: "1 txn per save", groupCommit: false), WriteMode(name: "group commit", groupCommit: true)]
     }
 
-    func cleanupMethod(batch: Int) -> String { "batches of \(batch)" }
+    func cleanupMethod(batch: Int) -> String { "key-order walk, batches of \(batch)" }
 
     func applies(_ target: EngineTarget) -> Bool {
         switch target {
