@@ -73,6 +73,43 @@ extension BenchRun {
         reportCleanup(
             scenario: scenario, rows: rows, expired: expired, store: storeOutcome, storeName: "store cleanup, \(method)",
             floor: floorOutcome, naive: naiveOutcome)
+
+        // 1% expired: what a cleanup costs that has little to delete (SQLite's walk reads
+        // the whole table); the store against one unbounded DELETE on the same layout.
+        var sparse: [(String, CleanupOutcome)] = []
+        for (name, isStore) in [("store cleanup, 1% expired", true), ("floor: one unbounded DELETE, 1% expired", false)] {
+            let table = try await engine.fillStoreTable("cleanup-sparse", rows: rows, key: engine.defaultKey, plan: .sparseExpired)
+            let sparseStore = try await openStore(engine, table)
+            let outcome = try await underStoreLoad(sparseStore, rows: rows, label: engine.labelled("cleanup: \(name)")) {
+                if isStore { return try await sparseStore.cleanup() }
+                return try await onThread { try engine.floor(table, durability: nil).deleteExpired(now: wallMillis()) }
+            }
+            try await sparseStore.shutdown()
+            try await engine.drop(table.location)
+            sparse.append((name, outcome))
+        }
+        reportSparseCleanup(scenario: scenario, rows: rows, store: sparse[0].1, storeName: sparse[0].0, floor: sparse[1].1, floorName: sparse[1].0)
+    }
+
+    func reportSparseCleanup(
+        scenario: String, rows: Int, store storeOutcome: CleanupOutcome, storeName: String,
+        floor floorOutcome: CleanupOutcome, floorName: String
+    ) {
+        for (name, var outcome, isStore) in [(storeName, storeOutcome, true), (floorName, floorOutcome, false)] {
+            var row = ResultRow(
+                scenario: scenario, name: name, rows: rows, concurrency: nil,
+                note: "deleted \(outcome.deleted) in \(Fmt.fixed(outcome.seconds, 2)) s (ops = rows deleted/s)")
+            row.opsPerSecond = Double(outcome.deleted) / outcome.seconds
+            if isStore { row.vsFloor = outcome.seconds / floorOutcome.seconds }
+            report.add(row)
+            outcome.reads.sample.seconds = outcome.seconds
+            outcome.writes.sample.seconds = outcome.seconds
+            report.add(ResultRow(
+                scenario: scenario, name: "  reader loads meanwhile", rows: rows, concurrency: 1, sample: outcome.reads.sample))
+            report.add(ResultRow(
+                scenario: scenario, name: "  writer saves meanwhile", rows: rows, concurrency: 1, sample: outcome.writes.sample,
+                note: "max = worst stall"))
+        }
     }
 
     func reportCleanup(

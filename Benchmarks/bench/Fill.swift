@@ -7,6 +7,9 @@ enum ExpiryPlan: Sendable {
     case fresh
     /// Even rows expired an hour ago, odd rows live (the cleanup scenario).
     case halfExpired
+    /// Every 100th row (an even one) expired an hour ago, the rest live: a cleanup that
+    /// finds little to delete.
+    case sparseExpired
     /// Every row live, last used within the past touch interval (steady state of a busy
     /// site); `now` is the virtual clock's start.
     case recentlyUsed(now: Int64, idle: Int64, touchInterval: Int64)
@@ -19,6 +22,9 @@ enum ExpiryPlan: Sendable {
             return (now - 3_600_000 - jitter, now + 5_400_000 + jitter)
         case .halfExpired:
             if index % 2 == 0 { return (now - 7_200_000 - jitter, now - 3_600_000 - jitter) }
+            return (now - 3_600_000 - jitter, now + 5_400_000 + jitter)
+        case .sparseExpired:
+            if index % 100 == 0 { return (now - 7_200_000 - jitter, now - 3_600_000 - jitter) }
             return (now - 3_600_000 - jitter, now + 5_400_000 + jitter)
         case .recentlyUsed(let start, let idle, let touch):
             let lastUsed = start - Int64(mix64(UInt64(index) ^ 0x70) % UInt64(max(1, touch)))

@@ -189,9 +189,9 @@ final class SQLiteCleanupSlicer: Sendable {
     /// which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``):
     /// a leaf page of a `WITHOUT ROWID` table holds at least 4 rows (SQLite keeps at most
     /// about a quarter of a page of each row in the leaf and moves the rest to overflow
-    /// pages, which a delete frees without rewriting), so 2000 rows span at most 500 pages
+    /// pages, which a delete frees without rewriting), so 4000 rows span at most 1000 pages
     /// plus the tree's inner pages.
-    static let maxRows = 2 * Int(SQLiteCheckpointer.thresholdPages)
+    static let maxRows = 4 * Int(SQLiteCheckpointer.thresholdPages)
     /// The first slice's rows, before any was measured.
     static let initialRows = 64
 

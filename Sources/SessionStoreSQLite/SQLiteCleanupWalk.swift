@@ -55,8 +55,8 @@ final class SQLiteCleanupWalk: Sendable {
         guard let left = left.withLock({ state in defer { state = nil }; return state }) else { return nil }
         guard now - left.ended <= Self.maxPause else { return nil }
         let allowed = now - left.started + Self.maxPause
-        let moved = Duration.milliseconds(before - left.before)
-        guard moved <= allowed else { return nil }
+        let (moved, overflow) = before.subtractingReportingOverflow(left.before)
+        guard !overflow, Duration.milliseconds(moved) <= allowed else { return nil }
         return left.position
     }
 
