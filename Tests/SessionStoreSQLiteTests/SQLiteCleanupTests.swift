@@ -244,6 +244,40 @@ struct SQLiteCleanupTests {
         }
     }
 
+    /// A position copied from a one-row query, for the walk's own rules.
+    static func walkPosition(_ connection: SQLiteConnection) throws -> SQLiteWalkPosition {
+        let statement = try connection.statement("SELECT 'some-key'", operation: "test")
+        defer { statement.reset() }
+        guard try statement.step(operation: "test") else { throw RawSQLiteError(message: "no row") }
+        return try SQLiteWalkPosition(statement, columns: 1, operation: "test")
+    }
+
+    @Test func aWalkGoesOnOnlyForTheNextCallOfTheSameCleanup() throws {
+        let connection = try SQLiteConnection(path: ":memory:", uri: false, busyTimeoutMilliseconds: 0)
+        defer { connection.close() }
+        let position = try Self.walkPosition(connection)
+        let walk = SQLiteCleanupWalk()
+        let started = ContinuousClock.now
+        let ended = started + .milliseconds(100)
+        let next = ended + .milliseconds(10)
+
+        walk.leave(position, before: 5000, started: started, ended: ended)
+        #expect(walk.resume(before: 5110, at: next) === position, "the cut-off moved as far as the clock: the same cleanup")
+        #expect(walk.resume(before: 5110, at: next) == nil, "a position is used once")
+
+        walk.leave(position, before: 5000, started: started, ended: ended)
+        #expect(walk.resume(before: 5000, at: ended + SQLiteCleanupWalk.maxPause * 2) == nil, "a long pause: another cleanup")
+
+        walk.leave(position, before: 5000, started: started, ended: ended)
+        #expect(walk.resume(before: 5000 + 3_600_000, at: next) == nil, "a cut-off an hour later: rows behind the position expired since")
+
+        walk.leave(position, before: 5000, started: started, ended: ended)
+        #expect(walk.resume(before: 4000, at: next) === position, "an earlier cut-off: everything behind the position was checked")
+
+        walk.leave(position, before: .min, started: started, ended: ended)
+        #expect(walk.resume(before: .max, at: next) == nil, "a difference past Int64 starts over")
+    }
+
     @Test func aSliceThatTookTooLongShrinksTowardTheTarget() {
         let slicer = SQLiteCleanupSlicer()
         let rows = slicer.rows
