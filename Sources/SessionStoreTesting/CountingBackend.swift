@@ -8,6 +8,7 @@ public final class CountingBackend: StorageBackend {
     public let base: any StorageBackend
     private let counts = Mutex([String: Int]())
     private let nextDelete = Mutex<(@Sendable () async throws -> Void)?>(nil)
+    private let cleanupHook = Mutex<(@Sendable () async throws -> Void)?>(nil)
 
     /// Wraps `base`.
     public init(_ base: any StorageBackend) {
@@ -77,8 +78,14 @@ public final class CountingBackend: StorageBackend {
         return try await base.delete(key, expectedVersion: expectedVersion)
     }
 
+    /// Runs `body` before every `deleteExpired` from now on: a slow or failing cleanup.
+    public func beforeEachCleanup(_ body: @escaping @Sendable () async throws -> Void) {
+        cleanupHook.withLock { $0 = body }
+    }
+
     public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
         count("deleteExpired")
+        if let hook = cleanupHook.withLock({ $0 }) { try await hook() }
         return try await base.deleteExpired(before: before, limit: limit)
     }
 
