@@ -258,6 +258,8 @@ final class SQLiteWriter: Sendable {
             case .idle:
                 // Every enqueue signals once, so a signal sent after takeNext() is kept.
                 wakeup.wait()
+                // Writes after a pause are not the last batch's writers coming back.
+                last = (0, .zero)
             case .stop:
                 connection.close()
                 let waiters = state.withLock { state in
