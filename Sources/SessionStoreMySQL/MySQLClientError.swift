@@ -20,6 +20,8 @@ enum MySQLErrorCode {
     static let handshake = UInt32(CR_SERVER_HANDSHAKE_ERR)
     static let tls = UInt32(CR_SSL_CONNECTION_ERROR)
     static let outOfMemory = UInt32(CR_OUT_OF_MEMORY)
+    /// A failure the client reported without a number.
+    static let unknownError = UInt32(CR_UNKNOWN_ERROR)
     // Client: the statement handle was invalidated.
     static let statementClosed = UInt32(CR_STMT_CLOSED)
     // Server: the connection ends.
@@ -128,10 +130,20 @@ struct MySQLClientError: Error, Sendable {
         )
     }
 
-    /// The last error of a statement handle.
+    /// The last error of a statement handle, or of its connection when the statement has
+    /// none: Connector/C leaves a server error met while reading rows (a deadlock, a
+    /// Galera certification conflict, a lost connection) on the connection only, and a
+    /// code 0 would hide what the backend must retry.
     static func from(statement handle: UnsafeMutablePointer<MYSQL_STMT>, sql: String) -> MySQLClientError {
-        MySQLClientError(
-            code: mysql_stmt_errno(handle), message: String(cString: mysql_stmt_error(handle)), statement: sql
-        )
+        let code = mysql_stmt_errno(handle)
+        if code == 0, let connection = handle.pointee.mysql, mysql_errno(connection) != 0 {
+            return from(connection, statement: sql)
+        }
+        guard code != 0 else {
+            return MySQLClientError(
+                code: MySQLErrorCode.unknownError,
+                message: "Connector/C reported a failure without an error number", statement: sql)
+        }
+        return MySQLClientError(code: code, message: String(cString: mysql_stmt_error(handle)), statement: sql)
     }
 }
