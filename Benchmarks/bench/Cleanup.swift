@@ -95,48 +95,45 @@ extension BenchRun {
         scenario: String, rows: Int, store storeOutcome: CleanupOutcome, storeName: String,
         floor floorOutcome: CleanupOutcome, floorName: String
     ) {
-        for (name, var outcome, isStore) in [(storeName, storeOutcome, true), (floorName, floorOutcome, false)] {
-            var row = ResultRow(
-                scenario: scenario, name: name, rows: rows, concurrency: nil,
-                note: "deleted \(outcome.deleted) in \(Fmt.fixed(outcome.seconds, 2)) s (ops = rows deleted/s)")
-            row.opsPerSecond = Double(outcome.deleted) / outcome.seconds
-            if isStore { row.vsFloor = outcome.seconds / floorOutcome.seconds }
-            report.add(row)
-            outcome.reads.sample.seconds = outcome.seconds
-            outcome.writes.sample.seconds = outcome.seconds
-            report.add(ResultRow(
-                scenario: scenario, name: "  reader loads meanwhile", rows: rows, concurrency: 1, sample: outcome.reads.sample))
-            report.add(ResultRow(
-                scenario: scenario, name: "  writer saves meanwhile", rows: rows, concurrency: 1, sample: outcome.writes.sample,
-                note: "max = worst stall"))
-        }
+        addCleanupRows(scenario: scenario, rows: rows, name: storeName, storeOutcome, vsFloor: storeOutcome.seconds / floorOutcome.seconds)
+        addCleanupRows(scenario: scenario, rows: rows, name: floorName, floorOutcome)
+    }
+
+    /// One cleanup's rows: its rate (and ratios, for the store's), then the reader's and the
+    /// writer's latencies meanwhile.
+    private func addCleanupRows(
+        scenario: String, rows: Int, name: String, _ outcome: CleanupOutcome, vsFloor: Double? = nil, vsNaive: Double? = nil
+    ) {
+        var outcome = outcome
+        var row = ResultRow(
+            scenario: scenario, name: name, rows: rows, concurrency: nil,
+            note: "deleted \(outcome.deleted) in \(Fmt.fixed(outcome.seconds, 2)) s (ops = rows deleted/s)")
+        row.opsPerSecond = Double(outcome.deleted) / outcome.seconds
+        row.vsFloor = vsFloor
+        row.vsNaive = vsNaive
+        report.add(row)
+        outcome.reads.sample.seconds = outcome.seconds
+        outcome.writes.sample.seconds = outcome.seconds
+        report.add(ResultRow(
+            scenario: scenario, name: "  reader loads meanwhile", rows: rows, concurrency: 1, sample: outcome.reads.sample))
+        report.add(ResultRow(
+            scenario: scenario, name: "  writer saves meanwhile", rows: rows, concurrency: 1, sample: outcome.writes.sample,
+            note: "max = worst stall"))
     }
 
     func reportCleanup(
         scenario: String, rows: Int, expired: Int, store storeOutcome: CleanupOutcome, storeName: String,
         floor floorOutcome: CleanupOutcome, naive naiveOutcome: CleanupOutcome
     ) {
-        for (name, var outcome, isStore) in [
+        for (name, outcome, isStore) in [
             (storeName, storeOutcome, true),
             ("floor: one unbounded DELETE", floorOutcome, false),
             ("naive: SELECT, then DELETE each", naiveOutcome, false),
         ] {
-            var row = ResultRow(
-                scenario: scenario, name: name, rows: rows, concurrency: nil,
-                note: "deleted \(outcome.deleted) in \(Fmt.fixed(outcome.seconds, 2)) s (ops = rows deleted/s)")
-            row.opsPerSecond = Double(outcome.deleted) / outcome.seconds
-            if isStore {
-                row.vsFloor = outcome.seconds / floorOutcome.seconds
-                row.vsNaive = outcome.seconds / naiveOutcome.seconds
-            }
-            report.add(row)
-            outcome.reads.sample.seconds = outcome.seconds
-            outcome.writes.sample.seconds = outcome.seconds
-            report.add(ResultRow(
-                scenario: scenario, name: "  reader loads meanwhile", rows: rows, concurrency: 1, sample: outcome.reads.sample))
-            report.add(ResultRow(
-                scenario: scenario, name: "  writer saves meanwhile", rows: rows, concurrency: 1, sample: outcome.writes.sample,
-                note: "max = worst stall"))
+            addCleanupRows(
+                scenario: scenario, rows: rows, name: name, outcome,
+                vsFloor: isStore ? outcome.seconds / floorOutcome.seconds : nil,
+                vsNaive: isStore ? outcome.seconds / naiveOutcome.seconds : nil)
             report.plot.cleanup[name] = outcome.reads.slices.enumerated().map {
                 [Double($0.offset) * Double(LoadRecord.slice) / 1e9, Double($0.element) / 1000]
             }
