@@ -173,7 +173,8 @@ struct AttributeRow: Sendable {
         return AttributeValue.Stored(tag: bytes[entry.valueStart], payload: bytes[(entry.valueStart + 1)..<entry.valueEnd])
     }
 
-    /// The attribute named `key`, if present.
+    /// The attribute named `key`, or `nil` when the row has none (absence, not an error:
+    /// the row's framing was checked once when it was read).
     func entry(named key: String) -> Entry? {
         guard count > 0 else { return nil }
         if let found = key.utf8.withContiguousStorageIfAvailable({ entry(named: key, utf8: $0) }) { return found }
@@ -184,7 +185,7 @@ struct AttributeRow: Sendable {
         // Bytes decide when both names are ASCII; otherwise `String` equality does.
         let bytewise = keysAreASCII && UTF8Validation.isASCII(wanted)
         return bytes.withUnsafeBufferPointer { row -> Entry? in
-            guard let rowBase = row.baseAddress else { return nil }
+            guard let rowBase = row.baseAddress else { return nil }  // an empty row has no attributes
             var index = 1
             while index < row.count {
                 let keyLength = Self.length(row, &index)

@@ -80,13 +80,10 @@ final class MySQLWorker: @unchecked Sendable { // `jobs`, `stopped`, `sleeping`,
         }
         self.epoll = epoll
         self.wakeup = wakeup
-        let thread = Thread { [self] in
+        startWorkerThread(named: name) { [self] in
             loop()
             onExit()
         }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
     }
 
     /// Closes the descriptors only once nothing can use them: `stop()` and `submit(_:)`
@@ -309,13 +306,10 @@ final class MySQLWorker: @unchecked Sendable { // `jobs` and `stopped` are guard
         name: String, spinners: MySQLSpinners, idleWait: Duration?, onExit: @escaping @Sendable () -> Void
     ) throws(MySQLClientError) {
         self.spinners = spinners
-        let thread = Thread { [self] in
+        startWorkerThread(named: name) { [self] in
             loop()
             onExit()
         }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
     }
 
     /// Queues `job`; it runs on this worker's thread after the jobs before it.
@@ -400,4 +394,12 @@ final class MySQLSpinners: Sendable {
     func leave() {
         count.subtract(1, ordering: .relaxed)
     }
+}
+
+/// Starts a slot's dedicated thread (1 MiB of stack: it runs client calls and a poll loop).
+private func startWorkerThread(named name: String, _ body: @escaping @Sendable () -> Void) {
+    let thread = Thread(block: body)
+    thread.name = name
+    thread.stackSize = 1 << 20
+    thread.start()
 }
