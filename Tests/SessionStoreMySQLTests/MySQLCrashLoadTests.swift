@@ -46,6 +46,7 @@ struct MySQLCrashLoadTests {
         }
 
         try await Task.sleep(for: .milliseconds(1500))
+        try await control.waitForASave(in: LoadControl.before)
         control.phase.store(LoadControl.down, ordering: .sequentiallyConsistent)
         let killedAt = ContinuousClock.now
         try await step("mariadb.sh kill") { try await onThread { try server.kill() } }
@@ -55,6 +56,7 @@ struct MySQLCrashLoadTests {
         let upAt = ContinuousClock.now
         control.phase.store(LoadControl.up, ordering: .sequentiallyConsistent)
         try await Task.sleep(for: .milliseconds(2500))
+        try await control.waitForASave(in: LoadControl.up)
         control.stop.store(true, ordering: .sequentiallyConsistent)
 
         // (a) No hang: every task ends soon after being told to stop, since every call is
@@ -150,7 +152,7 @@ struct MySQLCrashLoadTests {
                         report.unexpected.append("create returned \(outcome)")
                         continue
                     }
-                    report.succeeded(session.id, 1, phase: control.phase.load(ordering: .sequentiallyConsistent))
+                    report.succeeded(session.id, 1, phase: control.succeeded())
                     owned.append(Owned(session: session, next: 2))
                 } else {
                     let slot = Int.random(in: 0..<owned.count)
@@ -180,7 +182,7 @@ struct MySQLCrashLoadTests {
                         owned.remove(at: slot)
                         continue
                     }
-                    report.succeeded(id, value, phase: control.phase.load(ordering: .sequentiallyConsistent))
+                    report.succeeded(id, value, phase: control.succeeded())
                 }
             } catch {
                 // A create that failed is dropped (it may or may not have committed, and was
@@ -199,6 +201,30 @@ private final class LoadControl: Sendable {
     static let before = 0, down = 1, up = 2
     let stop = Atomic(false)
     let phase = Atomic(LoadControl.before)
+    /// Saves reported so far in the phases `before` and `up`, read while the load runs.
+    private let savedBefore = Atomic(0)
+    private let savedUp = Atomic(0)
+
+    /// Counts a reported save in the current phase, and returns that phase.
+    func succeeded() -> Int {
+        let current = phase.load(ordering: .sequentiallyConsistent)
+        if current == Self.before { savedBefore.add(1, ordering: .relaxed) }
+        if current == Self.up { savedUp.add(1, ordering: .relaxed) }
+        return current
+    }
+
+    private func saves(in phase: Int) -> Int {
+        phase == Self.before ? savedBefore.load(ordering: .relaxed) : savedUp.load(ordering: .relaxed)
+    }
+
+    /// Waits until a save was reported in `phase` (`before` or `up`), checking every 50 ms,
+    /// for at most `rounds` checks: a loaded machine may run the tasks late, and the phase
+    /// must hold load before it ends; past the rounds, the test's expectation reports it.
+    func waitForASave(in phase: Int, rounds: Int = 1200) async throws {
+        for _ in 0..<rounds where saves(in: phase) == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
 }
 
 private struct Owned: Sendable {
