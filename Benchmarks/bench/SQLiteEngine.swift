@@ -137,7 +137,7 @@ struct SQLiteEngine: Engine {
 
     /// Removes a database file with its WAL and shared-memory files.
     func drop(_ location: String) async throws {
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: location + suffix) {
+        for suffix in ["", "-wal", "-shm", "-readers"] where FileManager.default.fileExists(atPath: location + suffix) {
             try FileManager.default.removeItem(atPath: location + suffix)
         }
     }

@@ -52,16 +52,18 @@ public final class SQLiteBackend: StorageBackend {
 
         var readerConnections: [SQLiteTransfer<SQLiteReader>] = []
         if !configuration.isMemory {
-            for _ in 0..<configuration.readerCount {
+            for index in 0..<configuration.readerCount {
                 // Readers retry a busy database in the pool, with Task.sleep, not in SQLite.
                 let reader = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: 0)
                 try Self.prepareReader(reader, configuration: configuration, queries: queries)
-                readerConnections.append(SQLiteTransfer(value: try SQLiteReader(reader, loadSQL: queries.load)))
+                readerConnections.append(SQLiteTransfer(value: try SQLiteReader(reader, loadSQL: queries.load, index: index)))
             }
-            readers = SQLiteReaderPool(readerConnections, busyTimeout: configuration.busyTimeout)
+            readers = SQLiteReaderPool(
+                readerConnections, busyTimeout: configuration.busyTimeout,
+                probe: SQLiteSharingProbe(databasePath: path, logger: logger))
             let checkpointConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
             let checkpointer = SQLiteCheckpointer(
-                connection: SQLiteTransfer(value: checkpointConnection), logger: logger,
+                connection: SQLiteTransfer(value: checkpointConnection), readers: readers, logger: logger,
                 metricsLabel: "session_store_sqlite")
             checkpointer.install(on: writerConnection)
             self.checkpointer = checkpointer
@@ -118,7 +120,9 @@ public final class SQLiteBackend: StorageBackend {
             let sql = queries.load
             let layout = queries.layout
             let outcome = try await writer.submit(.read, operation: "load") { connection in
-                .record(try Self.load(key, now: now, layout: layout, with: try connection.statement(sql, operation: "load")))
+                let statement = try connection.statement(sql, operation: "load")
+                defer { statement.reset() }
+                return .record(try Self.load(key, now: now, layout: layout, with: statement))
             }
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
@@ -159,8 +163,12 @@ public final class SQLiteBackend: StorageBackend {
         _ = try await writer.submit(
             configuration.groupCommit ? .batched : .alone, operation: "merge", multiStatement: true
         ) { connection in
-            let current = try Self.load(
-                key, now: now, layout: queries.layout, with: try connection.statement(queries.load, operation: "merge"))
+            let read = try connection.statement(queries.load, operation: "merge")
+            let current: SessionRecord?
+            do {
+                defer { read.reset() }
+                current = try Self.load(key, now: now, layout: queries.layout, with: read)
+            }
             let (write, result) = try decide(current)
             box.value = result
             guard let current else { return .changes(0) }
@@ -292,16 +300,18 @@ public final class SQLiteBackend: StorageBackend {
         try statement.bind(2, text: key.value, operation: operation)
     }
 
-    /// Runs the load's SELECT (``SQLiteQueries/load``) for `key`.
+    /// Runs the load's SELECT (``SQLiteQueries/load``) for `key` and copies the row out.
+    /// Leaves the statement un-reset: a reader's read lock lingers until the pool resets it.
     private static func load(
         _ key: SessionKey, now: Int64, layout: KeyLayout, with statement: SQLiteStatement
     ) throws(StorageError) -> SessionRecord? {
-        defer { statement.reset() }
         // The id-only layout's SELECT does not read `?1`: no checksum to compute.
         if layout == .checksumAndID { try statement.bind(1, Int64(key.checksum), operation: "load") }
         try statement.bind(2, text: key.value, operation: "load")
         try statement.bind(3, now, operation: "load")
-        guard try statement.step(operation: "load") else { return nil }
+        // No live row: the one row holds NULLs (a stored row's `expires_at` is never NULL,
+        // or it would not have matched `expires_at > now`).
+        guard try statement.step(operation: "load"), statement.columnType(3) != SQLITE_NULL else { return nil }
         return SessionRecord(
             data: try statement.blob(0, operation: "load"),
             version: try statement.int64(1, operation: "load"),

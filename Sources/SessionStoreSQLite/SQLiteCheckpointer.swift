@@ -74,6 +74,9 @@ final class SQLiteCheckpointer: Sendable {
     let writerRuns = Atomic<Int>(0)
     let tailRuns = Atomic<Int>(0)
     private let logger: Logger
+    /// The backend's readers, whose lingering read lock (``SQLiteReaderPool``) each
+    /// checkpoint and cleanup pauses: it would keep the WAL from being copied or started over.
+    private let readers: SQLiteReaderPool?
     private let writerCounter: Counter
     private let walPagesGauge: Gauge
     private let checkpointCounter: Counter
@@ -81,7 +84,8 @@ final class SQLiteCheckpointer: Sendable {
     private let failureCounter: Counter
 
     /// Starts the thread, which takes ownership of `connection`.
-    init(connection: SQLiteTransfer<SQLiteConnection>, logger: Logger, metricsLabel: String) {
+    init(connection: SQLiteTransfer<SQLiteConnection>, readers: SQLiteReaderPool?, logger: Logger, metricsLabel: String) {
+        self.readers = readers
         walPagesGauge = Gauge(label: "\(metricsLabel)_wal_pages")
         checkpointCounter = Counter(label: "\(metricsLabel)_checkpoints_total", dimensions: [("mode", "passive")])
         truncateCounter = Counter(label: "\(metricsLabel)_checkpoints_total", dimensions: [("mode", "truncate")])
@@ -152,6 +156,8 @@ final class SQLiteCheckpointer: Sendable {
     /// readers of old snapshots (busy timeout), then copies every page back and empties the
     /// WAL file. Saves queue meanwhile; none fails for it.
     private func writerCheckpoint(_ database: OpaquePointer) {
+        readers?.pauseLingering()
+        defer { readers?.resumeLingering() }
         var walPages: Int32 = 0
         var copied: Int32 = 0
         var code = SQLITE_BUSY
@@ -247,7 +253,11 @@ final class SQLiteCheckpointer: Sendable {
     /// pacing instead of escalating to a TRUNCATE that holds saves back.
     func whileCleaning<T>(_ body: () async throws -> T) async rethrows -> T {
         cleanups.add(1, ordering: .relaxed)
-        defer { cleanups.subtract(1, ordering: .relaxed) }
+        readers?.pauseLingering()
+        defer {
+            readers?.resumeLingering()
+            cleanups.subtract(1, ordering: .relaxed)
+        }
         return try await body()
     }
 
@@ -321,6 +331,8 @@ final class SQLiteCheckpointer: Sendable {
     /// the pages copied so far (`-1` when it did not finish; `nil` when it failed): a WAL
     /// that readers keep from being reset grows even when every page was copied.
     private func checkpoint(_ connection: SQLiteConnection, mode: Int32) -> (walPages: Int32, copied: Int32)? {
+        readers?.pauseLingering()
+        defer { readers?.resumeLingering() }
         var walPages: Int32 = 0
         var copied: Int32 = 0
         let truncate = mode == SQLITE_CHECKPOINT_TRUNCATE

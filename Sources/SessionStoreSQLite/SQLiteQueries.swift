@@ -24,7 +24,8 @@ struct SQLiteQueries: Sendable {
     let dropExpiryIndex: String
     /// Records this table's schema version and key layout in ``schemaTable``.
     let insertSchemaRow: String
-    /// `SELECT data, version, created_at, expires_at` of a live row; `?3` = now.
+    /// `SELECT data, version, created_at, expires_at` of a live row, or one row of NULLs
+    /// when there is none; `?3` = now.
     let load: String
     /// Upsert that replaces only an expired row; `?3` data, `?4` version, `?5` created, `?6` expires.
     let insert: String
@@ -80,7 +81,13 @@ struct SQLiteQueries: Sendable {
         }
         insertSchemaRow = "INSERT INTO \(Self.schemaTable) (table_name, version, key_layout) VALUES ('\(table)', \(Self.schemaVersion), '\(layout.rawValue)')"
         dropExpiryIndex = "DROP INDEX IF EXISTS \(Self.expiryIndex(of: table))"
-        load = "SELECT data, version, created_at, expires_at FROM \(table) WHERE \(key) AND expires_at > ?3"
+        // Always one row, all NULL when no live row matches: a statement that ran to its end
+        // closes its read transaction at once, one left on a row keeps it open until reset,
+        // which lets a miss's read lock linger like a hit's (``SQLiteReaderPool``).
+        load = """
+            SELECT s.data, s.version, s.created_at, s.expires_at FROM (SELECT 1) AS one \
+            LEFT JOIN \(table) AS s ON \(key) AND expires_at > ?3
+            """
         update = """
             UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4) \
             WHERE \(key) AND version = ?5 AND expires_at > ?6
