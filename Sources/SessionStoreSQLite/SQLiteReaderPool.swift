@@ -58,8 +58,8 @@ final class SQLiteReader: @unchecked Sendable {  // @unchecked: the pool lends i
 /// loads paid both, about 1.5 µs of a 5 µs hit (measured with the C API: 193k → 273k hits/s
 /// on one thread, 330k → 460k on two, when another connection held the lock). So a load
 /// leaves its statement un-reset, which keeps its read lock, and resets the previous load's
-/// statement only after its own took the lock: the process then holds it across loads, and
-/// neither call is made. The lingering snapshot is never read again (every load starts its
+/// statement (its thread's, on the other reader of the thread's pair) only after its own
+/// took the lock: the process then holds it across loads, and neither call is made. The lingering snapshot is never read again (every load starts its
 /// own transaction on another reader), so no load sees stale data; what it could hold back
 /// is other connections' checkpoints and WAL restarts, hence the bounds: checkpoints and
 /// cleanups of this backend pause lingering (``pauseLingering()``), a waiting load takes the
@@ -80,8 +80,11 @@ final class SQLiteReaderPool: Sendable {
     private let closedReaders = Atomic<Int>(0)
     private let queues = Mutex(Queues())
     private let busyTimeout: Duration
-    /// The lingering reader as `lingers << 8 | index`, or ``noLinger``.
-    private let lingering = Atomic<Int>(SQLiteReaderPool.noLinger)
+    /// Per pair of readers, the lingering one as `lingers << 8 | index`, or ``noLinger``. A
+    /// thread loads from its own pair (``homeReader()``), so each load ends its own
+    /// thread's previous linger: a connection stays with one core instead of being reset
+    /// by the other thread.
+    private let lingerSlots: [LingerSlot]
     private static let noLinger = -1
     /// Callers of ``pauseLingering()`` that have not resumed.
     private let lingerPauses = Atomic<Int>(0)
@@ -103,6 +106,7 @@ final class SQLiteReaderPool: Sendable {
         self.busyTimeout = busyTimeout
         self.probe = probe
         shared = Atomic(probe?.isShared() ?? true)
+        lingerSlots = (0..<max(1, readers.count / 2)).map { _ in LingerSlot() }
         assert(self.readers.enumerated().allSatisfy { $0.offset == $0.element.index } && self.readers.count < 256)
     }
 
@@ -160,7 +164,7 @@ final class SQLiteReaderPool: Sendable {
     /// - Throws: ``StorageError`` `.closed` after ``close()``.
     @inline(__always)
     private func tryCheckOut(operation: String) throws(StorageError) -> SQLiteReader? {
-        if waiting.load(ordering: .relaxed) == 0, let reader = takeFree(from: Self.threadHint()) ?? takeLingering() {
+        if waiting.load(ordering: .relaxed) == 0, let reader = takeFree(from: homeReader()) ?? takeLingering() {
             if closed.load(ordering: .sequentiallyConsistent) {
                 checkIn(reader)  // closes it: the pool is closing
                 throw SQLiteBackend.closedError(operation)
@@ -185,16 +189,18 @@ final class SQLiteReaderPool: Sendable {
         return nil
     }
 
-    /// Where the calling thread starts looking: the same reader for the same thread while
-    /// it is free, so a reader's connection and page cache stay with one core.
+    /// Where the calling thread starts looking: the first reader of its pair, so that a
+    /// reader's connection and page cache stay with one core, and two threads (numbered in
+    /// the order they first loaded) keep to pairs of their own.
     @inline(__always)
-    private static func threadHint() -> Int {
-        #if canImport(Darwin)
-        let thread = UInt64(UInt(bitPattern: pthread_self()))
-        #else
-        let thread = UInt64(pthread_self())
-        #endif
-        return Int(truncatingIfNeeded: (thread &* 0x9E37_79B9_7F4A_7C15) >> 33)
+    private func homeReader() -> Int {
+        (LoadingThread.number % lingerSlots.count) * 2
+    }
+
+    /// The linger slot of `reader`'s pair.
+    @inline(__always)
+    private func slot(of reader: SQLiteReader) -> LingerSlot {
+        lingerSlots[min(reader.index / 2, lingerSlots.count - 1)]
     }
 
     private func checkOut(operation: String) async throws -> SQLiteReader {
@@ -207,7 +213,7 @@ final class SQLiteReaderPool: Sendable {
                 // reader: either this look sees that reader free, or that give-back sees
                 // this waiter and hands it a reader.
                 waiting.add(1, ordering: .sequentiallyConsistent)
-                if queues.waiters.isEmpty, let reader = takeFree(from: Self.threadHint()) ?? takeLingering() {
+                if queues.waiters.isEmpty, let reader = takeFree(from: homeReader()) ?? takeLingering() {
                     waiting.subtract(1, ordering: .sequentiallyConsistent)
                     return .take(reader)
                 }
@@ -236,7 +242,7 @@ final class SQLiteReaderPool: Sendable {
             return
         }
         reader.lingers &+= 1
-        let previous = lingering.exchange((reader.lingers & 0xFF_FFFF) << 8 | reader.index, ordering: .sequentiallyConsistent)
+        let previous = slot(of: reader).value.exchange((reader.lingers & 0xFF_FFFF) << 8 | reader.index, ordering: .sequentiallyConsistent)
         if previous == Self.noLinger {
             scheduleSweep()
         } else {
@@ -260,16 +266,19 @@ final class SQLiteReaderPool: Sendable {
     /// The lingering reader, its read transaction ended, for the caller to use; `nil` when
     /// none lingers.
     private func takeLingering() -> SQLiteReader? {
-        let previous = lingering.exchange(Self.noLinger, ordering: .sequentiallyConsistent)
-        guard previous != Self.noLinger else { return nil }
-        let reader = readers[previous & 0xFF]
-        reader.load.reset()
-        return reader
+        for slot in lingerSlots {
+            let previous = slot.value.exchange(Self.noLinger, ordering: .sequentiallyConsistent)
+            guard previous != Self.noLinger else { continue }
+            let reader = readers[previous & 0xFF]
+            reader.load.reset()
+            return reader
+        }
+        return nil
     }
 
-    /// Ends the lingering read transaction, if any, and gives its reader back.
+    /// Ends every lingering read transaction and gives their readers back.
     private func endLinger() {
-        if let reader = takeLingering() { checkIn(reader) }
+        while let reader = takeLingering() { checkIn(reader) }
     }
 
     /// Ends the chain of lingers ``lingerLimit`` from now, and asks the probe again whether
@@ -305,7 +314,7 @@ final class SQLiteReaderPool: Sendable {
     }
 
     /// Whether a load's read transaction is open now; for tests.
-    var hasLingeringRead: Bool { lingering.load(ordering: .sequentiallyConsistent) != Self.noLinger }
+    var hasLingeringRead: Bool { lingerSlots.contains { $0.value.load(ordering: .sequentiallyConsistent) != Self.noLinger } }
 
     /// Sweeps run so far; for tests.
     var sweepsRun: Int { sweeps.load(ordering: .relaxed) }
@@ -388,5 +397,33 @@ final class SQLiteReaderPool: Sendable {
             if let waiter { queues.closeWaiters.append(waiter) }
             return false
         }
+    }
+}
+
+/// One pair's lingering reader (``SQLiteReaderPool``), padded so that two pairs' slots do
+/// not share a cache line.
+private final class LingerSlot: Sendable {
+    let value = Atomic<Int>(-1)
+    private let padding: (Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0)
+}
+
+/// Numbers threads in the order they first load from any pool.
+private enum LoadingThread {
+    /// The thread-specific slot holding each thread's number plus one; `nil` if the system
+    /// had no key left, and every thread is then number 0 (a shared pair, still correct).
+    private static let key: pthread_key_t? = {
+        var key = pthread_key_t()
+        return pthread_key_create(&key, nil) == 0 ? key : nil
+    }()
+    private static let next = Atomic<Int>(0)
+
+    /// The calling thread's number.
+    static var number: Int {
+        guard let key else { return 0 }
+        if let stored = pthread_getspecific(key) { return Int(bitPattern: stored) - 1 }
+        let number = next.add(1, ordering: .relaxed).oldValue
+        // A thread whose number cannot be stored draws a new one next time: still correct.
+        _ = pthread_setspecific(key, UnsafeRawPointer(bitPattern: number + 1))
+        return number
     }
 }
