@@ -1,4 +1,3 @@
-import CSessionStoreSQLite
 import Foundation
 import SessionStore
 @testable import SessionStoreSQLite
@@ -73,7 +72,7 @@ struct SQLiteLingeringReadTests {
             // Frames from another connection, then its TRUNCATE checkpoint, which needs a
             // moment when no reader holds an old snapshot (busy handler: up to 30 s).
             try rawScript(database.path, "CREATE TABLE IF NOT EXISTS other (n INTEGER); INSERT INTO other VALUES (1);")
-            let result = try rawSQLWithBusyTimeout(database.path, "PRAGMA wal_checkpoint(TRUNCATE)", milliseconds: 30_000)
+            let result = try rawSQL(database.path, "PRAGMA wal_checkpoint(TRUNCATE)", busyTimeoutMilliseconds: 30_000)
             stop.increment()
             let loaded = try await loads.value
             #expect(result.first == "0", "the checkpoint was not left busy (got \(result)) while \(loaded) loads ran")
@@ -117,30 +116,4 @@ struct SQLiteLingeringReadTests {
             try rawScript(database.path, "BEGIN EXCLUSIVE; COMMIT;")
         }
     }
-}
-
-/// Runs one statement on a raw connection that waits up to `milliseconds` for locks and
-/// returns the first column of each row.
-func rawSQLWithBusyTimeout(_ path: String, _ sql: String, milliseconds: Int32) throws -> [String?] {
-    var database: OpaquePointer?
-    guard sqlite3_open(path, &database) == SQLITE_OK, let database else {
-        throw RawSQLiteError(message: "cannot open \(path)")
-    }
-    defer { sqlite3_close_v2(database) }
-    guard sqlite3_busy_timeout(database, milliseconds) == SQLITE_OK else {
-        throw RawSQLiteError(message: String(cString: sqlite3_errmsg(database)))
-    }
-    var statement: OpaquePointer?
-    guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
-        throw RawSQLiteError(message: String(cString: sqlite3_errmsg(database)))
-    }
-    defer { sqlite3_finalize(statement) }
-    var rows: [String?] = []
-    while true {
-        let code = sqlite3_step(statement)
-        if code == SQLITE_DONE { break }
-        guard code == SQLITE_ROW else { throw RawSQLiteError(message: String(cString: sqlite3_errmsg(database))) }
-        rows.append(sqlite3_column_text(statement, 0).map { String(cString: $0) })
-    }
-    return rows
 }

@@ -44,15 +44,18 @@ func withTemporaryDatabase(_ body: (TemporaryDatabase) async throws -> Void) asy
     try database.remove()
 }
 
-/// Runs SQL on its own raw connection (outside the backend) and returns the first column
-/// of every row as text.
+/// Runs SQL on its own raw connection (outside the backend), which waits up to
+/// `busyTimeoutMilliseconds` for locks, and returns the first column of every row as text.
 @discardableResult
-func rawSQL(_ path: String, _ sql: String) throws -> [String?] {
+func rawSQL(_ path: String, _ sql: String, busyTimeoutMilliseconds: Int32 = 0) throws -> [String?] {
     var database: OpaquePointer?
     guard sqlite3_open(path, &database) == SQLITE_OK, let database else {
         throw RawSQLiteError(message: "cannot open \(path)")
     }
     defer { sqlite3_close_v2(database) }
+    guard sqlite3_busy_timeout(database, busyTimeoutMilliseconds) == SQLITE_OK else {
+        throw RawSQLiteError(message: String(cString: sqlite3_errmsg(database)))
+    }
     var statement: OpaquePointer?
     guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
         throw RawSQLiteError(message: String(cString: sqlite3_errmsg(database)))
