@@ -21,9 +21,6 @@ final class SQLiteReader: @unchecked Sendable {  // @unchecked: the pool lends i
     let taken = Atomic<Bool>(false)
     /// Its place in the pool.
     let index: Int
-    /// Loads that left this reader lingering; changed only by the task holding the reader,
-    /// so that each linger has a mark of its own.
-    var lingers = 0
     /// Keeps the next reader's flag out of this one's cache line: two threads loading at
     /// once then write to lines of their own.
     private let padding: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
@@ -58,14 +55,16 @@ final class SQLiteReader: @unchecked Sendable {  // @unchecked: the pool lends i
 /// loads paid both, about 1.5 µs of a 5 µs hit (measured with the C API: 193k → 273k hits/s
 /// on one thread, 330k → 460k on two, when another connection held the lock). So a load
 /// leaves its statement un-reset, which keeps its read lock, and resets the previous load's
-/// statement (its thread's, on the other reader of the thread's pair) only after its own
-/// took the lock: the process then holds it across loads, and neither call is made. The lingering snapshot is never read again (every load starts its
-/// own transaction on another reader), so no load sees stale data; what it could hold back
-/// is other connections' checkpoints and WAL restarts, hence the bounds: checkpoints and
-/// cleanups of this backend pause lingering (``pauseLingering()``), a waiting load takes the
-/// lingering reader, and a timer lets go of the lock at most ``lingerLimit`` after a chain of
-/// lingers began, so another process's checkpoint waits no longer than the busy timeout
-/// already allows for readers.
+/// statement (its own thread's, on the other reader of the thread's pair) only after its own
+/// took the lock: the process then holds it across loads, and neither call is made.
+///
+/// The lingering snapshot is never read again (every load starts its own transaction on
+/// another reader), so no load sees stale data. What a lingering lock could hold back is a
+/// checkpoint or a WAL restart, hence the bounds: this backend's checkpoints and cleanups
+/// pause lingering (``pauseLingering()``), a load that finds no free reader takes a
+/// lingering one, a sweep ends every linger at most ``lingerLimit`` after a chain of them
+/// began, and loads do not linger while another backend has the database open
+/// (``SQLiteSharingProbe``).
 final class SQLiteReaderPool: Sendable {
     private struct Queues {
         var waiters: [CheckedContinuation<SQLiteReader, any Error>] = []
@@ -80,7 +79,7 @@ final class SQLiteReaderPool: Sendable {
     private let closedReaders = Atomic<Int>(0)
     private let queues = Mutex(Queues())
     private let busyTimeout: Duration
-    /// Per pair of readers, the lingering one as `lingers << 8 | index`, or ``noLinger``. A
+    /// Per pair of readers, the index of the lingering one, or ``noLinger``. A
     /// thread loads from its own pair (``homeReader()``), so each load ends its own
     /// thread's previous linger: a connection stays with one core instead of being reset
     /// by the other thread.
@@ -107,7 +106,7 @@ final class SQLiteReaderPool: Sendable {
         self.probe = probe
         shared = Atomic(probe?.isShared() ?? true)
         lingerSlots = (0..<max(1, readers.count / 2)).map { _ in LingerSlot() }
-        assert(self.readers.enumerated().allSatisfy { $0.offset == $0.element.index } && self.readers.count < 256)
+        assert(self.readers.enumerated().allSatisfy { $0.offset == $0.element.index })
     }
 
     /// Runs `body` with a reader of its own, again after a pause while the database is
@@ -241,12 +240,11 @@ final class SQLiteReaderPool: Sendable {
             scheduleSweep()  // which asks the probe again
             return
         }
-        reader.lingers &+= 1
-        let previous = slot(of: reader).value.exchange((reader.lingers & 0xFF_FFFF) << 8 | reader.index, ordering: .sequentiallyConsistent)
+        let previous = slot(of: reader).value.exchange(reader.index, ordering: .sequentiallyConsistent)
         if previous == Self.noLinger {
             scheduleSweep()
         } else {
-            release(readers[previous & 0xFF])
+            release(readers[previous])
         }
         // A pause, a waiter or ``close()`` that began meanwhile may have looked before this
         // reader lingered: it must not stay (each of them sets its flag, then ends the linger).
@@ -269,16 +267,20 @@ final class SQLiteReaderPool: Sendable {
         for slot in lingerSlots {
             let previous = slot.value.exchange(Self.noLinger, ordering: .sequentiallyConsistent)
             guard previous != Self.noLinger else { continue }
-            let reader = readers[previous & 0xFF]
+            let reader = readers[previous]
             reader.load.reset()
             return reader
         }
         return nil
     }
 
-    /// Ends every lingering read transaction and gives their readers back.
+    /// Ends every read transaction lingering now and gives their readers back (one pass:
+    /// loads lingering after it are another sweep's).
     private func endLinger() {
-        while let reader = takeLingering() { checkIn(reader) }
+        for slot in lingerSlots {
+            let previous = slot.value.exchange(Self.noLinger, ordering: .sequentiallyConsistent)
+            if previous != Self.noLinger { release(readers[previous]) }
+        }
     }
 
     /// Ends the chain of lingers ``lingerLimit`` from now, and asks the probe again whether
