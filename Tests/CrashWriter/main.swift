@@ -95,6 +95,21 @@ func runLock(databasePath: String, seconds: Double) -> Never {
     exit(0)
 }
 
+/// Exits when the test process that started this one is gone (killed, or stopped by a
+/// closed pipe): an orphaned saver would otherwise write at full speed until the machine
+/// restarts. Checked every 100 ms on a thread of its own.
+func exitWithParent() {
+    let parent = getppid()
+    let watchdog = Thread {
+        while true {
+            usleep(100_000)
+            if getppid() != parent { exit(3) }
+        }
+    }
+    watchdog.start()
+}
+
+exitWithParent()
 let arguments = CommandLine.arguments
 switch arguments.count > 1 ? arguments[1] : "" {
 case "save" where arguments.count == 5:
