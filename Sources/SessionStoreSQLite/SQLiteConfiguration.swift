@@ -39,8 +39,9 @@ public struct SQLiteConfiguration: Sendable {
     /// price of address space and of crashes on I/O errors instead of error codes.
     /// The default is `0`.
     public var mmapSize: Int
-    /// Reader connections used in parallel by loads (1...64), beside the one writer.
-    /// The default is `4`.
+    /// Reader connections used in parallel by loads (1...64), beside the one writer. Each
+    /// thread that loads keeps to a pair of them (one holds the last load's read lock while
+    /// the other loads), so two per core that loads at once. The default is `4`.
     public var readerCount: Int
     /// Whether concurrent writes share one transaction (one commit, one fsync) instead
     /// of one transaction each. Each write still succeeds or fails on its own.
