@@ -94,12 +94,8 @@ extension SQLiteBackend {
         let connection = try SQLiteConnection(
             path: configuration.path, uri: false, busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
         defer { connection.close() }
-        try connection.run("BEGIN IMMEDIATE", operation: "schema")
-        do {
-            if let existing = try schemaRow(connection, table: table) {
-                try connection.run("COMMIT", operation: "schema")
-                return existing
-            }
+        return try connection.immediateTransaction(operation: "schema") { () throws(StorageError) -> (version: Int64, layout: String)? in
+            if let existing = try schemaRow(connection, table: table) { return existing }
             let found = try connection.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '\(table)'", operation: "schema")
             guard found == nil else {
@@ -110,11 +106,7 @@ extension SQLiteBackend {
             for statement in queries.schemaStatements {
                 try connection.execute(statement, operation: "schema")
             }
-            try connection.run("COMMIT", operation: "schema")
             return nil
-        } catch {
-            if !connection.isAutocommit { try connection.run("ROLLBACK", operation: "schema") }
-            throw error
         }
     }
 

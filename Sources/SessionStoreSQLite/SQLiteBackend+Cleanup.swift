@@ -97,14 +97,8 @@ extension SQLiteBackend {
             checkpointer?.copyTail(connection.database)
             let clock = ContinuousClock()
             let start = clock.now
-            try connection.run("BEGIN IMMEDIATE", operation: operation)
-            let slice: SQLiteCleanupSlice
-            do {
-                slice = try Self.walkSlice(connection, queries: queries, before: before, after: after, scan: scan, limit: limit)
-                try connection.run("COMMIT", operation: operation)
-            } catch {
-                try Self.rollBack(connection, after: error, operation: operation)
-                throw error
+            let slice = try connection.immediateTransaction(operation: operation) { () throws(StorageError) in
+                try Self.walkSlice(connection, queries: queries, before: before, after: after, scan: scan, limit: limit)
             }
             result.value = SQLiteCleanupSlice(scanned: slice.scanned, deleted: slice.deleted, end: slice.end, elapsed: clock.now - start)
             return .changes(slice.deleted)
@@ -149,19 +143,6 @@ extension SQLiteBackend {
         if let end { try end.bind(to: deleter, from: after == nil ? 3 : 3 + width, operation: operation) }
         try deleter.run(operation: operation)
         return SQLiteCleanupSlice(scanned: scanned, deleted: connection.changes, end: end, elapsed: .zero)
-    }
-
-    /// Rolls back the transaction `error` left open, if SQLite has not already; a failed
-    /// rollback is reported together with `error`.
-    fileprivate static func rollBack(_ connection: SQLiteConnection, after error: any Error, operation: String) throws {
-        guard !connection.isAutocommit else { return }
-        do {
-            try connection.run("ROLLBACK", operation: operation)
-        } catch let rollbackError {
-            throw StorageError(
-                kind: rollbackError.kind, engine: "sqlite", operation: operation, code: rollbackError.code,
-                message: "\(error) (rollback also failed: \(rollbackError.message))", statement: rollbackError.statement)
-        }
     }
 }
 

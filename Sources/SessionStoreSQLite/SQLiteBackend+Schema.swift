@@ -32,24 +32,14 @@ extension SQLiteBackend {
             }
         }
         try connection.execute("PRAGMA mmap_size = \(configuration.mmapSize)", operation: "open")
-        try connection.run("BEGIN IMMEDIATE", operation: "open")
         do {
-            try createOrCheckSchema(connection, queries: queries, dropsExpiryIndex: configuration.dropsExpiryIndex)
-            try connection.run("COMMIT", operation: "open")
-        } catch {
-            if !connection.isAutocommit {
-                do {
-                    try connection.run("ROLLBACK", operation: "open")
-                } catch let rollbackError {
-                    // The open fails anyway with the first error; closing the connection
-                    // discards the transaction.
-                    connection.close()
-                    throw StorageError(
-                        kind: error.kind, engine: "sqlite", operation: "open", code: error.code,
-                        message: "\(error.message) (rollback also failed: \(rollbackError.message))",
-                        statement: error.statement)
-                }
+            try connection.immediateTransaction(operation: "open") { () throws(StorageError) in
+                try createOrCheckSchema(connection, queries: queries, dropsExpiryIndex: configuration.dropsExpiryIndex)
             }
+        } catch {
+            // The open fails anyway; when the rollback failed too, closing the connection
+            // discards the transaction.
+            if !connection.isAutocommit { connection.close() }
             throw error
         }
     }

@@ -101,6 +101,29 @@ final class SQLiteConnection {
         try statement.run(operation: operation)
     }
 
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction and commits it; rolls back when `body`
+    /// or the commit throws. A failed rollback is reported in one error with the first
+    /// (``isAutocommit`` is then still false: the caller may close the connection).
+    func immediateTransaction<T>(operation: String, _ body: () throws(StorageError) -> T) throws(StorageError) -> T {
+        try run("BEGIN IMMEDIATE", operation: operation)
+        do {
+            let result = try body()
+            try run("COMMIT", operation: operation)
+            return result
+        } catch {
+            guard !isAutocommit else { throw error }
+            do {
+                try run("ROLLBACK", operation: operation)
+            } catch let rollbackError {
+                throw StorageError(
+                    kind: error.kind, engine: "sqlite", operation: operation, code: error.code,
+                    message: "\(error.message) (rollback also failed: \(rollbackError.message))",
+                    statement: error.statement)
+            }
+            throw error
+        }
+    }
+
     /// Finalizes every statement and closes the handle. Safe to call twice.
     func close() {
         for statement in statements.values { statement.finalize() }
