@@ -46,6 +46,9 @@ public final class HotPath: @unchecked Sendable {
     /// Well-formed ids that are not stored, and their keys (the misses' inputs).
     private let unknownIDs: [String]
     private let unknownKeys: [SessionKey]
+    /// The keys' slots (the rowids of their rows), known in advance like the keys.
+    private let slots: [Int64]
+    private let unknownSlots: [Int64]
     private let blobs: [[UInt8]]
     private let floor: OpaquePointer
     private let lookup: OpaquePointer
@@ -101,17 +104,22 @@ public final class HotPath: @unchecked Sendable {
         for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA busy_timeout = 60000"] {
             try Self.exec(db, pragma)
         }
-        lookup = try Self.prepare(db, "SELECT data, version, created_at, expires_at FROM sessions WHERE id = ?1 AND expires_at > ?2")
+        // The store's table form: the rowid is the key's slot, matched with the id.
+        lookup = try Self.prepare(
+            db, "SELECT data, version, created_at, expires_at FROM sessions WHERE slot = ?3 AND id = ?1 AND expires_at > ?2")
         upsert = try Self.prepare(db, """
-            INSERT INTO sessions (id, data, version, created_at, expires_at) VALUES (?1, ?2, 1, ?3, ?4) \
-            ON CONFLICT (id) DO UPDATE SET data = excluded.data, version = version + 1, expires_at = excluded.expires_at
+            INSERT INTO sessions (slot, id, data, version, created_at, expires_at) VALUES (?5, ?1, ?2, 1, ?3, ?4) \
+            ON CONFLICT (slot) DO UPDATE SET data = excluded.data, version = version + 1, expires_at = excluded.expires_at \
+            WHERE id = excluded.id
             """)
+        slots = keys.map { SQLiteBackend.slot(of: $0) }
+        unknownSlots = unknownKeys.map { SQLiteBackend.slot(of: $0) }
         // The rows' bytes as stored, for the floor's UPSERT to write back.
         var blobs: [[UInt8]] = []
         blobs.reserveCapacity(keys.count)
         let now = Self.nowMillis()
         for key in keys {
-            guard let bytes = try Self.lookupBytes(lookup, key: key.value, now: now) else {
+            guard let bytes = try Self.lookupBytes(lookup, key: key.value, slot: SQLiteBackend.slot(of: key), now: now) else {
                 throw HotPathError("the floor cannot find a filled row")
             }
             blobs.append(bytes)
@@ -125,7 +133,9 @@ public final class HotPath: @unchecked Sendable {
         let index = iteration % Self.rows
         switch operation {
         case .floorLookup:
-            guard let bytes = try Self.lookupBytes(lookup, key: keys[index].value, now: Self.nowMillis()), !bytes.isEmpty else {
+            guard let bytes = try Self.lookupBytes(lookup, key: keys[index].value, slot: slots[index], now: Self.nowMillis()),
+                  !bytes.isEmpty
+            else {
                 throw HotPathError("the floor missed row \(index)")
             }
         case .floorUpsert:
@@ -151,7 +161,7 @@ public final class HotPath: @unchecked Sendable {
             let session = try await touchingStore.load(id: ids[index])
             guard session.isStored else { throw HotPathError("the touching store missed row \(index)") }
         case .floorMiss:
-            guard try Self.lookupBytes(lookup, key: unknownKeys[index].value, now: Self.nowMillis()) == nil else {
+            guard try Self.lookupBytes(lookup, key: unknownKeys[index].value, slot: unknownSlots[index], now: Self.nowMillis()) == nil else {
                 throw HotPathError("the floor found unknown key \(index)")
             }
         case .miss:
@@ -178,7 +188,8 @@ public final class HotPath: @unchecked Sendable {
         guard sqlite3_bind_text(upsert, 1, key, -1, transient) == SQLITE_OK,
               blobs[index].withUnsafeBytes({ sqlite3_bind_blob(upsert, 2, $0.baseAddress, Int32($0.count), transient) }) == SQLITE_OK,
               sqlite3_bind_int64(upsert, 3, now) == SQLITE_OK,
-              sqlite3_bind_int64(upsert, 4, now + 30 * 60 * 1000) == SQLITE_OK
+              sqlite3_bind_int64(upsert, 4, now + 30 * 60 * 1000) == SQLITE_OK,
+              sqlite3_bind_int64(upsert, 5, slots[index]) == SQLITE_OK
         else { throw HotPathError("bind: \(String(cString: sqlite3_errmsg(floor)))") }
         let code = sqlite3_step(upsert)
         guard code == SQLITE_DONE else { throw HotPathError("upsert: \(code) \(String(cString: sqlite3_errmsg(floor)))") }
@@ -186,10 +197,11 @@ public final class HotPath: @unchecked Sendable {
 
     /// The floor's lookup: the row's data copied out (what any caller must do before the
     /// statement is reset), or `nil` for no live row.
-    private static func lookupBytes(_ statement: OpaquePointer, key: String, now: Int64) throws -> [UInt8]? {
+    private static func lookupBytes(_ statement: OpaquePointer, key: String, slot: Int64, now: Int64) throws -> [UInt8]? {
         defer { sqlite3_reset(statement) }
         guard sqlite3_bind_text(statement, 1, key, -1, transient) == SQLITE_OK,
-              sqlite3_bind_int64(statement, 2, now) == SQLITE_OK
+              sqlite3_bind_int64(statement, 2, now) == SQLITE_OK,
+              sqlite3_bind_int64(statement, 3, slot) == SQLITE_OK
         else { throw HotPathError("bind failed") }
         switch sqlite3_step(statement) {
         case SQLITE_ROW:

@@ -52,9 +52,9 @@ protocol Engine: Sendable {
 protocol FloorConnection: AnyObject {
     /// A point lookup of a live row by its stored key, copying its data out as any caller
     /// would. Returns whether a row was found.
-    func load(_ key: String, checksum: UInt32, now: Int64) throws -> Bool
+    func load(_ key: String, checksum: UInt32, slot: Int64, now: Int64) throws -> Bool
     /// Rewrites one row's data and expiry (what a store save does).
-    func update(_ key: String, checksum: UInt32, data: [UInt8], expiresAt: Int64) throws
+    func update(_ key: String, checksum: UInt32, slot: Int64, data: [UInt8], expiresAt: Int64) throws
     func begin() throws
     func commit() throws
     /// One unbounded DELETE of the expired rows; returns how many went.

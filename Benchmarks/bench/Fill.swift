@@ -1,5 +1,6 @@
 import Logging
 import SessionStore
+import SessionStoreSQLite
 
 /// How a filled table's rows expire.
 enum ExpiryPlan: Sendable {
@@ -38,8 +39,11 @@ enum ExpiryPlan: Sendable {
 final class StoredKeys: Sendable {
     let values: [String]
     let checksums: [UInt32]
+    /// The rowids of the keys' rows (the SQLite backend's slots).
+    let slots: [Int64]
     let missValues: [String]
     let missChecksums: [UInt32]
+    let missSlots: [Int64]
     static let missCount = 4096
 
     init(rows: Int, hashing: IDHashing) {
@@ -47,14 +51,18 @@ final class StoredKeys: Sendable {
         let stored = (0..<rows).map { key(IDs.id($0)) }
         values = stored.map(\.value)
         checksums = stored.map(\.checksum)
+        slots = stored.map { SQLiteBackend.slot(of: $0) }
         let misses = (0..<Self.missCount).map { key(IDs.missID($0)) }
         missValues = misses.map(\.value)
         missChecksums = misses.map(\.checksum)
+        missSlots = misses.map { SQLiteBackend.slot(of: $0) }
     }
 
     /// Row indices in the order of the table's key, the order a fill inserts them: fast to
-    /// insert, and the rows packed densely for store and floor alike.
-    func fillOrder(_ layout: KeyLayout) -> [Int] {
+    /// insert, and the rows packed densely for store and floor alike. `slotted`: the order
+    /// of the slot, a SQLite table's rowid.
+    func fillOrder(_ layout: KeyLayout, slotted: Bool = false) -> [Int] {
+        if slotted { return values.indices.sorted { slots[$0] < slots[$1] } }
         var order: [(UInt32, String, Int)] = []
         order.reserveCapacity(values.count)
         for index in values.indices {

@@ -15,7 +15,8 @@ final class SQLiteFloor: FloorConnection {
     init(path: String, layout: KeyLayout = SQLiteConfiguration().keyLayout, synchronous: String = "NORMAL", mmapSize: Int) throws {
         db = try RawDB(path: path, synchronous: synchronous, mmapSize: mmapSize)
         self.layout = layout
-        let key = layout == .checksumAndID ? "crc32 = ?1 AND id = ?2" : "id = ?2"
+        // The store's table form (schema version 2): the rowid is the key's slot, `?7`.
+        let key = "slot = ?7 AND " + (layout == .checksumAndID ? "crc32 = ?1 AND id = ?2" : "id = ?2")
         load = try db.prepare(
             "SELECT data, version, created_at, expires_at FROM sessions WHERE \(key) AND expires_at > ?3")
         update = try db.prepare(
@@ -23,8 +24,9 @@ final class SQLiteFloor: FloorConnection {
     }
 
     @inline(__always)
-    func load(_ key: String, checksum: UInt32, now: Int64) throws -> Bool {
+    func load(_ key: String, checksum: UInt32, slot: Int64, now: Int64) throws -> Bool {
         if layout == .checksumAndID { load.bind(1, Int64(checksum)) }
+        load.bind(7, slot)
         load.bind(2, text: key)
         load.bind(3, now)
         defer { load.reset() }
@@ -34,8 +36,9 @@ final class SQLiteFloor: FloorConnection {
     }
 
     @inline(__always)
-    func update(_ key: String, checksum: UInt32, data: [UInt8], expiresAt: Int64) throws {
+    func update(_ key: String, checksum: UInt32, slot: Int64, data: [UInt8], expiresAt: Int64) throws {
         if layout == .checksumAndID { update.bind(1, Int64(checksum)) }
+        update.bind(7, slot)
         update.bind(2, text: key)
         update.bind(3, blob: data)
         update.bind(4, expiresAt)

@@ -31,7 +31,7 @@ extension BenchRun {
                     var random = FastRandom(seed: 41 &+ UInt64(round))
                     return { _ in
                         let index = random.below(rows)
-                        guard try floor.load(keys.values[index], checksum: keys.checksums[index], now: wallMillis()) else {
+                        guard try floor.load(keys.values[index], checksum: keys.checksums[index], slot: keys.slots[index], now: wallMillis()) else {
                             throw BenchError("floor missed")
                         }
                     }

@@ -20,7 +20,7 @@ extension BenchRun {
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
                         let index = random.below(rows)
-                        guard try floor.load(keys.values[index], checksum: keys.checksums[index], now: wallMillis()) else {
+                        guard try floor.load(keys.values[index], checksum: keys.checksums[index], slot: keys.slots[index], now: wallMillis()) else {
                             throw BenchError("the floor missed a stored row")
                         }
                     }
@@ -60,7 +60,7 @@ extension BenchRun {
                     var random = FastRandom(seed: UInt64(worker) &+ 29)
                     return { _ in
                         let index = random.below(StoredKeys.missCount)
-                        _ = try floor.load(keys.missValues[index], checksum: keys.missChecksums[index], now: wallMillis())
+                        _ = try floor.load(keys.missValues[index], checksum: keys.missChecksums[index], slot: keys.missSlots[index], now: wallMillis())
                     }
                 } }
                 let storeMissContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in

@@ -230,7 +230,7 @@ final class MySQLFloor: FloorConnection {
     }
 
     @inline(__always)
-    func load(_ key: String, checksum: UInt32, now: Int64) throws -> Bool {
+    func load(_ key: String, checksum: UInt32, slot: Int64, now: Int64) throws -> Bool {  // no slot in a MySQL table
         var index = 0
         if withChecksum {
             load.set(0, Int64(checksum))
@@ -248,7 +248,7 @@ final class MySQLFloor: FloorConnection {
     }
 
     @inline(__always)
-    func update(_ key: String, checksum: UInt32, data: [UInt8], expiresAt: Int64) throws {
+    func update(_ key: String, checksum: UInt32, slot: Int64, data: [UInt8], expiresAt: Int64) throws {
         update.set(0, blob: data)
         update.set(1, expiresAt)
         if withChecksum {

@@ -61,16 +61,17 @@ struct SQLiteEngine: Engine {
             let db = try RawDB(path: path, synchronous: "OFF")
             let insert = try db.prepare(
                 key.layout == .checksumAndID
-                    ? "INSERT INTO sessions (crc32, id, data, version, created_at, expires_at) VALUES (?1, ?2, ?3, 1, ?4, ?5)"
-                    : "INSERT INTO sessions (id, data, version, created_at, expires_at) VALUES (?2, ?3, 1, ?4, ?5)")
+                    ? "INSERT INTO sessions (slot, crc32, id, data, version, created_at, expires_at) VALUES (?6, ?1, ?2, ?3, 1, ?4, ?5)"
+                    : "INSERT INTO sessions (slot, id, data, version, created_at, expires_at) VALUES (?6, ?2, ?3, 1, ?4, ?5)")
             let now = wallMillis()
-            try Self.insertAll(db, keys.fillOrder(key.layout), progress: progress) { index in
+            try Self.insertAll(db, keys.fillOrder(key.layout, slotted: true), progress: progress) { index in
                 let (created, expires) = plan.times(index, now: now)
                 insert.bind(1, Int64(keys.checksums[index]))
                 insert.bind(2, text: keys.values[index])
                 insert.bind(3, blob: Payload.stored(index))
                 insert.bind(4, created)
                 insert.bind(5, expires)
+                insert.bind(6, keys.slots[index])
                 try insert.run()
             }
             progress.finish()

@@ -24,7 +24,7 @@ extension BenchRun {
                 return { iteration in
                     let index = random.below(rows)
                     try floor.update(
-                        keys.values[index], checksum: keys.checksums[index], data: payloads[iteration & 15],
+                        keys.values[index], checksum: keys.checksums[index], slot: keys.slots[index], data: payloads[iteration & 15],
                         expiresAt: wallMillis() + 1_800_000)
                 }
             }
@@ -36,7 +36,7 @@ extension BenchRun {
                     for row in 0..<100 {
                         let index = random.below(rows)
                         try floor.update(
-                            keys.values[index], checksum: keys.checksums[index], data: payloads[(iteration + row) & 15],
+                            keys.values[index], checksum: keys.checksums[index], slot: keys.slots[index], data: payloads[(iteration + row) & 15],
                             expiresAt: wallMillis() + 1_800_000)
                     }
                     try floor.commit()

@@ -43,35 +43,81 @@ extension SQLiteQueries {
         [Self.createSchemaTable, SQLiteBackend.createLeaseTable, createTable, insertSchemaRow]
     }
 
-    /// Statements that bring a table from `version` to `version + 1`; `nil` when no
-    /// migration starts at `version`. Version 1 is the first and current version.
-    static func migration(from version: Int64) -> [String]? {
-        nil
+    /// Statements that bring this table from `version` to `version + 1`; `nil` when no
+    /// migration starts at `version`.
+    ///
+    /// 1 → 2 rebuilds the table as a slotted one (``SQLiteTableForm/slotted``) with every
+    /// row, in one transaction; it calls ``SQLiteSlot/functionName``, which only the
+    /// store's own connections have (`session-store upgrade` runs it). Two keys that share
+    /// a slot fail it on the primary key, changing nothing.
+    func migration(from version: Int64) -> [String]? {
+        switch version {
+        case 1:
+            let slotted = SQLiteQueries(table: "\(table)_slotted", layout: layout, version: 2)
+            let keyColumns = layout == .checksumAndID ? "crc32, id" : "id"
+            let columns = "\(keyColumns), data, version, created_at, expires_at"
+            return [
+                slotted.createTable,
+                "INSERT INTO \(slotted.table) (slot, \(columns)) SELECT \(SQLiteSlot.functionName)(id), \(columns) FROM \(table)",
+                "DROP TABLE \(table)",
+                "ALTER TABLE \(slotted.table) RENAME TO \(table)",
+            ]
+        default:
+            return nil
+        }
     }
 
-    /// Every column of a row whatever its expiry: `?1` checksum, `?2` id.
+    /// Every column of a row whatever its expiry: the key as in every statement.
     var readRow: String {
-        let key = layout == .checksumAndID ? "crc32 = ?1 AND id = ?2" : "id = ?2"
-        return "SELECT data, version, created_at, expires_at FROM \(table) WHERE \(key)"
+        "SELECT data, version, created_at, expires_at FROM \(table) WHERE \(keyCondition)"
     }
 
     /// Overwrites every column of an existing row: `?3` data, `?4` version, `?5` created,
     /// `?6` expires.
     var replaceRow: String {
-        let key = layout == .checksumAndID ? "crc32 = ?1 AND id = ?2" : "id = ?2"
-        return "UPDATE \(table) SET data = ?3, version = ?4, created_at = ?5, expires_at = ?6 WHERE \(key)"
+        "UPDATE \(table) SET data = ?3, version = ?4, created_at = ?5, expires_at = ?6 WHERE \(keyCondition)"
     }
 
-    /// Rows after the cursor `(?1, ?2)` in key order, at most `?3`, live at `?4` only
-    /// when `liveOnly`.
-    func scan(liveOnly: Bool) -> String {
-        let key = layout == .checksumAndID ? "crc32, id" : "id"
-        let after = layout == .checksumAndID ? "(crc32, id) > (?1, ?2)" : "id > ?2"
+    /// Rows in key order, at most `?3`, live at `?4` only when `liveOnly`: after the cursor
+    /// `(?1, ?2)` (a slotted table: after the slot `?7`, from the start when `fromStart`).
+    /// A slotted table leaves out rows whose slot is not their id's (written from outside
+    /// the store, which no key can reach), so the cursor always moves on.
+    func scan(liveOnly: Bool, fromStart: Bool) -> String {
         let live = liveOnly ? " AND expires_at > ?4" : ""
-        return """
-            SELECT id, data, version, created_at, expires_at FROM \(table) \
-            WHERE \(after) AND typeof(id) = 'text'\(live) ORDER BY \(key) LIMIT ?3
-            """
+        switch form {
+        case .clustered:
+            let key = layout == .checksumAndID ? "crc32, id" : "id"
+            let after = layout == .checksumAndID ? "(crc32, id) > (?1, ?2)" : "id > ?2"
+            return """
+                SELECT id, data, version, created_at, expires_at FROM \(table) \
+                WHERE \(after) AND typeof(id) = 'text'\(live) ORDER BY \(key) LIMIT ?3
+                """
+        case .slotted:
+            let after = fromStart ? "" : "slot > ?7 AND "
+            return """
+                SELECT id, data, version, created_at, expires_at FROM \(table) \
+                WHERE \(after)typeof(id) = 'text' AND slot = \(SQLiteSlot.functionName)(id)\(live) ORDER BY slot LIMIT ?3
+                """
+        }
+    }
+
+    /// Counts the rows ``scan(liveOnly:fromStart:)`` leaves out: an id that is not text, or
+    /// (slotted) a slot that is not the id's.
+    var unkeyedRows: String {
+        switch form {
+        case .clustered:
+            "SELECT count(*) FROM \(table) WHERE typeof(id) <> 'text'"
+        case .slotted:
+            "SELECT count(*) FROM \(table) WHERE typeof(id) <> 'text' OR slot IS NOT \(SQLiteSlot.functionName)(id)"
+        }
+    }
+
+    /// Binds `key` to `statement` as every keyed statement reads it: `?1` the checksum
+    /// (only the checksum layout computes it), `?2` the id, `?7` the slot (slotted tables).
+    func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {
+        if layout == .checksumAndID { try statement.bind(1, Int64(key.checksum), operation: operation) }
+        try statement.bind(2, text: key.value, operation: operation)
+        if form == .slotted { try statement.bind(Self.slotParameter, SQLiteSlot.of(key), operation: operation) }
     }
 }
 
@@ -247,12 +293,16 @@ extension SQLiteBackend {
     /// cannot be keyed and are left out (`check` counts them separately).
     /// - Throws: ``StorageError``.
     package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [SQLiteStoredRow] {
-        let sql = queries.scan(liveOnly: liveAt != nil)
+        let queries = queries
+        let sql = queries.scan(liveOnly: liveAt != nil, fromStart: cursor == nil)
         return try await adminRead("scan") { connection throws(StorageError) in
             let statement = try connection.statement(sql, operation: "scan")
             defer { statement.reset() }
-            try statement.bind(1, Int64(cursor?.checksum ?? 0), operation: "scan")
-            try statement.bind(2, text: cursor?.value ?? "", operation: "scan")
+            if let cursor {
+                try queries.bind(cursor, to: statement, operation: "scan")
+            } else if queries.form == .clustered {
+                try queries.bind(SessionKey(value: ""), to: statement, operation: "scan")  // before every key
+            }
             try statement.bind(3, Int64(limit), operation: "scan")
             if let liveAt { try statement.bind(4, liveAt, operation: "scan") }
             var rows: [SQLiteStoredRow] = []
@@ -275,9 +325,9 @@ extension SQLiteBackend {
     /// the store), which ``storedRows(after:limit:liveAt:)`` cannot key.
     /// - Throws: ``StorageError``.
     package func unkeyedRowCount() async throws -> Int64 {
-        let table = queries.table
+        let sql = queries.unkeyedRows
         return try await adminRead("check") { connection throws(StorageError) in
-            Int64(try connection.execute("SELECT count(*) FROM \(table) WHERE typeof(id) <> 'text'", operation: "check") ?? "0") ?? 0
+            Int64(try connection.execute(sql, operation: "check") ?? "0") ?? 0
         }
     }
 
@@ -296,8 +346,7 @@ extension SQLiteBackend {
             let replace = try connection.statement(queries.replaceRow, operation: "import")
             var written = 0
             for (key, record) in rows {
-                try read.bind(1, Int64(key.checksum), operation: "import")
-                try read.bind(2, text: key.value, operation: "import")
+                try queries.bind(key, to: read, operation: "import")
                 var stored: SessionRecord?
                 do {
                     defer { read.reset() }
@@ -315,14 +364,21 @@ extension SQLiteBackend {
                     statement = insert
                 }
                 defer { statement.reset() }
-                try statement.bind(1, Int64(key.checksum), operation: "import")
-                try statement.bind(2, text: key.value, operation: "import")
+                try queries.bind(key, to: statement, operation: "import")
                 try statement.bind(3, blob: record.data, operation: "import")
                 try statement.bind(4, record.version, operation: "import")
                 try statement.bind(5, record.createdAt, operation: "import")
                 try statement.bind(6, record.expiresAt, operation: "import")
                 try statement.run(operation: "import")
-                written += connection.changes
+                guard connection.changes == 1 else {
+                    // Only a live row of another key in the slot stops an insert of a key the
+                    // table lacks; the whole batch is rolled back rather than lose the row.
+                    throw StorageError(
+                        kind: .other, engine: "sqlite", operation: "import",
+                        message: "the row of another id holds the slot of a copied id; nothing of the batch was written",
+                        statement: queries.insert)
+                }
+                written += 1
             }
             return .changes(written)
         }
@@ -358,7 +414,7 @@ extension SQLiteBackend {
                 kind: .schema, engine: "sqlite", operation: "upgrade",
                 message: "table \(queries.table) has no row in \(SQLiteQueries.schemaTable)")
         }
-        var plan = try Self.migrationPlan(from: recorded.version, table: queries.table)
+        var plan = try Self.migrationPlan(from: recorded.version, queries: queries)
         let index = SQLiteQueries.expiryIndex(of: queries.table)
         let hasIndex = try await adminRead("schema") { connection throws(StorageError) in
             try connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = '\(index)'", operation: "schema") != nil
@@ -367,7 +423,8 @@ extension SQLiteBackend {
         return plan
     }
 
-    private static func migrationPlan(from start: Int64, table: String) throws(StorageError) -> (from: Int64, to: Int64, statements: [String]) {
+    private static func migrationPlan(from start: Int64, queries: SQLiteQueries) throws(StorageError) -> (from: Int64, to: Int64, statements: [String]) {
+        let table = queries.table
         guard start <= SQLiteQueries.schemaVersion else {
             throw StorageError(
                 kind: .schema, engine: "sqlite", operation: "upgrade",
@@ -376,7 +433,7 @@ extension SQLiteBackend {
         var statements: [String] = []
         var version = start
         while version < SQLiteQueries.schemaVersion {
-            guard let steps = SQLiteQueries.migration(from: version) else {
+            guard let steps = queries.migration(from: version) else {
                 throw StorageError(
                     kind: .schema, engine: "sqlite", operation: "upgrade",
                     message: "no migration from schema version \(version) of table \(table)")
@@ -393,9 +450,19 @@ extension SQLiteBackend {
     /// so two upgrades at once cannot both apply a step. Returns the versions before and
     /// after; equal when there was nothing to do.
     /// - Throws: ``StorageError``.
+    ///
+    /// An upgrade that changes the table's form (version 1 → 2) is refused while another
+    /// backend has the database open, whose statements are for the old form; the backend
+    /// that ran it then fails every operation with `.schema` until reopened.
     package func upgradeSchema() async throws -> (from: Int64, to: Int64) {
+        let queries = queries
         let table = queries.table
         let dropIndex = queries.dropExpiryIndex
+        if queries.form != SQLiteTableForm(version: SQLiteQueries.schemaVersion), readers?.isSharedWithAnotherBackend == true {
+            throw StorageError(
+                kind: .busy, engine: "sqlite", operation: "upgrade",
+                message: "another session store has \(configuration.path) open; stop it before upgrading table \(table) to version \(SQLiteQueries.schemaVersion), which rebuilds it")
+        }
         let box = SQLiteResultBox<(from: Int64, to: Int64)>()
         _ = try await writer.submit(.alone, operation: "upgrade", multiStatement: true) { connection in
             guard let recorded = try Self.schemaRow(connection, table: table) else {
@@ -403,7 +470,7 @@ extension SQLiteBackend {
                     kind: .schema, engine: "sqlite", operation: "upgrade",
                     message: "table \(table) has no row in \(SQLiteQueries.schemaTable)")
             }
-            let plan = try Self.migrationPlan(from: recorded.version, table: table)
+            let plan = try Self.migrationPlan(from: recorded.version, queries: queries)
             try connection.execute(dropIndex, operation: "upgrade")
             for statement in plan.statements {
                 try connection.execute(statement, operation: "upgrade")
@@ -412,6 +479,7 @@ extension SQLiteBackend {
             return .changes(plan.statements.count)
         }
         guard let result = box.value else { preconditionFailure("upgrade ran without a result") }
+        if SQLiteTableForm(version: result.to) != queries.form { formChanged.store(true, ordering: .releasing) }
         return result
     }
 

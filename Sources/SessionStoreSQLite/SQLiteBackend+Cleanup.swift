@@ -166,14 +166,23 @@ final class SQLiteCleanupSlicer: Sendable {
     static let targetDuration = Duration.milliseconds(4)
     /// The fewest rows a slice scans.
     static let minRows = 8
-    /// The most rows a slice scans. A slice rewrites the leaf pages its key range spans,
-    /// and must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the WAL size at
-    /// which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``):
-    /// a leaf page of a `WITHOUT ROWID` table holds at least 4 rows (SQLite keeps at most
-    /// about a quarter of a page of each row in the leaf and moves the rest to overflow
-    /// pages, which a delete frees without rewriting), so 4000 rows span at most 1000 pages
-    /// plus the tree's inner pages.
-    static let maxRows = 4 * Int(SQLiteCheckpointer.thresholdPages)
+    /// The most rows a slice scans in a table of `form`. A slice rewrites the leaf pages its
+    /// key range spans, and must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the
+    /// WAL size at which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``),
+    /// so at most ``SQLiteCheckpointer/thresholdPages`` leaf pages plus the tree's inner pages:
+    /// - a leaf page of a `WITHOUT ROWID` table holds at least 4 rows (SQLite keeps at most
+    ///   about a quarter of a page of each row in the leaf and moves the rest to overflow
+    ///   pages, which a delete frees without rewriting): 4000 rows;
+    /// - one of a rowid table (slotted) may hold a single row of 2 KB or more: 1000 rows.
+    static func maxRows(for form: SQLiteTableForm) -> Int {
+        switch form {
+        case .clustered: 4 * Int(SQLiteCheckpointer.thresholdPages)
+        case .slotted: Int(SQLiteCheckpointer.thresholdPages)
+        }
+    }
+
+    /// The most rows a slice of this backend's table scans.
+    let maxRows: Int
     /// The first slice's rows, before any was measured.
     static let initialRows = 64
 
@@ -185,6 +194,10 @@ final class SQLiteCleanupSlicer: Sendable {
     }
 
     private let state = Mutex(State())
+
+    init(form: SQLiteTableForm = .slotted) {
+        maxRows = Self.maxRows(for: form)
+    }
 
     /// The rows the next slice may scan.
     var rows: Int { state.withLock { $0.rows } }
@@ -210,7 +223,7 @@ final class SQLiteCleanupSlicer: Sendable {
                 let scaled = Double(state.rows) * (target / elapsed)
                 state.rows = max(Self.minRows, Int(scaled))
             } else if elapsed * 2 < target, scanned == rows {
-                state.rows = min(Self.maxRows, state.rows * 2)
+                state.rows = min(maxRows, state.rows * 2)
             }
         }
     }

@@ -7,9 +7,12 @@ extension SQLiteBackend {
     ///
     /// Reading the journal mode reads the file header, so a file that is not a database
     /// fails here with `.corrupt` rather than on the first save.
+    ///
+    /// Returns the table's schema version: `queries`' for a table it created.
     static func prepareWriter(
         _ connection: SQLiteConnection, configuration: SQLiteConfiguration, queries: SQLiteQueries
-    ) throws(StorageError) {
+    ) throws(StorageError) -> Int64 {
+        try SQLiteSlot.register(on: connection)
         if !configuration.isMemory {
             let mode = try connection.execute("PRAGMA journal_mode = WAL", operation: "open")
             guard mode?.lowercased() == "wal" else {
@@ -33,7 +36,7 @@ extension SQLiteBackend {
         }
         try connection.execute("PRAGMA mmap_size = \(configuration.mmapSize)", operation: "open")
         do {
-            try connection.immediateTransaction(operation: "open") { () throws(StorageError) in
+            return try connection.immediateTransaction(operation: "open") { () throws(StorageError) -> Int64 in
                 try createOrCheckSchema(connection, queries: queries, dropsExpiryIndex: configuration.dropsExpiryIndex)
             }
         } catch {
@@ -53,9 +56,11 @@ extension SQLiteBackend {
         _ = try connection.statement(queries.load, operation: "open")
     }
 
+    /// Checks the table's schema row, or creates the table with `queries` when it has none;
+    /// returns the table's schema version.
     private static func createOrCheckSchema(
         _ connection: SQLiteConnection, queries: SQLiteQueries, dropsExpiryIndex: Bool
-    ) throws(StorageError) {
+    ) throws(StorageError) -> Int64 {
         let schemaTable = SQLiteQueries.schemaTable
         try connection.execute(SQLiteQueries.createSchemaTable, operation: "open")
         try connection.execute(createLeaseTable, operation: "open")
@@ -85,7 +90,7 @@ extension SQLiteBackend {
             if dropsExpiryIndex {
                 try connection.execute(queries.dropExpiryIndex, operation: "open")
             }
-            return
+            return version
         }
         statement.reset()
         let existing = try connection.execute(
@@ -97,6 +102,7 @@ extension SQLiteBackend {
         }
         try connection.execute(queries.createTable, operation: "open")
         try connection.execute(queries.insertSchemaRow, operation: "open")
+        return SQLiteQueries.schemaVersion
     }
 
     private static func schemaError(_ message: String, statement: String) -> StorageError {

@@ -21,11 +21,13 @@ public final class SQLiteBackend: StorageBackend {
     /// `nil` for an in-memory database, which has no WAL.
     let checkpointer: SQLiteCheckpointer?
     /// Sizes cleanup slices (see ``deleteExpired(before:limit:)``).
-    let cleanupSlicer = SQLiteCleanupSlicer()
+    let cleanupSlicer: SQLiteCleanupSlicer
     /// Where the last cleanup call that reached its limit stopped its key-order walk.
     let cleanupWalk = SQLiteCleanupWalk()
     private let logger: Logger
     private let closed = Atomic<Bool>(false)
+    /// Set once ``upgradeSchema()`` rebuilt the table in another form than ``queries``'.
+    let formChanged = Atomic<Bool>(false)
 
     /// Opens (creating when missing) the database and the session table, and starts the
     /// writer thread.
@@ -41,14 +43,18 @@ public final class SQLiteBackend: StorageBackend {
         let table = try SQLIdentifier.validated(configuration.table)
         self.configuration = configuration
         self.logger = logger
-        let queries = SQLiteQueries(table: table, layout: configuration.keyLayout)
-        self.queries = queries
+        let current = SQLiteQueries(table: table, layout: configuration.keyLayout)
 
         // An in-memory database is private to its connection: everything uses the writer's.
         let path = configuration.path
         let timeout = configuration.busyTimeoutMilliseconds
         let writerConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
-        try Self.prepareWriter(writerConnection, configuration: configuration, queries: queries)
+        let version = try Self.prepareWriter(writerConnection, configuration: configuration, queries: current)
+        // A table of an earlier version keeps its form until `session-store upgrade`.
+        let queries = version == SQLiteQueries.schemaVersion
+            ? current : SQLiteQueries(table: table, layout: configuration.keyLayout, version: version)
+        self.queries = queries
+        cleanupSlicer = SQLiteCleanupSlicer(form: queries.form)
 
         var readerConnections: [SQLiteTransfer<SQLiteReader>] = []
         if !configuration.isMemory {
@@ -102,6 +108,13 @@ public final class SQLiteBackend: StorageBackend {
     /// Back-pressure checkpoints the writer ran itself; for tests.
     var writerCheckpointRuns: Int { checkpointer?.writerRuns.load(ordering: .relaxed) ?? 0 }
 
+    /// The rowid of `key`'s row in a table this release created (schema version 2): its
+    /// slot, which every statement matches with the key itself. For tools that read the
+    /// table directly.
+    public static func slot(of key: SessionKey) -> Int64 {
+        SQLiteSlot.of(key)
+    }
+
     /// Write transactions run so far; group commit makes it smaller than the write count.
     var transactionCount: Int { writer.transactions.load(ordering: .relaxed) }
 
@@ -118,18 +131,18 @@ public final class SQLiteBackend: StorageBackend {
         try checkOpen("load")
         guard let readers else {
             let sql = queries.load
-            let layout = queries.layout
+            let queries = queries
             let outcome = try await writer.submit(.read, operation: "load") { connection in
                 let statement = try connection.statement(sql, operation: "load")
                 defer { statement.reset() }
-                return .record(try Self.load(key, now: now, layout: layout, with: statement))
+                return .record(try Self.load(key, now: now, queries: queries, with: statement))
             }
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
         }
-        let layout = queries.layout
+        let queries = queries
         return try await readers.withReader(operation: "load") { reader throws(StorageError) in
-            try Self.load(key, now: now, layout: layout, with: reader.load)
+            try Self.load(key, now: now, queries: queries, with: reader.load)
         }
     }
 
@@ -167,7 +180,7 @@ public final class SQLiteBackend: StorageBackend {
             let current: SessionRecord?
             do {
                 defer { read.reset() }
-                current = try Self.load(key, now: now, layout: queries.layout, with: read)
+                current = try Self.load(key, now: now, queries: queries, with: read)
             }
             let (write, result) = try decide(current)
             box.value = result
@@ -178,7 +191,7 @@ public final class SQLiteBackend: StorageBackend {
             case .replace(let data, let expiresAt):
                 let statement = try connection.statement(queries.update, operation: "merge")
                 defer { statement.reset() }
-                try Self.bind(key, to: statement, operation: "merge")
+                try queries.bind(key, to: statement, operation: "merge")
                 try statement.bind(3, blob: data, operation: "merge")
                 try statement.bind(4, expiresAt, operation: "merge")
                 try statement.bind(5, current.version, operation: "merge")
@@ -187,7 +200,7 @@ public final class SQLiteBackend: StorageBackend {
             case .delete:
                 let statement = try connection.statement(queries.deleteVersion, operation: "merge")
                 defer { statement.reset() }
-                try Self.bind(key, to: statement, operation: "merge")
+                try queries.bind(key, to: statement, operation: "merge")
                 try statement.bind(3, current.version, operation: "merge")
                 try statement.run(operation: "merge")
             }
@@ -242,6 +255,11 @@ public final class SQLiteBackend: StorageBackend {
 
     func checkOpen(_ operation: String) throws {
         if closed.load(ordering: .acquiring) { throw Self.closedError(operation) }
+        if formChanged.load(ordering: .acquiring) {
+            throw StorageError(
+                kind: .schema, engine: "sqlite", operation: operation,
+                message: "table \(queries.table) was upgraded to another form by this backend; open a new one")
+        }
     }
 
     /// Queues a single-statement write and returns the rows it changed.
@@ -277,10 +295,11 @@ public final class SQLiteBackend: StorageBackend {
     private func keyedWrite(
         _ operation: String, _ sql: String, _ key: SessionKey, blob: [UInt8]? = nil, _ values: [Int64]
     ) async throws -> Bool {
-        try await write(operation) { connection in
+        let queries = queries
+        return try await write(operation) { connection in
             let statement = try connection.statement(sql, operation: operation)
             defer { statement.reset() }
-            try Self.bind(key, to: statement, operation: operation)
+            try queries.bind(key, to: statement, operation: operation)
             var index: Int32 = 3
             if let blob {
                 try statement.bind(index, blob: blob, operation: operation)
@@ -295,19 +314,12 @@ public final class SQLiteBackend: StorageBackend {
         } > 0
     }
 
-    private static func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {
-        try statement.bind(1, Int64(key.checksum), operation: operation)
-        try statement.bind(2, text: key.value, operation: operation)
-    }
-
     /// Runs the load's SELECT (``SQLiteQueries/load``) for `key` and copies the row out.
     /// Leaves the statement un-reset: a reader's read lock lingers until the pool resets it.
     private static func load(
-        _ key: SessionKey, now: Int64, layout: KeyLayout, with statement: SQLiteStatement
+        _ key: SessionKey, now: Int64, queries: SQLiteQueries, with statement: SQLiteStatement
     ) throws(StorageError) -> SessionRecord? {
-        // The id-only layout's SELECT does not read `?1`: no checksum to compute.
-        if layout == .checksumAndID { try statement.bind(1, Int64(key.checksum), operation: "load") }
-        try statement.bind(2, text: key.value, operation: "load")
+        try queries.bind(key, to: statement, operation: "load")
         try statement.bind(3, now, operation: "load")
         // No live row: the one row holds NULLs (a stored row's `expires_at` is never NULL,
         // or it would not have matched `expires_at > now`).

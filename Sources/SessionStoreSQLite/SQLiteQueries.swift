@@ -1,12 +1,29 @@
 import SessionStore
 
-/// The SQL of every operation for one table and key layout, built once.
+/// How a session table keeps its rows, by schema version.
+enum SQLiteTableForm: Sendable {
+    /// Version 1: a `WITHOUT ROWID` table clustered on the key. Its interior pages hold
+    /// whole rows, so a lookup in a large table reads several uncached pages.
+    case clustered
+    /// Version 2: a rowid table whose rowid is the key's slot (``SQLiteSlot``); the key
+    /// stays a column, matched by every statement.
+    case slotted
+
+    init(version: Int64) {
+        self = version >= 2 ? .slotted : .clustered
+    }
+}
+
+/// The SQL of every operation for one table, key layout and table form, built once.
 ///
-/// Parameters are numbered: `?1` is always the checksum and `?2` the id (the checksum is
-/// simply not referenced in the id-only layout), then each statement's own values.
+/// Parameters are numbered: `?1` is always the checksum, `?2` the id and `?7` the slot
+/// (each simply not referenced where the layout or form has no such column), then each
+/// statement's own values from `?3` to `?6`.
 struct SQLiteQueries: Sendable {
-    /// The schema version this code creates and understands.
-    static let schemaVersion: Int64 = 1
+    /// The schema version this code creates; it still reads and writes every earlier one.
+    static let schemaVersion: Int64 = 2
+    /// The parameter every keyed statement of a slotted table binds the slot to.
+    static let slotParameter: Int32 = 7
     /// The table recording each session table's schema version and key layout.
     static let schemaTable = "session_store_schema"
     /// Creates ``schemaTable``.
@@ -19,6 +36,9 @@ struct SQLiteQueries: Sendable {
 
     let table: String
     let layout: KeyLayout
+    let form: SQLiteTableForm
+    /// The key's condition in a `WHERE` (slot, checksum and id, as the form and layout have).
+    let keyCondition: String
     let createTable: String
     /// Drops the expiry index earlier versions created (``expiryIndex(of:)``), when present.
     let dropExpiryIndex: String
@@ -38,47 +58,50 @@ struct SQLiteQueries: Sendable {
     let delete: String
     /// `?3` expected version.
     let deleteVersion: String
-    /// The key columns in key order (`crc32, id` or `id`), for the cleanup's walk.
+    /// The key columns in key order (`crc32, id` or `id`; `slot` in a slotted table), for
+    /// the cleanup's walk.
     let keyColumns: String
     /// How many columns the key has: the values a walk position binds.
     let keyWidth: Int32
 
-    init(table: String, layout: KeyLayout) {
+    /// The statements for `table` with `layout`, in the form of schema `version` (by
+    /// default the one this code creates).
+    init(table: String, layout: KeyLayout, version: Int64 = Self.schemaVersion) {
         self.table = table
         self.layout = layout
-        let key: String
-        switch layout {
-        case .checksumAndID:
-            key = "crc32 = ?1 AND id = ?2"
-            keyColumns = "crc32, id"
-            keyWidth = 2
-            createTable = """
-                CREATE TABLE IF NOT EXISTS \(table) (crc32 INTEGER NOT NULL, id TEXT NOT NULL, \
-                data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
-                expires_at INTEGER NOT NULL, PRIMARY KEY (crc32, id)) WITHOUT ROWID
-                """
+        let form = SQLiteTableForm(version: version)
+        self.form = form
+        let checksum = layout == .checksumAndID
+        let layoutKey = checksum ? "crc32 = ?1 AND id = ?2" : "id = ?2"
+        let columns = "data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL"
+        let idColumns = checksum ? "crc32 INTEGER NOT NULL, id TEXT NOT NULL" : "id TEXT NOT NULL"
+        let replace = "data = excluded.data, version = excluded.version, created_at = excluded.created_at, "
+            + "expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at"
+        switch form {
+        case .clustered:
+            keyCondition = layoutKey
+            keyColumns = checksum ? "crc32, id" : "id"
+            keyWidth = checksum ? 2 : 1
+            let primaryKey = checksum ? "PRIMARY KEY (crc32, id)" : "PRIMARY KEY (id)"
+            createTable = "CREATE TABLE IF NOT EXISTS \(table) (\(idColumns), \(columns), \(primaryKey)) WITHOUT ROWID"
             insert = """
-                INSERT INTO \(table) (crc32, id, data, version, created_at, expires_at) \
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (crc32, id) DO UPDATE SET \
-                data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
-                expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at
+                INSERT INTO \(table) (\(checksum ? "crc32, id" : "id"), data, version, created_at, expires_at) \
+                VALUES (\(checksum ? "?1, ?2" : "?2"), ?3, ?4, ?5, ?6) ON CONFLICT (\(keyColumns)) DO UPDATE SET \(replace)
                 """
-        case .idOnly:
-            key = "id = ?2"
-            keyColumns = "id"
+        case .slotted:
+            keyCondition = "slot = ?7 AND " + layoutKey
+            keyColumns = "slot"
             keyWidth = 1
-            createTable = """
-                CREATE TABLE IF NOT EXISTS \(table) (id TEXT NOT NULL PRIMARY KEY, \
-                data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, \
-                expires_at INTEGER NOT NULL) WITHOUT ROWID
-                """
+            createTable = "CREATE TABLE IF NOT EXISTS \(table) (slot INTEGER PRIMARY KEY, \(idColumns), \(columns))"
+            // A live row of another key in the slot is left alone (the insert reports a taken
+            // id); an expired one is replaced, key included.
             insert = """
-                INSERT INTO \(table) (id, data, version, created_at, expires_at) \
-                VALUES (?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO UPDATE SET \
-                data = excluded.data, version = excluded.version, created_at = excluded.created_at, \
-                expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at
+                INSERT INTO \(table) (slot, \(checksum ? "crc32, id" : "id"), data, version, created_at, expires_at) \
+                VALUES (?7, \(checksum ? "?1, ?2" : "?2"), ?3, ?4, ?5, ?6) ON CONFLICT (slot) DO UPDATE SET \
+                \(checksum ? "crc32 = excluded.crc32, " : "")id = excluded.id, \(replace)
                 """
         }
+        let key = keyCondition
         insertSchemaRow = "INSERT INTO \(Self.schemaTable) (table_name, version, key_layout) VALUES ('\(table)', \(Self.schemaVersion), '\(layout.rawValue)')"
         dropExpiryIndex = "DROP INDEX IF EXISTS \(Self.expiryIndex(of: table))"
         // Always one row, all NULL when no live row matches: a statement that ran to its end

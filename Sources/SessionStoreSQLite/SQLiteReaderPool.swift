@@ -98,6 +98,16 @@ final class SQLiteReaderPool: Sendable {
     private let shared: Atomic<Bool>
     private let probe: SQLiteSharingProbe?
 
+    /// Whether the probe sees another backend with the database open (never on platforms
+    /// where it cannot tell).
+    var isSharedWithAnotherBackend: Bool {
+        #if os(Linux)
+        probe?.isShared() ?? false
+        #else
+        false
+        #endif
+    }
+
     /// Takes over `readers`; `probe` (closed with the last reader) tells when loads may
     /// linger, never when it is `nil`.
     init(_ readers: [SQLiteTransfer<SQLiteReader>], busyTimeout: Duration, probe: SQLiteSharingProbe?) {

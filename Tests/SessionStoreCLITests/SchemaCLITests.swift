@@ -11,7 +11,7 @@ struct SchemaCLITests {
             let run = try await CLI.run(["schema", fixture.url], in: directory)
             #expect(run.status == 0, "\(run)")
             #expect(run.stdout.contains("CREATE TABLE IF NOT EXISTS web_sessions"))
-            #expect(run.stdout.contains("PRIMARY KEY (crc32, id)"))
+            #expect(run.stdout.contains("(slot INTEGER PRIMARY KEY, crc32 INTEGER NOT NULL, id TEXT NOT NULL"))
             #expect(run.stdout.contains("INSERT INTO session_store_schema"))
             #expect(!FileManager.default.fileExists(atPath: fixture.path), "printing must not create the database")
             // What a DBA does with the output: run it by hand, then start the app.
@@ -48,7 +48,7 @@ struct SchemaCLITests {
             #expect(first.status == 0, "\(first)")
             let second = try await CLI.run(["schema", "--apply", fixture.url], in: directory)
             #expect(second.status == 0, "\(second)")
-            #expect(second.stdout.contains("already exists (schema version 1, key layout id); nothing changed"))
+            #expect(second.stdout.contains("already exists (schema version 2, key layout id); nothing changed"))
             #expect(try rawSQL(fixture.path, "SELECT count(*) FROM session_store_schema") == ["1"])
         }
     }
@@ -117,14 +117,17 @@ struct SchemaCLITests {
         }
     }
 
-    @Test func upgradeDropsTheExpiryIndexOfAnEarlierReleaseAndKeepsTheSchemaVersion() async throws {
+    @Test func upgradeFromVersion1RebuildsTheTableKeyedBySlotWithoutTheExpiryIndex() async throws {
         try await withScratchDirectory { directory async throws in
             let fixture = SQLiteFixture(directory)
             try runScript(fixture.path, Self.version1Schema)
             let run = try await CLI.run(["upgrade", fixture.url], in: directory)
             #expect(run.status == 0, "\(run)")
             #expect(try rawSQL(fixture.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'").isEmpty)
-            #expect(try rawSQL(fixture.path, "SELECT version FROM session_store_schema") == ["1"])
+            #expect(try rawSQL(fixture.path, "SELECT version FROM session_store_schema") == ["2"])
+            let table = try rawSQL(fixture.path, "SELECT sql FROM sqlite_master WHERE name = 'sessions'").first.flatMap { $0 } ?? ""
+            #expect(table.contains("slot INTEGER PRIMARY KEY") && !table.contains("WITHOUT ROWID"), "\(table)")
+            #expect(try rawSQL(fixture.path, "SELECT count(*) FROM sqlite_master WHERE name = 'sessions_slotted'") == ["0"])
         }
     }
 
