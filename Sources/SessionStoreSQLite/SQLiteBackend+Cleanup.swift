@@ -59,7 +59,8 @@ extension SQLiteBackend {
             let slice: SQLiteCleanupSlice
             do {
                 slice = try await deleteExpiredSlice(
-                    before: before, after: position, scan: rows, limit: limit - deleted, copyTail: copyTail ? checkpointer : nil)
+                    before: before, after: position, scan: rows, limit: min(limit - deleted, cleanupSlicer.maxDeletes),
+                    copyTail: copyTail ? checkpointer : nil)
             } catch {
                 // The slice never ran (cancelled while queued, or the backend closed), or
                 // it failed and rolled back: the next call starts over.
@@ -166,23 +167,18 @@ final class SQLiteCleanupSlicer: Sendable {
     static let targetDuration = Duration.milliseconds(4)
     /// The fewest rows a slice scans.
     static let minRows = 8
-    /// The most rows a slice scans in a table of `form`. A slice rewrites the leaf pages its
-    /// key range spans, and must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the
-    /// WAL size at which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``),
-    /// so at most ``SQLiteCheckpointer/thresholdPages`` leaf pages plus the tree's inner pages:
-    /// - a leaf page of a `WITHOUT ROWID` table holds at least 4 rows (SQLite keeps at most
-    ///   about a quarter of a page of each row in the leaf and moves the rest to overflow
-    ///   pages, which a delete frees without rewriting): 4000 rows;
-    /// - one of a rowid table (slotted) may hold a single row of 2 KB or more: 1000 rows.
-    static func maxRows(for form: SQLiteTableForm) -> Int {
-        switch form {
-        case .clustered: 4 * Int(SQLiteCheckpointer.thresholdPages)
-        case .slotted: Int(SQLiteCheckpointer.thresholdPages)
-        }
-    }
+    /// The most rows a slice scans. A slice rewrites the leaf pages that hold the rows it
+    /// deletes, and must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the WAL
+    /// size at which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``),
+    /// so at most ``SQLiteCheckpointer/thresholdPages`` leaf pages plus the tree's inner
+    /// pages. A leaf page of a `WITHOUT ROWID` table holds at least 4 rows (SQLite keeps at
+    /// most about a quarter of a page of each row in the leaf and moves the rest to overflow
+    /// pages, which a delete frees without rewriting), so 4000 rows span at most 1000 pages.
+    static let maxRows = 4 * Int(SQLiteCheckpointer.thresholdPages)
 
-    /// The most rows a slice of this backend's table scans.
-    let maxRows: Int
+    /// The most rows a slice deletes: one leaf page of a rowid table (slotted) may hold a
+    /// single row of 2 KB or more, so there a slice stops at its 1000th expired row.
+    let maxDeletes: Int
     /// The first slice's rows, before any was measured.
     static let initialRows = 64
 
@@ -196,7 +192,7 @@ final class SQLiteCleanupSlicer: Sendable {
     private let state = Mutex(State())
 
     init(form: SQLiteTableForm = .slotted) {
-        maxRows = Self.maxRows(for: form)
+        maxDeletes = form == .slotted ? Int(SQLiteCheckpointer.thresholdPages) : Self.maxRows
     }
 
     /// The rows the next slice may scan.
@@ -223,7 +219,7 @@ final class SQLiteCleanupSlicer: Sendable {
                 let scaled = Double(state.rows) * (target / elapsed)
                 state.rows = max(Self.minRows, Int(scaled))
             } else if elapsed * 2 < target, scanned == rows {
-                state.rows = min(maxRows, state.rows * 2)
+                state.rows = min(Self.maxRows, state.rows * 2)
             }
         }
     }

@@ -48,8 +48,8 @@ struct SQLiteCleanupTests {
             #expect(deleted == 4000)
             #expect(try Self.rowCount(database.path, where: "expires_at < 2000") == 0, "every expired row deleted")
             #expect(try Self.rowCount(database.path, where: "expires_at >= 2000") == 1000, "every live row kept")
-            #expect(largest <= backend.cleanupSlicer.maxRows, "one slice deleted \(largest) rows")
-            #expect(slices >= 4000 / backend.cleanupSlicer.maxRows, "\(slices) slices")
+            #expect(largest <= backend.cleanupSlicer.maxDeletes, "one slice deleted \(largest) rows")
+            #expect(slices >= 4000 / backend.cleanupSlicer.maxDeletes, "\(slices) slices")
             #expect(transactions >= slices, "each slice committed on its own: \(transactions) transactions for \(slices) slices")
         }
     }
@@ -307,7 +307,7 @@ struct SQLiteCleanupTests {
         for _ in 0..<20 {
             slicer.record(rows: slicer.rows, scanned: slicer.rows, deleted: slicer.rows / 2, elapsed: .microseconds(10))
         }
-        #expect(slicer.rows == slicer.maxRows)
+        #expect(slicer.rows == SQLiteCleanupSlicer.maxRows)
         #expect(slicer.statistics.slices == 22)
     }
 }

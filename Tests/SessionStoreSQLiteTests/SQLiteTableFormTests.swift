@@ -201,6 +201,34 @@ struct SQLiteTableFormTests {
         }
     }
 
+    @Test func aCleanupOfRowsThatFillALeafPageEachDeletesAtMostAThousandPerSlice() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let now: Int64 = 1_700_000_000_000
+            // 3 KB rows: a leaf page of the rowid table holds one.
+            let data = [UInt8](repeating: 7, count: 3_000)
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<2_500 {
+                    group.addTask {
+                        try await backend.insert(
+                            SessionKey(value: "big-\(index)"),
+                            SessionRecord(data: data, version: 1, createdAt: now - 10, expiresAt: now - 1))
+                    }
+                }
+                for try await inserted in group { #expect(inserted) }
+            }
+            // Slices as large as they may grow (a fast machine's): only the delete cap holds them.
+            let slicer = backend.cleanupSlicer
+            while slicer.rows < SQLiteCleanupSlicer.maxRows {
+                slicer.record(rows: slicer.rows, scanned: slicer.rows, deleted: 0, elapsed: .microseconds(1))
+            }
+            #expect(try await backend.deleteExpired(before: now, limit: 10_000) == 2_500)
+            let (_, largest, _) = slicer.statistics
+            try await backend.close()
+            #expect(largest == 1_000, "one slice deleted \(largest) rows")
+        }
+    }
+
     @Test func theSQLFunctionGivesTheSlotOfTextAndBlobIDs() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
