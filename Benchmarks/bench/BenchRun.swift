@@ -24,6 +24,10 @@ final class BenchRun {
         var cleanupVsDelete: (expired: Int, ratio: Double)?
         /// Store hit vs the floor, per task count, largest table.
         var loadVsFloorByTasks: [Int: Double] = [:]
+        /// The floor's client called from a task (``BlockingLane``) vs the floor, per task count.
+        var laneVsFloorByTasks: [Int: Double] = [:]
+        /// The floor's client blocking the task's cooperative thread vs the floor, per task count.
+        var blockingVsFloorByTasks: [Int: Double] = [:]
         var keyHashShare: Double?
         /// Requests/s of the soak's last `window` seconds over its first.
         var soakFlatness: (window: Int, ratio: Double)?
@@ -121,8 +125,12 @@ final class BenchRun {
         if engine.applies(.loadVsFloorByTasks) {
             for tasks in settings.concurrency.sorted() {
                 let ratio = f.loadVsFloorByTasks[tasks]
+                var lane = ""
+                if let viaThread = f.laneVsFloorByTasks[tasks], let blocking = f.blockingVsFloorByTasks[tasks] {
+                    lane = " (the client from a task via a thread \(Fmt.fixed(viaThread, 2))×, blocking it \(Fmt.fixed(blocking, 2))×)"
+                }
                 add(engine.labelled("load vs \(engine.floorName), \(tasks) task(s)"), "≤ 1.20×",
-                    ratio.map { "\(Fmt.fixed($0, 2))×" }, ratio.map { $0 <= 1.2 })
+                    ratio.map { "\(Fmt.fixed($0, 2))×\(lane)" }, ratio.map { $0 <= 1.2 })
             }
         }
     }

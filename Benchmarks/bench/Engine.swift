@@ -120,6 +120,9 @@ enum EngineTarget {
     case walPeak
     /// Issue 12: a point load within 1.2× the C client at every task count.
     case loadVsFloorByTasks
+    /// The C client called from a task through a thread of its own (``BlockingLane``),
+    /// measured beside the store's loads.
+    case asyncClientFloor
 }
 
 extension Engine {

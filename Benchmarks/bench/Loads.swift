@@ -25,6 +25,34 @@ extension BenchRun {
                         }
                     }
                 } }
+                // A server engine's C client as an async API would call it: on a thread of its
+                // own per task, behind one continuation per call (``BlockingLane``).
+                let laneHitContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in
+                    let lane = BlockingLane(name: "bench.lane.\(worker)")
+                    try await lane.run { owned in owned = try engine.floor(table, durability: nil) }
+                    var random = FastRandom(seed: UInt64(worker) &+ 11)
+                    return { _ in
+                        let index = random.below(rows)
+                        let found = try await lane.run { owned in
+                            guard let floor = owned as? E.Floor else { throw BenchError("the lane lost its connection") }
+                            return try floor.load(keys.values[index], checksum: keys.checksums[index], slot: keys.slots[index], now: wallMillis())
+                        }
+                        guard found else { throw BenchError("the floor missed a stored row") }
+                    }
+                } }
+                // The same client blocking the cooperative thread its task runs on: what the
+                // store must never do (it would starve every other task), measured only to
+                // show what the hand-off between a waiting thread and a task costs.
+                let blockingHitContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in
+                    let floor = UncheckedFloor(try engine.floor(table, durability: nil))
+                    var random = FastRandom(seed: UInt64(worker) &+ 11)
+                    return { _ in
+                        let index = random.below(rows)
+                        guard try floor.value.load(keys.values[index], checksum: keys.checksums[index], slot: keys.slots[index], now: wallMillis()) else {
+                            throw BenchError("the floor missed a stored row")
+                        }
+                    }
+                } }
                 let storeHitContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in
                     var random = FastRandom(seed: UInt64(worker) &+ 11)
                     return { _ in
@@ -74,12 +102,25 @@ extension BenchRun {
                 } }
                 // Measured in rounds, the contenders in turn (order rotated each round), so a change
                 // in the machine's load during the scenario weighs on each of them alike.
+                let withLane = engine.applies(.asyncClientFloor)
                 let samples = try await interleaved([
                     floorHitContender, storeHitContender, storeReadContender, naiveHitContender,
                     floorMissContender, storeMissContender, naiveMissContender,
-                ])
+                ] + (withLane ? [laneHitContender, blockingHitContender] : []))
                 let (floorHit, storeHit, storeRead, naiveHit) = (samples[0], samples[1], samples[2], samples[3])
                 let (floorMiss, storeMiss, naiveMiss) = (samples[4], samples[5], samples[6])
+                if withLane {
+                    let laneHit = samples[7]
+                    report.add(ResultRow(
+                        scenario: scenario, name: "floor hit (\(engine.floorName) from a task)", rows: rows, concurrency: tasks,
+                        sample: laneHit, vsFloor: floorHit.opsPerSecond / laneHit.opsPerSecond))
+                    if rows == largest { figures.laneVsFloorByTasks[tasks] = floorHit.opsPerSecond / laneHit.opsPerSecond }
+                    let blockingHit = samples[8]
+                    report.add(ResultRow(
+                        scenario: scenario, name: "floor hit (\(engine.floorName) blocking its task's thread)", rows: rows,
+                        concurrency: tasks, sample: blockingHit, vsFloor: floorHit.opsPerSecond / blockingHit.opsPerSecond))
+                    if rows == largest { figures.blockingVsFloorByTasks[tasks] = floorHit.opsPerSecond / blockingHit.opsPerSecond }
+                }
                 storeByConcurrency[tasks] = storeHit.opsPerSecond
                 floorByConcurrency[tasks] = floorHit.opsPerSecond
                 let hitVsFloor = floorHit.opsPerSecond / storeHit.opsPerSecond

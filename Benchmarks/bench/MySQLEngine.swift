@@ -37,7 +37,7 @@ struct MySQLEngine: Engine {
     func applies(_ target: EngineTarget) -> Bool {
         switch target {
         case .groupCommit, .walPeak: false
-        case .loadVsFloorByTasks: true
+        case .loadVsFloorByTasks, .asyncClientFloor: true
         }
     }
 
