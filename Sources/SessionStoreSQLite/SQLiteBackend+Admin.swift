@@ -112,12 +112,23 @@ extension SQLiteQueries {
         }
     }
 
-    /// Binds `key` to `statement` as every keyed statement reads it: `?1` the checksum
-    /// (only the checksum layout computes it), `?2` the id, `?7` the slot (slotted tables).
+    /// Binds `key` to `statement` as every keyed statement reads it (``SQLiteKeyBinding``).
     func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {
-        if layout == .checksumAndID { try statement.bind(1, Int64(key.checksum), operation: operation) }
+        try keyBinding.bind(key, to: statement, operation: operation)
+    }
+}
+
+/// How a table's statements take a key: `?1` the checksum (only the checksum layout
+/// computes it), `?2` the id, `?7` the slot (slotted tables). Two flags, so a load's
+/// closure captures them rather than every statement's text.
+struct SQLiteKeyBinding: Sendable {
+    let checksum: Bool
+    let slotted: Bool
+
+    func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {
+        if checksum { try statement.bind(1, Int64(key.checksum), operation: operation) }
         try statement.bind(2, text: key.value, operation: operation)
-        if form == .slotted { try statement.bind(Self.slotParameter, SQLiteSlot.of(key), operation: operation) }
+        if slotted { try statement.bind(SQLiteQueries.slotParameter, SQLiteSlot.of(key), operation: operation) }
     }
 }
 

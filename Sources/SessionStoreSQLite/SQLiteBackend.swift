@@ -131,18 +131,18 @@ public final class SQLiteBackend: StorageBackend {
         try checkOpen("load")
         guard let readers else {
             let sql = queries.load
-            let queries = queries
+            let binding = queries.keyBinding
             let outcome = try await writer.submit(.read, operation: "load") { connection in
                 let statement = try connection.statement(sql, operation: "load")
                 defer { statement.reset() }
-                return .record(try Self.load(key, now: now, queries: queries, with: statement))
+                return .record(try Self.load(key, now: now, binding: binding, with: statement))
             }
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
         }
-        let queries = queries
+        let binding = queries.keyBinding
         return try await readers.withReader(operation: "load") { reader throws(StorageError) in
-            try Self.load(key, now: now, queries: queries, with: reader.load)
+            try Self.load(key, now: now, binding: binding, with: reader.load)
         }
     }
 
@@ -180,7 +180,7 @@ public final class SQLiteBackend: StorageBackend {
             let current: SessionRecord?
             do {
                 defer { read.reset() }
-                current = try Self.load(key, now: now, queries: queries, with: read)
+                current = try Self.load(key, now: now, binding: queries.keyBinding, with: read)
             }
             let (write, result) = try decide(current)
             box.value = result
@@ -295,11 +295,11 @@ public final class SQLiteBackend: StorageBackend {
     private func keyedWrite(
         _ operation: String, _ sql: String, _ key: SessionKey, blob: [UInt8]? = nil, _ values: [Int64]
     ) async throws -> Bool {
-        let queries = queries
+        let binding = queries.keyBinding
         return try await write(operation) { connection in
             let statement = try connection.statement(sql, operation: operation)
             defer { statement.reset() }
-            try queries.bind(key, to: statement, operation: operation)
+            try binding.bind(key, to: statement, operation: operation)
             var index: Int32 = 3
             if let blob {
                 try statement.bind(index, blob: blob, operation: operation)
@@ -317,9 +317,9 @@ public final class SQLiteBackend: StorageBackend {
     /// Runs the load's SELECT (``SQLiteQueries/load``) for `key` and copies the row out.
     /// Leaves the statement un-reset: a reader's read lock lingers until the pool resets it.
     private static func load(
-        _ key: SessionKey, now: Int64, queries: SQLiteQueries, with statement: SQLiteStatement
+        _ key: SessionKey, now: Int64, binding: SQLiteKeyBinding, with statement: SQLiteStatement
     ) throws(StorageError) -> SessionRecord? {
-        try queries.bind(key, to: statement, operation: "load")
+        try binding.bind(key, to: statement, operation: "load")
         try statement.bind(3, now, operation: "load")
         // No live row: the one row holds NULLs (a stored row's `expires_at` is never NULL,
         // or it would not have matched `expires_at > now`).

@@ -37,6 +37,7 @@ struct SQLiteQueries: Sendable {
     let table: String
     let layout: KeyLayout
     let form: SQLiteTableForm
+    let keyBinding: SQLiteKeyBinding
     /// The key's condition in a `WHERE` (slot, checksum and id, as the form and layout have).
     let keyCondition: String
     let createTable: String
@@ -72,6 +73,7 @@ struct SQLiteQueries: Sendable {
         let form = SQLiteTableForm(version: version)
         self.form = form
         let checksum = layout == .checksumAndID
+        keyBinding = SQLiteKeyBinding(checksum: checksum, slotted: form == .slotted)
         let layoutKey = checksum ? "crc32 = ?1 AND id = ?2" : "id = ?2"
         let columns = "data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL"
         let idColumns = checksum ? "crc32 INTEGER NOT NULL, id TEXT NOT NULL" : "id TEXT NOT NULL"

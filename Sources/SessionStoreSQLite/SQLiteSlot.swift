@@ -22,7 +22,10 @@ enum SQLiteSlot {
 
     /// The slot of `key`.
     static func of(_ key: SessionKey) -> Int64 {
-        var text = key.value
+        if let slot = key.value.utf8.withContiguousStorageIfAvailable({ of(UnsafeRawBufferPointer($0)) }) {
+            return slot
+        }
+        var text = key.value  // a bridged or foreign string: made contiguous once
         return text.withUTF8 { of(UnsafeRawBufferPointer($0)) }
     }
 
