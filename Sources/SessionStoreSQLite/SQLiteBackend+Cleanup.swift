@@ -59,7 +59,7 @@ extension SQLiteBackend {
             let slice: SQLiteCleanupSlice
             do {
                 slice = try await deleteExpiredSlice(
-                    before: before, after: position, scan: rows, limit: min(limit - deleted, cleanupSlicer.maxDeletes),
+                    before: before, after: position, scan: rows, limit: limit - deleted,
                     copyTail: copyTail ? checkpointer : nil)
             } catch {
                 // The slice never ran (cancelled while queued, or the backend closed), or
@@ -125,11 +125,13 @@ extension SQLiteBackend {
         if let after { try after.bind(to: scanner, from: 3, operation: operation) }
         var scanned = 0
         var expired = 0
+        var bytes = 0
         var end: SQLiteWalkPosition?
         while try scanner.step(operation: operation) {
             scanned += 1
             if try scanner.int64(width, operation: operation) != 0 { expired += 1 }
-            if expired == limit || scanned == scan {
+            bytes += SQLiteCleanupSlicer.leafBytes(data: try scanner.int64(width + 1, operation: operation))
+            if expired == limit || scanned == scan || bytes >= SQLiteCleanupSlicer.maxBytes {
                 end = try SQLiteWalkPosition(scanner, columns: width, operation: operation)
                 break
             }
@@ -167,20 +169,32 @@ final class SQLiteCleanupSlicer: Sendable {
     static let targetDuration = Duration.milliseconds(4)
     /// The fewest rows a slice scans.
     static let minRows = 8
-    /// The most rows a slice scans. A slice rewrites the leaf pages that hold the rows it
-    /// deletes, and must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the WAL
-    /// size at which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``),
-    /// so at most ``SQLiteCheckpointer/thresholdPages`` leaf pages plus the tree's inner
+    /// The most rows a slice scans. A slice rewrites the leaf pages its key range spans,
+    /// and must fit between ``SQLiteCheckpointer/cleanupPacePages`` and the WAL size at
+    /// which the writer would hold saves back (``SQLiteCheckpointer/hardLimitPages``), so
+    /// at most ``SQLiteCheckpointer/thresholdPages`` leaf pages plus the tree's inner
     /// pages. A leaf page of a `WITHOUT ROWID` table holds at least 4 rows (SQLite keeps at
     /// most about a quarter of a page of each row in the leaf and moves the rest to overflow
     /// pages, which a delete frees without rewriting), so 4000 rows span at most 1000 pages.
     static let maxRows = 4 * Int(SQLiteCheckpointer.thresholdPages)
 
-    /// The most rows a slice deletes: one leaf page of a rowid table (slotted) may hold a
-    /// single row of 2 KB or more, so there a slice stops at its 1000th expired row.
-    let maxDeletes: Int
+    /// The most bytes of rows a slice scans, counting each row's part in its leaf page
+    /// (at most ``maxLocalBytes``) plus ``rowOverhead``. A leaf page of a rowid table
+    /// (slotted) may hold a single row of 2 KB or more, so rows alone do not bound the
+    /// pages a slice spans; 2 MB of rows span at most 1000 pages of 4 KB that are half full.
+    static let maxBytes = Int(SQLiteCheckpointer.thresholdPages) * 4096 / 2
+    /// The most of a row SQLite keeps in a rowid table's 4 KB leaf page (the rest goes to
+    /// overflow pages, which a delete frees without rewriting).
+    static let maxLocalBytes = 4061
+    /// A row's bytes besides its data (key, integers, cell header), counted generously.
+    static let rowOverhead = 96
     /// The first slice's rows, before any was measured.
     static let initialRows = 64
+
+    /// The bytes a row with `data` bytes of data counts for in ``maxBytes``.
+    static func leafBytes(data: Int64) -> Int {
+        min(Int(clamping: data), maxLocalBytes) + rowOverhead
+    }
 
     private struct State {
         var rows = SQLiteCleanupSlicer.initialRows
@@ -191,9 +205,6 @@ final class SQLiteCleanupSlicer: Sendable {
 
     private let state = Mutex(State())
 
-    init(form: SQLiteTableForm = .slotted) {
-        maxDeletes = form == .slotted ? Int(SQLiteCheckpointer.thresholdPages) : Self.maxRows
-    }
 
     /// The rows the next slice may scan.
     var rows: Int { state.withLock { $0.rows } }

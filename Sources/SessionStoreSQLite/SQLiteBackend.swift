@@ -54,7 +54,7 @@ public final class SQLiteBackend: StorageBackend {
         let queries = version == SQLiteQueries.schemaVersion
             ? current : SQLiteQueries(table: table, layout: configuration.keyLayout, version: version)
         self.queries = queries
-        cleanupSlicer = SQLiteCleanupSlicer(form: queries.form)
+        cleanupSlicer = SQLiteCleanupSlicer()
 
         var readerConnections: [SQLiteTransfer<SQLiteReader>] = []
         if !configuration.isMemory {

@@ -124,11 +124,12 @@ struct SQLiteQueries: Sendable {
     }
 
     /// A cleanup slice's scan: up to `?2` rows in key order after the position bound from
-    /// `?3` (from the table's start when `afterPosition` is false), each row's key and
-    /// whether it expired before `?1`.
+    /// `?3` (from the table's start when `afterPosition` is false), each row's key, whether
+    /// it expired before `?1`, and the bytes of its data (which SQLite reads from the
+    /// row's header, not its pages).
     func walkScan(afterPosition: Bool) -> String {
         let after = afterPosition ? " WHERE (\(keyColumns)) > (\(positionParameters(from: 3)))" : ""
-        return "SELECT \(keyColumns), expires_at < ?1 FROM \(table)\(after) ORDER BY \(keyColumns) LIMIT ?2"
+        return "SELECT \(keyColumns), expires_at < ?1, length(data) FROM \(table)\(after) ORDER BY \(keyColumns) LIMIT ?2"
     }
 
     /// A cleanup slice's delete: the rows expired before `?1` in the key range after the

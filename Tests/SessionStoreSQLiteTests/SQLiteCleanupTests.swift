@@ -48,8 +48,8 @@ struct SQLiteCleanupTests {
             #expect(deleted == 4000)
             #expect(try Self.rowCount(database.path, where: "expires_at < 2000") == 0, "every expired row deleted")
             #expect(try Self.rowCount(database.path, where: "expires_at >= 2000") == 1000, "every live row kept")
-            #expect(largest <= backend.cleanupSlicer.maxDeletes, "one slice deleted \(largest) rows")
-            #expect(slices >= 4000 / backend.cleanupSlicer.maxDeletes, "\(slices) slices")
+            #expect(largest <= SQLiteCleanupSlicer.maxRows, "one slice deleted \(largest) rows")
+            #expect(slices >= 4000 / SQLiteCleanupSlicer.maxRows, "\(slices) slices")
             #expect(transactions >= slices, "each slice committed on its own: \(transactions) transactions for \(slices) slices")
         }
     }

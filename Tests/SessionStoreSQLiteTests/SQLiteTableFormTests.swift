@@ -201,7 +201,7 @@ struct SQLiteTableFormTests {
         }
     }
 
-    @Test func aCleanupOfRowsThatFillALeafPageEachDeletesAtMostAThousandPerSlice() async throws {
+    @Test func aCleanupSliceOfRowsThatFillALeafPageEachStopsAtTwoMegabytesOfRows() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
             let now: Int64 = 1_700_000_000_000
@@ -225,7 +225,9 @@ struct SQLiteTableFormTests {
             #expect(try await backend.deleteExpired(before: now, limit: 10_000) == 2_500)
             let (_, largest, _) = slicer.statistics
             try await backend.close()
-            #expect(largest == 1_000, "one slice deleted \(largest) rows")
+            let bound = SQLiteCleanupSlicer.maxBytes / SQLiteCleanupSlicer.leafBytes(data: 3_000) + 1
+            #expect(largest <= bound, "one slice deleted \(largest) rows, more than \(bound) pages' worth")
+            #expect(largest >= bound - 1, "the slices were as large as the bound allows: \(largest)")
         }
     }
 
