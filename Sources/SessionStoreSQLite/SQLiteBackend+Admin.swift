@@ -469,13 +469,18 @@ extension SQLiteBackend {
         let queries = queries
         let table = queries.table
         let dropIndex = queries.dropExpiryIndex
-        if queries.form != SQLiteTableForm(version: SQLiteQueries.schemaVersion), readers?.isSharedWithAnotherBackend == true {
-            throw StorageError(
-                kind: .busy, engine: "sqlite", operation: "upgrade",
-                message: "another session store has \(configuration.path) open; stop it before upgrading table \(table) to version \(SQLiteQueries.schemaVersion), which rebuilds it")
-        }
+        let rebuilds = queries.form != SQLiteTableForm(version: SQLiteQueries.schemaVersion)
+        let readers = readers
+        let path = configuration.path
         let box = SQLiteResultBox<(from: Int64, to: Int64)>()
         _ = try await writer.submit(.alone, operation: "upgrade", multiStatement: true) { connection in
+            // Inside the write transaction: a backend that opens after this check reads the
+            // schema once the upgrade committed (it announces itself before it reads it).
+            if rebuilds, readers?.isSharedWithAnotherBackend == true {
+                throw StorageError(
+                    kind: .busy, engine: "sqlite", operation: "upgrade",
+                    message: "another session store has \(path) open; stop it before upgrading table \(table) to version \(SQLiteQueries.schemaVersion), which rebuilds it")
+            }
             guard let recorded = try Self.schemaRow(connection, table: table) else {
                 throw StorageError(
                     kind: .schema, engine: "sqlite", operation: "upgrade",

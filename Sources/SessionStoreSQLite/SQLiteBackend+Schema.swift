@@ -8,9 +8,11 @@ extension SQLiteBackend {
     /// Reading the journal mode reads the file header, so a file that is not a database
     /// fails here with `.corrupt` rather than on the first save.
     ///
-    /// Returns the table's schema version: `queries`' for a table it created.
+    /// Returns the table's schema version: `queries`' for a table it created. Calls
+    /// `beforeSchema` once the file proved a database, just before the schema is read.
     static func prepareWriter(
-        _ connection: SQLiteConnection, configuration: SQLiteConfiguration, queries: SQLiteQueries
+        _ connection: SQLiteConnection, configuration: SQLiteConfiguration, queries: SQLiteQueries,
+        beforeSchema: () -> Void = {}
     ) throws(StorageError) -> Int64 {
         try SQLiteSlot.register(on: connection)
         if !configuration.isMemory {
@@ -35,6 +37,7 @@ extension SQLiteBackend {
             }
         }
         try connection.execute("PRAGMA mmap_size = \(configuration.mmapSize)", operation: "open")
+        beforeSchema()
         do {
             return try connection.immediateTransaction(operation: "open") { () throws(StorageError) -> Int64 in
                 try createOrCheckSchema(connection, queries: queries, dropsExpiryIndex: configuration.dropsExpiryIndex)

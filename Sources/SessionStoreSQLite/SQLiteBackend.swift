@@ -49,7 +49,13 @@ public final class SQLiteBackend: StorageBackend {
         let path = configuration.path
         let timeout = configuration.busyTimeoutMilliseconds
         let writerConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
-        let version = try Self.prepareWriter(writerConnection, configuration: configuration, queries: current)
+        // Announced before the schema is read: an upgrade that rebuilds the table checks for
+        // other backends inside its transaction, so one that opens meanwhile either is seen
+        // or reads the schema after the upgrade committed.
+        var probe: SQLiteSharingProbe?
+        let version = try Self.prepareWriter(writerConnection, configuration: configuration, queries: current) {
+            if !configuration.isMemory { probe = SQLiteSharingProbe(databasePath: path, logger: logger) }
+        }
         // A table of an earlier version keeps its form until `session-store upgrade`.
         let queries = version == SQLiteQueries.schemaVersion
             ? current : SQLiteQueries(table: table, layout: configuration.keyLayout, version: version)
@@ -64,9 +70,7 @@ public final class SQLiteBackend: StorageBackend {
                 try Self.prepareReader(reader, configuration: configuration, queries: queries)
                 readerConnections.append(SQLiteTransfer(value: try SQLiteReader(reader, loadSQL: queries.load, index: index)))
             }
-            readers = SQLiteReaderPool(
-                readerConnections, busyTimeout: configuration.busyTimeout,
-                probe: SQLiteSharingProbe(databasePath: path, logger: logger))
+            readers = SQLiteReaderPool(readerConnections, busyTimeout: configuration.busyTimeout, probe: probe)
             let checkpointConnection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
             let checkpointer = SQLiteCheckpointer(
                 connection: SQLiteTransfer(value: checkpointConnection), readers: readers, logger: logger,

@@ -65,8 +65,12 @@ final class SQLiteSharingProbe: Sendable {
         #endif
     }
 
+    deinit {
+        closeFile()
+    }
+
     /// Closes the file (releasing this backend's lock); once, when the backend's readers
-    /// are all closed.
+    /// are all closed (or the backend's open failed). Later calls do nothing.
     func closeFile() {
         #if os(Linux)
         descriptor.withLock { descriptor in

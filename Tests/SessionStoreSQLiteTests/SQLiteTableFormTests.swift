@@ -201,6 +201,37 @@ struct SQLiteTableFormTests {
         }
     }
 
+    @Test func aBackendThatOpensWhileTheWriteLockIsHeldIsAnnouncedBeforeItReadsTheSchema() async throws {
+        try await withTemporaryDatabase { database in
+            try makeVersion1Table(database, layout: .idOnly, rows: [])
+            let first = try database.open()
+            #expect(first.readers?.isSharedWithAnotherBackend == false)
+            // A raw connection holds the write lock: a second open stops at its schema
+            // transaction, where an upgrade's own transaction would keep it.
+            var raw: OpaquePointer?
+            #expect(sqlite3_open(database.path, &raw) == SQLITE_OK)
+            #expect(sqlite3_exec(raw, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
+            let opening = Task.detached { try database.open { $0.busyTimeout = .seconds(60) } }
+            var announced = false
+            for _ in 0..<6_000 where !announced {
+                announced = first.readers?.isSharedWithAnotherBackend == true
+                if !announced { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            #expect(announced, "the second backend announced itself before it could read the schema")
+            #expect(sqlite3_exec(raw, "COMMIT", nil, nil, nil) == SQLITE_OK)
+            #expect(sqlite3_close_v2(raw) == SQLITE_OK)
+            let second = try await opening.value
+            do {
+                _ = try await first.upgradeSchema()
+                Issue.record("the upgrade rebuilt a table the second backend uses in its old form")
+            } catch let error as StorageError {
+                #expect(error.kind == .busy)
+            }
+            try await second.close()
+            try await first.close()
+        }
+    }
+
     @Test func aCleanupSliceOfRowsThatFillALeafPageEachStopsAtTwoMegabytesOfRows() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
