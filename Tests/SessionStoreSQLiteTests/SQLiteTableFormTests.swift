@@ -201,6 +201,12 @@ struct SQLiteTableFormTests {
         }
     }
 
+    static func openOnOwnThread(_ database: TemporaryDatabase) async throws -> SQLiteBackend {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try database.open { $0.busyTimeout = .seconds(60) } }) }.start()
+        }
+    }
+
     @Test func aBackendThatOpensWhileTheWriteLockIsHeldIsAnnouncedBeforeItReadsTheSchema() async throws {
         try await withTemporaryDatabase { database in
             try makeVersion1Table(database, layout: .idOnly, rows: [])
@@ -211,7 +217,9 @@ struct SQLiteTableFormTests {
             var raw: OpaquePointer?
             #expect(sqlite3_open(database.path, &raw) == SQLITE_OK)
             #expect(sqlite3_exec(raw, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
-            let opening = Task.detached { try database.open { $0.busyTimeout = .seconds(60) } }
+            // The open blocks in SQLite's busy handler: on a thread of its own, never one of
+            // Swift's cooperative pool, which every other test shares.
+            let opening = Task { try await Self.openOnOwnThread(database) }
             var announced = false
             for _ in 0..<6_000 where !announced {
                 announced = first.readers?.isSharedWithAnotherBackend == true
