@@ -59,8 +59,7 @@ extension SQLiteBackend {
             let slice: SQLiteCleanupSlice
             do {
                 slice = try await deleteExpiredSlice(
-                    before: before, after: position, scan: rows, limit: limit - deleted,
-                    copyTail: copyTail ? checkpointer : nil)
+                    before: before, after: position, scan: rows, limit: limit - deleted, copyTail: copyTail ? checkpointer : nil)
             } catch {
                 // The slice never ran (cancelled while queued, or the backend closed), or
                 // it failed and rolled back: the next call starts over.
@@ -204,7 +203,6 @@ final class SQLiteCleanupSlicer: Sendable {
     }
 
     private let state = Mutex(State())
-
 
     /// The rows the next slice may scan.
     var rows: Int { state.withLock { $0.rows } }
