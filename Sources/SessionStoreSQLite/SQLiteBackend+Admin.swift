@@ -53,8 +53,8 @@ extension SQLiteQueries {
     func migration(from version: Int64) -> [String]? {
         switch version {
         case 1:
+            // This table's statements are version 1's, whose key columns are the layout's own.
             let slotted = SQLiteQueries(table: "\(table)_slotted", layout: layout, version: 2)
-            let keyColumns = layout == .checksumAndID ? "crc32, id" : "id"
             let columns = "\(keyColumns), data, version, created_at, expires_at"
             return [
                 slotted.createTable,
@@ -86,11 +86,10 @@ extension SQLiteQueries {
         let live = liveOnly ? " AND expires_at > ?4" : ""
         switch form {
         case .clustered:
-            let key = layout == .checksumAndID ? "crc32, id" : "id"
             let after = layout == .checksumAndID ? "(crc32, id) > (?1, ?2)" : "id > ?2"
             return """
                 SELECT id, data, version, created_at, expires_at FROM \(table) \
-                WHERE \(after) AND typeof(id) = 'text'\(live) ORDER BY \(key) LIMIT ?3
+                WHERE \(after) AND typeof(id) = 'text'\(live) ORDER BY \(keyColumns) LIMIT ?3
                 """
         case .slotted:
             let after = fromStart ? "" : "slot > ?7 AND "
@@ -110,11 +109,6 @@ extension SQLiteQueries {
         case .slotted:
             "SELECT count(*) FROM \(table) WHERE typeof(id) <> 'text' OR slot IS NOT \(SQLiteSlot.functionName)(id)"
         }
-    }
-
-    /// Binds `key` to `statement` as every keyed statement reads it (``SQLiteKeyBinding``).
-    func bind(_ key: SessionKey, to statement: SQLiteStatement, operation: String) throws(StorageError) {
-        try keyBinding.bind(key, to: statement, operation: operation)
     }
 }
 
@@ -310,9 +304,9 @@ extension SQLiteBackend {
             let statement = try connection.statement(sql, operation: "scan")
             defer { statement.reset() }
             if let cursor {
-                try queries.bind(cursor, to: statement, operation: "scan")
+                try queries.keyBinding.bind(cursor, to: statement, operation: "scan")
             } else if queries.form == .clustered {
-                try queries.bind(SessionKey(value: ""), to: statement, operation: "scan")  // before every key
+                try queries.keyBinding.bind(SessionKey(value: ""), to: statement, operation: "scan")  // before every key
             }
             try statement.bind(3, Int64(limit), operation: "scan")
             if let liveAt { try statement.bind(4, liveAt, operation: "scan") }
@@ -357,7 +351,7 @@ extension SQLiteBackend {
             let replace = try connection.statement(queries.replaceRow, operation: "import")
             var written = 0
             for (key, record) in rows {
-                try queries.bind(key, to: read, operation: "import")
+                try queries.keyBinding.bind(key, to: read, operation: "import")
                 var stored: SessionRecord?
                 do {
                     defer { read.reset() }
@@ -375,7 +369,7 @@ extension SQLiteBackend {
                     statement = insert
                 }
                 defer { statement.reset() }
-                try queries.bind(key, to: statement, operation: "import")
+                try queries.keyBinding.bind(key, to: statement, operation: "import")
                 try statement.bind(3, blob: record.data, operation: "import")
                 try statement.bind(4, record.version, operation: "import")
                 try statement.bind(5, record.createdAt, operation: "import")

@@ -21,7 +21,7 @@ public final class SQLiteBackend: StorageBackend {
     /// `nil` for an in-memory database, which has no WAL.
     let checkpointer: SQLiteCheckpointer?
     /// Sizes cleanup slices (see ``deleteExpired(before:limit:)``).
-    let cleanupSlicer: SQLiteCleanupSlicer
+    let cleanupSlicer = SQLiteCleanupSlicer()
     /// Where the last cleanup call that reached its limit stopped its key-order walk.
     let cleanupWalk = SQLiteCleanupWalk()
     private let logger: Logger
@@ -60,7 +60,6 @@ public final class SQLiteBackend: StorageBackend {
         let queries = version == SQLiteQueries.schemaVersion
             ? current : SQLiteQueries(table: table, layout: configuration.keyLayout, version: version)
         self.queries = queries
-        cleanupSlicer = SQLiteCleanupSlicer()
 
         var readerConnections: [SQLiteTransfer<SQLiteReader>] = []
         if !configuration.isMemory {
@@ -195,7 +194,7 @@ public final class SQLiteBackend: StorageBackend {
             case .replace(let data, let expiresAt):
                 let statement = try connection.statement(queries.update, operation: "merge")
                 defer { statement.reset() }
-                try queries.bind(key, to: statement, operation: "merge")
+                try queries.keyBinding.bind(key, to: statement, operation: "merge")
                 try statement.bind(3, blob: data, operation: "merge")
                 try statement.bind(4, expiresAt, operation: "merge")
                 try statement.bind(5, current.version, operation: "merge")
@@ -204,7 +203,7 @@ public final class SQLiteBackend: StorageBackend {
             case .delete:
                 let statement = try connection.statement(queries.deleteVersion, operation: "merge")
                 defer { statement.reset() }
-                try queries.bind(key, to: statement, operation: "merge")
+                try queries.keyBinding.bind(key, to: statement, operation: "merge")
                 try statement.bind(3, current.version, operation: "merge")
                 try statement.run(operation: "merge")
             }
