@@ -162,6 +162,15 @@ extension SessionStore {
         try await revokeOwned(owner, except: storageKey(for: current.id))
     }
 
+    /// Ends every session of `owner` but the one ``OwnedSession/handle`` names, counted as
+    /// ``revokeAll(ownedBy:)`` does; for tools, which have a handle rather than a session.
+    /// - Throws: ``SessionStoreError`` `invalidHandle`, `invalidOwner`; ``StorageError``.
+    @discardableResult
+    public func revokeAll(ownedBy owner: String, exceptHandle handle: String) async throws -> Int {
+        try requireHashedKeys()
+        return try await revokeOwned(owner, except: try Self.key(fromHandle: handle))
+    }
+
     // MARK: - Helpers
 
     private func revokeOwned(_ owner: String, except: SessionKey?) async throws -> Int {

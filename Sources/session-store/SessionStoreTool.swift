@@ -20,12 +20,12 @@ struct SessionStoreCommand: AsyncParsableCommand {
             """,
         subcommands: [
             SchemaCommand.self, StatsCommand.self, CleanupCommand.self, CopyCommand.self,
-            CheckCommand.self, UpgradeCommand.self,
+            CheckCommand.self, UpgradeCommand.self, SessionsCommand.self, RevokeCommand.self,
         ]
     )
 
     func run() async throws {
-        throw ValidationError("missing command: schema, stats, cleanup, copy, check or upgrade")
+        throw ValidationError("missing command: schema, stats, cleanup, copy, check, upgrade, sessions or revoke")
     }
 }
 
