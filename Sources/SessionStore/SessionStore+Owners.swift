@@ -24,6 +24,12 @@ public struct OwnedSessionPage: Sendable, Equatable {
     public var sessions: [OwnedSession]
     /// Pass it as `after` for the next page; `nil` on the last page.
     public var nextCursor: String?
+
+    /// A page; drivers use it for the empty page of a session without an owner.
+    public init(sessions: [OwnedSession], nextCursor: String?) {
+        self.sessions = sessions
+        self.nextCursor = nextCursor
+    }
 }
 
 extension SessionStore {

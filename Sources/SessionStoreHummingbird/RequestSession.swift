@@ -102,7 +102,7 @@ public final class RequestSession: Sendable {
         }
     }
 
-    private func withStore<T>(_ body: (SessionStore, inout Session) async throws -> T) async throws -> T {
+    func withStore<T>(_ body: (SessionStore, inout Session) async throws -> T) async throws -> T {
         let (store, loaded) = try attached()
         var session = loaded
         let result = try await body(store, &session)

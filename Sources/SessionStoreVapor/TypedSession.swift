@@ -28,7 +28,7 @@ public struct TypedSession: Sendable {
     let store: SessionStore
 
     /// The state for this request, with Vapor's data applied so both views agree.
-    private func state() throws -> SessionStoreState {
+    func state() throws -> SessionStoreState {
         // Makes Vapor's middleware save the session even if the handler uses only this view.
         let vaporSession = request.session
         let state = request.sessionStoreState(store)
