@@ -197,6 +197,9 @@ struct Bench: AsyncParsableCommand {
             "backend": backend.rawValue, "quick": "\(quick)", "rows": sizes.map(String.init).joined(separator: ","),
             "duration_s": "\(seconds)", "cores": "\(ProcessInfo.processInfo.activeProcessorCount)",
             "mmap_size": "\(mmapSize)", "readers": "\(readers)", "id_hash": idHash.rawValue,
+            // For the figures' page (Benchmarks/report.py): when, and the command that measured.
+            "date": ISO8601DateFormatter().string(from: Date()),
+            "command": (["swift run -c release bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
         ]
         print("session store bench: backend \(backend.rawValue), tables \(sizes.map(Fmt.rows).joined(separator: "/")), "
             + "\(Fmt.fixed(seconds, 2)) s windows, \(ProcessInfo.processInfo.activeProcessorCount) cores")

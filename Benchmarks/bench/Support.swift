@@ -170,7 +170,12 @@ final class Progress: Sendable {
         Self.note("\(label) done in \(Fmt.fixed(Double(nanos() - start) / 1e9, 1)) s \(note)")
     }
 
-    static func write(_ text: String) {
+    /// A status line rewritten in place; on a terminal only.
+    static func status(_ text: String) {
+        if onTerminal { write("\r\u{1B}[K\(text)") }
+    }
+
+    private static func write(_ text: String) {
         var text = text
         text.withUTF8 { bytes in writeStandardError(bytes.baseAddress, bytes.count) }
     }

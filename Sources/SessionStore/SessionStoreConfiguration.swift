@@ -45,13 +45,18 @@ public struct SessionStoreConfiguration: Sendable {
     /// expired at its exact expiry. The default is 60 seconds.
     public var clockSkewAllowance: Duration = .seconds(60)
 
+    /// How often ``SessionStore/run()`` (the store as a swift-service-lifecycle `Service`)
+    /// deletes expired sessions in the background; `nil` leaves cleanup to the app. The
+    /// default is 60 seconds.
+    public var backgroundCleanupInterval: Duration? = .seconds(60)
+
     /// The defaults.
     public init() {}
 
     /// Reads the core's options from a configuration URL: `idle_timeout`,
     /// `absolute_lifetime`, `touch_interval`, `max_size`, `on_corrupt` (`error`|`new`),
     /// `conflict_retries`, `cleanup_batch`, `regenerate_grace`, `cleanup_lease`,
-    /// `clock_skew`, `id_hash` (`sha256`|`none`).
+    /// `clock_skew`, `cleanup_interval`, `id_hash` (`sha256`|`none`).
     /// - Throws: ``SessionStoreError`` `invalidConfiguration`.
     public init(url: inout StoreURL) throws {
         if let value = try url.takeDuration("idle_timeout") { idleTimeout = value == .zero ? nil : value }
@@ -66,6 +71,7 @@ public struct SessionStoreConfiguration: Sendable {
         if let value = try url.takeDuration("regenerate_grace") { regenerationGracePeriod = value }
         if let value = try url.takeDuration("cleanup_lease") { cleanupLeaseDuration = value }
         if let value = try url.takeDuration("clock_skew") { clockSkewAllowance = value }
+        if let value = try url.takeDuration("cleanup_interval") { backgroundCleanupInterval = value == .zero ? nil : value }
         if let value = try url.takeChoice("id_hash", ["sha256": IDHashing.sha256, "none": .none]) { idHashing = value }
         try validate()
     }
@@ -85,6 +91,9 @@ public struct SessionStoreConfiguration: Sendable {
         if regenerationGracePeriod < .zero { throw StoreURL.invalid("regeneration grace period must not be negative") }
         if cleanupLeaseDuration <= .zero { throw StoreURL.invalid("cleanup lease duration must be positive") }
         if clockSkewAllowance < .zero { throw StoreURL.invalid("clock skew allowance must not be negative") }
+        if let backgroundCleanupInterval, backgroundCleanupInterval <= .zero {
+            throw StoreURL.invalid("background cleanup interval must be positive")
+        }
     }
 
     /// When a session created at `createdAt` and used at `now` expires.
