@@ -174,6 +174,9 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        #if DEBUG
+        Progress.note("note: bench was built in debug; measure with swift run -c release bench")
+        #endif
         let started = nanos()
         let sizes = try rows.map { try Self.parseList($0, "rows") } ?? (quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000])
         let seconds = duration ?? (quick ? 0.3 : 1.5)
