@@ -36,6 +36,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // `swift package generate-documentation` (the DocC catalogs); a command plugin, linked
+        // into nothing an app builds.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         // Used only under the Vapor / Hummingbird traits.
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -49,6 +53,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),
@@ -95,6 +100,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: upcoming
+        ),
+        // The benchmark, `swift run -c release bench` from the repository's root (sources in
+        // Benchmarks/bench). Built only from what the library already depends on and not a
+        // product, so an app that depends on this package resolves nothing for it.
+        .executableTarget(
+            name: "bench",
+            dependencies: [
+                "SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreMariaDB",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/bench",
             swiftSettings: upcoming
         ),
         // Test tools of issue 3, never part of a product: the child process of the SQLite
@@ -172,6 +190,8 @@ let package = Package(
             dependencies: [
                 "SessionStore", "SessionStoreTesting",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),

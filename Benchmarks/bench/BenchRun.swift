@@ -44,7 +44,7 @@ final class BenchRun {
     var window: Window { settings.window }
 
     func status(_ text: String) {
-        Progress.write("\r\u{1B}[K\(text)")
+        Progress.status(text)
     }
 
     /// Runs the chosen scenarios on `engine`, then builds the targets.

@@ -12,7 +12,7 @@ struct LoadRecord: Sendable {
     mutating func record(start: UInt64, end: UInt64, since origin: UInt64) {
         guard origin != 0, start >= origin else { return }
         let latency = end - start
-        _ = sample.histogram.record(latency)
+        sample.histogram.record(latency)
         sample.count += 1
         let index = Int((start - origin) / Self.slice)
         if index >= slices.count { slices.append(contentsOf: repeatElement(0, count: index - slices.count + 1)) }

@@ -1,20 +1,14 @@
 import Foundation
-import Histogram
 import Synchronization
-
-/// Latencies in nanoseconds, up to ten minutes, 3 significant digits.
-func newHistogram() -> Histogram<UInt64> {
-    Histogram<UInt64>(highestTrackableValue: 600_000_000_000, numberOfSignificantValueDigits: .three)
-}
 
 /// What one measurement produced: operations counted in the timed window, and each
 /// operation's latency in a real histogram.
 struct Sample: Sendable {
     var count: Int
     var seconds: Double
-    var histogram: Histogram<UInt64>
+    var histogram: LatencyHistogram
 
-    init(count: Int = 0, seconds: Double = 0, histogram: Histogram<UInt64> = newHistogram()) {
+    init(count: Int = 0, seconds: Double = 0, histogram: LatencyHistogram = LatencyHistogram()) {
         self.count = count
         self.seconds = seconds
         self.histogram = histogram
@@ -89,7 +83,7 @@ func measureTasks(
                     try await operation(iteration)
                     iteration += 1
                     if t0 >= timedFrom {
-                        _ = sample.histogram.record(nanos() - t0)
+                        sample.histogram.record(nanos() - t0)
                         sample.count += 1
                     }
                 }
@@ -122,7 +116,7 @@ func measureThreads(
             try operation(iteration)
             iteration += 1
             if t0 >= timedFrom {
-                _ = sample.histogram.record(nanos() - t0)
+                sample.histogram.record(nanos() - t0)
                 sample.count += 1
             }
         }

@@ -1,5 +1,4 @@
-#if MySQL
-import CBenchMariaDB
+import CSessionStoreMariaDB
 import SessionStore
 import SessionStoreMySQL
 
@@ -166,4 +165,3 @@ struct MySQLEngine: Engine {
 
     func walBytes(_ table: StoreTable) -> Int? { nil }
 }
-#endif

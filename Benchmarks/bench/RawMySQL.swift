@@ -1,5 +1,4 @@
-#if MySQL
-import CBenchMariaDB
+import CSessionStoreMariaDB
 import SessionStore
 import SessionStoreMySQL
 
@@ -17,12 +16,12 @@ final class MyDB {
         func check(_ result: Int32, _ name: String) throws {
             guard result == 0 else { throw BenchError("Connector/C refused the option \(name)") }
         }
-        try check(bench_set_bool_option(handle, MYSQL_OPT_RECONNECT, 0), "MYSQL_OPT_RECONNECT")
-        try check(bench_set_string_option(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4"), "charset")
+        try check(cssm_set_bool_option(handle, MYSQL_OPT_RECONNECT, 0), "MYSQL_OPT_RECONNECT")
+        try check(cssm_set_string_option(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4"), "charset")
         if configuration.unixSocket != nil {
-            try check(bench_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_SOCKET.rawValue), "protocol")
+            try check(cssm_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_SOCKET.rawValue), "protocol")
         } else {
-            try check(bench_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_TCP.rawValue), "protocol")
+            try check(cssm_set_uint_option(handle, MYSQL_OPT_PROTOCOL, MYSQL_PROTOCOL_TCP.rawValue), "protocol")
         }
         let connected = mysql_real_connect(
             handle, configuration.host, configuration.user, configuration.password, configuration.database,
@@ -349,4 +348,3 @@ final class MySQLNaive: NaiveConnection {
         return try deleteOne.execute()
     }
 }
-#endif

@@ -1,4 +1,4 @@
-import CBenchSQLite
+import CSessionStoreSQLite
 
 /// `SQLITE_TRANSIENT`: SQLite copies bound bytes before the bind call returns.
 private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

@@ -1,4 +1,4 @@
-import CBenchSQLite
+import CSessionStoreSQLite
 import Foundation
 import SessionStore
 import SessionStoreSQLite

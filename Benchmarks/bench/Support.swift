@@ -137,7 +137,7 @@ final class VirtualClock: SessionClock {
     func advance(by delta: Int64) { millis.add(delta, ordering: .relaxed) }
 }
 
-/// One line of progress on stderr, rewritten in place, for long phases.
+/// One line of progress on stderr, rewritten in place on a terminal, for long phases.
 final class Progress: Sendable {
     private let label: String
     private let total: Int
@@ -147,11 +147,12 @@ final class Progress: Sendable {
     init(_ label: String, total: Int) {
         self.label = label
         self.total = total
-        Self.write("\r\u{1B}[K\(label) ...")
+        if Self.onTerminal { Self.write("\r\u{1B}[K\(label) ...") }
     }
 
     /// Redraws the line at most four times a second.
     func update(_ done: Int) {
+        guard Self.onTerminal else { return }
         let now = nanos()
         let previous = last.load(ordering: .relaxed)
         guard now - previous > 250_000_000 else { return }
@@ -166,16 +167,25 @@ final class Progress: Sendable {
     }
 
     func finish(_ note: String = "") {
-        Self.write("\r\u{1B}[K\(label) done in \(Fmt.fixed(Double(nanos() - start) / 1e9, 1)) s \(note)\n")
+        Self.note("\(label) done in \(Fmt.fixed(Double(nanos() - start) / 1e9, 1)) s \(note)")
     }
 
-    static func write(_ text: String) {
+    /// A status line rewritten in place; on a terminal only.
+    static func status(_ text: String) {
+        if onTerminal { write("\r\u{1B}[K\(text)") }
+    }
+
+    private static func write(_ text: String) {
         var text = text
         text.withUTF8 { bytes in writeStandardError(bytes.baseAddress, bytes.count) }
     }
 
-    /// A plain status line on stderr.
-    static func note(_ text: String) { write("\r\u{1B}[K\(text)\n") }
+    /// A plain status line on stderr (over the progress line on a terminal).
+    static func note(_ text: String) { write(onTerminal ? "\r\u{1B}[K\(text)\n" : text + "\n") }
+
+    /// Whether stderr is a terminal: redrawn lines and escapes only there, so output
+    /// redirected to a file holds plain lines.
+    private static let onTerminal = isatty(2) == 1
 }
 
 /// Unbuffered write to file descriptor 2.

@@ -20,7 +20,10 @@ public final class FallbackBackend: StorageBackend {
     static let tombstoneVersion: Int64 = -1
 
     /// Reads `primary`, then `legacy`.
-    /// - Parameter metricsLabel: Prefix of the `legacy_hits_total` counter.
+    /// - Parameters:
+    ///   - primary: The new store, which takes every write.
+    ///   - legacy: The store a site moves away from; read on a miss, never written.
+    ///   - metricsLabel: Prefix of the `legacy_hits_total` counter.
     public init(primary: any StorageBackend, legacy: any StorageBackend, metricsLabel: String = "session_store") {
         self.primary = primary
         self.legacy = legacy

@@ -25,9 +25,12 @@ public final class SessionStore: Sendable {
 
     /// Creates a store over `backend`.
     /// - Parameters:
+    ///   - backend: Where rows are kept; the store closes it on ``shutdown()``.
+    ///   - configuration: The policy: expiry, size limits, retries, cleanup batches.
     ///   - clock: The time source for expiry; inject one in tests.
     ///   - metricsLabel: The prefix of the store's swift-metrics counters.
     ///   - metricsFactory: Where counters go; `nil` uses the global `MetricsSystem`.
+    ///   - logger: Where the store logs (failures it also throws at debug only).
     /// - Precondition: `configuration.validate()` passes.
     public init(
         backend: any StorageBackend,
@@ -67,7 +70,7 @@ public final class SessionStore: Sendable {
         }
 
         /// When a session created at `createdAt` and used at `now` expires, under its own
-        /// lifetime when it has one (the same rule as `SessionStoreConfiguration.expiry`).
+        /// lifetime when it has one.
         @inline(__always)
         func expiry(createdAt: Int64, now: Int64, _ own: SessionBinding.StoredLifetime? = nil) -> Int64 {
             var expiresAt = Int64.max

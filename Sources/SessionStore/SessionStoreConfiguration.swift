@@ -54,6 +54,10 @@ public struct SessionStoreConfiguration: Sendable {
     /// Binding a session to an owner who already has this many live sessions ends the
     /// owner's least recently used ones. `nil`, the default, sets no cap.
     public var maxSessionsPerOwner: Int?
+    /// How often ``SessionStore/run()`` (the store as a swift-service-lifecycle `Service`)
+    /// deletes expired sessions in the background; `nil` leaves cleanup to the app. The
+    /// default is 60 seconds.
+    public var backgroundCleanupInterval: Duration? = .seconds(60)
 
     /// The defaults.
     public init() {}
@@ -61,7 +65,7 @@ public struct SessionStoreConfiguration: Sendable {
     /// Reads the core's options from a configuration URL: `idle_timeout`,
     /// `absolute_lifetime`, `touch_interval`, `max_size`, `on_corrupt` (`error`|`new`),
     /// `conflict_retries`, `cleanup_batch`, `regenerate_grace`, `cleanup_lease`,
-    /// `clock_skew`, `id_hash` (`sha256`|`none`), `max_idle_timeout`,
+    /// `clock_skew`, `cleanup_interval`, `id_hash` (`sha256`|`none`), `max_idle_timeout`,
     /// `max_absolute_lifetime`, `max_sessions_per_owner` (`0`: no cap).
     /// - Throws: ``SessionStoreError`` `invalidConfiguration`.
     public init(url: inout StoreURL) throws {
@@ -77,6 +81,7 @@ public struct SessionStoreConfiguration: Sendable {
         if let value = try url.takeDuration("regenerate_grace") { regenerationGracePeriod = value }
         if let value = try url.takeDuration("cleanup_lease") { cleanupLeaseDuration = value }
         if let value = try url.takeDuration("clock_skew") { clockSkewAllowance = value }
+        if let value = try url.takeDuration("cleanup_interval") { backgroundCleanupInterval = value == .zero ? nil : value }
         if let value = try url.takeChoice("id_hash", ["sha256": IDHashing.sha256, "none": .none]) { idHashing = value }
         if let value = try url.takeDuration("max_idle_timeout") { maxIdleTimeout = value }
         if let value = try url.takeDuration("max_absolute_lifetime") { maxAbsoluteLifetime = value }
@@ -106,13 +111,9 @@ public struct SessionStoreConfiguration: Sendable {
         if let maxSessionsPerOwner, maxSessionsPerOwner < 1 {
             throw StoreURL.invalid("maximum sessions per owner must be at least 1")
         }
+        if let backgroundCleanupInterval, backgroundCleanupInterval <= .zero {
+            throw StoreURL.invalid("background cleanup interval must be positive")
+        }
     }
 
-    /// When a session created at `createdAt` and used at `now` expires.
-    func expiry(createdAt: Int64, now: Int64) -> Int64 {
-        var expiresAt = Int64.max
-        if let idleTimeout { expiresAt = now + idleTimeout.milliseconds }
-        if let absoluteLifetime { expiresAt = min(expiresAt, createdAt + absoluteLifetime.milliseconds) }
-        return expiresAt
-    }
 }

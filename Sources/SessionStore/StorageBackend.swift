@@ -227,6 +227,7 @@ extension StorageBackend {
     ///
     /// - Parameters:
     ///   - holder: A unique name of the caller.
+    ///   - now: The caller's time, in milliseconds since the Unix epoch.
     ///   - duration: How long the lease lasts if the holder crashes, in milliseconds.
     public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
         true

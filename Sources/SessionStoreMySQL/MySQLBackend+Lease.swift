@@ -7,7 +7,7 @@ extension MySQLBackend {
     /// One upsert, then a read of the lease decides, so a call run again after a lost
     /// connection reports the same. Lease expiry follows the callers' clocks; the store
     /// computes `now` and `duration` with its clock-skew allowance.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
         let statements = statements
         let name = statements.table
@@ -24,7 +24,7 @@ extension MySQLBackend {
 
     /// Gives up a lease taken with ``acquireCleanupLease(holder:now:duration:)`` when
     /// `holder` has it.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func releaseCleanupLease(holder: String) async throws {
         let sql = statements.leaseRelease
         let parameters: [MySQLValue] = [.text(statements.table), .text(holder)]

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Sessions in a MySQL or MariaDB table, through MariaDB Connector/C.
 ///
-/// The backend maps each operation to SQL; ``MySQLPool`` owns the connections (at most
+/// The backend maps each operation to SQL; `MySQLPool` owns the connections (at most
 /// ``MySQLConfiguration/poolSize``), each on a thread of its own so Swift's cooperative pool
 /// never blocks. Statements are prepared once per connection.
 ///
@@ -18,8 +18,8 @@ import Synchronization
 /// attempt committed (an insert finds its own row, an update its version and data, a delete
 /// the row gone from the version it locked). When the row changed again since, so that
 /// this cannot be told, and for cleanup batches, the call fails with
-/// ``StorageError/Kind/connection`` saying the write may or may not have been committed.
-/// Deadlocks and lock wait timeouts are retried a few times before ``StorageError/Kind/busy``.
+/// `StorageError.Kind.connection` saying the write may or may not have been committed.
+/// Deadlocks and lock wait timeouts are retried a few times before `StorageError.Kind.busy`.
 ///
 /// Every table has a primary key, and nothing uses `LOCK TABLES` or `GET_LOCK`, so the
 /// backend runs on Galera and Group Replication clusters.
@@ -39,10 +39,10 @@ public final class MySQLBackend: StorageBackend {
     /// unreachable server or TLS that cannot be had fail here, and creates the tables if
     /// they are missing.
     ///
-    /// - Throws: ``StorageError`` with kind `.access` (credentials, database), `.connection`
+    /// - Throws: `StorageError` with kind `.access` (credentials, database), `.connection`
     ///   (server unreachable, TLS required but not available or not verified), `.other` (an
     ///   option Connector/C refused) or `.schema` (the table exists with another layout or a
-    ///   newer schema version); ``SessionStoreError`` `invalidConfiguration` for a bad table
+    ///   newer schema version); `SessionStoreError` `invalidConfiguration` for a bad table
     ///   name or pool size.
     public init(configuration: MySQLConfiguration, logger: Logger = Logger(label: "SessionStoreMySQL")) async throws {
         guard (1...1024).contains(configuration.poolSize) else {
@@ -158,7 +158,7 @@ public final class MySQLBackend: StorageBackend {
     /// few optimistic attempts (load, then a write at the version read), then, if other
     /// writes kept landing, `SELECT ... FOR UPDATE` and the write in one transaction, so a
     /// merge never fails because other requests saved. All on one pooled connection.
-    /// - Throws: ``StorageError``, or what `decide` threw (nothing written).
+    /// - Throws: `StorageError`, or what `decide` threw (nothing written).
     public func merge<Result: Sendable>(
         _ key: SessionKey, now: Int64,
         _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
@@ -287,7 +287,7 @@ public final class MySQLBackend: StorageBackend {
 
     /// Closes every pooled connection and ends the worker threads once the calls in flight
     /// finished; returns when they are closed. A second call does nothing; other calls
-    /// afterwards throw ``StorageError/Kind/closed``.
+    /// afterwards throw `StorageError.Kind.closed`.
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         await pool.close()

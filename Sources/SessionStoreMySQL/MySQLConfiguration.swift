@@ -73,7 +73,7 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     public var unixSocket: String?
     /// The sessions table; created if missing. The default is `sessions`.
     public var table: String = "sessions"
-    /// The primary key layout. The default is ``KeyLayout/idOnly``, measured faster on
+    /// The primary key layout. The default is `KeyLayout.idOnly`, measured faster on
     /// InnoDB than `(crc32, id)`.
     public var keyLayout: KeyLayout = .idOnly
     /// Use `row_id BIGINT AUTO_INCREMENT` as the primary key, with a unique key on the
@@ -82,7 +82,7 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     /// The most connections (and worker threads) the pool opens. The default is 8.
     public var poolSize = 8
     /// How long calls wait for a pooled connection while none comes free at all (every
-    /// connection stuck on one call) before they fail with ``StorageError/Kind/poolExhausted``.
+    /// connection stuck on one call) before they fail with `StorageError.Kind.poolExhausted`.
     /// While connections keep coming free, waiting calls stay queued in order, however long
     /// the queue (bound it by cancelling the waiting task). The default is 5 seconds.
     public var poolWaitTimeout: Duration = .seconds(5)
@@ -122,7 +122,7 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
     /// `key` (`id` or `crc32`), `auto_increment` (`true`/`false`), `ssl_ca`, `ssl_cert`,
     /// `ssl_key`, `ssl_mode` (`preferred`, `required`, `verify_ca`, `verify_identity`).
     /// Options it consumes are marked taken; the caller rejects any left over.
-    /// - Throws: ``SessionStoreError`` with code `invalidConfiguration` naming the problem.
+    /// - Throws: `SessionStoreError` with code `invalidConfiguration` naming the problem.
     public init(url: inout StoreURL) throws {
         guard ["mysql", "mariadb"].contains(url.scheme) else {
             throw StoreURL.invalid("scheme \(url.scheme) is not mysql or mariadb")

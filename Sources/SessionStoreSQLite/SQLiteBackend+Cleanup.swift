@@ -15,23 +15,23 @@ extension SQLiteBackend {
     /// The walk goes in slices, each one scan of the next rows in key order plus one
     /// `DELETE` of the expired ones in that key range, in a transaction of its own on the
     /// writer thread, queued behind the saves waiting at that moment, so a save waits for at
-    /// most one slice. A slice is sized to take about ``SQLiteCleanupSlicer/targetDuration``
-    /// (measured on the slices before it, at most ``SQLiteCleanupSlicer/maxRows`` rows
+    /// most one slice. A slice is sized to take about `SQLiteCleanupSlicer.targetDuration`
+    /// (measured on the slices before it, at most `SQLiteCleanupSlicer.maxRows` rows
     /// scanned); a slice that finds nothing expired writes nothing. Once the WAL passes
-    /// ``SQLiteCheckpointer/cleanupPacePages``, the cleanup waits for the checkpointer to
+    /// `SQLiteCheckpointer.cleanupPacePages`, the cleanup waits for the checkpointer to
     /// copy it back and its next slice starts the WAL over, so the WAL never reaches the
     /// size where a save would wait for a checkpoint. Each `DELETE` re-checks
     /// `expires_at < before` itself, so a row touched or saved a moment earlier is never
     /// deleted, and a cleanup stopped between slices leaves nothing half-done.
     ///
     /// A call that reaches `limit` leaves its position behind, and the next call goes on
-    /// from there when it follows within ``SQLiteCleanupWalk/maxPause`` with a cut-off
+    /// from there when it follows within `SQLiteCleanupWalk.maxPause` with a cut-off
     /// that moved on no further than the time between them (the store's cleanup loop), so
     /// a cleanup in many batches walks the table once. Any other call starts at the table's
     /// first key. The walk's end returns fewer than `limit`, which ends the store's loop.
     /// A cancelled task stops after the slice in flight and returns the rows deleted so far
     /// (fewer than `limit`, so the store's loop ends too), and the next call starts over.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
         // The limit is the store's configured batch size, validated to be at least 1.
         precondition(limit > 0, "limit must be positive")

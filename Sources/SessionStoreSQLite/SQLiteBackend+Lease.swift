@@ -11,7 +11,7 @@ extension SQLiteBackend {
 
     /// Grants the cleanup lease of this table when it is free, expired, or already held
     /// by `holder` (which then renews it), in one statement through the writer.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
         let table = queries.table
         let sql = """
@@ -30,7 +30,7 @@ extension SQLiteBackend {
     }
 
     /// Gives up the cleanup lease when `holder` has it.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func releaseCleanupLease(holder: String) async throws {
         let table = queries.table
         let sql = "DELETE FROM \(Self.leaseTable) WHERE table_name = ?1 AND holder = ?2"

@@ -33,7 +33,7 @@ public final class SQLiteBackend: StorageBackend {
     /// writer thread.
     ///
     /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name;
-    ///   ``StorageError`` with kind `.cannotOpen` (missing directory, permissions),
+    ///   `StorageError` with kind `.cannotOpen` (missing directory, permissions),
     ///   `.readOnly` (file not writable), `.corrupt` (not a database) or `.schema` (the
     ///   table has another key layout or a newer schema version).
     public init(configuration: SQLiteConfiguration, logger: Logger = Logger(label: "SessionStoreSQLite")) throws {
@@ -128,7 +128,7 @@ public final class SQLiteBackend: StorageBackend {
     // MARK: - StorageBackend
 
     /// Returns the live row for `key` from a reader connection (the writer's, in memory).
-    /// - Throws: ``StorageError`` (`.corrupt` for a row with unexpected column types,
+    /// - Throws: `StorageError` (`.corrupt` for a row with unexpected column types,
     ///   `.closed` after ``close()``).
     public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
         try checkOpen("load")
@@ -151,7 +151,7 @@ public final class SQLiteBackend: StorageBackend {
 
     /// Stores a new row, replacing an expired one; `false` when a live row exists.
     /// Returns after the group-commit transaction holding it committed.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
         guard queries.hasOwners else {
             if record.owner != nil || record.details != nil { throw ownersNeedUpgrade("insert") }
@@ -178,7 +178,7 @@ public final class SQLiteBackend: StorageBackend {
 
     /// Replaces a live row's data at `expectedVersion`, bumping the version and never
     /// shortening the expiry. Returns after commit.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func update(
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool {
@@ -187,7 +187,7 @@ public final class SQLiteBackend: StorageBackend {
 
     /// Reads the row and writes `decide`'s choice in one writer job: inside the single
     /// writer's transaction no other write can land in between, so the merge never retries.
-    /// - Throws: ``StorageError``, or what `decide` threw (nothing written).
+    /// - Throws: `StorageError`, or what `decide` threw (nothing written).
     public func merge<Result: Sendable>(
         _ key: SessionKey, now: Int64,
         _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
@@ -235,19 +235,19 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     /// Moves a live row's expiry forward. Returns after commit.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         try await keyedWrite("touch", queries.touch, key, [expiresAt, now])
     }
 
     /// Marks a row retired (version 0) and moves its expiry back. Returns after commit.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
         try await keyedWrite("retire", queries.retire, key, [expiresAt])
     }
 
     /// Deletes a row, optionally only at `expectedVersion`. Returns after commit.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
         if let expectedVersion {
             return try await keyedWrite("delete", queries.deleteVersion, key, [expectedVersion])

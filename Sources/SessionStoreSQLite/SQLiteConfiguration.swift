@@ -23,7 +23,7 @@ public struct SQLiteConfiguration: Sendable {
     /// The session table. Must be a plain identifier (see `SQLIdentifier`).
     /// The default is `"sessions"`.
     public var table: String
-    /// How rows are keyed. The default is ``KeyLayout/idOnly``: `bench` measured it 1.5-2%
+    /// How rows are keyed. The default is `KeyLayout.idOnly`: `bench` measured it 1.5-2%
     /// faster than `(crc32, id)` through the store and 10-14% faster through the raw C API
     /// on a 1M-row table of SHA-256 keys, so the crc32 column does not pay for itself here.
     public var keyLayout: KeyLayout
@@ -32,7 +32,7 @@ public struct SQLiteConfiguration: Sendable {
     /// cost of an fsync per transaction. The default is ``Synchronous/normal``.
     public var synchronous: Synchronous
     /// How long a statement waits for a lock held by another connection or process
-    /// before failing with ``StorageError/Kind/busy``. The default is 5 seconds.
+    /// before failing with `StorageError.Kind.busy`. The default is 5 seconds.
     public var busyTimeout: Duration
     /// Bytes of the file SQLite maps into memory (`PRAGMA mmap_size`); `0` disables it.
     /// Measured here, 1 GB made point lookups 32-43% faster on a 1M-row table, at the

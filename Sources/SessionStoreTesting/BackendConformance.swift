@@ -22,7 +22,7 @@ public struct ConformanceFailure: Error, CustomStringConvertible {
     public var description: String { "\(message) (\(location))" }
 }
 
-/// One behaviour every backend must show, run through a real ``SessionStore``.
+/// One behaviour every backend must show, run through a real `SessionStore`.
 public struct ConformanceCheck: Sendable, CustomStringConvertible {
     /// The behaviour, as a sentence.
     public let name: String
