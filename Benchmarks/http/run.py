@@ -10,7 +10,11 @@ is not counted again), and non-2xx answers (409: a write to a session renewed by
 concurrent login). Writes results.json and
 results.svg next to this script. Each (variant, mix) run gets a fresh database and server.
 
-    python3 run.py [--seconds 10] [--connections 16] [--variants a,b] [--mixes read,mix]
+Rounds are interleaved: each round runs every variant once per mix, back to back (in
+reverse order every other round), so a store and its in-memory ceiling always run minutes
+apart at most, and the ratios are taken within a round, then their median over the rounds.
+
+    python3 run.py [--seconds 10] [--rounds 2] [--connections 16] [--variants a,b] [--mixes read,mix]
 """
 import argparse
 import http.client
@@ -21,14 +25,15 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import statistics
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VARIANTS = ["vapor-store", "vapor-fluent", "vapor-fluent-wal", "vapor-memory", "hb-store", "hb-native", "hb-memory"]
+VARIANTS = ["vapor-store", "vapor-store-typed", "vapor-fluent", "vapor-fluent-wal", "vapor-memory", "hb-store", "hb-native", "hb-memory"]
 MIXES = ["read", "mix", "bots", "unknown"]
 COOKIE = {"vapor": "vapor-session", "hb-native": "session", "hb": "SESSION_ID"}
-TABLE = {"vapor-store": "sessions", "hb-store": "sessions", "hb-native": "sessions",
+TABLE = {"vapor-store": "sessions", "vapor-store-typed": "sessions", "hb-store": "sessions", "hb-native": "sessions",
          "vapor-fluent": "_fluent_sessions", "vapor-fluent-wal": "_fluent_sessions"}
 WARM_SESSIONS = 256
 
@@ -184,40 +189,48 @@ def main():
     parser.add_argument("--mixes", default=",".join(MIXES))
     parser.add_argument("--binary", default=os.path.join(HERE, ".build-drivers-http", "release", "http-app"))
     parser.add_argument("--out", default=HERE)
+    parser.add_argument("--rounds", type=int, default=2)
     options = parser.parse_args()
     variants = options.variants.split(",")
     mixes = options.mixes.split(",")
     results = []
-    for mix in mixes:
-        for variant in variants:
-            result = run_one(options.binary, variant, mix, options.seconds, options.connections)
-            results.append(result)
-            print(f"  {variant:17} {mix:8} {result['requests_per_s']:10,.0f} req/s", file=sys.stderr, flush=True)
-    print(f"\n{'mix':8} {'variant':17} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows at end':>11} "
+    for round_index in range(options.rounds):
+        order = variants if round_index % 2 == 0 else list(reversed(variants))
+        for mix in mixes:
+            for variant in order:
+                result = run_one(options.binary, variant, mix, options.seconds, options.connections)
+                result["round"] = round_index
+                results.append(result)
+                print(f"  round {round_index + 1} {variant:17} {mix:8} {result['requests_per_s']:10,.0f} req/s",
+                      file=sys.stderr, flush=True)
+    print(f"\n{'mix':8} {'variant':17} {'round':>5} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows at end':>11} "
           f"{'rows added':>10} {'disk bytes':>12} {'non-2xx':>7}")
-    for r in results:
+    for r in sorted(results, key=lambda r: (mixes.index(r["mix"]), variants.index(r["variant"]), r["round"])):
         rows = "-" if r["rows_after"] is None else f"{r['rows_after']:,}"
         added = "-" if r["rows_added"] is None else f"{r['rows_added']:+,}"
-        print(f"{r['mix']:8} {r['variant']:17} {r['requests_per_s']:9,.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
-              f"{rows:>11} {added:>10} {r['bytes_written']:12,} {r['errors'] + r['non2xx']:7}")
+        print(f"{r['mix']:8} {r['variant']:17} {r['round'] + 1:5} {r['requests_per_s']:9,.0f} {r['p50_ms']:7.2f} "
+              f"{r['p99_ms']:7.2f} {rows:>11} {added:>10} {r['bytes_written']:12,} {r['errors'] + r['non2xx']:7}")
+    pairs = [("vapor-store", "vapor-memory"), ("vapor-store-typed", "vapor-memory"),
+             ("vapor-store", "vapor-fluent"), ("hb-native", "hb-memory"), ("hb-store", "hb-memory")]
     ratios = {}
     for mix in mixes:
-        by = {r["variant"]: r["requests_per_s"] for r in results if r["mix"] == mix}
-        if "vapor-store" in by and "vapor-memory" in by:
-            ratios[f"{mix}: vapor-store / vapor-memory"] = by["vapor-store"] / by["vapor-memory"]
-        if "vapor-store" in by and "vapor-fluent" in by:
-            ratios[f"{mix}: vapor-store / vapor-fluent"] = by["vapor-store"] / by["vapor-fluent"]
-        if "hb-store" in by and "hb-memory" in by:
-            ratios[f"{mix}: hb-store / hb-memory"] = by["hb-store"] / by["hb-memory"]
-        if "hb-native" in by and "hb-memory" in by:
-            ratios[f"{mix}: hb-native / hb-memory"] = by["hb-native"] / by["hb-memory"]
+        for store, ceiling in pairs:
+            per_round = []
+            for round_index in range(options.rounds):
+                by = {r["variant"]: r["requests_per_s"] for r in results
+                      if r["mix"] == mix and r["round"] == round_index}
+                if store in by and ceiling in by:
+                    per_round.append(by[store] / by[ceiling])
+            if per_round:
+                ratios[f"{mix}: {store} / {ceiling}"] = {"median": statistics.median(per_round), "rounds": per_round}
     print()
     for name, value in ratios.items():
-        print(f"{name:40} {value:6.2f}x")
+        rounds = ", ".join(f"{x:.2f}" for x in value["rounds"])
+        print(f"{name:42} {value['median']:6.2f}x  (rounds: {rounds})")
     with open(os.path.join(options.out, "results.json"), "w") as out:
-        json.dump({"seconds": options.seconds, "connections": options.connections, "results": results,
-                   "ratios": ratios}, out, indent=2)
-    svg(results, mixes, variants, os.path.join(options.out, "results.svg"))
+        json.dump({"seconds": options.seconds, "connections": options.connections, "rounds": options.rounds,
+                   "results": results, "ratios": ratios}, out, indent=2)
+    svg([r for r in results if r["round"] == 0], mixes, variants, os.path.join(options.out, "results.svg"))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,21 @@ struct SessionAttributes: Sendable {
         }
     }
 
+    /// Calls `body` with every attribute, in no particular order, without copying values.
+    func forEach(_ body: (String, AttributeValue.Stored) -> Void) {
+        switch storage {
+        case .row(let row):
+            row.forEach { entry in
+                body(row.key(entry), row.value(entry))
+                return true
+            }
+        case .map(let map):
+            for (key, raw) in map {
+                if let value = AttributeValue.Stored(raw) { body(key, value) }
+            }
+        }
+    }
+
     /// Sets `key` to `raw` (tag byte first).
     mutating func set(_ key: String, _ raw: [UInt8]) {
         var map = takeDictionary()

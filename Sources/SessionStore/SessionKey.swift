@@ -35,10 +35,17 @@ public struct SessionKey: Hashable, Sendable {
         case .none:
             self.init(value: id.text)
         case .sha256:
-            var text = id.text
-            let digest = text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
-            self.init(value: digest.withUnsafeBytes { Base64URL.encode($0) })
+            self.init(sha256Of: id.text)
         }
+    }
+
+    /// The key of any text as the SHA-256 hashing stores it: the digest in base64url
+    /// without padding. For drivers that key rows by their own strings (Hummingbird's
+    /// `PersistDriver` keys).
+    package init(sha256Of text: String) {
+        var text = text
+        let digest = text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        self.init(value: digest.withUnsafeBytes { Base64URL.encode($0) })
     }
 
     /// A key for an arbitrary stored value; for backends, tests and migrations.

@@ -13,8 +13,10 @@ public import SessionStore
 /// router.add(middleware: SessionStoreMiddleware(store: store))
 /// ```
 /// After the handler, changes are saved (nothing is written when nothing changed); a new or
-/// renewed id is sent as a cookie, and a cookie naming no stored session is cleared, so an
-/// unknown cookie costs one lookup and creates no row.
+/// renewed id is sent as a cookie, logout clears it, and any other response leaves the
+/// client's cookie alone: an unknown cookie costs one lookup and creates no row, and a
+/// request still carrying an id that another request just renewed never hands the old id
+/// back nor clears the new one.
 ///
 /// Errors become HTTP statuses: 503 when storage fails or is shut down, 413 when the session
 /// outgrows the size limit, 400 for an invalid attribute name, 409 when the session was
@@ -77,8 +79,15 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
             throw HTTPError(.conflict, message: "The session ended while this request changed it; the change was not saved.")
         }
         if session.isStored {
-            if session.id.text != presented { response.setCookie(makeCookie(session.id.text, maxAge: cookie.maxAge)) }
-        } else if presented != nil {
+            // A retired session keeps the id the client presented: the client holds the
+            // renewed one already, or receives it from the request that renewed it.
+            if session.id.text != presented && !session.isRetired {
+                response.setCookie(makeCookie(session.id.text, maxAge: cookie.maxAge))
+            }
+        } else if presented != nil && context.session.state.withLock({ $0.destroyed }) {
+            // Cleared only on logout. An id that names no stored session (unknown, expired,
+            // or renewed with no grace period by a request that finished first) leaves the
+            // cookie alone: clearing it could wipe the renewed id the browser holds now.
             response.setCookie(makeCookie("", maxAge: .zero))
         }
         return response

@@ -1,5 +1,4 @@
 #if Hummingbird
-import Crypto
 import Foundation
 public import Hummingbird
 public import Logging
@@ -195,12 +194,9 @@ public struct SessionStorePersistDriver: PersistDriver {
         case .none:
             return SessionKey(value: key)
         case .sha256:
-            let digest = SHA256.hash(data: Data(key.utf8))
-            let text = Data(digest).base64EncodedString()
-                .replacingOccurrences(of: "+", with: "-")
-                .replacingOccurrences(of: "/", with: "_")
-                .replacingOccurrences(of: "=", with: "")
-            return SessionKey(value: text)
+            // The same text as base64 of the digest with `+/` mapped to `-_` and no `=`
+            // (what this driver stored before), without Foundation's string passes.
+            return SessionKey(sha256Of: key)
         }
     }
 

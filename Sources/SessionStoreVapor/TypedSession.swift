@@ -10,6 +10,11 @@ extension Request {
     /// Needs `app.sessions.use(.sessionStore(store))` and Vapor's sessions middleware.
     public var typedSession: TypedSession {
         get throws {
+            // The state the driver keeps for the request names the store; only a request
+            // whose session was not loaded yet asks the application for its driver.
+            if let state = storage[SessionStoreStateKey.self] {
+                return TypedSession(request: self, store: state.store)
+            }
             guard let driver = application.sessions.driver as? SessionStoreDriver else {
                 throw Abort(.internalServerError, reason: "Sessions are not configured with .sessionStore(store).")
             }
@@ -36,55 +41,46 @@ public struct TypedSession: Sendable {
         return state
     }
 
-    /// Copies the store's string attributes back into Vapor's view, after a change here.
-    private func publish(_ state: SessionStoreState) {
-        request.session.data = SessionData(initialData: state.vaporSnapshot())
+    /// Changes attribute `key` and shows the change in Vapor's view of the session.
+    private func change<T>(_ key: String, _ body: (inout StoreSession) throws -> T) throws -> T {
+        let (result, text) = try state().change(key, body)
+        request.session.data[key] = text
+        return result
     }
 
-    /// The session's id text: what the cookie will carry.
+    /// The session's id text: what the cookie will carry once the session is stored (a
+    /// session without data is not stored and gets no cookie).
     public var id: String {
         get throws { try state().id }
     }
 
     /// Whether the session is stored (a new one is stored at its first save with data).
     public var isStored: Bool {
-        get throws { try state().content.withLock { $0.session.isStored } }
+        get throws { try state().read { $0.isStored } }
     }
 
     /// Reads an attribute as `type`; `nil` when absent.
     /// - Throws: ``SessionStoreAbort`` (500) when the stored value is not a `T`.
     public func get<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T? {
-        let session = try state().content.withLock { $0.session }
-        do {
-            return try session.get(key, as: type)
-        } catch {
-            throw SessionStoreAbort(error)
-        }
+        try state().read { try $0.get(key, as: type) }
     }
 
     /// Sets an attribute to any `Encodable` value.
     /// - Throws: ``SessionStoreAbort`` (400) for an empty or over-long name.
     public func set(_ key: String, _ value: some Encodable & Sendable) throws {
-        let state = try state()
-        try state.change { session in try session.set(key, value) }
-        publish(state)
+        try change(key) { session in try session.set(key, value) }
     }
 
     /// Removes an attribute.
     public func remove(_ key: String) throws {
-        let state = try state()
-        try state.change { session in session.remove(key) }
-        publish(state)
+        try change(key) { session in session.remove(key) }
     }
 
     /// Adds `delta` to an integer attribute; concurrent increments on the session add up.
     /// - Returns: The new value as this request sees it.
     @discardableResult
     public func increment(_ key: String, by delta: Int = 1) throws -> Int {
-        let state = try state()
-        let value = try state.change { session in try session.increment(key, by: delta) }
-        publish(state)
-        return value
+        try change(key) { session in try session.increment(key, by: delta) }
     }
 
     /// Gives the session a new id, keeping its data (call it after login, against session

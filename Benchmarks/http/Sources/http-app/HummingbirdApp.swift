@@ -17,8 +17,8 @@ struct UserSession: Codable, Sendable {
 
 func runHummingbird(_ variant: Variant, port: Int, path: String) async throws {
     let configuration = ApplicationConfiguration(address: .hostname("127.0.0.1", port: port))
-    var logger = Logger(label: "http-app")
-    logger.logLevel = .error
+    // Hummingbird's default: info level, no line per request.
+    let logger = Logger(label: "http-app")
     switch variant {
     case .hummingbirdNative:
         let store = try await SessionStore.open("sqlite://\(path)", backends: [.sqlite])
@@ -33,8 +33,7 @@ func runHummingbird(_ variant: Variant, port: Int, path: String) async throws {
             try context.session.get("user", as: String.self) ?? "anonymous"
         }
         router.post("write") { _, context -> String in
-            try context.session.set("n", Int.random(in: 0..<1_000_000))
-            return "write"
+            "write:\(try context.session.increment("n"))"
         }
         let app = Application(router: router, configuration: configuration, logger: logger)
         try await app.runService()
@@ -65,7 +64,7 @@ func runAuthSessions(
         context.sessions.session?.user ?? "anonymous"
     }
     router.post("write") { _, context -> String in
-        context.sessions.withLockedSession { $0?.n = Int.random(in: 0..<1_000_000) }
+        context.sessions.withLockedSession { $0?.n += 1 }
         return "write"
     }
     let app = Application(router: router, configuration: configuration, services: [persist], logger: logger)

@@ -1,7 +1,10 @@
 /// The apps compared.
 enum Variant: String, CaseIterable {
-    /// Vapor with this store's driver (`app.sessions.use(.sessionStore(store))`).
+    /// Vapor with this store's driver (`app.sessions.use(.sessionStore(store))`), routes on
+    /// `req.session.data`.
     case vaporStore = "vapor-store"
+    /// The same through the store's typed view (`req.typedSession`) in every route.
+    case vaporStoreTyped = "vapor-store-typed"
     /// Vapor with Fluent's database sessions on SQLite, as shipped (rollback journal).
     case vaporFluent = "vapor-fluent"
     /// Vapor with Fluent's sessions on a SQLite file in WAL mode.

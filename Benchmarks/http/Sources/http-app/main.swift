@@ -5,14 +5,9 @@
 //   GET  /read   reads the user (a read-only request), answers the name or "anonymous"
 //   POST /write  changes one attribute, answers "write"
 import Foundation
-import Logging
 
-// Errors only, for every variant alike: Vapor otherwise logs each request at info level.
-LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = .error
-    return handler
-}
+// Logging as a new app has it: swift-log's default handler (standard error, info level),
+// so Vapor logs each request, for every variant alike; run.py sends it to a file.
 
 let arguments = CommandLine.arguments
 guard arguments.count == 4, let port = Int(arguments[2]) else {
@@ -26,7 +21,7 @@ guard let variant = Variant(rawValue: arguments[1]) else {
 let path = arguments[3]
 
 switch variant {
-case .vaporStore, .vaporFluent, .vaporFluentWAL, .vaporMemory:
+case .vaporStore, .vaporStoreTyped, .vaporFluent, .vaporFluentWAL, .vaporMemory:
     try await runVapor(variant, port: port, path: path)
 case .hummingbirdStore, .hummingbirdNative, .hummingbirdMemory:
     try await runHummingbird(variant, port: port, path: path)
