@@ -80,9 +80,13 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
         }
         if session.isStored {
             // A retired session keeps the id the client presented: the client holds the
-            // renewed one already, or receives it from the request that renewed it.
-            if session.id.text != presented && !session.isRetired {
-                response.setCookie(makeCookie(session.id.text, maxAge: cookie.maxAge))
+            // renewed one already, or receives it from the request that renewed it. A session
+            // with a persistent lifetime of its own ("remember me") gets a Max-Age from its
+            // expiry, sent again whenever a load extended it, so the cookie slides with it.
+            let persistent = store.cookieMaxAge(for: session)
+            let renewsCookie = persistent != nil && session.touchedOnLoad
+            if (session.id.text != presented || renewsCookie) && !session.isRetired {
+                response.setCookie(makeCookie(session.id.text, maxAge: persistent.map { .seconds($0) } ?? cookie.maxAge))
             }
         } else if presented != nil && context.session.state.withLock({ $0.destroyed }) {
             // Cleared only on logout. An id that names no stored session (unknown, expired,
@@ -124,6 +128,7 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
             case .closed: return HTTPError(.serviceUnavailable, message: "Session storage is shut down.")
             case .dataTooLarge: return HTTPError(.contentTooLarge, message: "The session is too large.")
             case .invalidAttributeName: return HTTPError(.badRequest, message: "Invalid session attribute name.")
+            case .invalidOwner, .invalidHandle: return HTTPError(.badRequest, message: "Invalid session owner, device or handle.")
             default: return HTTPError(.internalServerError, message: "Session storage failed.")
             }
         case is StorageError:

@@ -21,10 +21,38 @@ struct SessionStoreCookieGuard: Middleware {
         next.respond(to: request).map { response in
             let storage = request.storage
             let keep = storage[SessionStoreStateKey.self]?.keepsClientCookie.load(ordering: .relaxed) ?? storage[KeepClientCookieKey.self] ?? false
+            let name = request.application.sessions.configuration.cookieName
             if keep {
-                Self.removeCookie(named: request.application.sessions.configuration.cookieName, from: response)
+                Self.removeCookie(named: name, from: response)
+            } else if let state = storage[SessionStoreStateKey.self] {
+                // A session with a persistent lifetime of its own ("remember me"): the cookie
+                // lasts as long as the session, whatever Vapor's cookie factory says.
+                let session = state.content.withLock { $0.session }
+                if let maxAge = state.store.cookieMaxAge(for: session) {
+                    Self.setMaxAge(maxAge, onCookie: name, of: response)
+                }
             }
             return response
+        }
+    }
+
+    /// Gives the `Set-Cookie` header for `name` a `Max-Age` of `seconds` in place of the
+    /// factory's `Max-Age` and `Expires`.
+    static func setMaxAge(_ seconds: Int, onCookie name: String, of response: Response) {
+        let values = response.headers[.setCookie]
+        let prefix = name + "="
+        guard values.contains(where: { $0.hasPrefix(prefix) }) else { return }
+        response.headers.remove(name: .setCookie)
+        for value in values {
+            guard value.hasPrefix(prefix) else {
+                response.headers.add(name: .setCookie, value: value)
+                continue
+            }
+            let kept = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { part in
+                let lowered = part.lowercased()
+                return !lowered.hasPrefix("max-age=") && !lowered.hasPrefix("expires=")
+            }
+            response.headers.add(name: .setCookie, value: (kept + ["Max-Age=\(seconds)"]).joined(separator: "; "))
         }
     }
 

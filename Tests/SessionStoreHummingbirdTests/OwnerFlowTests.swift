@@ -79,6 +79,42 @@ struct OwnerFlowTests {
         }
     }
 
+    @Test("remember me gives the cookie a Max-Age that slides with use; others stay session cookies", arguments: Engine.available)
+    func rememberMeCookie(engine: Engine) async throws {
+        try await withDatabase(engine) { database in
+            let clock = ManualClock()
+            let store = SessionStore(backend: database.backend, clock: clock)
+            let router = Router(context: BasicSessionStoreRequestContext.self)
+            router.add(middleware: SessionStoreMiddleware(store: store))
+            router.post("login") { request, context -> HTTPResponse.Status in
+                let remember = request.uri.queryParameters["remember"] == "1"
+                try await context.session.logIn(
+                    owner: "u-3", lifetime: remember ? SessionLifetime(idleTimeout: .seconds(30 * 86_400)) : nil)
+                return .ok
+            }
+            router.get("page") { _, _ -> HTTPResponse.Status in .ok }
+            try await Application(responder: router.buildResponder()).test(.router) { client in
+                let remembered = try await client.execute(uri: "/login?remember=1", method: .post) { response in
+                    try #require(ParsedCookie(response.headers[.setCookie]))
+                }
+                #expect(remembered.attributes["max-age"] == String(30 * 86_400), "\(remembered.attributes)")
+                let plain = try await client.execute(uri: "/login", method: .post) { response in
+                    try #require(ParsedCookie(response.headers[.setCookie]))
+                }
+                #expect(plain.attributes["max-age"] == nil, "a session cookie: \(plain.attributes)")
+                clock.advance(by: .seconds(2 * 86_400))
+                try await client.execute(uri: "/page", method: .get, headers: [.cookie: "session=\(remembered.value)"]) { response in
+                    let again = ParsedCookie(response.headers[.setCookie])
+                    #expect(again?.value == remembered.value && again?.attributes["max-age"] == String(30 * 86_400),
+                            "the extended session's cookie is sent again with a fresh Max-Age")
+                }
+                try await client.execute(uri: "/page", method: .get, headers: [.cookie: "session=\(remembered.value)"]) { response in
+                    #expect(response.headers[.setCookie] == nil, "not again until the next touch")
+                }
+            }
+        }
+    }
+
     @Test("a request in flight on a revoked device cannot save it back", arguments: Engine.available)
     func revokedDeviceStaysSignedOut(engine: Engine) async throws {
         try await withDatabase(engine) { database in
