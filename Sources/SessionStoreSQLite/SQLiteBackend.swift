@@ -281,8 +281,8 @@ public final class SQLiteBackend: StorageBackend {
         } > 0
     }
 
-    /// A page of `owner`'s live sessions through the owner index, read on the writer's
-    /// thread (it sees every committed write; listing is rare).
+    /// A page of `owner`'s live sessions through the owner index, read on a reader
+    /// connection (the writer's, in memory).
     /// - Throws: ``StorageError``.
     public func ownedSessions(
         owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
@@ -290,30 +290,44 @@ public final class SQLiteBackend: StorageBackend {
         try checkOpen("ownedSessions")
         guard queries.hasOwners else { throw ownersNeedUpgrade("ownedSessions") }
         let sql = queries.ownedSessions(afterPosition: position != nil)
-        let box = SQLiteResultBox<[OwnedRecord]>()
-        _ = try await writer.submit(.read, operation: "ownedSessions") { connection in
-            let statement = try connection.statement(sql, operation: "ownedSessions")
-            defer { statement.reset() }
-            try statement.bind(8, text: owner, operation: "ownedSessions")
-            try statement.bind(3, now, operation: "ownedSessions")
-            try statement.bind(4, Int64(limit), operation: "ownedSessions")
-            if let position {
-                try statement.bind(5, position.createdAt, operation: "ownedSessions")
-                try statement.bind(6, text: position.key.value, operation: "ownedSessions")
+        guard let readers else {
+            let box = SQLiteResultBox<[OwnedRecord]>()
+            _ = try await writer.submit(.read, operation: "ownedSessions") { connection in
+                box.value = try Self.ownedSessions(connection, sql, owner: owner, now: now, after: position, limit: limit)
+                return .changes(0)
             }
-            var rows: [OwnedRecord] = []
-            while try statement.step(operation: "ownedSessions") {
-                rows.append(OwnedRecord(
-                    key: SessionKey(value: try statement.text(0, operation: "ownedSessions")),
-                    createdAt: try statement.int64(1, operation: "ownedSessions"),
-                    lastSeen: try statement.int64(2, operation: "ownedSessions"),
-                    expiresAt: try statement.int64(3, operation: "ownedSessions"),
-                    details: statement.columnType(4) == SQLITE_NULL ? nil : try statement.blob(4, operation: "ownedSessions")))
-            }
-            box.value = rows
-            return .changes(0)
+            return box.value ?? []
         }
-        return box.value ?? []
+        return try await readers.withReader(operation: "ownedSessions") { reader throws(StorageError) in
+            // A lingering load keeps an older snapshot open on this connection: end it first.
+            reader.load.reset()
+            return try Self.ownedSessions(reader.connection, sql, owner: owner, now: now, after: position, limit: limit)
+        }
+    }
+
+    private static func ownedSessions(
+        _ connection: SQLiteConnection, _ sql: String, owner: String, now: Int64, after position: OwnedRecordPosition?,
+        limit: Int
+    ) throws(StorageError) -> [OwnedRecord] {
+        let statement = try connection.statement(sql, operation: "ownedSessions")
+        defer { statement.reset() }
+        try statement.bind(8, text: owner, operation: "ownedSessions")
+        try statement.bind(3, now, operation: "ownedSessions")
+        try statement.bind(4, Int64(limit), operation: "ownedSessions")
+        if let position {
+            try statement.bind(5, position.createdAt, operation: "ownedSessions")
+            try statement.bind(6, text: position.key.value, operation: "ownedSessions")
+        }
+        var rows: [OwnedRecord] = []
+        while try statement.step(operation: "ownedSessions") {
+            rows.append(OwnedRecord(
+                key: SessionKey(value: try statement.text(0, operation: "ownedSessions")),
+                createdAt: try statement.int64(1, operation: "ownedSessions"),
+                lastSeen: try statement.int64(2, operation: "ownedSessions"),
+                expiresAt: try statement.int64(3, operation: "ownedSessions"),
+                details: statement.columnType(4) == SQLITE_NULL ? nil : try statement.blob(4, operation: "ownedSessions")))
+        }
+        return rows
     }
 
     /// Deletes up to `limit` of `owner`'s rows (only `only`, never `except`) in one

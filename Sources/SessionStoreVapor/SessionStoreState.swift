@@ -155,13 +155,33 @@ final class SessionStoreState: Sendable {
     /// - Throws: ``SessionStoreAbort`` (409 when the session ended while this request
     ///   changed it; nothing was written).
     func save(vaporData data: [String: String]) async throws -> Pending {
+        let loggedInBefore = content.withLock { Self.authenticatedOwner($0.snapshot) }
         try synchronize(vaporData: data)
-        let hadChanges = content.withLock { $0.session.hasChanges }
-        let outcome = try await withSession { session in try await store.save(&session) }
+        let (hadChanges, owner) = content.withLock { ($0.session.hasChanges, $0.session.owner) }
+        let outcome: SaveOutcome
+        let loggedIn = Self.authenticatedOwner(data)
+        if let loggedIn, loggedIn != owner {
+            // `req.auth.login` of a `SessionAuthenticatable` user: the session is bound to it.
+            outcome = try await withSession { session in try await store.bind(&session, to: loggedIn) ? .updated : .gone }
+        } else if loggedIn == nil, loggedInBefore != nil, owner != nil {
+            // `req.auth.logout`: the binding goes with it.
+            outcome = try await withSession { session in try await store.unbind(&session) ? .updated : .gone }
+        } else {
+            outcome = try await withSession { session in try await store.save(&session) }
+        }
         if outcome == .gone && hadChanges {
             throw SessionStoreAbort.sessionEnded
         }
         return content.withLock { Self.cookieDecision($0) }
+    }
+
+    /// The user id Vapor's session authentication keeps in the data (`req.auth.login` of a
+    /// `SessionAuthenticatable` type `T` stores it under `_TSession`), if any.
+    static func authenticatedOwner(_ data: [String: String]) -> String? {
+        for (key, value) in data where key.hasPrefix("_") && key.hasSuffix("Session") && key.utf8.count > 8 {
+            return value
+        }
+        return nil
     }
 
     /// Deletes the stored session, once.

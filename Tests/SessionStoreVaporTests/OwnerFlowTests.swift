@@ -82,6 +82,48 @@ struct VaporOwnerFlowTests {
         }
     }
 
+    struct Member: SessionAuthenticatable, Authenticatable {
+        var id: String
+        var sessionID: String { id }
+    }
+
+    struct MemberAuthenticator: AsyncSessionAuthenticator {
+        typealias User = Member
+        func authenticate(sessionID: String, for request: Request) async throws {
+            request.auth.login(Member(id: sessionID))
+        }
+    }
+
+    @Test("Vapor's session authentication binds the owner at req.auth.login and unbinds at logout", arguments: Engine.available)
+    func vaporAuthenticationBindsTheOwner(engine: Engine) async throws {
+        try await withDatabase(engine) { database in
+            let store = SessionStore(backend: database.backend, clock: ManualClock())
+            try await withApp(configure: { app in
+                app.sessions.use(.sessionStore(store))
+                app.middleware.use(app.sessions.middleware)
+                let members = app.grouped(MemberAuthenticator())
+                members.post("login") { req -> HTTPStatus in
+                    req.auth.login(Member(id: "member-7"))
+                    return .ok
+                }
+                members.post("logout") { req -> HTTPStatus in
+                    req.auth.logout(Member.self)
+                    return .ok
+                }
+                members.get("who") { req -> String in req.auth.get(Member.self)?.id ?? "nobody" }
+            }, { app in
+                let tester = try app.testing()
+                let id = try await tester.sendRequest(.POST, "login").cookieValue()
+                #expect(try await store.load(id: id).owner == "member-7", "bound at login")
+                #expect(try await store.sessions(ownedBy: "member-7").sessions.count == 1)
+                #expect(try await tester.sendRequest(.GET, "who", headers: Self.headers(id)).body.string == "member-7")
+                _ = try await tester.sendRequest(.POST, "logout", headers: Self.headers(id))
+                #expect(try await store.load(id: id).owner == nil, "unbound at logout")
+                #expect(try await store.sessions(ownedBy: "member-7").sessions.isEmpty)
+            })
+        }
+    }
+
     @Test("remember me gives the cookie the session's Max-Age", arguments: Engine.available)
     func rememberMeCookie(engine: Engine) async throws {
         try await withOwnerApp(engine) { app in
