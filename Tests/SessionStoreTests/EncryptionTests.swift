@@ -115,7 +115,7 @@ struct EncryptionKeyRingTests {
         #expect(configurationError { _ = try EncryptionKeyRing(contentsOfFile: "/") } != nil)
     }
 
-    @Test("a store opened with encryption_keys seals rows; encryption_plaintext=refuse refuses plaintext rows")
+    @Test("encryption_keys and encryption_plaintext are read from the URL; encryption_plaintext alone is an error")
     func openByURL() async throws {
         try withKeyFile("*a:\(keyA)\n") { path in
             var url = try StoreURL("memory://?encryption_keys=\(path)&encryption_plaintext=refuse")
