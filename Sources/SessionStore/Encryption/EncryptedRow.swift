@@ -62,7 +62,7 @@ package enum EncryptedRow {
     /// Seals encoded attributes under `key` for the row stored under `storageKey`.
     /// - Throws: ``SessionStoreError`` `undecryptable` if the crypto library fails (it does
     ///   not for valid keys; never ignored).
-    static func seal(_ plaintext: [UInt8], with key: EncryptionKeyRing.Key, for storageKey: SessionKey) throws -> [UInt8] {
+    package static func seal(_ plaintext: [UInt8], with key: EncryptionKeyRing.Key, for storageKey: SessionKey) throws -> [UInt8] {
         var output = [UInt8]()
         output.reserveCapacity(2 + key.idBytes.count + nonceSize + plaintext.count + tagSize)
         output.append(marker)
@@ -85,7 +85,7 @@ package enum EncryptedRow {
     /// the ring reads plaintext).
     /// - Throws: ``SessionStoreError`` `undecryptable`, with the key id when the header names
     ///   one (also for a newer envelope version this release cannot read).
-    static func open(_ data: [UInt8], with ring: EncryptionKeyRing, for storageKey: SessionKey) throws -> [UInt8] {
+    package static func open(_ data: [UInt8], with ring: EncryptionKeyRing, for storageKey: SessionKey) throws -> [UInt8] {
         guard let first = data.first else { return data }
         guard reserved.contains(first) else {
             guard ring.readsPlaintext else {

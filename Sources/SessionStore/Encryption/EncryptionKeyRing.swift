@@ -44,7 +44,7 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
         public static let maxIDLength = 32
 
         /// Whether `bytes` form a valid key id (shared by the file parser and the row header).
-        static func isValidID<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Bool {
+        package static func isValidID<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Bool {
             !bytes.isEmpty && bytes.count <= maxIDLength && bytes.allSatisfy { byte in
                 (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
                     || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
@@ -106,7 +106,7 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
     public var keyIDs: [String] { keys.keys.sorted() }
 
     /// The key named `id`, if the ring has it.
-    func key(_ id: some Collection<UInt8>) -> Key? {
+    package func key(_ id: some Collection<UInt8>) -> Key? {
         // Ids are ASCII (checked before this is called), so the bytes are the text.
         keys[String(decoding: id, as: UTF8.self)]
     }
