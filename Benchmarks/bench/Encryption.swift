@@ -46,9 +46,10 @@ extension BenchRun {
         func saveContender(_ store: SessionStore) -> Contender {
             { window in try await measureTasks(concurrency: 1, window: window) { worker in
                 var random = FastRandom(seed: UInt64(worker) &+ 73)
-                return { iteration in
+                return { _ in
                     var session = try await store.load(id: IDs.id(random.below(rows)))
-                    try session.set("last_page", "/account/orders?page=\(iteration % 50)&seen=\(iteration)")
+                    // Unique across rounds (each round replays the same ids): every save writes.
+                    try session.set("last_page", "/account/orders?seen=\(nanos())")
                     guard try await store.save(&session) == .updated else { throw BenchError("a save was not an update") }
                 }
             } }
