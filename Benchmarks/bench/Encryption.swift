@@ -33,13 +33,7 @@ extension BenchRun {
             { window in try await measureTasks(concurrency: 1, window: window) { worker in
                 var random = FastRandom(seed: UInt64(worker) &+ 71)
                 return { _ in
-                    let session = try await store.load(id: IDs.id(random.below(rows)))
-                    guard try session.get("user_id", as: Int.self) != nil,
-                          try session.get("csrf", as: String.self) != nil,
-                          try session.get("locale", as: String.self) != nil,
-                          try session.get("flash", as: String.self) != nil,
-                          try session.get("last_page", as: String.self) != nil
-                    else { throw BenchError("the store lost an attribute") }
+                    try readFiveAttributes(try await store.load(id: IDs.id(random.below(rows))))
                 }
             } }
         }

@@ -95,7 +95,7 @@ extension EncryptionKeyRing {
     }
 
     private static func readKeyFile(_ path: String) throws -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // A FIFO must not block the open.
         guard descriptor >= 0 else {
             throw StoreURL.invalid("cannot open encryption key file \(path): \(String(cString: strerror(errno)))")
         }
