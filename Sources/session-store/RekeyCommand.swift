@@ -32,6 +32,9 @@ struct RekeyCommand: AsyncParsableCommand {
     @Option(help: "Row rewrites in flight at once.")
     var parallel: Int = 8
 
+    @Option(help: "Seconds to wait after each batch, to bound the load a rekey adds to a busy database (0: none).")
+    var pause: Double = 0
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -48,6 +51,7 @@ struct RekeyCommand: AsyncParsableCommand {
         guard progressEvery >= 0, progressEvery.isFinite else {
             throw ValidationError("--progress-every must be zero or more seconds")
         }
+        guard (0...3600).contains(pause) else { throw ValidationError("--pause must be 0-3600 seconds") }
     }
 
     struct Report: Encodable {
@@ -110,6 +114,7 @@ struct RekeyCommand: AsyncParsableCommand {
                 detail: "rewrote \(Format.count(report.rewritten)), failed \(Format.count(report.failed))")
             guard rows.count == batch, let last = rows.last else { break }
             cursor = last.key
+            if pause > 0 { try await Task.sleep(for: .seconds(pause)) }
         }
         progress.finish()
         report.seconds = progress.elapsed

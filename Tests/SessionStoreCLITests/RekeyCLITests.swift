@@ -114,7 +114,8 @@ struct RekeyCLITests {
             let keys = try await writeRows(fixture, count: 4000, keys: RotationKeys.before, prefix: "row")
             let during = try RotationKeys.write(RotationKeys.during, "during", in: directory)
             let child = try CLI.Child(
-                ["rekey", "--batch", "20", "--parallel", "1", "--progress-every", "0", "--keys", during, fixture.url],
+                // 200 batches 0.2 s apart: the kill after the fifth lands with about 39 s to spare.
+                ["rekey", "--batch", "20", "--pause", "0.2", "--progress-every", "0", "--keys", during, fixture.url],
                 directory: directory)
             while child.process.isRunning, try child.stderrSoFar().split(separator: "\n").count < 5 {
                 try await Task.sleep(for: .milliseconds(5))
