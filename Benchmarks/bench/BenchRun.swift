@@ -64,6 +64,7 @@ final class BenchRun {
             case .cleanup: try await cleanup(engine)
             case .keys: try await keys(engine)
             case .soak: try await soak(engine)
+            case .owners: try await owners(engine)
             case .encryption: try await encryption(engine)
             }
         }

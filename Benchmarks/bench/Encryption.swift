@@ -1,7 +1,7 @@
 import SessionStore
 
 extension BenchRun {
-    /// The rings of scenario 7: `old` seals the table first, `new` is what `rekey` moves it to.
+    /// The rings of scenario 8: `old` seals the table first, `new` is what `rekey` moves it to.
     static let encryptionRings: (old: EncryptionKeyRing, new: EncryptionKeyRing) = {
         do {
             let old = try EncryptionKeyRing.Key(id: "old", bytes: [UInt8](repeating: 0x0D, count: 32))
@@ -12,13 +12,13 @@ extension BenchRun {
         }
     }()
 
-    /// Scenario 7: encryption at rest. A load with 5 attributes read and a save (load, change
+    /// Scenario 8: encryption at rest. A load with 5 attributes read and a save (load, change
     /// one attribute, save), on a plaintext table and on the same rows sealed, interleaved in
     /// one run; then `rekey` (every row re-sealed under a new key, one merge per row, 8 in
     /// flight, as `session-store rekey` does) on the cleanup scenario's table size, idle and
     /// while a reader and a writer (1 save/ms) run: rows/s and the saves' worst stall.
     func encryption<E: Engine>(_ engine: E) async throws {
-        let scenario = engine.title("7 encryption", "AES-256-GCM at rest vs plaintext, and rekey under load")
+        let scenario = engine.title("8 encryption", "AES-256-GCM at rest vs plaintext, and rekey under load")
         let rows = settings.saveRows
         let rings = Self.encryptionRings
         let plainTable = try await engine.fillStoreTable("enc-plain", rows: rows, key: engine.defaultKey, plan: .fresh)

@@ -80,6 +80,16 @@ struct SQLiteEngine: Engine {
         return StoreTable(location: path, key: key, keys: keys)
     }
 
+    /// Binds every row of `table` to one of `owners` owners (by its slot), as logins would:
+    /// the owner column and the owner index the backend keeps.
+    func bindOwners(_ table: StoreTable, owners: Int) async throws {
+        let path = table.location
+        try await onThread {
+            let db = try RawDB(path: path, synchronous: "OFF")
+            try db.exec("UPDATE sessions SET owner = 'owner-' || (abs(slot) % \(owners)), last_seen = created_at")
+        }
+    }
+
     func fillNaiveTable(_ name: String, rows: Int, plan: ExpiryPlan) async throws -> NaiveTable {
         let path = path(name)
         try await drop(path)

@@ -50,8 +50,41 @@ public final class FallbackBackend: StorageBackend {
         }
         guard let old = try await legacyOnly(key, now: now), old.version == expectedVersion else { return false }
         let copy = SessionRecord(
-            data: data, version: expectedVersion + 1, createdAt: old.createdAt, expiresAt: max(old.expiresAt, expiresAt))
+            data: data, version: expectedVersion + 1, createdAt: old.createdAt, expiresAt: max(old.expiresAt, expiresAt),
+            owner: old.owner, details: old.details, lastSeen: now)
         return try await primary.insert(key, copy)
+    }
+
+    public func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        if try await primary.rebind(
+            key, data: data, owner: owner, details: details, expiresAt: expiresAt, expectedVersion: expectedVersion, now: now)
+        {
+            return true
+        }
+        guard let old = try await legacyOnly(key, now: now), old.version == expectedVersion else { return false }
+        let copy = SessionRecord(
+            data: data, version: expectedVersion + 1, createdAt: old.createdAt, expiresAt: expiresAt,
+            owner: owner, details: details, lastSeen: now)
+        return try await primary.insert(key, copy)
+    }
+
+    /// Lists the primary's sessions only: a session still only in the legacy backend has
+    /// no owner until its first write copies it (binding is a write).
+    public func ownedSessions(
+        owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
+    ) async throws -> [OwnedRecord] {
+        try await primary.ownedSessions(owner: owner, now: now, after: position, limit: limit)
+    }
+
+    public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        try await primary.deleteOwned(owner: owner, only: only, except: except, limit: limit)
+    }
+
+    public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        try await primary.trimOwned(owner: owner, keep: keep, now: now)
     }
 
     /// Merges on the primary; a session that lives only in the legacy backend is decided on
@@ -73,7 +106,8 @@ public final class FallbackBackend: StorageBackend {
                 return result
             case .replace(let data, let expiresAt):
                 copy = SessionRecord(
-                    data: data, version: old.version + 1, createdAt: old.createdAt, expiresAt: max(old.expiresAt, expiresAt))
+                    data: data, version: old.version + 1, createdAt: old.createdAt, expiresAt: max(old.expiresAt, expiresAt),
+                    owner: old.owner, details: old.details, lastSeen: now)
             case .delete:
                 copy = SessionRecord(data: [], version: Self.tombstoneVersion, createdAt: old.createdAt, expiresAt: old.expiresAt)
             }
@@ -86,6 +120,7 @@ public final class FallbackBackend: StorageBackend {
         if try await primary.touch(key, expiresAt: expiresAt, now: now) { return true }
         guard var old = try await legacyOnly(key, now: now), old.expiresAt < expiresAt else { return false }
         old.expiresAt = expiresAt
+        old.lastSeen = now
         return try await primary.insert(key, old)
     }
 

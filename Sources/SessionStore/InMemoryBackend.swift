@@ -52,6 +52,7 @@ public final class InMemoryBackend: StorageBackend {
             record.data = data
             record.version += 1
             record.expiresAt = max(record.expiresAt, expiresAt)
+            record.lastSeen = now
             state.rows[key] = record
             return true
         }
@@ -76,6 +77,7 @@ public final class InMemoryBackend: StorageBackend {
                 record.data = data
                 record.version += 1
                 record.expiresAt = max(record.expiresAt, expiresAt)
+                record.lastSeen = now
                 state.rows[key] = record
             case .delete:
                 state.rows.removeValue(forKey: key)
@@ -90,8 +92,81 @@ public final class InMemoryBackend: StorageBackend {
                 return false
             }
             record.expiresAt = expiresAt
+            record.lastSeen = now
             state.rows[key] = record
             return true
+        }
+    }
+
+    public func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        try withOpenState("rebind") { state in
+            guard var record = state.rows[key], record.expiresAt > now, record.version == expectedVersion else {
+                return false
+            }
+            record.data = data
+            record.owner = owner
+            record.details = details
+            record.version += 1
+            record.expiresAt = expiresAt
+            record.lastSeen = now
+            state.rows[key] = record
+            return true
+        }
+    }
+
+    public func ownedSessions(
+        owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
+    ) async throws -> [OwnedRecord] {
+        try withOpenState("ownedSessions") { state in
+            let newestFirst = state.rows.lazy
+                .filter { $0.value.owner == owner && $0.value.expiresAt > now && $0.value.version != 0 }
+                .map { OwnedRecord(key: $0.key, createdAt: $0.value.createdAt, lastSeen: $0.value.lastSeen,
+                                   expiresAt: $0.value.expiresAt, details: $0.value.details) }
+                .sorted { a, b in
+                    Self.isOlder(b, than: OwnedRecordPosition(createdAt: a.createdAt, key: a.key))
+                }
+            let after = newestFirst.drop { row in
+                guard let position else { return false }
+                return !Self.isOlder(row, than: position)
+            }
+            return Array(after.prefix(limit))
+        }
+    }
+
+    /// Whether `row` comes after `position` in newest-first order.
+    private static func isOlder(_ row: OwnedRecord, than position: OwnedRecordPosition) -> Bool {
+        if row.createdAt != position.createdAt { return row.createdAt < position.createdAt }
+        return row.key.value.utf8.lexicographicallyPrecedes(position.key.value.utf8)
+    }
+
+    public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        try withOpenState("deleteOwned") { state in
+            let keys = state.rows.lazy
+                .filter { $0.value.owner == owner && (only == nil || $0.key == only) && $0.key != except }
+                .prefix(limit).map(\.key)
+            var count = 0
+            for key in Array(keys) {
+                state.rows.removeValue(forKey: key)
+                count += 1
+            }
+            return count
+        }
+    }
+
+    public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        try withOpenState("trimOwned") { state in
+            let ranked = state.rows
+                .filter { $0.value.owner == owner && $0.value.expiresAt > now && $0.value.version != 0 }
+                .sorted { a, b in
+                    if a.value.lastSeen != b.value.lastSeen { return a.value.lastSeen > b.value.lastSeen }
+                    if a.value.createdAt != b.value.createdAt { return a.value.createdAt > b.value.createdAt }
+                    return b.key.value.utf8.lexicographicallyPrecedes(a.key.value.utf8)
+                }
+            for (key, _) in ranked.dropFirst(keep) { state.rows.removeValue(forKey: key) }
+            return max(0, ranked.count - keep)
         }
     }
 

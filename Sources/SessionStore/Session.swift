@@ -12,6 +12,8 @@ public struct Session: Sendable {
         var version: Int64
         var createdAt: Int64
         var expiresAt: Int64
+        /// The owner, device facts and own lifetime of the row.
+        var binding: SessionBinding = .unbound
     }
 
     enum Change: Sendable, Equatable {
@@ -63,6 +65,10 @@ public struct Session: Sendable {
     /// Whether the session has no attributes.
     public var isEmpty: Bool { values.isEmpty }
 
+    /// Whether there is nothing to keep: no attributes and no owner, device facts or own
+    /// lifetime. A signed-in session without attributes is still kept.
+    var holdsNothing: Bool { values.isEmpty && (stored?.binding.isEmpty ?? true) }
+
     /// The attribute names, sorted.
     public var keys: [String] { values.keys.sorted() }
 
@@ -71,6 +77,16 @@ public struct Session: Sendable {
 
     /// When the session was first stored (milliseconds since the Unix epoch), if stored.
     public var createdAt: Int64? { stored?.createdAt }
+
+    /// The owner (the app's user id) the stored session is bound to, if any (see
+    /// ``SessionStore/logIn(_:owner:device:lifetime:)``).
+    public var owner: String? { stored?.binding.owner }
+
+    /// The device facts the session was bound with; empty when none were given.
+    public var device: SessionDevice { stored?.binding.device ?? SessionDevice() }
+
+    /// The session's own lifetime, when it has one instead of the store's.
+    public var lifetime: SessionLifetime? { stored?.binding.publicLifetime }
 
     /// Whether an attribute is present.
     public func contains(_ key: String) -> Bool { values.contains(key) }

@@ -66,10 +66,16 @@ public final class SessionStore: Sendable {
             touch = configuration.touchInterval.milliseconds
         }
 
-        /// When a session created at `createdAt` and used at `now` expires (the same rule
-        /// as `SessionStoreConfiguration.expiry(createdAt:now:)`).
-        func expiry(createdAt: Int64, now: Int64) -> Int64 {
+        /// When a session created at `createdAt` and used at `now` expires, under its own
+        /// lifetime when it has one (the same rule as `SessionStoreConfiguration.expiry`).
+        @inline(__always)
+        func expiry(createdAt: Int64, now: Int64, _ own: SessionBinding.StoredLifetime? = nil) -> Int64 {
             var expiresAt = Int64.max
+            if let own {
+                if own.idle > 0 { expiresAt = now + own.idle }
+                if own.absolute > 0 { expiresAt = min(expiresAt, createdAt + own.absolute) }
+                return expiresAt
+            }
             if let idle { expiresAt = now + idle }
             if let absolute { expiresAt = min(expiresAt, createdAt + absolute) }
             return expiresAt
@@ -181,15 +187,20 @@ public final class SessionStore: Sendable {
         // One pass checks the whole row (damage shows here, under `on_corrupt`); values
         // are converted only when read.
         let row: AttributeRow
+        var binding = SessionBinding.unbound
         do {
             row = try AttributeRow(validating: record.data)
+            if record.owner != nil || record.details != nil {
+                binding = try SessionBinding(owner: record.owner, details: record.details)
+            }
         } catch let error as SessionStoreError {
             return try unreadableRow(error, id)
         }
         metrics.loadHit.increment()
-        var stored = Session.Stored(version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt)
+        var stored = Session.Stored(
+            version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, binding: binding)
         var touched = false
-        let extended = lifetimes.expiry(createdAt: record.createdAt, now: now)
+        let extended = lifetimes.expiry(createdAt: record.createdAt, now: now, binding.lifetime)
         if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= lifetimes.touch {
             let moved = try await logged("touch", id) { try await backend.touch(key, expiresAt: extended, now: now) }
             if moved {
@@ -265,7 +276,7 @@ public final class SessionStore: Sendable {
         }
         // The common case: nobody saved since this request loaded, one versioned write.
         let now = clock.now()
-        if session.isEmpty {
+        if session.holdsNothing {
             if try await logged("delete", id, { try await backend.delete(key, expectedVersion: stored.version) }) {
                 session = Session(id: id, stored: nil, values: [:])
                 metrics.deleted.increment()
@@ -274,13 +285,15 @@ public final class SessionStore: Sendable {
         } else {
             let values = session.values.dictionary
             let data = try encode(values, id)
-            let expiresAt = lifetimes.expiry(createdAt: stored.createdAt, now: now)
+            let expiresAt = lifetimes.expiry(createdAt: stored.createdAt, now: now, stored.binding.lifetime)
             let written = try await logged("update", id) {
                 try await backend.update(key, data: data, expectedVersion: stored.version, expiresAt: expiresAt, now: now)
             }
             if written {
                 session.markSaved(
-                    .init(version: stored.version + 1, createdAt: stored.createdAt, expiresAt: max(expiresAt, stored.expiresAt)),
+                    .init(
+                        version: stored.version + 1, createdAt: stored.createdAt, expiresAt: max(expiresAt, stored.expiresAt),
+                        binding: stored.binding),
                     values: values)
                 metrics.updated.increment()
                 return .updated
@@ -326,12 +339,15 @@ public final class SessionStore: Sendable {
         let id = session.id
         let now = clock.now()
         let configuration = configuration
+        let lifetimes = lifetimes
         let decision = try await logged("merge", id) {
             try await backend.merge(key, now: now) { current -> (MergeWrite, Decision) in
                 guard let current, current.version != Self.retiredVersion else { return (.none, .gone) }
                 let currentValues: [String: [UInt8]]
+                let binding: SessionBinding
                 do {
                     currentValues = try AttributeCodec.decodeStored(current.data)
+                    binding = try SessionBinding(owner: current.owner, details: current.details)
                 } catch var error as SessionStoreError {
                     error.session = id.redacted
                     throw error
@@ -339,15 +355,18 @@ public final class SessionStore: Sendable {
                 let (values, overwrote) = try pending.rebased(on: currentValues)
                 var result = Session(
                     id: id,
-                    stored: .init(version: current.version, createdAt: current.createdAt, expiresAt: current.expiresAt),
+                    stored: .init(
+                        version: current.version, createdAt: current.createdAt, expiresAt: current.expiresAt, binding: binding),
                     values: values)
                 try change(&result)
-                if result.isEmpty { return (.delete, .deleted) }
+                if result.holdsNothing { return (.delete, .deleted) }
                 let written = result.values.dictionary
                 let data = try Self.encode(written, id, limit: configuration.maxDataSize)
-                let expiresAt = configuration.expiry(createdAt: current.createdAt, now: now)
+                let expiresAt = lifetimes.expiry(createdAt: current.createdAt, now: now, binding.lifetime)
                 result.markSaved(
-                    .init(version: current.version + 1, createdAt: current.createdAt, expiresAt: max(expiresAt, current.expiresAt)),
+                    .init(
+                        version: current.version + 1, createdAt: current.createdAt,
+                        expiresAt: max(expiresAt, current.expiresAt), binding: binding),
                     values: written)
                 return (.replace(data: data, expiresAt: expiresAt), .written(result, overwrote: overwrote))
             }
@@ -378,7 +397,7 @@ public final class SessionStore: Sendable {
 
     /// A save that found its session destroyed, retired or expired: nothing is written and
     /// `session` becomes a new, empty one.
-    private func sessionGone(_ session: inout Session, _ operation: String) -> SaveOutcome {
+    func sessionGone(_ session: inout Session, _ operation: String) -> SaveOutcome {
         metrics.gone.increment()
         logger.debug("\(operation) found its session gone; nothing written", metadata: ["session": "\(session.id.redacted)"])
         session = newSession()
@@ -386,7 +405,8 @@ public final class SessionStore: Sendable {
     }
 
     /// Gives the session a new id (call it after login, against session fixation), keeping
-    /// its data. The old id keeps working for the grace period, then never again.
+    /// its data, owner and lifetime. The old id keeps working for the grace period, then
+    /// never again.
     ///
     /// Only a live session is moved: when the stored session was destroyed, expired, or
     /// retired by another regeneration since it was loaded, nothing is written and
@@ -394,15 +414,37 @@ public final class SessionStore: Sendable {
     /// so a stale request cannot bring a logged-out session back under a new id.
     /// - Throws: ``SessionStoreError``, ``StorageError``.
     public func regenerateID(_ session: inout Session) async throws {
+        try await regenerate(&session, binding: nil)
+    }
+
+    /// Moves the session to a new id; with `newBinding`, the new row carries that owner,
+    /// device and lifetime from its first write, so the new id never exists unbound.
+    func regenerate(_ session: inout Session, binding newBinding: SessionBinding?) async throws {
         try checkOpen()
         let oldID = session.id
         let newID = SessionID.generate()
+        let newKey = storageKey(for: newID)
         guard let stored = session.stored else {
+            guard let newBinding else {
+                session.id = newID
+                return
+            }
+            // Nothing stored yet: the bound session is written at once, under the new id.
+            let now = clock.now()
+            let values = session.values.dictionary
+            let record = SessionRecord(
+                data: try encode(values, newID), version: 1, createdAt: now,
+                expiresAt: lifetimes.expiry(createdAt: now, now: now, newBinding.lifetime),
+                owner: newBinding.owner, details: newBinding.encodedDetails)
+            guard try await logged("insert", newID, { try await backend.insert(newKey, record) }) else {
+                throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
+            }
             session.id = newID
+            session.markSaved(.init(version: 1, createdAt: now, expiresAt: record.expiresAt, binding: newBinding), values: values)
+            metrics.created.increment()
             return
         }
         let oldKey = storageKey(for: oldID)
-        let newKey = storageKey(for: newID)
         guard stored.version != Self.retiredVersion else { return regenerationFoundGone(&session) }
         for _ in 0...configuration.maxConflictRetries {
             let now = clock.now()
@@ -411,20 +453,23 @@ public final class SessionStore: Sendable {
             else { return regenerationFoundGone(&session) }
             // Carry over what other requests saved since this one loaded, plus this one's changes.
             let values: [String: [UInt8]]
+            let binding: SessionBinding
             do {
                 values = try session.rebased(on: try AttributeCodec.decodeStored(current.data)).values
+                binding = try newBinding ?? SessionBinding(owner: current.owner, details: current.details)
             } catch var error as SessionStoreError {
                 error.session = oldID.redacted
                 throw error
             }
-            if values.isEmpty {
+            if values.isEmpty && binding.isEmpty {
                 try await destroy(&session)
                 session.id = newID
                 return
             }
             let record = SessionRecord(
                 data: try encode(values, oldID), version: 1, createdAt: current.createdAt,
-                expiresAt: lifetimes.expiry(createdAt: current.createdAt, now: now))
+                expiresAt: lifetimes.expiry(createdAt: current.createdAt, now: now, binding.lifetime),
+                owner: binding.owner, details: binding.encodedDetails, lastSeen: now)
             guard try await logged("insert", newID, { try await backend.insert(newKey, record) }) else {
                 throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
             }
@@ -438,7 +483,8 @@ public final class SessionStore: Sendable {
             }
             if retired {
                 session.id = newID
-                session.markSaved(.init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt), values: values)
+                session.markSaved(
+                    .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt, binding: binding), values: values)
                 metrics.regenerated.increment()
                 return
             }
@@ -490,7 +536,7 @@ public final class SessionStore: Sendable {
         }
     }
 
-    private func encode(_ values: [String: [UInt8]], _ id: SessionID) throws -> [UInt8] {
+    func encode(_ values: [String: [UInt8]], _ id: SessionID) throws -> [UInt8] {
         try Self.encode(values, id, limit: configuration.maxDataSize)
     }
 

@@ -45,13 +45,24 @@ public struct SessionStoreConfiguration: Sendable {
     /// expired at its exact expiry. The default is 60 seconds.
     public var clockSkewAllowance: Duration = .seconds(60)
 
+    /// The longest idle timeout a session may be given of its own (``SessionLifetime``).
+    /// The default is 400 days, the longest cookie lifetime browsers keep.
+    public var maxIdleTimeout: Duration = .seconds(400 * 86_400)
+    /// The longest absolute lifetime a session may be given of its own (``SessionLifetime``).
+    /// The default is 400 days.
+    public var maxAbsoluteLifetime: Duration = .seconds(400 * 86_400)
+    /// Binding a session to an owner who already has this many live sessions ends the
+    /// owner's least recently used ones. `nil`, the default, sets no cap.
+    public var maxSessionsPerOwner: Int?
+
     /// The defaults.
     public init() {}
 
     /// Reads the core's options from a configuration URL: `idle_timeout`,
     /// `absolute_lifetime`, `touch_interval`, `max_size`, `on_corrupt` (`error`|`new`),
     /// `conflict_retries`, `cleanup_batch`, `regenerate_grace`, `cleanup_lease`,
-    /// `clock_skew`, `id_hash` (`sha256`|`none`).
+    /// `clock_skew`, `id_hash` (`sha256`|`none`), `max_idle_timeout`,
+    /// `max_absolute_lifetime`, `max_sessions_per_owner` (`0`: no cap).
     /// - Throws: ``SessionStoreError`` `invalidConfiguration`.
     public init(url: inout StoreURL) throws {
         if let value = try url.takeDuration("idle_timeout") { idleTimeout = value == .zero ? nil : value }
@@ -67,6 +78,11 @@ public struct SessionStoreConfiguration: Sendable {
         if let value = try url.takeDuration("cleanup_lease") { cleanupLeaseDuration = value }
         if let value = try url.takeDuration("clock_skew") { clockSkewAllowance = value }
         if let value = try url.takeChoice("id_hash", ["sha256": IDHashing.sha256, "none": .none]) { idHashing = value }
+        if let value = try url.takeDuration("max_idle_timeout") { maxIdleTimeout = value }
+        if let value = try url.takeDuration("max_absolute_lifetime") { maxAbsoluteLifetime = value }
+        if let value = try url.takeInt("max_sessions_per_owner", in: 0...1_000_000) {
+            maxSessionsPerOwner = value == 0 ? nil : value
+        }
         try validate()
     }
 
@@ -85,6 +101,11 @@ public struct SessionStoreConfiguration: Sendable {
         if regenerationGracePeriod < .zero { throw StoreURL.invalid("regeneration grace period must not be negative") }
         if cleanupLeaseDuration <= .zero { throw StoreURL.invalid("cleanup lease duration must be positive") }
         if clockSkewAllowance < .zero { throw StoreURL.invalid("clock skew allowance must not be negative") }
+        if maxIdleTimeout <= .zero { throw StoreURL.invalid("maximum idle timeout must be positive") }
+        if maxAbsoluteLifetime <= .zero { throw StoreURL.invalid("maximum absolute lifetime must be positive") }
+        if let maxSessionsPerOwner, maxSessionsPerOwner < 1 {
+            throw StoreURL.invalid("maximum sessions per owner must be at least 1")
+        }
     }
 
     /// When a session created at `createdAt` and used at `now` expires.

@@ -23,6 +23,12 @@ public struct SessionStoreError: Error, Sendable, CustomStringConvertible {
         public static let invalidConfiguration = Code(name: "invalidConfiguration")
         /// The store was shut down.
         public static let closed = Code(name: "closed")
+        /// An owner, a device fact or a session's own lifetime is empty, too long or out of
+        /// bounds; nothing was written.
+        public static let invalidOwner = Code(name: "invalidOwner")
+        /// A session handle or listing cursor is malformed or not this store's; nothing was
+        /// changed.
+        public static let invalidHandle = Code(name: "invalidHandle")
         /// A stored row is encrypted and cannot be decrypted: its key id is not in the key
         /// ring, the key is wrong, or the ciphertext or its header was truncated or changed
         /// (see ``EncryptingBackend``). ``SessionStoreError/keyID`` names the key the row asks for.

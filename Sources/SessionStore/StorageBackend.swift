@@ -8,12 +8,63 @@ public struct SessionRecord: Sendable, Equatable {
     public var createdAt: Int64
     /// When the session stops being valid, in milliseconds since the Unix epoch.
     public var expiresAt: Int64
+    /// The owner the session is bound to (the app's user id), or `nil`: a column of its own
+    /// with an index, so an owner's sessions can be listed and ended.
+    public var owner: String?
+    /// The session's own lifetime and device facts, encoded by the core; opaque to backends.
+    /// `nil` when the session has none.
+    public var details: [UInt8]?
+    /// When the session was last used, in milliseconds since the Unix epoch: its creation,
+    /// then the `now` of each write that moved its expiry (update, merge, touch, rebind), so
+    /// it costs no write of its own.
+    public var lastSeen: Int64
 
-    public init(data: [UInt8], version: Int64, createdAt: Int64, expiresAt: Int64) {
+    public init(
+        data: [UInt8], version: Int64, createdAt: Int64, expiresAt: Int64,
+        owner: String? = nil, details: [UInt8]? = nil, lastSeen: Int64? = nil
+    ) {
         self.data = data
         self.version = version
         self.createdAt = createdAt
         self.expiresAt = expiresAt
+        self.owner = owner
+        self.details = details
+        self.lastSeen = lastSeen ?? createdAt
+    }
+}
+
+/// A session of one owner, as ``StorageBackend/ownedSessions(owner:now:after:limit:)``
+/// lists it: everything but the data.
+public struct OwnedRecord: Sendable, Equatable {
+    /// The row's key.
+    public var key: SessionKey
+    /// When it was first stored, in milliseconds since the Unix epoch.
+    public var createdAt: Int64
+    /// When it was last used (see ``SessionRecord/lastSeen``).
+    public var lastSeen: Int64
+    /// When it expires.
+    public var expiresAt: Int64
+    /// Its details (see ``SessionRecord/details``).
+    public var details: [UInt8]?
+
+    public init(key: SessionKey, createdAt: Int64, lastSeen: Int64, expiresAt: Int64, details: [UInt8]?) {
+        self.key = key
+        self.createdAt = createdAt
+        self.lastSeen = lastSeen
+        self.expiresAt = expiresAt
+        self.details = details
+    }
+}
+
+/// Where a listing of an owner's sessions goes on: after the row created at `createdAt`
+/// with key `key`, in the order newest first (`createdAt` descending, then key descending).
+public struct OwnedRecordPosition: Sendable, Equatable {
+    public var createdAt: Int64
+    public var key: SessionKey
+
+    public init(createdAt: Int64, key: SessionKey) {
+        self.createdAt = createdAt
+        self.key = key
     }
 }
 
@@ -95,6 +146,34 @@ public protocol StorageBackend: Sendable {
 
     /// Gives up the cleanup lease when `holder` has it.
     func releaseCleanupLease(holder: String) async throws
+
+    // MARK: Owners (see ``SessionRecord/owner``)
+
+    /// Replaces the data, owner and details of a live row whose version is
+    /// `expectedVersion`, sets its version to `expectedVersion + 1`, its expiry to exactly
+    /// `expiresAt` (a shorter lifetime may move it back) and its last use to `now`. Returns
+    /// `false`, changing nothing, when the row is missing, expired or at another version.
+    func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool
+
+    /// Up to `limit` live rows (expiry after `now`, version not `0`) of `owner`, newest
+    /// first: `createdAt` descending, then ``SessionKey/value`` descending (byte order);
+    /// only rows after `position` in that order when given. Served by an index on the owner.
+    func ownedSessions(owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int) async throws -> [OwnedRecord]
+
+    /// Deletes up to `limit` rows of `owner` (live, retired or expired), atomically: only
+    /// the row `only` when given, never the row `except` when given. Returns how many it
+    /// deleted. The store calls it in a loop until fewer than `limit` come back, so each
+    /// call must hold locks only briefly.
+    func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int
+
+    /// Keeps the `keep` most recently used live rows of `owner` (version not `0`; by
+    /// `lastSeen`, then `createdAt`, then key, all descending) and deletes its other live
+    /// rows, atomically. Returns how many it deleted. Every caller ranks the rows the same
+    /// way, so two racing calls end the same rows.
+    func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int
 
     /// Flushes pending writes and releases every connection and thread; returns only when
     /// they are closed. A second call does nothing; other calls after it throw

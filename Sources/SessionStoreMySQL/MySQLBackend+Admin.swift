@@ -40,8 +40,18 @@ extension MySQLStatements {
 
     /// Statements that bring a table from `version` to `version + 1`; `nil` when no
     /// migration starts at `version`. Version 1 is the first and current version.
-    static func migration(from version: Int) -> [String]? {
-        nil
+    ///
+    /// 1 → 2 adds the owner, details and last-use columns (NULL in every existing row: an
+    /// unbound session last used at its creation) and the owner index, in one `ALTER
+    /// TABLE` (MariaDB's `IF NOT EXISTS` makes a rerun after a cut-off upgrade harmless).
+    static func migration(from version: Int, table: String) -> [String]? {
+        switch version {
+        case 1:
+            let columns = ownerColumns.map { "ADD COLUMN IF NOT EXISTS \($0)" }
+            return ["ALTER TABLE `\(table)` " + (columns + ["ADD KEY IF NOT EXISTS owner (owner, created_at, id)"]).joined(separator: ", ")]
+        default:
+            return nil
+        }
     }
 
     /// Rows after a cursor in key order, at most a limit, live only when `liveOnly`.
@@ -236,10 +246,8 @@ extension MySQLBackend {
                 var written = 0
                 for (key, record) in rows {
                     let keyValues = statements.keyValues(key)
-                    let values: [MySQLValue] = [
-                        .bytes(record.data), .int(record.version), .int(record.createdAt), .int(record.expiresAt),
-                    ]
-                    if let stored = try Self.row(connection, statements.lock, keyValues, operation: "import") {
+                    let values = statements.recordValues(record)
+                    if let stored = try Self.row(connection, statements, statements.lock, keyValues, operation: "import") {
                         guard replaceIf(stored, record) else { continue }
                         _ = try connection.statement(statements.replace).execute(values + keyValues)
                     } else {
@@ -288,7 +296,7 @@ extension MySQLBackend {
         var statements: [String] = []
         var version = start
         while version < current {
-            guard let steps = MySQLStatements.migration(from: Int(version)) else {
+            guard let steps = MySQLStatements.migration(from: Int(version), table: table) else {
                 throw StorageError(
                     kind: .schema, engine: "mysql", operation: "upgrade",
                     message: "no migration from schema version \(version) of table \(table)")

@@ -4,7 +4,8 @@ extension MySQLBackend {
     /// Creates the schema, lease and sessions tables if missing and checks the recorded
     /// schema version and layout.
     /// - Throws: ``StorageError`` `.schema` for a newer schema version or another layout.
-    static func createSchema(_ connection: MySQLConnection, _ statements: MySQLStatements) throws {
+    /// Returns the table's recorded schema version.
+    static func createSchema(_ connection: MySQLConnection, _ statements: MySQLStatements) throws -> Int {
         try connection.run(MySQLStatements.createSchemaTable)
         try connection.run(MySQLStatements.createLeaseTable)
         try connection.run(statements.createTable)
@@ -31,5 +32,6 @@ extension MySQLBackend {
                 statement: sql
             )
         }
+        return version
     }
 }

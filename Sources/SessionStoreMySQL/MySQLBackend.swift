@@ -52,19 +52,27 @@ public final class MySQLBackend: StorageBackend {
         guard !configuration.hosts.isEmpty else { throw StoreURL.invalid("MySQL configuration has no host") }
         self.configuration = configuration
         self.logger = logger
-        statements = MySQLStatements(
+        let current = MySQLStatements(
             table: configuration.table, layout: configuration.keyLayout,
             autoIncrement: configuration.autoIncrementPrimaryKey
         )
-        pool = MySQLPool(configuration: configuration, logger: logger)
+        let pool = MySQLPool(configuration: configuration, logger: logger)
+        self.pool = pool
+        let version: Int
         do {
-            try await pool.run("open", retry: .again) { [statements] connection, _ in
-                try Self.createSchema(connection, statements)
+            version = try await pool.run("open", retry: .again) { connection, _ in
+                try Self.createSchema(connection, current)
             }
         } catch {
             await pool.close()
             throw error
         }
+        // A table of an earlier version keeps its columns until `session-store upgrade`.
+        statements = version == MySQLStatements.schemaVersion
+            ? current
+            : MySQLStatements(
+                table: configuration.table, layout: configuration.keyLayout,
+                autoIncrement: configuration.autoIncrementPrimaryKey, version: version)
         logger.debug("opened MySQL session store", metadata: ["configuration": "\(configuration)"])
     }
 
@@ -80,7 +88,7 @@ public final class MySQLBackend: StorageBackend {
         let parameters = statements.keyValues(key) + [.int(now)]
         guard !closed.load(ordering: .acquiring) else { throw Self.closedError("load") }
         // Sent by this task itself and finished by the slot's thread (no blocking call here).
-        let rows = try await pool.query("load", sql, parameters, columns: Self.recordColumns)
+        let rows = try await pool.query("load", sql, parameters, columns: statements.recordColumns)
         return try Self.record(rows, sql, operation: "load")
     }
 
@@ -90,14 +98,17 @@ public final class MySQLBackend: StorageBackend {
     /// one. After a lost connection, a row equal to `record` is this insert's own.
     public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
         let statements = statements
+        guard statements.hasOwners || (record.owner == nil && record.details == nil) else {
+            throw ownersNeedUpgrade("insert")
+        }
         let keyValues = statements.keyValues(key)
-        let values: [MySQLValue] = [.bytes(record.data), .int(record.version), .int(record.createdAt), .int(record.expiresAt)]
+        let values = statements.recordValues(record)
         return try await call("insert", retry: .again) { connection, attempt in
             // A new session's id is known to no other request until this insert returns, so a
             // row equal to `record` after a lost connection is this insert's own; any other
             // row is left to the normal path.
             if attempt.followsLostConnection,
-               try Self.row(connection, statements.read, keyValues, operation: "insert") == record {
+               try Self.row(connection, statements, statements.read, keyValues, operation: "insert") == record {
                 return true
             }
             do {
@@ -107,7 +118,7 @@ public final class MySQLBackend: StorageBackend {
                 // The key exists: replace it if it expired, under the row lock.
             }
             return try connection.transaction {
-                guard let current = try Self.row(connection, statements.lock, keyValues, operation: "insert") else {
+                guard let current = try Self.row(connection, statements, statements.lock, keyValues, operation: "insert") else {
                     _ = try connection.statement(statements.insert).execute(keyValues + values)
                     return true
                 }
@@ -127,10 +138,11 @@ public final class MySQLBackend: StorageBackend {
     ) async throws -> Bool {
         let statements = statements
         let keyValues = statements.keyValues(key)
-        let parameters: [MySQLValue] = [.bytes(data), .int(expiresAt)] + keyValues + [.int(expectedVersion), .int(now)]
+        let parameters: [MySQLValue] = [.bytes(data), .int(expiresAt)] + statements.lastSeen(now) + keyValues
+            + [.int(expectedVersion), .int(now)]
         return try await call("update", retry: .again) { connection, attempt in
             if attempt.followsLostConnection {
-                let stored = try Self.row(connection, statements.read, keyValues, operation: "update")
+                let stored = try Self.row(connection, statements, statements.read, keyValues, operation: "update")
                 if let stored, stored.version == expectedVersion + 1 {
                     // Ours, or another request's write at that version, which made ours fail.
                     return stored.data == data
@@ -156,7 +168,7 @@ public final class MySQLBackend: StorageBackend {
         let pending = MySQLPendingWrite<Result>()
         return try await call("merge", retry: .again) { connection, attempt in
             if attempt.followsLostConnection, let expected = pending.expected {
-                let stored = try Self.row(connection, statements.read, keyValues, operation: "merge")
+                let stored = try Self.row(connection, statements, statements.read, keyValues, operation: "merge")
                 switch expected.committed(stored) {
                 case true?: return try pending.result()
                 case false?: pending.expected = nil // not committed: merge again
@@ -165,21 +177,21 @@ public final class MySQLBackend: StorageBackend {
             }
             pending.expected = nil
             for _ in 0..<Self.optimisticMergeAttempts {
-                let raw = try Self.row(connection, statements.read, keyValues, operation: "merge")
+                let raw = try Self.row(connection, statements, statements.read, keyValues, operation: "merge")
                 let current = raw.flatMap { $0.expiresAt > now ? $0 : nil }
                 let (write, result) = try decide(current)
                 guard let current, let outcome = MySQLPendingWrite<Result>.Expected(write, on: current) else { return result }
                 pending.prepare(outcome, result)
-                let applied = try Self.mergeWrite(connection, statements, keyValues, write, at: current.version) > 0
+                let applied = try Self.mergeWrite(connection, statements, keyValues, write, at: current.version, now: now) > 0
                 pending.expected = nil
                 if applied { return result }
             }
             return try connection.transaction({
-                let raw = try Self.row(connection, statements.lock, keyValues, operation: "merge")
+                let raw = try Self.row(connection, statements, statements.lock, keyValues, operation: "merge")
                 let current = raw.flatMap { $0.expiresAt > now ? $0 : nil }
                 let (write, result) = try decide(current)
                 guard let current, let outcome = MySQLPendingWrite<Result>.Expected(write, on: current) else { return result }
-                guard try Self.mergeWrite(connection, statements, keyValues, write, at: current.version) > 0 else {
+                guard try Self.mergeWrite(connection, statements, keyValues, write, at: current.version, now: now) > 0 else {
                     throw StorageError(
                         kind: .other, engine: "mysql", operation: "merge",
                         message: "the locked row changed under its lock", statement: statements.mergeUpdate)
@@ -192,13 +204,13 @@ public final class MySQLBackend: StorageBackend {
 
     private static func mergeWrite(
         _ connection: MySQLConnection, _ statements: MySQLStatements, _ keyValues: [MySQLValue],
-        _ write: MergeWrite, at version: Int64
+        _ write: MergeWrite, at version: Int64, now: Int64
     ) throws -> UInt64 {
         switch write {
         case .none:
             return 1
         case .replace(let data, let expiresAt):
-            let parameters: [MySQLValue] = [.bytes(data), .int(expiresAt)] + keyValues + [.int(version)]
+            let parameters: [MySQLValue] = [.bytes(data), .int(expiresAt)] + statements.lastSeen(now) + keyValues + [.int(version)]
             return try connection.statement(statements.mergeUpdate).execute(parameters)
         case .delete:
             return try connection.statement(statements.deleteVersioned).execute(keyValues + [.int(version)])
@@ -210,10 +222,10 @@ public final class MySQLBackend: StorageBackend {
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         let statements = statements
         let keyValues = statements.keyValues(key)
-        let parameters: [MySQLValue] = [.int(expiresAt)] + keyValues + [.int(now), .int(expiresAt)]
+        let parameters: [MySQLValue] = [.int(expiresAt)] + statements.lastSeen(now) + keyValues + [.int(now), .int(expiresAt)]
         return try await call("touch", retry: .again) { connection, attempt in
             if attempt.followsLostConnection {
-                let stored = try Self.row(connection, statements.read, keyValues, operation: "touch")
+                let stored = try Self.row(connection, statements, statements.read, keyValues, operation: "touch")
                 guard let stored, stored.expiresAt > now else { return false }
                 if stored.expiresAt == expiresAt { return true }
             }
@@ -242,7 +254,7 @@ public final class MySQLBackend: StorageBackend {
         let pending = MySQLPendingWrite<Bool>()
         return try await call("delete", retry: .again) { connection, attempt in
             if attempt.followsLostConnection, let expected = pending.expected {
-                let stored = try Self.row(connection, statements.read, keyValues, operation: "delete")
+                let stored = try Self.row(connection, statements, statements.read, keyValues, operation: "delete")
                 switch expected.committed(stored) {
                 case true?: return true
                 case false?: pending.expected = nil
@@ -251,7 +263,7 @@ public final class MySQLBackend: StorageBackend {
             }
             pending.expected = nil
             return try connection.transaction({
-                guard let current = try Self.row(connection, statements.lock, keyValues, operation: "delete"),
+                guard let current = try Self.row(connection, statements, statements.lock, keyValues, operation: "delete"),
                       expectedVersion == nil || current.version == expectedVersion else { return false }
                 _ = try connection.statement(statements.deleteVersioned).execute(keyValues + [.int(current.version)])
                 pending.prepare(.deleted(from: current.version), true)
@@ -312,13 +324,13 @@ public final class MySQLBackend: StorageBackend {
     }
 
     /// The columns of `SELECT data, version, created_at, expires_at`.
-    static let recordColumns: [MySQLColumnKind] = [.bytes, .int, .int, .int]
 
     /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
     static func row(
-        _ connection: MySQLConnection, _ sql: String, _ parameters: [MySQLValue], operation: String
+        _ connection: MySQLConnection, _ statements: MySQLStatements, _ sql: String, _ parameters: [MySQLValue],
+        operation: String
     ) throws -> SessionRecord? {
-        try record(try connection.statement(sql).query(parameters, columns: recordColumns), sql, operation: operation)
+        try record(try connection.statement(sql).query(parameters, columns: statements.recordColumns), sql, operation: operation)
     }
 
     /// The record in the first of `rows` (`data, version, created_at, expires_at`), if any.
@@ -330,7 +342,19 @@ public final class MySQLBackend: StorageBackend {
                 kind: .corrupt, engine: "mysql", operation: operation, message: "row has NULL columns", statement: sql
             )
         }
-        return SessionRecord(data: data, version: version, createdAt: createdAt, expiresAt: expiresAt)
+        var record = SessionRecord(data: data, version: version, createdAt: createdAt, expiresAt: expiresAt)
+        // A table with the owner columns (schema version 2); NULL for an unbound row.
+        if row.count > 4 {
+            if let owner = row[4].bytes {
+                guard let text = String(validating: owner, as: UTF8.self) else {
+                    throw StorageError(kind: .corrupt, engine: "mysql", operation: operation, message: "owner is not UTF-8", statement: sql)
+                }
+                record.owner = text
+            }
+            record.details = row[5].bytes
+            if let lastSeen = row[6].int { record.lastSeen = lastSeen }
+        }
+        return record
     }
 }
 

@@ -36,6 +36,8 @@ final class MySQLResources: Sendable {
     let lost = Atomic(0)
     /// Calls run again on another connection after theirs was lost or its node had no quorum.
     let failovers = Atomic(0)
+    /// Calls run again from their start after a deadlock (a Galera abort too) or lock wait timeout.
+    let lockConflictRetries = Atomic(0)
     /// Pool-wait timers still running (each ends when its waiter is served or times out).
     let timers = Atomic(0)
     /// Loads sent by their caller, for the slot's thread to read the reply (no job hand-off).
@@ -95,13 +97,20 @@ final class MySQLPool: Sendable {
     private let spinners = MySQLSpinners(limit: 1)
     private let nextWaiterID = Atomic<UInt64>(0)
 
-    /// Deadlocks and lock wait timeouts a call retries before it fails with `.busy`.
-    static let lockRetries = 8
-    /// Deadlocks (1213) a call retries when several hosts are configured: on a cluster they
-    /// are mostly certification failures against writes committed on other nodes (Galera
-    /// aborts at `COMMIT`, even through a row lock), which many requests saving one session
-    /// through different nodes keep causing.
-    static let clusterDeadlockRetries = 40
+    /// Deadlocks a call retries, from its start, before it fails with `.busy`.
+    ///
+    /// `ER_LOCK_DEADLOCK` (1213) means the server rolled this call's whole transaction back
+    /// because another one won: an InnoDB deadlock victim, or on Galera a certification
+    /// failure or a brute-force abort by a replicated write set, which surfaces at any
+    /// statement (a read, an `UPDATE`, a row read while fetching) and at `COMMIT`, through a
+    /// row lock too, and whichever URL reached the node. Nothing of the call was applied,
+    /// and each abort means another transaction committed, so retrying always makes
+    /// progress: the budget is large (with backoff up to 32 ms, about 5 s of aborts in a
+    /// row), so a save never fails because other requests saved.
+    static let deadlockRetries = 200
+    /// Lock wait timeouts (1205) a call retries before it fails with `.busy`: each one has
+    /// already waited `innodb_lock_wait_timeout`.
+    static let lockWaitRetries = 8
 
     init(configuration: MySQLConfiguration, logger: Logger) {
         precondition(configuration.poolSize > 0, "pool size must be positive")
@@ -205,7 +214,8 @@ final class MySQLPool: Sendable {
         var earlierFailure = failure
         var attempt = MySQLAttempt(followsLostConnection: false)
         var reprepared = false
-        var lockConflicts = 0
+        var deadlocks = 0
+        var lockWaits = 0
         // One more attempt per other host, so a call cut off by a failed node reaches each.
         var failoversLeft = max(1, hosts.hosts.count)
         while true {
@@ -270,14 +280,14 @@ final class MySQLPool: Sendable {
                 }
                 connection.lastUsed = .now
                 if connection.broken { discard(slot) }
-                let lockRetries = error.code == MySQLErrorCode.deadlock && hosts.isCluster
-                    ? Self.clusterDeadlockRetries : Self.lockRetries
-                if error.isLockConflict && lockConflicts < lockRetries {
-                    lockConflicts += 1
+                let isDeadlock = error.code == MySQLErrorCode.deadlock
+                if error.isLockConflict && (isDeadlock ? deadlocks < Self.deadlockRetries : lockWaits < Self.lockWaitRetries) {
+                    if isDeadlock { deadlocks += 1 } else { lockWaits += 1 }
+                    resources.lockConflictRetries.add(1, ordering: .relaxed)
                     // 1, 2, 4 ... 32 ms, then 32: the other transaction holds the row briefly.
                     // Jittered, so that two nodes' transactions that failed certification
-                    // against each other (1213 at COMMIT on Galera) do not collide again.
-                    let base = UInt32(500 << min(lockConflicts, 6))
+                    // against each other do not collide again.
+                    let base = UInt32(500 << min(deadlocks + lockWaits, 6))
                     usleep(base / 2 + UInt32.random(in: 0...base))
                     continue
                 }

@@ -2,6 +2,7 @@ import CSessionStoreMariaDB
 
 /// A value bound to a statement parameter.
 enum MySQLValue: Sendable {
+    case null
     case int(Int64)
     case text(String)
     case bytes([UInt8])
@@ -191,6 +192,8 @@ final class MySQLParameterBinds {
         buffers.reserveCapacity(count)
         for (index, value) in parameters.enumerated() {
             switch value {
+            case .null:
+                binds[index].buffer_type = MYSQL_TYPE_NULL
             case .int(let number):
                 let buffer = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
                 buffer.storeBytes(of: number, as: Int64.self)

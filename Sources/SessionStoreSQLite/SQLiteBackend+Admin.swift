@@ -40,7 +40,8 @@ extension SQLiteQueries {
     /// schema row (no index on `expires_at`: cleanup walks the key, see
     /// `SQLiteBackend.deleteExpired`). `session-store schema` prints exactly these.
     var schemaStatements: [String] {
-        [Self.createSchemaTable, SQLiteBackend.createLeaseTable, createTable, insertSchemaRow]
+        [Self.createSchemaTable, SQLiteBackend.createLeaseTable, createTable] + (hasOwners ? [createOwnerIndex] : [])
+            + [insertSchemaRow]
     }
 
     /// Statements that bring this table from `version` to `version + 1`; `nil` when no
@@ -50,6 +51,9 @@ extension SQLiteQueries {
     /// row, in one transaction; it calls ``SQLiteSlot/functionName``, which only the
     /// store's own connections have (`session-store upgrade` runs it). Two keys that share
     /// a slot fail it on the primary key, changing nothing.
+    ///
+    /// 2 → 3 adds the owner, details and last-use columns (NULL in every existing row: an
+    /// unbound session last used at its creation) and the partial owner index.
     func migration(from version: Int64) -> [String]? {
         switch version {
         case 1:
@@ -61,6 +65,14 @@ extension SQLiteQueries {
                 "INSERT INTO \(slotted.table) (slot, \(columns)) SELECT \(SQLiteSlot.functionName)(id), \(columns) FROM \(table)",
                 "DROP TABLE \(table)",
                 "ALTER TABLE \(slotted.table) RENAME TO \(table)",
+            ]
+        case 2:
+            let withOwners = SQLiteQueries(table: table, layout: layout, version: Self.ownersVersion)
+            return [
+                "ALTER TABLE \(table) ADD COLUMN owner TEXT",
+                "ALTER TABLE \(table) ADD COLUMN details BLOB",
+                "ALTER TABLE \(table) ADD COLUMN last_seen INTEGER",
+                withOwners.createOwnerIndex,
             ]
         default:
             return nil
@@ -463,7 +475,9 @@ extension SQLiteBackend {
         let queries = queries
         let table = queries.table
         let dropIndex = queries.dropExpiryIndex
-        let rebuilds = queries.form != SQLiteTableForm(version: SQLiteQueries.schemaVersion)
+        // A rebuild, or the owner columns, which the statements of a backend already open
+        // would not fill (an expired bound row replaced by its insert would keep its owner).
+        let rebuilds = queries.form != SQLiteTableForm(version: SQLiteQueries.schemaVersion) || !queries.hasOwners
         let readers = readers
         let path = configuration.path
         let box = SQLiteResultBox<(from: Int64, to: Int64)>()
@@ -473,7 +487,7 @@ extension SQLiteBackend {
             if rebuilds, readers?.isSharedWithAnotherBackend == true {
                 throw StorageError(
                     kind: .busy, engine: "sqlite", operation: "upgrade",
-                    message: "another session store has \(path) open; stop it before upgrading table \(table) to version \(SQLiteQueries.schemaVersion), which rebuilds it")
+                    message: "another session store has \(path) open; stop it before upgrading table \(table) to version \(SQLiteQueries.schemaVersion), which rebuilds it or adds columns its statements do not fill")
             }
             guard let recorded = try Self.schemaRow(connection, table: table) else {
                 throw StorageError(
@@ -489,7 +503,9 @@ extension SQLiteBackend {
             return .changes(plan.statements.count)
         }
         guard let result = box.value else { preconditionFailure("upgrade ran without a result") }
-        if SQLiteTableForm(version: result.to) != queries.form { formChanged.store(true, ordering: .releasing) }
+        if SQLiteTableForm(version: result.to) != queries.form || (result.to >= SQLiteQueries.ownersVersion) != queries.hasOwners {
+            formChanged.store(true, ordering: .releasing)
+        }
         return result
     }
 

@@ -104,6 +104,7 @@ extension SQLiteBackend {
                 statement: select)
         }
         try connection.execute(queries.createTable, operation: "open")
+        if queries.hasOwners { try connection.execute(queries.createOwnerIndex, operation: "open") }
         try connection.execute(queries.insertSchemaRow, operation: "open")
         return SQLiteQueries.schemaVersion
     }

@@ -153,8 +153,27 @@ public final class SQLiteBackend: StorageBackend {
     /// Returns after the group-commit transaction holding it committed.
     /// - Throws: ``StorageError``.
     public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
-        try await keyedWrite(
-            "insert", queries.insert, key, blob: record.data, [record.version, record.createdAt, record.expiresAt])
+        guard queries.hasOwners else {
+            if record.owner != nil || record.details != nil { throw ownersNeedUpgrade("insert") }
+            return try await keyedWrite(
+                "insert", queries.insert, key, blob: record.data, [record.version, record.createdAt, record.expiresAt])
+        }
+        let sql = queries.insert
+        let binding = queries.keyBinding
+        return try await write("insert") { connection in
+            let statement = try connection.statement(sql, operation: "insert")
+            defer { statement.reset() }
+            try binding.bind(key, to: statement, operation: "insert")
+            try statement.bind(3, blob: record.data, operation: "insert")
+            try statement.bind(4, record.version, operation: "insert")
+            try statement.bind(5, record.createdAt, operation: "insert")
+            try statement.bind(6, record.expiresAt, operation: "insert")
+            try statement.bind(8, optionalText: record.owner, operation: "insert")
+            try statement.bind(9, optionalBlob: record.details, operation: "insert")
+            try statement.bind(10, record.lastSeen, operation: "insert")
+            try statement.run(operation: "insert")
+            return connection.changes
+        } > 0
     }
 
     /// Replaces a live row's data at `expectedVersion`, bumping the version and never
@@ -234,6 +253,112 @@ public final class SQLiteBackend: StorageBackend {
             return try await keyedWrite("delete", queries.deleteVersion, key, [expectedVersion])
         }
         return try await keyedWrite("delete", queries.delete, key, [])
+    }
+
+    // MARK: - Owners
+
+    /// Rewrites a live row's data, owner and details at `expectedVersion`. Returns after commit.
+    /// - Throws: ``StorageError`` (`.schema` on a table from before schema version 3).
+    public func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        guard queries.hasOwners else { throw ownersNeedUpgrade("rebind") }
+        let sql = queries.rebind
+        let binding = queries.keyBinding
+        return try await write("rebind") { connection in
+            let statement = try connection.statement(sql, operation: "rebind")
+            defer { statement.reset() }
+            try binding.bind(key, to: statement, operation: "rebind")
+            try statement.bind(3, blob: data, operation: "rebind")
+            try statement.bind(4, expiresAt, operation: "rebind")
+            try statement.bind(5, expectedVersion, operation: "rebind")
+            try statement.bind(6, now, operation: "rebind")
+            try statement.bind(8, optionalText: owner, operation: "rebind")
+            try statement.bind(9, optionalBlob: details, operation: "rebind")
+            try statement.run(operation: "rebind")
+            return connection.changes
+        } > 0
+    }
+
+    /// A page of `owner`'s live sessions through the owner index, read on the writer's
+    /// thread (it sees every committed write; listing is rare).
+    /// - Throws: ``StorageError``.
+    public func ownedSessions(
+        owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
+    ) async throws -> [OwnedRecord] {
+        try checkOpen("ownedSessions")
+        guard queries.hasOwners else { throw ownersNeedUpgrade("ownedSessions") }
+        let sql = queries.ownedSessions(afterPosition: position != nil)
+        let box = SQLiteResultBox<[OwnedRecord]>()
+        _ = try await writer.submit(.read, operation: "ownedSessions") { connection in
+            let statement = try connection.statement(sql, operation: "ownedSessions")
+            defer { statement.reset() }
+            try statement.bind(8, text: owner, operation: "ownedSessions")
+            try statement.bind(3, now, operation: "ownedSessions")
+            try statement.bind(4, Int64(limit), operation: "ownedSessions")
+            if let position {
+                try statement.bind(5, position.createdAt, operation: "ownedSessions")
+                try statement.bind(6, text: position.key.value, operation: "ownedSessions")
+            }
+            var rows: [OwnedRecord] = []
+            while try statement.step(operation: "ownedSessions") {
+                rows.append(OwnedRecord(
+                    key: SessionKey(value: try statement.text(0, operation: "ownedSessions")),
+                    createdAt: try statement.int64(1, operation: "ownedSessions"),
+                    lastSeen: try statement.int64(2, operation: "ownedSessions"),
+                    expiresAt: try statement.int64(3, operation: "ownedSessions"),
+                    details: statement.columnType(4) == SQLITE_NULL ? nil : try statement.blob(4, operation: "ownedSessions")))
+            }
+            box.value = rows
+            return .changes(0)
+        }
+        return box.value ?? []
+    }
+
+    /// Deletes up to `limit` of `owner`'s rows (only `only`, never `except`) in one
+    /// statement. Returns after commit.
+    /// - Throws: ``StorageError``.
+    public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        guard queries.hasOwners else { throw ownersNeedUpgrade("deleteOwned") }
+        let queries = queries
+        return try await write("deleteOwned") { connection in
+            if let only {
+                let statement = try connection.statement(queries.deleteOwnedOne, operation: "deleteOwned")
+                defer { statement.reset() }
+                try queries.keyBinding.bind(only, to: statement, operation: "deleteOwned")
+                try statement.bind(8, text: owner, operation: "deleteOwned")
+                try statement.run(operation: "deleteOwned")
+                return connection.changes
+            }
+            let statement = try connection.statement(queries.deleteOwnedBatch, operation: "deleteOwned")
+            defer { statement.reset() }
+            try statement.bind(8, text: owner, operation: "deleteOwned")
+            try statement.bind(3, optionalText: except?.value, operation: "deleteOwned")
+            try statement.bind(4, Int64(limit), operation: "deleteOwned")
+            try statement.run(operation: "deleteOwned")
+            return connection.changes
+        }
+    }
+
+    /// Keeps `owner`'s `keep` most recently used live rows and deletes the others, in one
+    /// statement on the single writer. Returns after commit.
+    /// - Throws: ``StorageError``.
+    public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        guard queries.hasOwners else { throw ownersNeedUpgrade("trimOwned") }
+        let sql = queries.trimOwned
+        return try await writeStatement("trimOwned", sql) { statement in
+            try statement.bind(8, text: owner, operation: "trimOwned")
+            try statement.bind(3, now, operation: "trimOwned")
+            try statement.bind(4, Int64(keep), operation: "trimOwned")
+        }
+    }
+
+    private func ownersNeedUpgrade(_ operation: String) -> StorageError {
+        StorageError(
+            kind: .schema, engine: "sqlite", operation: operation,
+            message: "table \(queries.table) predates session owners (schema version \(SQLiteQueries.ownersVersion)); "
+                + "run `session-store upgrade` to add them")
     }
 
     /// Commits the queued writes, stops the writer and checkpointer threads and closes
@@ -327,10 +452,17 @@ public final class SQLiteBackend: StorageBackend {
         // No live row: the one row holds NULLs (a stored row's `expires_at` is never NULL,
         // or it would not have matched `expires_at > now`).
         guard try statement.step(operation: "load"), statement.columnType(3) != SQLITE_NULL else { return nil }
-        return SessionRecord(
+        var record = SessionRecord(
             data: try statement.blob(0, operation: "load"),
             version: try statement.int64(1, operation: "load"),
             createdAt: try statement.int64(2, operation: "load"),
             expiresAt: try statement.int64(3, operation: "load"))
+        // A table with the owner columns (schema version 3); NULL for an unbound row.
+        if statement.columnCount > 4 {
+            if statement.columnType(4) != SQLITE_NULL { record.owner = try statement.text(4, operation: "load") }
+            if statement.columnType(5) != SQLITE_NULL { record.details = try statement.blob(5, operation: "load") }
+            if statement.columnType(6) != SQLITE_NULL { record.lastSeen = try statement.int64(6, operation: "load") }
+        }
+        return record
     }
 }

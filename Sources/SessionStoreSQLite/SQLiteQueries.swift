@@ -18,10 +18,13 @@ enum SQLiteTableForm: Sendable {
 ///
 /// Parameters are numbered: `?1` is always the checksum, `?2` the id and `?7` the slot
 /// (each simply not referenced where the layout or form has no such column), then each
-/// statement's own values from `?3` to `?6`.
+/// statement's own values from `?3` to `?6`, and `?8` owner, `?9` details, `?10` last use.
 struct SQLiteQueries: Sendable {
     /// The schema version this code creates; it still reads and writes every earlier one.
-    static let schemaVersion: Int64 = 2
+    /// Version 3 adds the owner, details and last-use columns (``hasOwners``).
+    static let schemaVersion: Int64 = 3
+    /// The first schema version with the owner columns.
+    static let ownersVersion: Int64 = 3
     /// The parameter every keyed statement of a slotted table binds the slot to.
     static let slotParameter: Int32 = 7
     /// The table recording each session table's schema version and key layout.
@@ -37,6 +40,9 @@ struct SQLiteQueries: Sendable {
     let table: String
     let layout: KeyLayout
     let form: SQLiteTableForm
+    /// Whether the table has the `owner`, `details` and `last_seen` columns and the owner
+    /// index (schema version 3); without them the owner operations throw `.schema`.
+    let hasOwners: Bool
     let keyBinding: SQLiteKeyBinding
     /// The key's condition in a `WHERE` (slot, checksum and id, as the form and layout have).
     let keyCondition: String
@@ -54,6 +60,17 @@ struct SQLiteQueries: Sendable {
     let update: String
     /// `?3` expires, `?4` now.
     let touch: String
+    /// `?3` data, `?4` expires, `?5` expected version, `?6` now, `?8` owner, `?9` details.
+    let rebind: String
+    /// The partial index on the owner (only bound rows are in it).
+    let createOwnerIndex: String
+    /// Deletes the row `?1`/`?2`/`?7` when its owner is `?8`.
+    let deleteOwnedOne: String
+    /// Deletes up to `?4` rows of owner `?8` whose id is not `?3` (NULL: none spared).
+    let deleteOwnedBatch: String
+    /// Deletes the live rows of owner `?8` (expiry after `?3`, version not 0) ranked after
+    /// the `?4` most recently used.
+    let trimOwned: String
     /// Sets version 0 (retired) and moves expiry back to `?3` when earlier.
     let retire: String
     let delete: String
@@ -72,13 +89,20 @@ struct SQLiteQueries: Sendable {
         self.layout = layout
         let form = SQLiteTableForm(version: version)
         self.form = form
+        let owners = version >= Self.ownersVersion
+        hasOwners = owners
         let checksum = layout == .checksumAndID
         keyBinding = SQLiteKeyBinding(checksum: checksum, slotted: form == .slotted)
         let layoutKey = checksum ? "crc32 = ?1 AND id = ?2" : "id = ?2"
         let columns = "data BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL"
+            + (owners ? ", owner TEXT, details BLOB, last_seen INTEGER" : "")
         let idColumns = checksum ? "crc32 INTEGER NOT NULL, id TEXT NOT NULL" : "id TEXT NOT NULL"
         let replace = "data = excluded.data, version = excluded.version, created_at = excluded.created_at, "
-            + "expires_at = excluded.expires_at WHERE \(table).expires_at <= excluded.created_at"
+            + "expires_at = excluded.expires_at"
+            + (owners ? ", owner = excluded.owner, details = excluded.details, last_seen = excluded.last_seen" : "")
+            + " WHERE \(table).expires_at <= excluded.created_at"
+        let ownerColumns = owners ? ", owner, details, last_seen" : ""
+        let ownerValues = owners ? ", ?8, ?9, ?10" : ""
         switch form {
         case .clustered:
             keyCondition = layoutKey
@@ -87,8 +111,8 @@ struct SQLiteQueries: Sendable {
             let primaryKey = checksum ? "PRIMARY KEY (crc32, id)" : "PRIMARY KEY (id)"
             createTable = "CREATE TABLE IF NOT EXISTS \(table) (\(idColumns), \(columns), \(primaryKey)) WITHOUT ROWID"
             insert = """
-                INSERT INTO \(table) (\(checksum ? "crc32, id" : "id"), data, version, created_at, expires_at) \
-                VALUES (\(checksum ? "?1, ?2" : "?2"), ?3, ?4, ?5, ?6) ON CONFLICT (\(keyColumns)) DO UPDATE SET \(replace)
+                INSERT INTO \(table) (\(checksum ? "crc32, id" : "id"), data, version, created_at, expires_at\(ownerColumns)) \
+                VALUES (\(checksum ? "?1, ?2" : "?2"), ?3, ?4, ?5, ?6\(ownerValues)) ON CONFLICT (\(keyColumns)) DO UPDATE SET \(replace)
                 """
         case .slotted:
             keyCondition = "slot = ?7 AND " + layoutKey
@@ -98,8 +122,8 @@ struct SQLiteQueries: Sendable {
             // A live row of another key in the slot is left alone (the insert reports a taken
             // id); an expired one is replaced, key included.
             insert = """
-                INSERT INTO \(table) (slot, \(checksum ? "crc32, id" : "id"), data, version, created_at, expires_at) \
-                VALUES (?7, \(checksum ? "?1, ?2" : "?2"), ?3, ?4, ?5, ?6) ON CONFLICT (slot) DO UPDATE SET \
+                INSERT INTO \(table) (slot, \(checksum ? "crc32, id" : "id"), data, version, created_at, expires_at\(ownerColumns)) \
+                VALUES (?7, \(checksum ? "?1, ?2" : "?2"), ?3, ?4, ?5, ?6\(ownerValues)) ON CONFLICT (slot) DO UPDATE SET \
                 \(checksum ? "crc32 = excluded.crc32, " : "")id = excluded.id, \(replace)
                 """
         }
@@ -110,14 +134,31 @@ struct SQLiteQueries: Sendable {
         // closes its read transaction at once, one left on a row keeps it open until reset,
         // which lets a miss's read lock linger like a hit's (``SQLiteReaderPool``).
         load = """
-            SELECT s.data, s.version, s.created_at, s.expires_at FROM (SELECT 1) AS one \
-            LEFT JOIN \(table) AS s ON \(key) AND expires_at > ?3
+            SELECT s.data, s.version, s.created_at, s.expires_at\(owners ? ", s.owner, s.details, s.last_seen" : "") \
+            FROM (SELECT 1) AS one LEFT JOIN \(table) AS s ON \(key) AND expires_at > ?3
             """
+        let seen = owners ? ", last_seen = ?6" : ""
         update = """
-            UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4) \
+            UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4)\(seen) \
             WHERE \(key) AND version = ?5 AND expires_at > ?6
             """
-        touch = "UPDATE \(table) SET expires_at = ?3 WHERE \(key) AND expires_at < ?3 AND expires_at > ?4"
+        touch = "UPDATE \(table) SET expires_at = ?3\(owners ? ", last_seen = ?4" : "") WHERE \(key) AND expires_at < ?3 AND expires_at > ?4"
+        rebind = """
+            UPDATE \(table) SET data = ?3, owner = ?8, details = ?9, version = version + 1, expires_at = ?4, last_seen = ?6 \
+            WHERE \(key) AND version = ?5 AND expires_at > ?6
+            """
+        // Only bound rows are indexed: anonymous sessions cost the index nothing.
+        createOwnerIndex = "CREATE INDEX IF NOT EXISTS \(table)_owner ON \(table) (owner, created_at, id) WHERE owner IS NOT NULL"
+        deleteOwnedOne = "DELETE FROM \(table) WHERE \(key) AND owner = ?8"
+        deleteOwnedBatch = """
+            DELETE FROM \(table) WHERE slot IN (SELECT slot \
+            FROM \(table) WHERE owner = ?8 AND id IS NOT ?3 LIMIT ?4)
+            """
+        trimOwned = """
+            DELETE FROM \(table) WHERE slot IN (SELECT slot \
+            FROM \(table) WHERE owner = ?8 AND expires_at > ?3 AND version <> 0 \
+            ORDER BY coalesce(last_seen, created_at) DESC, created_at DESC, id DESC LIMIT -1 OFFSET ?4)
+            """
         retire = "UPDATE \(table) SET version = 0, expires_at = MIN(expires_at, ?3) WHERE \(key)"
         delete = "DELETE FROM \(table) WHERE \(key)"
         deleteVersion = "DELETE FROM \(table) WHERE \(key) AND version = ?3"
@@ -150,5 +191,17 @@ struct SQLiteQueries: Sendable {
 
     private func positionParameters(from first: Int32) -> String {
         (first..<first + keyWidth).map { "?\($0)" }.joined(separator: ", ")
+    }
+}
+
+extension SQLiteQueries {
+    /// A page of owner `?8`'s live rows (expiry after `?3`, version not 0), newest first,
+    /// at most `?4`; with `afterPosition`, only rows after created time `?5` and id `?6`.
+    func ownedSessions(afterPosition: Bool) -> String {
+        let after = afterPosition ? " AND (created_at < ?5 OR (created_at = ?5 AND id < ?6))" : ""
+        return """
+            SELECT id, created_at, coalesce(last_seen, created_at), expires_at, details FROM \(table) \
+            WHERE owner = ?8 AND expires_at > ?3 AND version <> 0\(after) ORDER BY created_at DESC, id DESC LIMIT ?4
+            """
     }
 }

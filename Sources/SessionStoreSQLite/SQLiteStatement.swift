@@ -64,6 +64,21 @@ final class SQLiteStatement {
         try check(code, operation: operation)
     }
 
+    /// Binds NULL to parameter `index`.
+    func bindNull(_ index: Int32, operation: String) throws(StorageError) {
+        try check(sqlite3_bind_null(statement, index), operation: operation)
+    }
+
+    /// Binds text, or NULL for `nil`.
+    func bind(_ index: Int32, optionalText value: String?, operation: String) throws(StorageError) {
+        if let value { try bind(index, text: value, operation: operation) } else { try bindNull(index, operation: operation) }
+    }
+
+    /// Binds a blob, or NULL for `nil`.
+    func bind(_ index: Int32, optionalBlob value: [UInt8]?, operation: String) throws(StorageError) {
+        if let value { try bind(index, blob: value, operation: operation) } else { try bindNull(index, operation: operation) }
+    }
+
     /// Binds a blob to parameter `index`; SQLite copies it. An empty array binds an
     /// empty blob, never NULL.
     func bind(_ index: Int32, blob value: [UInt8], operation: String) throws(StorageError) {
@@ -102,6 +117,9 @@ final class SQLiteStatement {
     }
 
     /// The column's storage class (`SQLITE_INTEGER`, `SQLITE_BLOB`, ...).
+    /// How many columns the statement's rows have.
+    var columnCount: Int32 { sqlite3_column_count(statement) }
+
     func columnType(_ index: Int32) -> Int32 {
         sqlite3_column_type(statement, index)
     }

@@ -50,6 +50,7 @@ public enum BackendConformance {
     public static var checks: [ConformanceCheck] {
         IdentityChecks.all + DirtyTrackingChecks.all + ExpiryChecks.all + CleanupChecks.all
             + ConcurrencyChecks.all + LifecycleChecks.all + DataChecks.all + ContractChecks.all + RaceChecks.all
+            + OwnerChecks.all
             + EncryptionChecks.all
     }
 }

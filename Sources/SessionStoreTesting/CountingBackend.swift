@@ -64,6 +64,32 @@ public final class CountingBackend: StorageBackend {
         return try await base.retire(key, expiresAt: expiresAt)
     }
 
+    public func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        count("rebind")
+        return try await base.rebind(
+            key, data: data, owner: owner, details: details, expiresAt: expiresAt, expectedVersion: expectedVersion, now: now)
+    }
+
+    public func ownedSessions(
+        owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
+    ) async throws -> [OwnedRecord] {
+        count("load")
+        return try await base.ownedSessions(owner: owner, now: now, after: position, limit: limit)
+    }
+
+    public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        count("deleteOwned")
+        return try await base.deleteOwned(owner: owner, only: only, except: except, limit: limit)
+    }
+
+    public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        count("trimOwned")
+        return try await base.trimOwned(owner: owner, keep: keep, now: now)
+    }
+
     /// Runs `body` once, just before the next `delete` reaches the backend: a way to make
     /// another request land inside a multi-step operation.
     func interceptNextDelete(_ body: @escaping @Sendable () async throws -> Void) {

@@ -47,6 +47,26 @@ final class ObservedBackend: StorageBackend {
         try await base.delete(key, expectedVersion: expectedVersion)
     }
 
+    func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        try await base.rebind(
+            key, data: data, owner: owner, details: details, expiresAt: expiresAt, expectedVersion: expectedVersion, now: now)
+    }
+
+    func ownedSessions(owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int) async throws -> [OwnedRecord] {
+        try await base.ownedSessions(owner: owner, now: now, after: position, limit: limit)
+    }
+
+    func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        try await base.deleteOwned(owner: owner, only: only, except: except, limit: limit)
+    }
+
+    func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        try await base.trimOwned(owner: owner, keep: keep, now: now)
+    }
+
     func deleteExpired(before: Int64, limit: Int) async throws -> Int {
         let deleted = try await base.deleteExpired(before: before, limit: limit)
         onDeleted(deleted)

@@ -20,12 +20,12 @@ struct SessionStoreCommand: AsyncParsableCommand {
             """,
         subcommands: [
             SchemaCommand.self, StatsCommand.self, CleanupCommand.self, CopyCommand.self,
-            CheckCommand.self, UpgradeCommand.self, RekeyCommand.self,
+            CheckCommand.self, UpgradeCommand.self, SessionsCommand.self, RevokeCommand.self, RekeyCommand.self,
         ]
     )
 
     func run() async throws {
-        throw ValidationError("missing command: schema, stats, cleanup, copy, check, upgrade or rekey")
+        throw ValidationError("missing command: schema, stats, cleanup, copy, check, upgrade, sessions, revoke or rekey")
     }
 }
 

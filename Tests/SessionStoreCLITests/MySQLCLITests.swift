@@ -135,7 +135,7 @@ struct MySQLCLITests {
                 #expect(try await store.load(session.id).get("user", as: String.self) == "ada")
                 try await store.shutdown()
                 let again = try await CLI.run(["schema", "--apply", url], in: directory)
-                #expect(again.stdout.contains("already exists (schema version 1, key layout crc32); nothing changed"), "\(again)")
+                #expect(again.stdout.contains("already exists (schema version 2, key layout crc32); nothing changed"), "\(again)")
             }
         }
     }
@@ -169,7 +169,7 @@ struct MySQLCLITests {
                 #expect(try #require(stats["expiring"] as? [String: Int]) == ["nextHour": 1, "nextDay": 2, "nextWeek": 3, "later": 4])
                 #expect(stats["oldestCreated"] as? Int64 == now - 3 * hour)
                 #expect(stats["newestCreated"] as? Int64 == now)
-                #expect(stats["schemaVersion"] as? Int == 1)
+                #expect(stats["schemaVersion"] as? Int == 2)
                 #expect((stats["tableBytes"] as? Int ?? 0) > 0)
                 let lease = try #require(stats["cleanupLease"] as? [String: Any])
                 #expect(lease["holder"] as? String == "app-host-3")

@@ -48,7 +48,7 @@ struct SchemaCLITests {
             #expect(first.status == 0, "\(first)")
             let second = try await CLI.run(["schema", "--apply", fixture.url], in: directory)
             #expect(second.status == 0, "\(second)")
-            #expect(second.stdout.contains("already exists (schema version 2, key layout id); nothing changed"))
+            #expect(second.stdout.contains("already exists (schema version 3, key layout id); nothing changed"))
             #expect(try rawSQL(fixture.path, "SELECT count(*) FROM session_store_schema") == ["1"])
         }
     }
@@ -123,8 +123,8 @@ struct SchemaCLITests {
             try runScript(fixture.path, Self.version1Schema)
             let run = try await CLI.run(["upgrade", fixture.url], in: directory)
             #expect(run.status == 0, "\(run)")
-            #expect(try rawSQL(fixture.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'").isEmpty)
-            #expect(try rawSQL(fixture.path, "SELECT version FROM session_store_schema") == ["2"])
+            #expect(try rawSQL(fixture.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'") == ["sessions_owner"])
+            #expect(try rawSQL(fixture.path, "SELECT version FROM session_store_schema") == ["3"])
             let table = try rawSQL(fixture.path, "SELECT sql FROM sqlite_master WHERE name = 'sessions'").first.flatMap { $0 } ?? ""
             #expect(table.contains("slot INTEGER PRIMARY KEY") && !table.contains("WITHOUT ROWID"), "\(table)")
             #expect(try rawSQL(fixture.path, "SELECT count(*) FROM sqlite_master WHERE name = 'sessions_slotted'") == ["0"])

@@ -40,7 +40,7 @@ struct StatsCleanupCLITests {
             #expect(expiring == ["nextHour": 3, "nextDay": 3, "nextWeek": 3, "later": 3])
             #expect(stats["oldestCreated"] as? Int64 == now - 5 * hour)
             #expect(stats["newestCreated"] as? Int64 == now)
-            #expect(stats["schemaVersion"] as? Int == 2)
+            #expect(stats["schemaVersion"] as? Int == 3)
             #expect(stats["keyLayout"] as? String == "id")
             #expect((stats["tableBytes"] as? Int ?? 0) > 0)
             #expect(stats["indexBytes"] as? Int == 0, "no index beside the key since the key-order cleanup")

@@ -8,8 +8,10 @@ import Testing
 /// connection at the chosen command; the retry runs on a new connection through it.
 @Suite("MySQL exact retries", .mysqlServer)
 struct MySQLExactRetryTests {
-    private static func record(_ text: String, version: Int64 = 1, expiresAt: Int64 = 1_000_000) -> SessionRecord {
-        SessionRecord(data: Array(text.utf8), version: version, createdAt: 1_000, expiresAt: expiresAt)
+    private static func record(
+        _ text: String, version: Int64 = 1, expiresAt: Int64 = 1_000_000, lastSeen: Int64 = 1_000
+    ) -> SessionRecord {
+        SessionRecord(data: Array(text.utf8), version: version, createdAt: 1_000, expiresAt: expiresAt, lastSeen: lastSeen)
     }
 
     /// Checks the cut happened once and cost the connection.
@@ -49,7 +51,7 @@ struct MySQLExactRetryTests {
             proxy.arm(CuttingProxy.execute, .replyLost)
             #expect(try await backend.update(key, data: Array("v2".utf8), expectedVersion: 1, expiresAt: 1_000_000, now: 2_000))
             Self.expectOneCut(proxy, backend, lostBefore: lost)
-            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2))
+            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2, lastSeen: 2_000))
         }
     }
 
@@ -61,7 +63,7 @@ struct MySQLExactRetryTests {
             proxy.arm(CuttingProxy.execute, .requestLost)
             #expect(try await backend.update(key, data: Array("v2".utf8), expectedVersion: 1, expiresAt: 1_000_000, now: 2_000))
             Self.expectOneCut(proxy, backend, lostBefore: lost)
-            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2), "applied exactly once")
+            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2, lastSeen: 2_000), "applied exactly once")
         }
     }
 
@@ -144,7 +146,7 @@ struct MySQLExactRetryTests {
             }
             Self.expectOneCut(proxy, backend, lostBefore: lost)
             #expect(result == "ab")
-            #expect(try await backend.load(key, now: 2_000) == Self.record("ab", version: 2), "written exactly once")
+            #expect(try await backend.load(key, now: 2_000) == Self.record("ab", version: 2, lastSeen: 2_000), "written exactly once")
         }
     }
 
@@ -169,7 +171,7 @@ struct MySQLExactRetryTests {
             #expect(interferer.decisions == 3, "two optimistic attempts, then the locked one")
             // "a" plus two interfering "x" writes, then the merge's "b", once, at version 4.
             #expect(result == "axxb")
-            #expect(try await backend.load(key, now: 2_000) == Self.record("axxb", version: 4))
+            #expect(try await backend.load(key, now: 2_000) == Self.record("axxb", version: 4, lastSeen: 2_000))
         }
     }
 

@@ -59,7 +59,7 @@ struct MySQLLoadPathTests {
             let parameters = direct.statements.keyValues(key) + [.int(2_000)]
             func load() async throws -> SessionRecord? {
                 try MySQLBackend.record(
-                    try await pool.query("load", sql, parameters, columns: MySQLBackend.recordColumns), sql, operation: "load")
+                    try await pool.query("load", sql, parameters, columns: direct.statements.recordColumns), sql, operation: "load")
             }
             do {
                 #expect(try await load() == Self.record) // prepares the statement on the slot's thread

@@ -159,7 +159,7 @@ struct SQLiteTableFormTests {
             try makeVersion1Table(database, layout: layout, rows: rows)
             let backend = try database.open { $0.keyLayout = layout }
             let upgrade = try await backend.upgradeSchema()
-            #expect(upgrade.from == 1 && upgrade.to == 2)
+            #expect(upgrade.from == 1 && upgrade.to == SQLiteQueries.schemaVersion)
             do {
                 _ = try await backend.load(rows[0].0, now: now)
                 Issue.record("the backend went on with statements for the old form")
@@ -196,7 +196,7 @@ struct SQLiteTableFormTests {
                 #expect(error.message.contains("another session store"))
             }
             try await second.close()
-            #expect(try await first.upgradeSchema().to == 2)
+            #expect(try await first.upgradeSchema().to == SQLiteQueries.schemaVersion)
             try await first.close()
         }
     }

@@ -55,6 +55,22 @@ final class ClosableView: StorageBackend {
         try await open().delete(key, expectedVersion: expectedVersion)
     }
     func deleteExpired(before: Int64, limit: Int) async throws -> Int { try await open().deleteExpired(before: before, limit: limit) }
+    func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        try await open().rebind(
+            key, data: data, owner: owner, details: details, expiresAt: expiresAt, expectedVersion: expectedVersion, now: now)
+    }
+    func ownedSessions(owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int) async throws -> [OwnedRecord] {
+        try await open().ownedSessions(owner: owner, now: now, after: position, limit: limit)
+    }
+    func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        try await open().deleteOwned(owner: owner, only: only, except: except, limit: limit)
+    }
+    func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        try await open().trimOwned(owner: owner, keep: keep, now: now)
+    }
     func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
         try await open().acquireCleanupLease(holder: holder, now: now, duration: duration)
     }

@@ -1,9 +1,9 @@
 /// Encrypts session data at rest on any backend: wraps a ``StorageBackend`` and seals every
 /// row's data with AES-256-GCM under the key ring's active key, opening it again on reads.
 ///
-/// Backends need no code for it: rows keep their keys, versions and times in the clear (the
-/// store's expiry, touch and cleanup work on them as before) and only ``SessionRecord/data``
-/// is sealed, with a fresh random nonce per write and the row's storage key as associated
+/// Backends need no code for it: rows keep their keys, versions, times, owner and details
+/// in the clear (the store's expiry, touch, cleanup and owner listings work on them as
+/// before) and only ``SessionRecord/data`` is sealed, with a fresh random nonce per write and the row's storage key as associated
 /// data (see the Encryption article for the format). Rows written before encryption was
 /// turned on read as plaintext (unless the ring refuses them) and are sealed on their next
 /// write; rows under a decrypt-only key are re-sealed under the active key on their next write.
@@ -126,6 +126,30 @@ public final class EncryptingBackend: StorageBackend {
 
     public func releaseCleanupLease(holder: String) async throws {
         try await base.releaseCleanupLease(holder: holder)
+    }
+
+    /// Seals the data; the owner and details stay as they are (listings need them).
+    public func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        try await base.rebind(
+            key, data: seal(data, for: key), owner: owner, details: details, expiresAt: expiresAt,
+            expectedVersion: expectedVersion, now: now)
+    }
+
+    public func ownedSessions(
+        owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
+    ) async throws -> [OwnedRecord] {
+        try await base.ownedSessions(owner: owner, now: now, after: position, limit: limit)
+    }
+
+    public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        try await base.deleteOwned(owner: owner, only: only, except: except, limit: limit)
+    }
+
+    public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        try await base.trimOwned(owner: owner, keep: keep, now: now)
     }
 
     public func close() async throws {
