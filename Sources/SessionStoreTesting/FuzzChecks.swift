@@ -212,16 +212,20 @@ public enum FuzzChecks {
         return nil
     }
 
-    /// The ring ``encryptedRow(_:)`` opens rows with.
-    static let fuzzRing: EncryptionKeyRing = {
+    /// The rings ``encryptedRow(_:)`` opens rows with: `k1` active, `k2` decrypt-only,
+    /// reading plaintext rows or refusing them.
+    static let fuzzRings: (reading: EncryptionKeyRing, refusing: EncryptionKeyRing) = {
         do {
-            return try EncryptionKeyRing(
-                active: EncryptionKeyRing.Key(id: "k1", bytes: [UInt8](repeating: 1, count: 32)),
-                decryptOnly: [EncryptionKeyRing.Key(id: "k2", bytes: [UInt8](repeating: 2, count: 32))])
+            let k1 = try EncryptionKeyRing.Key(id: "k1", bytes: [UInt8](repeating: 1, count: 32))
+            let k2 = try EncryptionKeyRing.Key(id: "k2", bytes: [UInt8](repeating: 2, count: 32))
+            return (
+                try EncryptionKeyRing(active: k1, decryptOnly: [k2]),
+                try EncryptionKeyRing(active: k1, decryptOnly: [k2], readsPlaintext: false))
         } catch {
-            preconditionFailure("fixed fuzz ring is invalid: \(error)")
+            preconditionFailure("fixed fuzz rings are invalid: \(error)")
         }
     }()
+    static var fuzzRing: EncryptionKeyRing { fuzzRings.reading }
 
     /// The ciphertext header and envelope: opening any stored bytes never crashes and gives
     /// either the plaintext row unchanged or a typed `undecryptable` error; a row that opens
@@ -230,9 +234,8 @@ public enum FuzzChecks {
     public static func encryptedRow(_ bytes: [UInt8]) -> String? {
         let key = SessionKey(value: "fuzz-row")
         let kind = EncryptedRow.kind(of: bytes)
-        for readsPlaintext in [true, false] {
-            var ring = fuzzRing
-            ring.readsPlaintext = readsPlaintext
+        for ring in [fuzzRings.reading, fuzzRings.refusing] {
+            let readsPlaintext = ring.readsPlaintext
             do {
                 let opened = try EncryptedRow.open(bytes, with: ring, for: key)
                 if kind != .plaintext {

@@ -75,7 +75,7 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
     /// Whether a row without an encryption header is read as plaintext. `true` while a table
     /// still has rows written before encryption was turned on; `false` once `check` counts
     /// none, so nobody with write access to the database can plant session data.
-    public var readsPlaintext: Bool
+    public let readsPlaintext: Bool
 
     /// A ring with `active` sealing writes and `decryptOnly` opening older rows.
     /// - Parameters:
