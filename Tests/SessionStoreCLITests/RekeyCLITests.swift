@@ -167,3 +167,48 @@ struct RekeyCLITests {
         }
     }
 }
+
+@Suite("session-store rekey and check against the test MariaDB", .testMariaDB)
+struct MySQLRekeyCLITests {
+    @Test func rekeyMovesEveryMySQLRowToTheActiveKeyAndCheckCountsThem() async throws {
+        try await withScratchDirectory { directory async throws in
+            try await TestMariaDB.withTable("rekey") { table async throws in
+                let sealing = try EncryptionKeyRing(parsing: RotationKeys.before)
+                let now = nowMilliseconds()
+                let keys = try await TestMariaDB.withBackend(table) { backend async throws in
+                    let encrypting = EncryptingBackend(wrapping: backend, keys: sealing)
+                    var rows: [(key: SessionKey, record: SessionRecord)] = []
+                    for index in 0..<50 {
+                        let key = SessionKey(value: "mysql-rekey-\(index)")
+                        var record = sessionRecord("m-user-\(index)", createdAt: now, expiresAt: now + 24 * hour)
+                        record.data = try encrypting.seal(record.data, for: key)
+                        rows.append((key, record))
+                    }
+                    #expect(try await backend.importRows(rows) { _, _ in false } == 50)
+                    return rows.map(\.key)
+                }
+                let during = try RotationKeys.write(RotationKeys.during, "during", in: directory)
+                let after = try RotationKeys.write(RotationKeys.after, "after", in: directory)
+                let url = try TestMariaDB.url("table=\(table)")
+                let before = try await CLI.run(["check", "--json", "--keys", during, url], in: directory)
+                #expect(try before.json()["liveByKey"] as? [String: Int] == ["old": 50], "\(before)")
+                let rekey = try await CLI.run(["rekey", "--json", "--batch", "7", "--keys", during, url], in: directory)
+                #expect(rekey.status == 0, "\(rekey)")
+                #expect(try rekey.json()["rewritten"] as? Int == 50)
+                let counted = try await CLI.run(["check", "--json", "--keys", after, url], in: directory)
+                #expect(try counted.json()["liveByKey"] as? [String: Int] == ["new": 50], "\(counted)")
+                #expect(try counted.json()["undecryptable"] as? Int == 0)
+                let users = try await TestMariaDB.withBackend(table) { backend async throws in
+                    let encrypting = EncryptingBackend(wrapping: backend, keys: try EncryptionKeyRing(parsing: RotationKeys.after))
+                    var users: [String] = []
+                    for key in keys {
+                        let record = try #require(try await encrypting.load(key, now: nowMilliseconds()))
+                        users.append(String(decoding: try #require(try AttributeCodec.decode(record.data)["user"]), as: UTF8.self))
+                    }
+                    return users
+                }
+                #expect(users == (0..<50).map { "\"m-user-\($0)\"" })
+            }
+        }
+    }
+}
