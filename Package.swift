@@ -148,6 +148,18 @@ let package = Package(
             path: "Tests/Fuzz/StoreURL",
             swiftSettings: upcoming
         ),
+        .executableTarget(
+            name: "fuzz-key-ring-file",
+            dependencies: ["SessionStore", "SessionStoreTesting"],
+            path: "Tests/Fuzz/KeyRingFile",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "fuzz-encrypted-row",
+            dependencies: ["SessionStore", "SessionStoreTesting"],
+            path: "Tests/Fuzz/EncryptedRow",
+            swiftSettings: upcoming
+        ),
         // Framework drivers; their sources are empty unless their trait is enabled.
         .target(
             name: "SessionStoreVapor",

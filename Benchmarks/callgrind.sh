@@ -5,6 +5,7 @@
 # for a ratio to the floor across runs and machines.
 #
 #   bash Benchmarks/callgrind.sh [ITERATIONS] [OPERATION...]
+#   bash Benchmarks/callgrind.sh 2000 load-read5 load-read5+sealed save save+sealed   # encryption's share
 #
 # Each operation runs under callgrind after a fill and a warm-up that are not counted: the
 # program zeroes the counters before ITERATIONS (default 2000) operations and dumps them
@@ -62,3 +63,6 @@ ratio "load + 5 attributes vs floor lookup" load-read5 floor-lookup
 ratio "miss vs floor miss" miss floor-miss
 ratio "save vs floor UPSERT" save floor-upsert
 ratio "touch vs floor UPSERT" touch floor-upsert
+# OPERATION+sealed: the same on rows sealed with AES-256-GCM (encryption at rest).
+ratio "load + 5 attributes, sealed vs plain" load-read5+sealed load-read5
+ratio "save, sealed vs plain" save+sealed save

@@ -56,13 +56,17 @@ public final class HotPath: @unchecked Sendable {
 
     /// Creates a fresh table of ``rows`` sessions in a new directory under `parent` (the
     /// temporary directory when `nil`) and opens the store and the floor's connection on it.
-    public static func make(parent: String? = nil) async throws -> HotPath {
+    ///
+    /// With `sealed`, every row is then sealed with AES-256-GCM and the store reads and writes
+    /// through an ``EncryptingBackend`` (callgrind's `OPERATION+sealed`): the store's
+    /// operations then include encryption's cost (the floor's are unchanged).
+    public static func make(parent: String? = nil, sealed: Bool = false) async throws -> HotPath {
         let directory = URL(fileURLWithPath: parent ?? NSTemporaryDirectory()).appendingPathComponent("hot-path-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent("sessions.db").path
         var logger = Logger(label: "hot-path")
         logger.logLevel = .warning
-        let store = try await SessionStore.open("sqlite://\(path)", backends: [.sqlite], logger: logger)
+        var store = try await SessionStore.open("sqlite://\(path)", backends: [.sqlite], logger: logger)
         var ids: [String] = []
         ids.reserveCapacity(rows)
         for index in 0..<rows {
@@ -75,8 +79,22 @@ public final class HotPath: @unchecked Sendable {
             guard try await store.save(&session) == .created else { throw HotPathError("fill: session \(index) not created") }
             ids.append(session.id.text)
         }
+        if sealed {
+            let key = try EncryptionKeyRing.Key(id: "hot", bytes: [UInt8](repeating: 0x5E, count: 32))
+            let sealing = EncryptingBackend(wrapping: store.backend, keys: try EncryptionKeyRing(active: key))
+            let now = nowMillis()
+            for id in ids {
+                guard let sessionID = SessionID(validating: id), try await sealing.reseal(store.storageKey(for: sessionID), now: now) else {
+                    throw HotPathError("fill: a row was not sealed")
+                }
+            }
+            store = SessionStore(backend: sealing, configuration: store.configuration, logger: logger)
+        }
         let touchingStore = try await SessionStore.open("sqlite://\(path)?touch_interval=1ms", backends: [.sqlite], logger: logger)
-        return try HotPath(directory: directory, path: path, store: store, touchingStore: touchingStore, ids: ids)
+        let hotPath = try HotPath(directory: directory, path: path, store: store, touchingStore: touchingStore, ids: ids)
+        // Sealing rewrote every row: empty the WAL now, so its checkpoint is not measured.
+        if sealed { try Self.exec(hotPath.floor, "PRAGMA wal_checkpoint(TRUNCATE)") }
+        return hotPath
     }
 
     private init(directory: URL, path: String, store: SessionStore, touchingStore: SessionStore, ids: [String]) throws {

@@ -34,6 +34,12 @@ final class BenchRun {
         var soakWALPeak: (bytes: Int, bound: Int)?
         /// Resident memory at the soak's end over its start.
         var soakMemoryGrowth: Double?
+        /// Encrypted over plaintext time per operation: load with 5 attributes read, and save.
+        var encryptedRead: Double?
+        var encryptedSave: Double?
+        /// Saves' worst stall during a rekey of this many rows, and the rekey's rows/s.
+        var rekeyWriterStall: (rows: Int, ms: Double)?
+        var rekeyRate: Double?
     }
 
     init(settings: Settings, report: Report) {
@@ -59,6 +65,7 @@ final class BenchRun {
             case .keys: try await keys(engine)
             case .soak: try await soak(engine)
             case .owners: try await owners(engine)
+            case .encryption: try await encryption(engine)
             }
         }
         summarize(engine)
@@ -121,6 +128,13 @@ final class BenchRun {
             add("soak: WAL peak", "≤ 32 MB",
                 f.soakWALPeak.map { "\(Fmt.fixed(Double($0.bytes) / 1e6, 1)) MB" }, f.soakWALPeak.map { $0.bytes <= $0.bound })
         }
+        add("encrypted load + 5 attributes vs plaintext", "≤ 1.15×",
+            f.encryptedRead.map { "\(Fmt.fixed($0, 2))×" }, f.encryptedRead.map { $0 <= 1.15 })
+        add("encrypted save vs plaintext", "≤ 1.15×",
+            f.encryptedSave.map { "\(Fmt.fixed($0, 2))×" }, f.encryptedSave.map { $0 <= 1.15 })
+        add("rekey: saves' worst stall", "≤ 25 ms",
+            f.rekeyWriterStall.map { "\(Fmt.num($0.ms)) ms (\(Fmt.rows($0.rows)) rows, \(Fmt.num(f.rekeyRate ?? 0)) rows/s)" },
+            f.rekeyWriterStall.map { $0.ms <= 25 })
         add("soak: resident memory end vs start", "≤ 1.10×",
             f.soakMemoryGrowth.map { "\(Fmt.fixed($0, 2))×" }, f.soakMemoryGrowth.map { $0 <= 1.1 })
         if engine.applies(.loadVsFloorByTasks) {

@@ -105,6 +105,7 @@ public final class SessionStore: Sendable {
         var url = try StoreURL(configurationURL)
         let configuration = try SessionStoreConfiguration(url: &url)
         let legacyURL = url.take("fallback")
+        let keyRing = try EncryptionKeyRing.take(from: &url)
         var backend = try await openBackend(&url, backends: backends, logger: logger)
         if let legacyURL {
             var legacy = try StoreURL(legacyURL)
@@ -117,6 +118,8 @@ public final class SessionStore: Sendable {
             }
             logger.info("reading legacy sessions from \(legacy)")
         }
+        // Outermost, so legacy rows are opened too and rows copied from there keep their form.
+        if let keyRing { backend = EncryptingBackend(wrapping: backend, keys: keyRing) }
         logger.info("session store opened", metadata: ["url": "\(url)"])
         return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
     }
@@ -146,7 +149,7 @@ public final class SessionStore: Sendable {
     /// client's id is never adopted. A malformed id costs no database work. When the
     /// session's expiry is due to move by at least the touch interval, it is extended here
     /// (one-column write), so a request in flight keeps its session alive.
-    /// - Throws: ``SessionStoreError`` `corruptData`/`unsupportedFormat` (unless the policy
+    /// - Throws: ``SessionStoreError`` `corruptData`/`unsupportedFormat`/`undecryptable` (unless the policy
     ///   is ``SessionStoreConfiguration/CorruptDataPolicy/startNewSession``), ``StorageError``.
     public func load(id text: String?) async throws -> Session {
         try checkOpen()
@@ -174,7 +177,12 @@ public final class SessionStore: Sendable {
         try checkOpen()
         let key = storageKey(for: id)
         let now = clock.now()
-        let record = try await logged("load", id) { try await backend.load(key, now: now) }
+        let record: SessionRecord?
+        do {
+            record = try await logged("load", id) { try await backend.load(key, now: now) }
+        } catch let error as SessionStoreError where error.code == .undecryptable {
+            return try unreadableRow(error, id)
+        }
         guard let record, record.expiresAt > now else {
             metrics.loadMiss.increment()
             return newSession()
@@ -188,16 +196,8 @@ public final class SessionStore: Sendable {
             if record.owner != nil || record.details != nil {
                 binding = try SessionBinding(owner: record.owner, details: record.details)
             }
-        } catch var error as SessionStoreError {
-            metrics.loadCorrupt.increment()
-            error.session = id.redacted
-            if configuration.corruptDataPolicy == .startNewSession {
-                // Not thrown: this log line is the only report of the lost session.
-                logger.warning("stored session cannot be decoded; starting a new one", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
-                return newSession()
-            }
-            logger.debug("stored session cannot be decoded", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
-            throw error
+        } catch let error as SessionStoreError {
+            return try unreadableRow(error, id)
         }
         metrics.loadHit.increment()
         var stored = Session.Stored(
@@ -214,6 +214,20 @@ public final class SessionStore: Sendable {
         }
         // Built last, so no `Session` is kept across the touch's suspension and copied out.
         return Session(id: id, stored: stored, row: row, touchedOnLoad: touched)
+    }
+
+    /// A stored row that cannot be decoded or decrypted, per `on_corrupt`: thrown, or
+    /// reported here (the only report of the lost session) and replaced by a new session.
+    private func unreadableRow(_ error: SessionStoreError, _ id: SessionID) throws -> Session {
+        var error = error
+        error.session = id.redacted
+        (error.code == .undecryptable ? metrics.loadUndecryptable : metrics.loadCorrupt).increment()
+        if configuration.corruptDataPolicy == .startNewSession {
+            logger.warning("stored session cannot be read; starting a new one", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
+            return newSession()
+        }
+        logger.debug("stored session cannot be read", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
+        throw error
     }
 
     /// Writes what changed, and only that.
@@ -545,6 +559,10 @@ public final class SessionStore: Sendable {
     func logged<T>(_ operation: String, _ id: SessionID?, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
+        } catch var error as SessionStoreError where error.code == .undecryptable {
+            // The row's fault, not the storage's (see `EncryptingBackend`): the caller decides.
+            error.session = id?.redacted
+            throw error
         } catch {
             metrics.errors.increment()
             logger.debug(

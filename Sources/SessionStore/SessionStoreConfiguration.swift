@@ -4,7 +4,7 @@
 public struct SessionStoreConfiguration: Sendable {
     /// What a load does with a stored row that cannot be decoded.
     public enum CorruptDataPolicy: String, Sendable {
-        /// Throw ``SessionStoreError`` `corruptData` (or `unsupportedFormat`).
+        /// Throw ``SessionStoreError`` `corruptData` (or `unsupportedFormat`, `undecryptable`).
         case throwError = "error"
         /// Log the error, count it, and hand out a new empty session instead.
         case startNewSession = "new"

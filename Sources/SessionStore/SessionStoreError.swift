@@ -29,6 +29,10 @@ public struct SessionStoreError: Error, Sendable, CustomStringConvertible {
         /// A session handle or listing cursor is malformed or not this store's; nothing was
         /// changed.
         public static let invalidHandle = Code(name: "invalidHandle")
+        /// A stored row is encrypted and cannot be decrypted: its key id is not in the key
+        /// ring, the key is wrong, or the ciphertext or its header was truncated or changed
+        /// (see ``EncryptingBackend``). ``SessionStoreError/keyID`` names the key the row asks for.
+        public static let undecryptable = Code(name: "undecryptable")
         public var description: String { name }
     }
 
@@ -42,6 +46,8 @@ public struct SessionStoreError: Error, Sendable, CustomStringConvertible {
     public var attribute: String?
     /// The error that caused this one, if any.
     public var underlying: (any Error & Sendable)?
+    /// The id of the encryption key involved, if any (an id, never key material).
+    public var keyID: String?
 
     public init(
         _ code: Code, _ message: String, session: SessionID? = nil, attribute: String? = nil,
@@ -58,6 +64,7 @@ public struct SessionStoreError: Error, Sendable, CustomStringConvertible {
         var text = "\(code): \(message)"
         if let session { text += " (session \(session))" }
         if let attribute { text += " (attribute \"\(attribute)\")" }
+        if let keyID { text += " (key \"\(keyID)\")" }
         if let underlying { text += " caused by: \(underlying)" }
         return text
     }

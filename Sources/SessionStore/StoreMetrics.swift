@@ -7,6 +7,7 @@ struct StoreMetrics: Sendable {
     let loadNoID: Counter
     let loadMalformed: Counter
     let loadCorrupt: Counter
+    let loadUndecryptable: Counter
     let created: Counter
     let updated: Counter
     let touched: Counter
@@ -32,6 +33,7 @@ struct StoreMetrics: Sendable {
         loadNoID = counter("loads_total", [("result", "no_id")])
         loadMalformed = counter("loads_total", [("result", "malformed_id")])
         loadCorrupt = counter("loads_total", [("result", "corrupt")])
+        loadUndecryptable = counter("loads_total", [("result", "undecryptable")])
         created = counter("writes_total", [("kind", "created")])
         updated = counter("writes_total", [("kind", "updated")])
         touched = counter("writes_total", [("kind", "touched")])

@@ -51,6 +51,7 @@ public enum BackendConformance {
         IdentityChecks.all + DirtyTrackingChecks.all + ExpiryChecks.all + CleanupChecks.all
             + ConcurrencyChecks.all + LifecycleChecks.all + DataChecks.all + ContractChecks.all + RaceChecks.all
             + OwnerChecks.all
+            + EncryptionChecks.all
     }
 }
 

@@ -181,6 +181,100 @@ public enum FuzzChecks {
         return nil
     }
 
+    /// `EncryptionKeyRing(parsing:)`: never crashes; rejects with `invalidConfiguration`;
+    /// neither an error nor an accepted ring's description shows what a line gave as a key;
+    /// an accepted ring has an active key or writes plaintext, and ids that are valid.
+    public static func keyRingFile(_ bytes: [UInt8]) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        // The text after each line's first ':' (what would be key material), when distinctive.
+        let secrets = text.split(whereSeparator: \.isNewline).compactMap { line -> String? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            return value.count >= 12 && Set(value).count >= 6 ? value : nil
+        }
+        let shown: String
+        do {
+            let ring = try EncryptionKeyRing(parsing: text)
+            guard ring.active != nil || ring.readsPlaintext else { return "a ring that writes plaintext refuses to read it" }
+            guard ring.keyIDs.allSatisfy({ EncryptionKeyRing.Key.isValidID($0.utf8) }) else { return "accepted an invalid key id" }
+            var dumped = ""
+            dump(ring, to: &dumped)
+            shown = "\(ring) \(String(reflecting: ring)) \(dumped)"
+        } catch let error as SessionStoreError {
+            guard error.code == .invalidConfiguration else { return "parsing threw \(error.code)" }
+            shown = error.description
+        } catch {
+            return "parsing threw an untyped error: \(error)"
+        }
+        if let secret = secrets.first(where: { shown.contains($0) && !$0.allSatisfy(isKeyIDCharacter) }) {
+            return "key material shows: \(secret.prefix(4))…"
+        }
+        return nil
+    }
+
+    /// The rings ``encryptedRow(_:)`` opens rows with: `k1` active, `k2` decrypt-only,
+    /// reading plaintext rows or refusing them.
+    static let fuzzRings: (reading: EncryptionKeyRing, refusing: EncryptionKeyRing) = {
+        do {
+            let k1 = try EncryptionKeyRing.Key(id: "k1", bytes: [UInt8](repeating: 1, count: 32))
+            let k2 = try EncryptionKeyRing.Key(id: "k2", bytes: [UInt8](repeating: 2, count: 32))
+            return (
+                try EncryptionKeyRing(active: k1, decryptOnly: [k2]),
+                try EncryptionKeyRing(active: k1, decryptOnly: [k2], readsPlaintext: false))
+        } catch {
+            preconditionFailure("fixed fuzz rings are invalid: \(error)")
+        }
+    }()
+    static var fuzzRing: EncryptionKeyRing { fuzzRings.reading }
+
+    /// The ciphertext header and envelope: opening any stored bytes never crashes and gives
+    /// either the plaintext row unchanged or a typed `undecryptable` error; a row that opens
+    /// as encrypted fails once its tag changes; `kind(of:)` agrees; and the
+    /// input sealed under either key opens back to itself, under its own storage key only.
+    public static func encryptedRow(_ bytes: [UInt8]) -> String? {
+        let key = SessionKey(value: "fuzz-row")
+        let kind = EncryptedRow.kind(of: bytes)
+        for ring in [fuzzRings.reading, fuzzRings.refusing] {
+            let readsPlaintext = ring.readsPlaintext
+            do {
+                let opened = try EncryptedRow.open(bytes, with: ring, for: key)
+                if kind != .plaintext {
+                    // A genuine sealed row (a seed): with its last tag byte changed it must fail.
+                    var changed = bytes
+                    changed[changed.count - 1] ^= 1
+                    if case .success = Result(catching: { try EncryptedRow.open(changed, with: ring, for: key) }) {
+                        return "a row with a changed tag opened"
+                    }
+                    continue
+                }
+                if opened != bytes { return "a plaintext row changed on open" }
+                if !readsPlaintext && !bytes.isEmpty { return "a ring refusing plaintext opened a plaintext row" }
+            } catch let error as SessionStoreError {
+                guard error.code == .undecryptable else { return "open threw \(error.code)" }
+                if kind == .plaintext && readsPlaintext { return "a plaintext row failed to open" }
+                if let id = error.keyID, !EncryptionKeyRing.Key.isValidID(id.utf8) { return "an error names an invalid key id" }
+            } catch {
+                return "open threw an untyped error: \(error)"
+            }
+        }
+        for sealingKey in [fuzzRing.active, fuzzRing.key("k2".utf8)].compactMap({ $0 }) {
+            do {
+                let sealed = try EncryptedRow.seal(bytes, with: sealingKey, for: key)
+                guard EncryptedRow.kind(of: sealed) == .encrypted(keyID: sealingKey.id) else { return "a sealed row has the wrong header" }
+                guard try EncryptedRow.open(sealed, with: fuzzRing, for: key) == bytes else { return "a sealed row does not open to itself" }
+                let moved = Result { try EncryptedRow.open(sealed, with: fuzzRing, for: SessionKey(value: "other-row")) }
+                if case .success = moved { return "a sealed row opened under another storage key" }
+            } catch {
+                return "sealing or opening threw \(error)"
+            }
+        }
+        return nil
+    }
+
+    private static func isKeyIDCharacter(_ character: Character) -> Bool {
+        character.isASCII && (character.isLetter || character.isNumber || "._-".contains(character))
+    }
+
     private static func isBase64URL(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),

@@ -12,7 +12,10 @@ struct CheckCommand: AsyncParsableCommand {
             schema version and key layout, then decodes every row, expired ones included, \
             and counts rows that are corrupt (unreadable columns or data) or written in a \
             newer format than this release reads. The first few problem rows are listed by \
-            redacted id (the first 4 characters of the stored key).
+            redacted id (the first 4 characters of the stored key). Live rows are counted \
+            per encryption key id (and plaintext), so an operator sees when an old key can \
+            go; with a key ring (--keys, or encryption_keys= in the URL) encrypted rows are \
+            decrypted and checked too, and a row that cannot be decrypted is a problem.
             """
     )
 
@@ -25,8 +28,11 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(help: "How many problem rows to list.")
     var show: Int = 5
 
+    @Option(help: "A key file to decrypt rows with. Default: the URL's encryption_keys, if any.")
+    var keys: String?
+
     func validate() throws {
-        _ = try validatedTarget(url)
+        _ = try keyRing(file: keys, target: validatedTarget(url))
         guard show >= 0 else { throw ValidationError("--show must not be negative") }
     }
 
@@ -45,6 +51,12 @@ struct CheckCommand: AsyncParsableCommand {
         var corrupt: Int64
         var newerFormat: Int64
         var unkeyed: Int64
+        /// Rows that cannot be decrypted with the key ring given (or whose header is damaged).
+        var undecryptable: Int64 = 0
+        /// Encrypted rows not checked further because no key ring was given.
+        var encryptedUnchecked: Int64 = 0
+        /// Live rows per encryption key id; `plaintext` for rows without encryption.
+        var liveByKey: [String: Int64] = [:]
         var problems: [Problem]
     }
 
@@ -60,14 +72,17 @@ struct CheckCommand: AsyncParsableCommand {
             try output(report, target: target)
             throw ExitCode(ExitStatus.failure)
         }
-        let result = await Result { try await check(backend) }
+        let ring = try keyRing(file: keys, target: target)
+        let result = await Result { try await check(backend, keys: ring) }
         try await backend.close()
         let report = try result.get()
         try output(report, target: target)
         if !report.ok { throw ExitCode(ExitStatus.failure) }
     }
 
-    private func check(_ backend: any AdminBackend) async throws -> Report {
+    private func check(_ backend: any AdminBackend, keys ring: EncryptionKeyRing?) async throws -> Report {
+        let opening = ring.map { EncryptingBackend(wrapping: backend, keys: $0) }
+        let now = SystemSessionClock().now()
         var report = Report(
             ok: true, integrity: try await backend.integrityCheck(), rows: 0, corrupt: 0, newerFormat: 0,
             unkeyed: 0, problems: [])
@@ -91,10 +106,22 @@ struct CheckCommand: AsyncParsableCommand {
                     report.corrupt += 1
                     note(row.key, error.message, in: &report)
                 case .success(let record):
+                    let kind = EncryptedRow.kind(of: record.data)
+                    if record.expiresAt > now {
+                        report.liveByKey[Self.label(kind), default: 0] += 1
+                    }
                     do {
-                        _ = try AttributeCodec.decode(record.data)
+                        if let opening {
+                            _ = try AttributeCodec.decode(opening.open(record.data, for: row.key))
+                        } else if kind == .plaintext {
+                            _ = try AttributeCodec.decode(record.data)
+                        } else {
+                            report.encryptedUnchecked += 1
+                        }
                     } catch let error as SessionStoreError {
-                        if error.code == .unsupportedFormat {
+                        if error.code == .undecryptable {
+                            report.undecryptable += 1
+                        } else if error.code == .unsupportedFormat {
                             report.newerFormat += 1
                         } else {
                             report.corrupt += 1
@@ -108,8 +135,19 @@ struct CheckCommand: AsyncParsableCommand {
         }
         report.unkeyed = try await backend.unkeyedRowCount()
         report.ok = report.integrity == ["ok"] && report.schemaVersion != nil && report.corrupt == 0
+            && report.undecryptable == 0
             && report.newerFormat == 0 && report.unkeyed == 0 && upToDate
         return report
+    }
+
+    /// How `liveByKey` names a row's encryption: its key id, `plaintext`, or `malformed`
+    /// (an encryption header that cannot be read).
+    static func label(_ kind: EncryptedRow.Kind) -> String {
+        switch kind {
+        case .plaintext: "plaintext"
+        case .encrypted(let keyID): keyID
+        case .malformed: "malformed"
+        }
     }
 
     private func note(_ key: SessionKey, _ problem: String, in report: inout Report) {
@@ -133,6 +171,15 @@ struct CheckCommand: AsyncParsableCommand {
         Console.out("rows       \(Format.count(report.rows)) read")
         Console.out("corrupt    \(Format.count(report.corrupt))")
         Console.out("newer      \(Format.count(report.newerFormat)) (written in a format newer than this release reads)")
+        if report.undecryptable > 0 {
+            Console.out("undecrypt. \(Format.count(report.undecryptable)) (encrypted with a key not in the ring, or damaged)")
+        }
+        if report.encryptedUnchecked > 0 {
+            Console.out("encrypted  \(Format.count(report.encryptedUnchecked)) not decrypted (give --keys to check them)")
+        }
+        for (label, count) in report.liveByKey.sorted(by: { $0.key < $1.key }) {
+            Console.out("live key   \(label): \(Format.count(count))")
+        }
         if report.unkeyed > 0 {
             Console.out("unkeyed    \(Format.count(report.unkeyed)) (id column is not text)")
         }

@@ -14,7 +14,10 @@ struct CopyCommand: AsyncParsableCommand {
             a copy is brought up to date by the next run. Both URLs must use the same \
             id_hash and key layout (key=). The target table is created when missing. \
             Rows whose columns cannot be read are counted as failed (exit code 1); run \
-            check on the source for details.
+            check on the source for details. Encrypted rows are copied as they are (the \
+            target needs the same keys); with --keys FILE each row is decrypted and written \
+            under that ring's active key instead (or as plaintext with '*plaintext'), and a \
+            row that cannot be decrypted counts as failed.
             """
     )
 
@@ -27,6 +30,9 @@ struct CopyCommand: AsyncParsableCommand {
     @Option(help: "Rows per read and per write transaction.")
     var batch: Int = 500
 
+    @Option(help: "Re-encrypt copied rows with this key file (ID:BASE64 lines, the active key marked with '*').")
+    var keys: String?
+
     @Flag(help: "Print the result as JSON.")
     var json = false
 
@@ -36,6 +42,7 @@ struct CopyCommand: AsyncParsableCommand {
     func validate() throws {
         let source = try validatedTarget(from, role: "--from URL")
         let target = try validatedTarget(to, role: "--to URL")
+        _ = try keyRing(file: keys, target: target)
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be in 1...100000") }
         guard progressEvery >= 0, progressEvery.isFinite else {
             throw ValidationError("--progress-every must be zero or more seconds")
@@ -73,7 +80,10 @@ struct CopyCommand: AsyncParsableCommand {
             try await source.close()
             throw error
         }
-        let outcome = await Result { try await copy(from: source, to: destination) }
+        let resealing = try keys.flatMap { try keyRing(file: $0, target: targetTarget) }.map {
+            EncryptingBackend(wrapping: destination, keys: $0)
+        }
+        let outcome = await Result { try await copy(from: source, to: destination, resealing: resealing) }
         let closing = await Result {
             try await source.close()
             try await destination.close()
@@ -89,7 +99,8 @@ struct CopyCommand: AsyncParsableCommand {
                     + "from \(sourceTarget.display) to \(targetTarget.display)")
         }
         if report.failed > 0 {
-            throw CommandFailure("\(report.failed) rows could not be read and were not copied; run session-store check on the source")
+            throw CommandFailure(
+                "\(report.failed) rows could not be read (or decrypted) and were not copied; run session-store check on the source")
         }
     }
 
@@ -103,7 +114,11 @@ struct CopyCommand: AsyncParsableCommand {
         return copy.version == 0 || copy.version > stored.version
     }
 
-    private func copy(from source: any AdminBackend, to destination: any AdminBackend) async throws -> Report {
+    /// - Parameter resealing: When given, rows are opened with its ring and sealed under its
+    ///   active key (for their own storage key, which the copy keeps).
+    private func copy(
+        from source: any AdminBackend, to destination: any AdminBackend, resealing: EncryptingBackend?
+    ) async throws -> Report {
         let clock = SystemSessionClock()
         if let recorded = try await source.recordedSchema(), let written = try await destination.recordedSchema(),
            recorded.layout != written.layout {
@@ -121,7 +136,16 @@ struct CopyCommand: AsyncParsableCommand {
             readable.reserveCapacity(rows.count)
             for row in rows {
                 switch row.record {
-                case .success(let record): readable.append((row.key, record))
+                case .success(var record):
+                    if let resealing {
+                        do {
+                            record.data = try resealing.seal(resealing.open(record.data, for: row.key), for: row.key)
+                        } catch let error as SessionStoreError where error.code == .undecryptable {
+                            report.failed += 1
+                            continue
+                        }
+                    }
+                    readable.append((row.key, record))
                 case .failure: report.failed += 1
                 }
             }

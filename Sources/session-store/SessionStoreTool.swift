@@ -11,7 +11,7 @@ import SessionStore
 struct SessionStoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "session-store",
-        abstract: "Inspect, create, clean, check, upgrade and copy session stores.",
+        abstract: "Inspect, create, clean, check, upgrade, copy and rekey session stores.",
         discussion: """
             Every command takes the configuration URL an app passes to SessionStore.open, \
             for example sqlite:///var/lib/app/sessions.db or \
@@ -20,12 +20,12 @@ struct SessionStoreCommand: AsyncParsableCommand {
             """,
         subcommands: [
             SchemaCommand.self, StatsCommand.self, CleanupCommand.self, CopyCommand.self,
-            CheckCommand.self, UpgradeCommand.self, SessionsCommand.self, RevokeCommand.self,
+            CheckCommand.self, UpgradeCommand.self, SessionsCommand.self, RevokeCommand.self, RekeyCommand.self,
         ]
     )
 
     func run() async throws {
-        throw ValidationError("missing command: schema, stats, cleanup, copy, check, upgrade, sessions or revoke")
+        throw ValidationError("missing command: schema, stats, cleanup, copy, check, upgrade, sessions, revoke or rekey")
     }
 }
 

@@ -21,6 +21,8 @@ struct StoreTarget: Sendable {
     let backend: Backend
     /// Whether the URL had a `fallback=` option, which the operator commands do not follow.
     let hadFallback: Bool
+    /// The key ring the URL's `encryption_keys=` names, if any.
+    let keys: EncryptionKeyRing?
 
     /// Parses and checks a configuration URL without touching any database.
     /// - Throws: `SessionStoreError` `invalidConfiguration`.
@@ -28,6 +30,7 @@ struct StoreTarget: Sendable {
         var url = try StoreURL(text)
         store = try SessionStoreConfiguration(url: &url)
         hadFallback = url.take("fallback") != nil
+        keys = try EncryptionKeyRing.take(from: &url)
         switch url.scheme {
         case "sqlite":
             var configuration = try SQLiteConfiguration(url: &url)

@@ -15,4 +15,13 @@ struct MySQLConformanceTests {
         try await MySQLTestServer.drop(cleaner)
         try await cleaner.close()
     }
+
+    @Test(arguments: BackendConformance.checks)
+    func conformanceEncrypted(_ check: ConformanceCheck) async throws {
+        let configuration = try MySQLTestServer.configuration(table: "conf_enc")
+        try await check.run(on: TestDatabase { try await MySQLBackend(configuration: configuration) }.encrypted())
+        let cleaner = try await MySQLBackend(configuration: configuration)
+        try await MySQLTestServer.drop(cleaner)
+        try await cleaner.close()
+    }
 }

@@ -33,6 +33,14 @@ struct FuzzRegressionTests {
         #expect(try Self.replay("fuzz-session-id", FuzzChecks.sessionID) >= 2)
     }
 
+    @Test func keyRingFileInputsPass() throws {
+        #expect(try Self.replay("fuzz-key-ring-file", FuzzChecks.keyRingFile) >= 2)
+    }
+
+    @Test func encryptedRowInputsPass() throws {
+        #expect(try Self.replay("fuzz-encrypted-row", FuzzChecks.encryptedRow) >= 3)
+    }
+
     @Test func attributeCodecInputsPass() throws {
         #expect(try Self.replay("fuzz-attribute-codec", FuzzChecks.attributeCodec) >= 2)
     }

@@ -10,6 +10,12 @@ struct InMemoryConformanceTests {
         let opened = SharedOpen(backend: shared)
         try await check.run(on: TestDatabase { opened.next() })
     }
+
+    @Test(arguments: BackendConformance.checks)
+    func conformanceEncrypted(_ check: ConformanceCheck) async throws {
+        let opened = SharedOpen(backend: InMemoryBackend())
+        try await check.run(on: TestDatabase { opened.next() }.encrypted())
+    }
 }
 
 /// Several "connections" to one in-memory database: the first open gets the backend,

@@ -11,10 +11,13 @@ import HotPath
 // The main thread waits on a semaphore instead of being an `async` main (and the work runs
 // detached, off the main actor that the main thread would hold): valgrind 3.19 crashes when
 // libdispatch's main queue parks the main thread in sigsuspend.
+// `OPERATION+sealed` runs it on rows sealed with AES-256-GCM (see `HotPath.make(sealed:)`).
 let arguments = CommandLine.arguments
-guard arguments.count == 3, let operation = HotPath.Operation(rawValue: arguments[1]), let iterations = Int(arguments[2]), iterations > 0 else {
+let sealed = arguments.count == 3 && arguments[1].hasSuffix("+sealed")
+let operationName = sealed ? String(arguments[1].dropLast("+sealed".count)) : arguments.count == 3 ? arguments[1] : ""
+guard arguments.count == 3, let operation = HotPath.Operation(rawValue: operationName), let iterations = Int(arguments[2]), iterations > 0 else {
     let names = HotPath.Operation.allCases.map(\.rawValue).joined(separator: "|")
-    FileHandle.standardError.write(Data("usage: hot-path-ops \(names) ITERATIONS (> 0)\n".utf8))
+    FileHandle.standardError.write(Data("usage: hot-path-ops (\(names))[+sealed] ITERATIONS (> 0)\n".utf8))
     exit(64)
 }
 
@@ -22,7 +25,7 @@ let done = DispatchSemaphore(value: 0)
 nonisolated(unsafe) var failure: (any Error)?
 Task.detached {
     do {
-        let hotPath = try await HotPath.make()
+        let hotPath = try await HotPath.make(sealed: sealed)
         for iteration in 0..<200 {
             try await hotPath.run(operation, iteration: iteration)
         }

@@ -1,0 +1,119 @@
+import SessionStore
+
+extension BenchRun {
+    /// The rings of scenario 8: `old` seals the table first, `new` is what `rekey` moves it to.
+    static let encryptionRings: (old: EncryptionKeyRing, new: EncryptionKeyRing) = {
+        do {
+            let old = try EncryptionKeyRing.Key(id: "old", bytes: [UInt8](repeating: 0x0D, count: 32))
+            let new = try EncryptionKeyRing.Key(id: "new", bytes: [UInt8](repeating: 0x0E, count: 32))
+            return (try EncryptionKeyRing(active: old), try EncryptionKeyRing(active: new, decryptOnly: [old]))
+        } catch {
+            fatalError("the bench's fixed keys are invalid: \(error)")
+        }
+    }()
+
+    /// Scenario 8: encryption at rest. A load with 5 attributes read and a save (load, change
+    /// one attribute, save), on a plaintext table and on the same rows sealed, interleaved in
+    /// one run; then `rekey` (every row re-sealed under a new key, one merge per row, 8 in
+    /// flight, as `session-store rekey` does) on the cleanup scenario's table size, idle and
+    /// while a reader and a writer (1 save/ms) run: rows/s and the saves' worst stall.
+    func encryption<E: Engine>(_ engine: E) async throws {
+        let scenario = engine.title("8 encryption", "AES-256-GCM at rest vs plaintext, and rekey under load")
+        let rows = settings.saveRows
+        let rings = Self.encryptionRings
+        let plainTable = try await engine.fillStoreTable("enc-plain", rows: rows, key: engine.defaultKey, plan: .fresh)
+        let sealedTable = try await engine.fillStoreTable("enc-sealed", rows: rows, key: engine.defaultKey, plan: .fresh)
+        let plain = try await openStore(engine, plainTable)
+        let sealingBackend = EncryptingBackend(wrapping: try await engine.openBackend(sealedTable, durability: nil, writeMode: nil), keys: rings.old)
+        status(engine.labelled("sealing \(Fmt.rows(rows)) rows"))
+        _ = try await Self.reseal(sealingBackend, sealedTable.keys.values)
+        let sealed = SessionStore(backend: sealingBackend, configuration: storeConfiguration(), logger: quietLogger)
+
+        func readContender(_ store: SessionStore) -> Contender {
+            { window in try await measureTasks(concurrency: 1, window: window) { worker in
+                var random = FastRandom(seed: UInt64(worker) &+ 71)
+                return { _ in
+                    try readFiveAttributes(try await store.load(id: IDs.id(random.below(rows))))
+                }
+            } }
+        }
+        func saveContender(_ store: SessionStore) -> Contender {
+            { window in try await measureTasks(concurrency: 1, window: window) { worker in
+                var random = FastRandom(seed: UInt64(worker) &+ 73)
+                return { _ in
+                    var session = try await store.load(id: IDs.id(random.below(rows)))
+                    // Unique across rounds (each round replays the same ids): every save writes.
+                    try session.set("last_page", "/account/orders?seen=\(nanos())")
+                    guard try await store.save(&session) == .updated else { throw BenchError("a save was not an update") }
+                }
+            } }
+        }
+        status(engine.labelled("encryption: load + 5 attributes"))
+        let reads = try await interleaved([readContender(plain), readContender(sealed)])
+        status(engine.labelled("encryption: load, change, save"))
+        let saves = try await interleaved([saveContender(plain), saveContender(sealed)])
+        let readRatio = reads[0].opsPerSecond / reads[1].opsPerSecond
+        let saveRatio = saves[0].opsPerSecond / saves[1].opsPerSecond
+        report.add(ResultRow(scenario: scenario, name: "load + 5 attributes, plaintext", rows: rows, concurrency: 1, sample: reads[0]))
+        report.add(ResultRow(
+            scenario: scenario, name: "load + 5 attributes, encrypted", rows: rows, concurrency: 1, sample: reads[1],
+            note: "\(Fmt.fixed(readRatio, 2))× plaintext's time"))
+        report.add(ResultRow(scenario: scenario, name: "load, change, save, plaintext", rows: rows, concurrency: 1, sample: saves[0]))
+        report.add(ResultRow(
+            scenario: scenario, name: "load, change, save, encrypted", rows: rows, concurrency: 1, sample: saves[1],
+            note: "\(Fmt.fixed(saveRatio, 2))× plaintext's time"))
+        figures.encryptedRead = readRatio
+        figures.encryptedSave = saveRatio
+        try await plain.shutdown()
+        try await sealed.shutdown()
+        try await engine.drop(plainTable.location)
+        try await engine.drop(sealedTable.location)
+
+        // rekey on a large table: plaintext → old while idle, then old → new under load.
+        let large = settings.cleanupRows
+        let table = try await engine.fillStoreTable("enc-rekey", rows: large, key: engine.defaultKey, plan: .fresh)
+        let base = try await engine.openBackend(table, durability: nil, writeMode: nil)
+        let toOld = EncryptingBackend(wrapping: base, keys: rings.old)
+        status(engine.labelled("rekey \(Fmt.rows(large)) rows: plaintext → old, idle"))
+        let idleStart = nanos()
+        let first = try await Self.reseal(toOld, table.keys.values)
+        let idleSeconds = Double(nanos() - idleStart) / 1e9
+        report.add(ResultRow(
+            scenario: scenario, name: "rekey plaintext → key, idle", rows: large,
+            note: "\(Fmt.rows(first)) rows in \(Fmt.fixed(idleSeconds, 1)) s, \(Fmt.num(Double(first) / idleSeconds)) rows/s"))
+        let toNew = EncryptingBackend(wrapping: base, keys: rings.new)
+        let store = SessionStore(backend: toNew, configuration: storeConfiguration(), logger: quietLogger)
+        let keys = table.keys.values
+        let outcome = try await underStoreLoad(store, rows: large, label: engine.labelled("rekey old → new under load")) {
+            try await Self.reseal(toNew, keys)
+        }
+        report.add(ResultRow(
+            scenario: scenario, name: "rekey key → new key, 1 reader + 1 writer", rows: large, sample: outcome.writes.sample,
+            note: "\(Fmt.rows(outcome.deleted)) rows in \(Fmt.fixed(outcome.seconds, 1)) s, "
+                + "\(Fmt.num(Double(outcome.deleted) / outcome.seconds)) rows/s; latencies are the saves'"))
+        figures.rekeyWriterStall = (large, outcome.writes.sample.max / 1000)
+        figures.rekeyRate = Double(outcome.deleted) / outcome.seconds
+        try await store.shutdown()
+        try await engine.drop(table.location)
+    }
+
+    /// Re-seals every row of `values` through `backend`, 8 at a time, in batches of 500 (what
+    /// `session-store rekey` does after its read of a batch); returns the rows rewritten.
+    static func reseal(_ backend: EncryptingBackend, _ values: [String]) async throws -> Int {
+        let now = wallMillis()
+        var rewritten = 0
+        for start in stride(from: 0, to: values.count, by: 500) {
+            let batch = values[start..<min(start + 500, values.count)]
+            rewritten += try await withThrowingTaskGroup(of: Bool.self) { group in
+                var done = 0
+                for (offset, value) in batch.enumerated() {
+                    if offset >= 8, try await group.next() == true { done += 1 }
+                    group.addTask { try await backend.reseal(SessionKey(value: value), now: now) }
+                }
+                for try await outcome in group where outcome { done += 1 }
+                return done
+            }
+        }
+        return rewritten
+    }
+}

@@ -1,0 +1,134 @@
+import Crypto
+
+/// The stored form of an encrypted session row, and how it is told apart from a plaintext one.
+///
+/// Layout: the marker byte `0xE1` (envelope version 1), the key id's length (1-32), the key
+/// id (ASCII), a 12-byte random nonce, the AES-256-GCM ciphertext of the encoded attributes
+/// (as long as they are) and the 16-byte tag: 30 bytes plus the key id over plaintext.
+/// The associated data is the header (marker, length, id) followed by the row's storage key
+/// (``SessionKey/value``), so a row copied under another id, or relabelled with another key
+/// id, fails to open.
+///
+/// A plaintext row starts with the attribute codec's format byte, which is below `0x20`
+/// (`AttributeRow` treats `0x03-0x1F` as future formats and anything higher as damage), so
+/// the byte ranges never overlap: `0xE1` is an encrypted row, `0xE2-0xEF` an encrypted row of
+/// a newer envelope version, anything else plaintext (checked by the codec as before).
+/// An empty row (a fallback tombstone) is passed through.
+package enum EncryptedRow {
+    /// The first byte of an envelope-version-1 row.
+    package static let marker: UInt8 = 0xE1
+    /// First bytes reserved for encrypted rows of this and later envelope versions.
+    static let reserved: ClosedRange<UInt8> = 0xE0...0xEF
+    static let nonceSize = 12
+    static let tagSize = 16
+
+    /// What a stored row's first bytes say it is; read without any key.
+    package enum Kind: Hashable, Sendable {
+        /// No encryption header: the attribute codec's own format.
+        case plaintext
+        /// Sealed under the key with this id.
+        case encrypted(keyID: String)
+        /// Starts like an encrypted row but its header cannot be read (truncated, an unknown
+        /// envelope version, a malformed key id).
+        case malformed
+    }
+
+    /// Classifies a stored row by its header.
+    package static func kind(of data: [UInt8]) -> Kind {
+        guard let first = data.first, reserved.contains(first) else { return .plaintext }
+        switch header(data) {
+        case .success(let header): return .encrypted(keyID: String(decoding: data[2..<header], as: UTF8.self))
+        case .failure: return .malformed
+        }
+    }
+
+    /// The end of a version-1 header (the index of the nonce), or why there is none.
+    private static func header(_ data: [UInt8]) -> Result<Int, SessionStoreError> {
+        guard data[0] == marker else {
+            return .failure(
+                undecryptable("stored session is encrypted with envelope version \(data[0] & 0x0F); this release reads version 1"))
+        }
+        guard data.count >= 2 else { return .failure(undecryptable("encrypted session is truncated inside its header")) }
+        let length = Int(data[1])
+        guard length >= 1, length <= EncryptionKeyRing.Key.maxIDLength, data.count >= 2 + length else {
+            return .failure(undecryptable("encrypted session has a malformed or truncated key id"))
+        }
+        guard EncryptionKeyRing.Key.isValidID(data[2..<(2 + length)]) else {
+            return .failure(undecryptable("encrypted session has a malformed key id"))
+        }
+        return .success(2 + length)
+    }
+
+    /// Seals encoded attributes under `key` for the row stored under `storageKey`.
+    /// - Throws: ``SessionStoreError`` `undecryptable` if the crypto library fails (it does
+    ///   not for valid keys; never ignored).
+    package static func seal(_ plaintext: [UInt8], with key: EncryptionKeyRing.Key, for storageKey: SessionKey) throws -> [UInt8] {
+        var output = [UInt8]()
+        output.reserveCapacity(2 + key.idBytes.count + nonceSize + plaintext.count + tagSize)
+        output.append(marker)
+        output.append(UInt8(key.idBytes.count))
+        output.append(contentsOf: key.idBytes)
+        let box: AES.GCM.SealedBox
+        do {
+            box = try AES.GCM.seal(plaintext, using: key.symmetricKey, nonce: AES.GCM.Nonce(), authenticating: associatedData(output, storageKey))
+        } catch {
+            throw SessionStoreError(.undecryptable, "session data could not be encrypted: \(error)", underlying: error)
+        }
+        guard let combined = box.combined else {
+            throw SessionStoreError(.undecryptable, "session data could not be encrypted: no combined output")
+        }
+        output.append(contentsOf: combined)
+        return output
+    }
+
+    /// Opens a stored row: the attributes of an encrypted row, a plaintext row as it is (when
+    /// the ring reads plaintext).
+    /// - Throws: ``SessionStoreError`` `undecryptable`, with the key id when the header names
+    ///   one (also for a newer envelope version this release cannot read).
+    package static func open(_ data: [UInt8], with ring: EncryptionKeyRing, for storageKey: SessionKey) throws -> [UInt8] {
+        guard let first = data.first else { return data }
+        guard reserved.contains(first) else {
+            guard ring.readsPlaintext else {
+                throw undecryptable("stored session is not encrypted and this store refuses plaintext rows (encryption_plaintext=refuse)")
+            }
+            return data
+        }
+        let headerEnd = try header(data).get()
+        let id = data[2..<headerEnd]
+        let keyID = String(decoding: id, as: UTF8.self)
+        guard let key = ring.key(id) else {
+            var error = undecryptable("stored session is encrypted with a key that is not in the key ring")
+            error.keyID = keyID
+            throw error
+        }
+        guard data.count >= headerEnd + nonceSize + tagSize else {
+            var error = undecryptable("encrypted session is truncated")
+            error.keyID = keyID
+            throw error
+        }
+        do {
+            let box = try AES.GCM.SealedBox(combined: data[headerEnd...])
+            let opened = try AES.GCM.open(box, using: key.symmetricKey, authenticating: associatedData(data[..<headerEnd], storageKey))
+            return Array(opened)
+        } catch {
+            // One message for a wrong key, a changed byte or a row moved to another id: GCM
+            // cannot tell them apart, and nobody should be told which.
+            var failure = undecryptable("encrypted session fails authentication (wrong key, changed bytes, or copied from another id)")
+            failure.keyID = keyID
+            throw failure
+        }
+    }
+
+    /// The header followed by the storage key's UTF-8.
+    private static func associatedData(_ header: some Collection<UInt8>, _ storageKey: SessionKey) -> [UInt8] {
+        var data = [UInt8]()
+        data.reserveCapacity(header.count + storageKey.value.utf8.count)
+        data.append(contentsOf: header)
+        data.append(contentsOf: storageKey.value.utf8)
+        return data
+    }
+
+    private static func undecryptable(_ message: String) -> SessionStoreError {
+        SessionStoreError(.undecryptable, message)
+    }
+}

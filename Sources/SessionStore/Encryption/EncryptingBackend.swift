@@ -1,0 +1,158 @@
+/// Encrypts session data at rest on any backend: wraps a ``StorageBackend`` and seals every
+/// row's data with AES-256-GCM under the key ring's active key, opening it again on reads.
+///
+/// Backends need no code for it: rows keep their keys, versions, times, owner and details
+/// in the clear (the store's expiry, touch, cleanup and owner listings work on them as
+/// before) and only ``SessionRecord/data`` is sealed, with a fresh random nonce per write and the row's storage key as associated
+/// data (see the Encryption article for the format). Rows written before encryption was
+/// turned on read as plaintext (unless the ring refuses them) and are sealed on their next
+/// write; rows under a decrypt-only key are re-sealed under the active key on their next write.
+///
+/// A row that cannot be opened (unknown key id, wrong key, truncated or changed bytes)
+/// makes ``load(_:now:)`` and the merge's decision throw ``SessionStoreError`` `undecryptable`,
+/// which the store treats like corrupt data (`on_corrupt`).
+///
+/// `SessionStore.open` wraps the backend in one when the URL names a key file
+/// (`encryption_keys=/path`); in code:
+/// ```swift
+/// let ring = try EncryptionKeyRing(contentsOfFile: "/etc/app/session-keys")
+/// let store = SessionStore(backend: EncryptingBackend(wrapping: backend, keys: ring))
+/// ```
+public final class EncryptingBackend: StorageBackend {
+    /// The backend rows are stored in, sealed.
+    public let base: any StorageBackend
+    /// The keys rows are sealed and opened with.
+    public let keys: EncryptionKeyRing
+
+    /// Encrypts the data of every row `base` stores with `keys`.
+    public init(wrapping base: any StorageBackend, keys: EncryptionKeyRing) {
+        self.base = base
+        self.keys = keys
+    }
+
+    /// The data as stored: sealed under the active key, or plaintext when the ring writes plaintext.
+    package func seal(_ data: [UInt8], for key: SessionKey) throws -> [UInt8] {
+        guard let active = keys.active, !data.isEmpty else { return data }
+        return try EncryptedRow.seal(data, with: active, for: key)
+    }
+
+    /// The encoded attributes of stored data.
+    /// - Throws: ``SessionStoreError`` `undecryptable`.
+    package func open(_ data: [UInt8], for key: SessionKey) throws -> [UInt8] {
+        try EncryptedRow.open(data, with: keys, for: key)
+    }
+
+    /// Whether stored data is already in the form a write would give it: sealed under the
+    /// active key, or plaintext when the ring writes plaintext. What `rekey` skips.
+    package func isCurrent(_ data: [UInt8]) -> Bool {
+        switch EncryptedRow.kind(of: data) {
+        case .plaintext: keys.active == nil || data.isEmpty
+        case .encrypted(let keyID): keyID == keys.active?.id
+        case .malformed: false
+        }
+    }
+
+    /// Rewrites the live row under `key` in the form a write would give it now (sealed under
+    /// the active key, or plaintext when the ring writes plaintext) if it is not in that form
+    /// yet: what `session-store rekey` does to each row. Its data is unchanged and its version
+    /// moves by one, so a request that loaded it before merges its save as after any other
+    /// write. Retired and missing rows are left alone.
+    /// - Returns: Whether the row was rewritten.
+    /// - Throws: ``SessionStoreError`` `undecryptable` when the row cannot be opened (it is
+    ///   left as it is), ``StorageError``.
+    public func reseal(_ key: SessionKey, now: Int64) async throws -> Bool {
+        try await base.merge(key, now: now) { [self] current in
+            guard let current, current.version > SessionStore.retiredVersion, !isCurrent(current.data) else {
+                return (.none, false)
+            }
+            let data = try open(current.data, for: key)
+            return (.replace(data: try seal(data, for: key), expiresAt: current.expiresAt), true)
+        }
+    }
+
+    private func opened(_ record: SessionRecord?, _ key: SessionKey) throws -> SessionRecord? {
+        guard var record else { return nil }
+        record.data = try open(record.data, for: key)
+        return record
+    }
+
+    public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
+        try opened(try await base.load(key, now: now), key)
+    }
+
+    public func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
+        var sealed = record
+        sealed.data = try seal(record.data, for: key)
+        return try await base.insert(key, sealed)
+    }
+
+    public func update(
+        _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
+    ) async throws -> Bool {
+        try await base.update(key, data: seal(data, for: key), expectedVersion: expectedVersion, expiresAt: expiresAt, now: now)
+    }
+
+    /// Opens the current row before `decide` sees it and seals the data it writes.
+    public func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64,
+        _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        try await base.merge(key, now: now) { [self] current in
+            let (write, result) = try decide(try opened(current, key))
+            guard case .replace(let data, let expiresAt) = write else { return (write, result) }
+            return (.replace(data: try seal(data, for: key), expiresAt: expiresAt), result)
+        }
+    }
+
+    public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
+        try await base.touch(key, expiresAt: expiresAt, now: now)
+    }
+
+    public func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool {
+        try await base.retire(key, expiresAt: expiresAt)
+    }
+
+    public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
+        try await base.delete(key, expectedVersion: expectedVersion)
+    }
+
+    public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
+        try await base.deleteExpired(before: before, limit: limit)
+    }
+
+    public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
+        try await base.acquireCleanupLease(holder: holder, now: now, duration: duration)
+    }
+
+    public func releaseCleanupLease(holder: String) async throws {
+        try await base.releaseCleanupLease(holder: holder)
+    }
+
+    /// Seals the data; the owner and details stay as they are (listings need them).
+    public func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        try await base.rebind(
+            key, data: seal(data, for: key), owner: owner, details: details, expiresAt: expiresAt,
+            expectedVersion: expectedVersion, now: now)
+    }
+
+    public func ownedSessions(
+        owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
+    ) async throws -> [OwnedRecord] {
+        try await base.ownedSessions(owner: owner, now: now, after: position, limit: limit)
+    }
+
+    public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
+        try await base.deleteOwned(owner: owner, only: only, except: except, limit: limit)
+    }
+
+    public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
+        try await base.trimOwned(owner: owner, keep: keep, now: now)
+    }
+
+    public func close() async throws {
+        try await base.close()
+    }
+}
