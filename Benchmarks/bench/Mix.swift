@@ -70,12 +70,16 @@ extension BenchRun {
         let step = Int64(max(1, 1000 / max(1, settings.mixRate)))
         let idle: Int64 = 30 * 60 * 1000
         let touchInterval: Int64 = 60 * 1000
-        let mixes: [(String, Int)] = [("read-mostly 90/8/2", 0), ("bots 80% + 90/8/2", 800)]
-        for (label, bots) in mixes {
+        var mixes: [(label: String, bots: Int, bound: Bool)] = [("read-mostly 90/8/2", 0, false), ("bots 80% + 90/8/2", 800, false)]
+        // The same mix with every session bound to an owner and logins binding theirs: the
+        // owner costs no row beyond the unbound mix's.
+        if engine is SQLiteEngine { mixes.append(("read-mostly 90/8/2, owners bound", 0, true)) }
+        for (label, bots, bound) in mixes {
             let start = wallMillis()
             let table = try await engine.fillStoreTable(
                 "mix", rows: rows, key: engine.defaultKey,
                 plan: .recentlyUsed(now: start, idle: idle, touchInterval: touchInterval))
+            if bound, let sqlite = engine as? SQLiteEngine { try await sqlite.bindOwners(table, owners: max(1, rows / 10)) }
             let naiveTable = try await engine.fillNaiveTable("mix-naive", rows: rows, plan: .fresh)
             let clock = VirtualClock(start: start)
             let store = try await openStore(engine, table, clock: clock)
@@ -88,7 +92,7 @@ extension BenchRun {
                     let kind = RequestKind.draw(&random, botPerMille: bots)
                     try await MixRequest.run(
                         kind, on: store, session: random.below(active), user: random.below(1_000_000),
-                        page: "/orders/\(worker)/\(iteration)", counters: counters)
+                        page: "/orders/\(worker)/\(iteration)", counters: counters, bindsOwner: bound)
                 }
             }
             try await store.shutdown()
@@ -123,7 +127,7 @@ extension BenchRun {
                     + "skipped unchanged \(counters.skippedUnchanged.load(ordering: .relaxed)), "
                     + "skipped empty \(counters.skippedEmpty.load(ordering: .relaxed)); touch interval skipped "
                     + "\(Fmt.fixed(touchSkipped, 1))% of expiry updates on read-only requests")
-            if bots == 0 { figures.mixSkipped = skipped }
+            if bots == 0 && !bound { figures.mixSkipped = skipped }
             try await engine.drop(table.location)
             try await engine.drop(naiveTable.location)
         }
@@ -136,7 +140,7 @@ extension BenchRun {
 enum MixRequest {
     static func run(
         _ kind: RequestKind, on store: SessionStore, session index: Int, user: Int, page: String,
-        counters: MixCounters
+        counters: MixCounters, bindsOwner: Bool = false
     ) async throws {
         switch kind {
         case .bot:
@@ -153,7 +157,12 @@ enum MixRequest {
         case .login:
             var session = try await store.load(id: nil)
             try session.set("user_id", user)
-            counters.record(try await store.save(&session), touched: false, hadSession: false)
+            if bindsOwner {
+                try await store.logIn(&session, owner: "owner-\(user % 100_000)")
+                counters.record(.created, touched: false, hadSession: false)
+            } else {
+                counters.record(try await store.save(&session), touched: false, hadSession: false)
+            }
         }
     }
 }
