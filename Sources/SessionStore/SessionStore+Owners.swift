@@ -220,17 +220,7 @@ extension SessionStore {
             let binding = change(.unbound)
             if binding.isEmpty { return true }
             // A new session: stored now, bound from its first write.
-            let now = clock.now()
-            let values = session.values.dictionary
-            let record = SessionRecord(
-                data: try encode(values, id), version: 1, createdAt: now,
-                expiresAt: lifetimes.expiry(createdAt: now, now: now, binding.lifetime),
-                owner: binding.owner, details: binding.encodedDetails)
-            guard try await logged("insert", id, { try await backend.insert(key, record) }) else {
-                throw SessionStoreError(.idCollision, "a new session's id already exists; nothing was overwritten", session: id)
-            }
-            session.markSaved(.init(version: 1, createdAt: now, expiresAt: record.expiresAt, binding: binding), values: values)
-            metrics.created.increment()
+            try await insertBound(&session, binding)
             return true
         }
         if stored.version == Self.retiredVersion {

@@ -433,19 +433,8 @@ public final class SessionStore: Sendable {
                 return
             }
             // Nothing stored yet: the bound session is written at once, under the new id.
-            let now = clock.now()
-            let values = session.values.dictionary
-            let record = SessionRecord(
-                data: try encode(values, newID), version: 1, createdAt: now,
-                expiresAt: lifetimes.expiry(createdAt: now, now: now, newBinding.lifetime),
-                owner: newBinding.owner, details: newBinding.encodedDetails)
-            guard try await logged("insert", newID, { try await backend.insert(newKey, record) }) else {
-                throw SessionStoreError(.idCollision, "a regenerated id already exists; nothing was overwritten", session: newID)
-            }
             session.id = newID
-            session.markSaved(.init(version: 1, createdAt: now, expiresAt: record.expiresAt, binding: newBinding), values: values)
-            metrics.created.increment()
-            return
+            return try await insertBound(&session, newBinding)
         }
         let oldKey = storageKey(for: oldID)
         guard stored.version != Self.retiredVersion else { return regenerationFoundGone(&session) }
@@ -498,6 +487,23 @@ public final class SessionStore: Sendable {
         throw SessionStoreError(
             .conflictRetriesExhausted,
             "concurrent saves kept changing the session during regeneration; its id was not changed", session: oldID)
+    }
+
+    /// Stores a session that was never stored, with its binding, under its id: the first
+    /// write of a session signed in before it had a row.
+    func insertBound(_ session: inout Session, _ binding: SessionBinding) async throws {
+        let id = session.id
+        let now = clock.now()
+        let values = session.values.dictionary
+        let record = SessionRecord(
+            data: try encode(values, id), version: 1, createdAt: now,
+            expiresAt: lifetimes.expiry(createdAt: now, now: now, binding.lifetime),
+            owner: binding.owner, details: binding.encodedDetails)
+        guard try await logged("insert", id, { try await backend.insert(storageKey(for: id), record) }) else {
+            throw SessionStoreError(.idCollision, "a new session's id already exists; nothing was overwritten", session: id)
+        }
+        session.markSaved(.init(version: 1, createdAt: now, expiresAt: record.expiresAt, binding: binding), values: values)
+        metrics.created.increment()
     }
 
     /// Regeneration of a session that was destroyed, expired or retired meanwhile: nothing
