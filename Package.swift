@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "SessionStore", targets: ["SessionStore"]),
         .library(name: "SessionStoreSQLite", targets: ["SessionStoreSQLite"]),
         .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
+        // PostgreSQL backend (issue 22): builds only with the Postgres trait.
+        .library(name: "SessionStorePostgres", targets: ["SessionStorePostgres"]),
         .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
         .executable(name: "session-store", targets: ["session-store"]),
         // Framework drivers (issue 10): each builds only with its trait enabled.
@@ -30,6 +32,12 @@ let package = Package(
             description: "Builds SessionStoreHummingbird, the Hummingbird 2 PersistDriver and session "
                 + "middleware. Off by default, so users who leave it off never resolve or build Hummingbird."
         ),
+        .trait(
+            name: "Postgres",
+            description: "Builds SessionStorePostgres, the PostgreSQL backend over postgres-nio (and the "
+                + "CLI's postgres:// URLs). Off by default, so users who leave it off never resolve or build "
+                + "postgres-nio."
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -40,6 +48,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        // Used only under the Postgres trait.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Core: policy, ids, codec, errors. Imports no database.
@@ -81,6 +91,19 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // PostgreSQL backend over postgres-nio (non-blocking, no C client); its sources are empty
+        // unless the Postgres trait is enabled.
+        .target(
+            name: "SessionStorePostgres",
+            dependencies: [
+                "SessionStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+                // The pool's error type, to classify its failures.
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+            ],
+            swiftSettings: upcoming
+        ),
         // The backend conformance suite, usable by third-party backends too.
         .target(
             name: "SessionStoreTesting",
@@ -92,6 +115,7 @@ let package = Package(
             name: "session-store",
             dependencies: [
                 "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -184,6 +208,16 @@ let package = Package(
         .testTarget(
             name: "SessionStoreMySQLTests",
             dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
+            swiftSettings: upcoming
+        ),
+        // Issue 22: the PostgreSQL backend on a private server started by .ci/postgres.sh; its
+        // sources are empty unless the Postgres trait is enabled.
+        .testTarget(
+            name: "SessionStorePostgresTests",
+            dependencies: [
+                "SessionStore", "SessionStorePostgres", "SessionStoreTesting", "SessionStoreSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+            ],
             swiftSettings: upcoming
         ),
         // Issue 13: the MySQL backend on a 3-node Galera cluster started by .ci/galera.sh.
