@@ -232,6 +232,7 @@ let package = Package(
             dependencies: [
                 "session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
                 "SessionStoreTesting",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming

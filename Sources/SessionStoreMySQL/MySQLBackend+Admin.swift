@@ -1,31 +1,6 @@
 package import Logging
 package import SessionStore
 
-/// What `session-store stats` reports about one MySQL session table.
-package struct MySQLTableFigures: Sendable {
-    /// Every row, live or expired.
-    package var rows: Int64 = 0
-    /// Rows with `expires_at > now`.
-    package var live: Int64 = 0
-    /// Live rows retired by an id regeneration (version 0), within their grace period.
-    package var retired: Int64 = 0
-    /// Live rows expiring within an hour, a day, a week, and later.
-    package var expiring: [Int64] = [0, 0, 0, 0]
-    /// The earliest and latest `created_at` of any row, in milliseconds since the epoch.
-    package var oldestCreated: Int64?
-    package var newestCreated: Int64?
-    /// InnoDB's estimates from `information_schema.tables`: the clustered index (the rows)
-    /// and the secondary indexes.
-    package var tableBytes: Int64?
-    package var indexBytes: Int64?
-    /// What the schema table records for the table.
-    package var schemaVersion: Int64?
-    package var keyLayout: String?
-    /// The cleanup lease row, when there is one (a released lease has expiry 0).
-    package var leaseHolder: String?
-    package var leaseExpiresAt: Int64?
-}
-
 /// One stored row as the operator tools read it: the key, and the record or why its
 /// columns could not be read.
 package typealias MySQLStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
@@ -124,10 +99,10 @@ extension MySQLBackend {
 
     /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table.
     /// - Throws: ``StorageError``.
-    package func tableFigures(now: Int64) async throws -> MySQLTableFigures {
+    package func tableFigures(now: Int64) async throws -> ServerTableFigures {
         let table = statements.table
         return try await call("stats", retry: .again) { connection, _ in
-            var figures = MySQLTableFigures()
+            var figures = ServerTableFigures()
             let hour: Int64 = 3_600_000
             let bounds = [now, now.addingClamped(hour), now.addingClamped(24 * hour), now.addingClamped(7 * 24 * hour)]
             func between(_ low: Int64, _ high: Int64?) -> String {

@@ -3,31 +3,6 @@ package import Logging
 import PostgresNIO
 package import SessionStore
 
-/// What `session-store stats` reports about one PostgreSQL session table.
-package struct PostgresTableFigures: Sendable {
-    /// Every row, live or expired.
-    package var rows: Int64 = 0
-    /// Rows with `expires_at > now`.
-    package var live: Int64 = 0
-    /// Live rows retired by an id regeneration (version 0), within their grace period.
-    package var retired: Int64 = 0
-    /// Live rows expiring within an hour, a day, a week, and later.
-    package var expiring: [Int64] = [0, 0, 0, 0]
-    /// The earliest and latest `created_at` of any row, in milliseconds since the epoch.
-    package var oldestCreated: Int64?
-    package var newestCreated: Int64?
-    /// `pg_table_size` (the rows, TOAST included) and `pg_indexes_size` (primary key and
-    /// expiry index), in bytes.
-    package var tableBytes: Int64?
-    package var indexBytes: Int64?
-    /// What the schema table records for the table.
-    package var schemaVersion: Int64?
-    package var keyLayout: String?
-    /// The cleanup lease row, when there is one (a released lease has expiry 0).
-    package var leaseHolder: String?
-    package var leaseExpiresAt: Int64?
-}
-
 /// One stored row as the operator tools read it: the key, and the record or why its
 /// columns could not be read.
 package typealias PostgresStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
@@ -50,7 +25,7 @@ extension PostgresBackend {
         do {
             let connection = try await PostgresConnection.connect(
                 configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
-            let result = await Result {
+            let result = await settle {
                 try await transaction(connection) { () -> (version: Int64, layout: String)? in
                     _ = try await rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(PostgresStatements.schemaLockKey)])
                     if let existing = try await schemaRow(connection, table: statements.table) { return existing }
@@ -82,10 +57,10 @@ extension PostgresBackend {
 
     /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table.
     /// - Throws: ``StorageError``.
-    package func tableFigures(now: Int64) async throws -> PostgresTableFigures {
+    package func tableFigures(now: Int64) async throws -> ServerTableFigures {
         let table = statements.table
         return try await call("stats", retry: .again) { connection, _ in
-            var figures = PostgresTableFigures()
+            var figures = ServerTableFigures()
             let hour: Int64 = 3_600_000
             let (day, week) = (24 * hour, 7 * 24 * hour)
             let sql = "SELECT count(*), count(*) FILTER (WHERE expires_at > $1), "

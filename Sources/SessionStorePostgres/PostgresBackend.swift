@@ -71,7 +71,7 @@ public final class PostgresBackend: StorageBackend {
         do {
             let connection = try await PostgresConnection.connect(
                 configuration: connectionConfiguration, id: 0, logger: logger)
-            let result = await Result { try await Self.createSchema(connection, statements) }
+            let result = await Self.settle { try await Self.createSchema(connection, statements) }
             do {
                 try await connection.close()
             } catch {
@@ -394,13 +394,13 @@ struct PostgresStatementError: Error {
     let statement: String?
 }
 
-extension Result where Failure == any Error {
-    /// The outcome of an async throwing body.
-    init(catching body: () async throws -> Success) async {
+extension PostgresBackend {
+    /// The outcome of `body`, success or error, so cleanup can run before it is rethrown.
+    static func settle<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
         do {
-            self = .success(try await body())
+            return .success(try await body())
         } catch {
-            self = .failure(error)
+            return .failure(error)
         }
     }
 }

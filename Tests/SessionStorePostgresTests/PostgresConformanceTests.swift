@@ -11,7 +11,7 @@ struct PostgresConformanceTests {
     @Test(arguments: BackendConformance.checks)
     func conformance(_ check: ConformanceCheck) async throws {
         let configuration = try PostgresTestServer.configuration(table: "conf")
-        let outcome = await Result { try await check.run(on: TestDatabase { try await PostgresBackend(configuration: configuration) }) }
+        let outcome = await PostgresBackend.settle { try await check.run(on: TestDatabase { try await PostgresBackend(configuration: configuration) }) }
         let cleaner = try await PostgresBackend(configuration: configuration)
         try await PostgresTestServer.drop(cleaner)
         try await cleaner.close()

@@ -42,8 +42,8 @@ enum PostgresTestServer {
         _ body: (PostgresBackend) async throws -> Void
     ) async throws {
         let backend = try await PostgresBackend(configuration: try configuration(table: prefix, customize))
-        let outcome = await Result { try await body(backend) }
-        let dropped = await Result { try await drop(backend) }
+        let outcome = await PostgresBackend.settle { try await body(backend) }
+        let dropped = await PostgresBackend.settle { try await drop(backend) }
         try await backend.close()
         try outcome.get()
         try dropped.get()
