@@ -152,8 +152,7 @@ extension PostgresBackend {
         let table = statements.table
         let live = liveAt == nil ? "" : " AND expires_at > $3"
         let sql = "SELECT id, data, version, created_at, expires_at FROM \"\(table)\" WHERE id > $1\(live) ORDER BY id LIMIT $2"
-        var values: [PostgresValue] = [.text(cursor?.value ?? ""), .int(Int64(limit))]
-        if let liveAt { values.append(.int(liveAt)) }
+        let values: [PostgresValue] = [.text(cursor?.value ?? ""), .int(Int64(limit))] + (liveAt.map { [.int($0)] } ?? [])
         return try await call("scan", retry: .again) { connection, _ in
             try await Self.rows(connection, sql, values).map { row -> PostgresStoredRow in
                 do {

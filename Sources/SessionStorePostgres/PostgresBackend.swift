@@ -66,7 +66,8 @@ public final class PostgresBackend: StorageBackend {
         }
         self.configuration = configuration
         self.logger = logger
-        statements = PostgresStatements(table: table)
+        let statements = PostgresStatements(table: table)
+        self.statements = statements
         let connectionConfiguration = try configuration.connectionConfiguration()
         do {
             let connection = try await PostgresConnection.connect(

@@ -21,6 +21,11 @@ struct PostgresFailure: Sendable {
     let error: StorageError
     let recovery: Recovery
 
+    init(error: StorageError, recovery: Recovery) {
+        self.error = error
+        self.recovery = recovery
+    }
+
     /// SQLSTATE classes and codes from PostgreSQL's Appendix A, "PostgreSQL Error Codes".
     private enum SQLState {
         static let serializationFailure = "40001"
