@@ -32,7 +32,7 @@ enum TestPostgres {
 
     /// Every row of `table`, by key.
     static func allRows(_ table: String) async throws -> [String: SessionRecord] {
-        try await withBackend(table) { backend in
+        try await withBackend(table) { (backend: PostgresBackend) async throws in
             var rows: [String: SessionRecord] = [:]
             var cursor: SessionKey?
             while true {
@@ -83,7 +83,7 @@ struct PostgresCLITests {
             let url = try TestPostgres.url("table=\(table)")
             let outcome = await Result {
                 let now = nowMilliseconds()
-                try await TestPostgres.withBackend(table) { backend in
+                try await TestPostgres.withBackend(table) { (backend: PostgresBackend) async throws in
                     for index in 0..<30 {
                         let expiresAt = index < 10 ? now - 1_000 : now + 3_600_000 * 48
                         #expect(try await backend.insert(

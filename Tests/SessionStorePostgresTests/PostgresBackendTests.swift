@@ -15,7 +15,7 @@ struct PostgresBackendTests {
     }
 
     @Test func cleanupDeletesInBatchesOfAtMostTheLimit() async throws {
-        try await PostgresTestServer.withBackend("batches") { backend in
+        try await PostgresTestServer.withBackend("batches") { (backend: PostgresBackend) async throws in
             let table = backend.configuration.table
             // 2,500 expired rows and 10 live ones, written in one statement each.
             try await PostgresTestServer.execute(backend, """
@@ -35,7 +35,7 @@ struct PostgresBackendTests {
     }
 
     @Test func cleanupSkipsARowAWriterHoldsLocked() async throws {
-        try await PostgresTestServer.withBackend("skiplocked") { backend in
+        try await PostgresTestServer.withBackend("skiplocked") { (backend: PostgresBackend) async throws in
             let key = SessionKey(value: "held")
             #expect(try await backend.insert(key, Self.record("x", expiresAt: 5_000)))
             let holder = try await Self.connect()
@@ -50,7 +50,7 @@ struct PostgresBackendTests {
     }
 
     @Test func openRefusesATableOfANewerSchemaVersion() async throws {
-        try await PostgresTestServer.withBackend("newer") { backend in
+        try await PostgresTestServer.withBackend("newer") { (backend: PostgresBackend) async throws in
             let table = backend.configuration.table
             try await PostgresTestServer.execute(backend, "UPDATE session_store_schema SET version = 99 WHERE name = $1 RETURNING 1", [.text(table)])
             let error = await expectStorageError(.schema) { try await PostgresBackend(configuration: backend.configuration) }
@@ -99,7 +99,7 @@ struct PostgresBackendTests {
     }
 
     @Test func statementTimeoutEndsALockWaitAsBusyNamingTheStatementNotTheID() async throws {
-        try await PostgresTestServer.withBackend("timeout", { $0.statementTimeout = .milliseconds(300) }) { backend in
+        try await PostgresTestServer.withBackend("timeout", { $0.statementTimeout = .milliseconds(300) }) { (backend: PostgresBackend) async throws in
             let key = SessionKey(value: "locked-session-id")
             #expect(try await backend.insert(key, Self.record("x")))
             let holder = try await Self.connect()
@@ -135,7 +135,7 @@ struct PostgresBackendTests {
     @Test func deadlockBetweenTwoMergesIsResolvedByARetry() async throws {
         // Two transactions lock two rows in opposite orders; the server aborts one with
         // 40P01, the backend runs it again, and both complete.
-        try await PostgresTestServer.withBackend("deadlock") { backend in
+        try await PostgresTestServer.withBackend("deadlock") { (backend: PostgresBackend) async throws in
             let table = backend.configuration.table
             for id in ["a", "b"] { #expect(try await backend.insert(SessionKey(value: id), Self.record(id))) }
             let lockBoth = { @Sendable (first: String, second: String) async throws in
@@ -156,7 +156,7 @@ struct PostgresBackendTests {
     }
 
     @Test func leaseIsExclusiveUntilItLapsesOrIsReleased() async throws {
-        try await PostgresTestServer.withBackend("lease") { backend in
+        try await PostgresTestServer.withBackend("lease") { (backend: PostgresBackend) async throws in
             #expect(try await backend.acquireCleanupLease(holder: "one", now: 1_000, duration: 10_000))
             #expect(try await !backend.acquireCleanupLease(holder: "two", now: 2_000, duration: 10_000))
             #expect(try await backend.acquireCleanupLease(holder: "one", now: 3_000, duration: 10_000), "the holder renews")
@@ -201,7 +201,7 @@ struct PostgresBackendTests {
     }
 
     @Test func adminOperationsReportTheTable() async throws {
-        try await PostgresTestServer.withBackend("admin") { backend in
+        try await PostgresTestServer.withBackend("admin") { (backend: PostgresBackend) async throws in
             for index in 0..<5 {
                 #expect(try await backend.insert(SessionKey(value: "k\(index)"), Self.record("\(index)", expiresAt: index < 2 ? 1_500 : 1_000_000)))
             }

@@ -20,7 +20,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func insertWhoseReplyIsLostReportsTheRowCreated() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_insert") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_insert") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "fresh")
             let lost = backend.connectionsLost
             proxy.arm(CuttingProxy.parse, containing: "INSERT", .replyLost)
@@ -31,7 +31,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func insertOfALiveDuplicateWhoseReplyIsLostStillReportsFalse() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_dup") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_dup") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "taken")
             #expect(try await backend.insert(key, Self.record("first")))
             let lost = backend.connectionsLost
@@ -43,7 +43,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func updateWhoseReplyIsLostReportsItWrittenOnce() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_update") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_update") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "u")
             #expect(try await backend.insert(key, Self.record("v1")))
             let lost = backend.connectionsLost
@@ -55,7 +55,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func updateWhoseRequestIsLostRunsOnceMore() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_update_req") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_update_req") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "u")
             #expect(try await backend.insert(key, Self.record("v1")))
             let lost = backend.connectionsLost
@@ -67,7 +67,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func staleUpdateWhoseReplyIsLostStillReportsFalse() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_stale") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_stale") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "u")
             #expect(try await backend.insert(key, Self.record("v1", version: 3)))
             let lost = backend.connectionsLost
@@ -79,7 +79,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func touchWhoseReplyIsLostReportsTheExpiryMoved() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_touch") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_touch") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "t")
             #expect(try await backend.insert(key, Self.record("x")))
             let lost = backend.connectionsLost
@@ -91,7 +91,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func retireWhoseReplyIsLostReportsTheRow() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_retire") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_retire") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "r")
             #expect(try await backend.insert(key, Self.record("x")))
             let lost = backend.connectionsLost
@@ -103,7 +103,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func versionedDeleteWhoseReplyIsLostReportsItDeleted() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_delete") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_delete") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "d")
             #expect(try await backend.insert(key, Self.record("x")))
             let lost = backend.connectionsLost
@@ -115,7 +115,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func deleteWhoseRequestIsLostRunsOnceMore() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_delete_req") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_delete_req") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "d")
             #expect(try await backend.insert(key, Self.record("x")))
             let lost = backend.connectionsLost
@@ -127,7 +127,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func mergeWhoseWriteReplyIsLostAppliesAndReportsOnce() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_merge") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_merge") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "m")
             #expect(try await backend.insert(key, Self.record("a")))
             let lost = backend.connectionsLost
@@ -143,7 +143,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func mergeDeleteWhoseReplyIsLostReportsOnce() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_merge_delete") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_merge_delete") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "m")
             #expect(try await backend.insert(key, Self.record("a")))
             let lost = backend.connectionsLost
@@ -158,7 +158,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func leaseAcquireWhoseReplyIsLostReportsTheLeaseHeld() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_lease") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_lease") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let lost = backend.connectionsLost
             proxy.arm(CuttingProxy.parse, containing: "session_store_lease", .replyLost)
             #expect(try await backend.acquireCleanupLease(holder: "me", now: 1_000, duration: 60_000))
@@ -168,7 +168,7 @@ struct PostgresExactRetryTests {
     }
 
     @Test func cleanupBatchWhoseReplyIsLostFailsSayingItMayHaveCommitted() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_cleanup") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_cleanup") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             #expect(try await backend.insert(SessionKey(value: "old"), Self.record("x", expiresAt: 1_500)))
             proxy.arm(CuttingProxy.parse, containing: "WITH gone", .replyLost)
             let error = await expectStorageError(.connection) { try await backend.deleteExpired(before: 2_000, limit: 10) }
@@ -181,7 +181,7 @@ struct PostgresExactRetryTests {
     /// The user logs in, the old id's retire commits but its reply is lost; the user keeps
     /// the session under the new id instead of getting an empty one.
     @Test func regenerationWhoseRetireReplyIsLostKeepsTheSession() async throws {
-        try await PostgresTestServer.withProxiedBackend("rx_regenerate") { backend, proxy in
+        try await PostgresTestServer.withProxiedBackend("rx_regenerate") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = .seconds(10)
             let store = SessionStore(backend: backend, configuration: configuration)

@@ -73,9 +73,14 @@ struct PostgresRestartTests {
         #expect(try await backend.update(key, data: Array("after".utf8), expectedVersion: 1, expiresAt: 1_000_000, now: 2_000))
 
         // A second crash and restart with several pooled connections: every one is replaced.
-        try await onThread { try PrivateServer.run(server.control, "restart", server.directory) }
+        _ = try await onThread { try PrivateServer.run(server.control, "restart", server.directory) }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<6 { group.addTask { #expect(try await backend.load(key, now: 2_000)?.version == 2) } }
+            for _ in 0..<6 {
+                group.addTask { () async throws in
+                    let loaded = try await backend.load(key, now: 2_000)
+                    #expect(loaded?.version == 2)
+                }
+            }
             try await group.waitForAll()
         }
         #expect(try await backend.touch(key, expiresAt: 2_000_000, now: 2_000))

@@ -28,7 +28,7 @@ struct PostgresTLSTests {
 
     @Test func verifyFullWithTheServersCAConnectsEncrypted() async throws {
         let ca = try PostgresTestServer.variable("SESSION_STORE_POSTGRES_CA")
-        try await Self.withTLS("tls_full", mode: .verifyFull, ca: ca) { backend in
+        try await Self.withTLS("tls_full", mode: .verifyFull, ca: ca) { (backend: PostgresBackend) async throws in
             #expect(try await Self.encrypted(backend))
         }
     }
@@ -50,19 +50,19 @@ struct PostgresTLSTests {
     }
 
     @Test func requireWithoutACAConnectsEncrypted() async throws {
-        try await Self.withTLS("tls_require", mode: .require, ca: nil) { backend in
+        try await Self.withTLS("tls_require", mode: .require, ca: nil) { (backend: PostgresBackend) async throws in
             #expect(try await Self.encrypted(backend))
         }
     }
 
     @Test func preferUsesTLSWhenTheServerOffersIt() async throws {
-        try await Self.withTLS("tls_prefer", mode: .prefer, ca: nil) { backend in
+        try await Self.withTLS("tls_prefer", mode: .prefer, ca: nil) { (backend: PostgresBackend) async throws in
             #expect(try await Self.encrypted(backend))
         }
     }
 
     @Test func disableConnectsInClearText() async throws {
-        try await Self.withTLS("tls_disable", mode: .disable, ca: nil) { backend in
+        try await Self.withTLS("tls_disable", mode: .disable, ca: nil) { (backend: PostgresBackend) async throws in
             #expect(try await !Self.encrypted(backend))
         }
     }

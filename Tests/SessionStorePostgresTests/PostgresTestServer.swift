@@ -80,7 +80,7 @@ enum PostgresTestServer {
             $0.port = Int(proxy.port)
             $0.poolSize = 1
             $0.tls.mode = .disable
-        }) { backend in
+        }) { (backend: PostgresBackend) async throws in
             try await body(backend, proxy)
         }
     }

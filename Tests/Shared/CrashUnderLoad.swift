@@ -182,8 +182,6 @@ struct CrashUnderLoad {
     }
 }
 
-}
-
 /// What the load tasks share: when to stop, and whether the server is up.
 private final class LoadControl: Sendable {
     static let before = 0, down = 1, up = 2
