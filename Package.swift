@@ -99,8 +99,6 @@ let package = Package(
                 "SessionStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
-                // The pool's error type, to classify its failures.
-                .product(name: "_ConnectionPoolModule", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
             ],
             swiftSettings: upcoming
         ),

@@ -14,7 +14,7 @@ extension PostgresBackend {
         PostgresStatements(table: try SQLIdentifier.validated(configuration.table)).schemaStatements
     }
 
-    /// Runs ``schemaStatements(for:)`` in one transaction. Returns the schema version and
+    /// Runs ``schemaStatements(for:)`` in one transaction, under the table's advisory lock. Returns the schema version and
     /// layout already recorded instead, changing nothing, when the table exists.
     /// - Throws: ``StorageError`` (`.schema` when the table exists but the store did not
     ///   create it; `.access`, `.connection` when the server cannot be used).
@@ -27,18 +27,15 @@ extension PostgresBackend {
                 configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
             let result = await settle {
                 try await transaction(connection) { () -> (version: Int64, layout: String)? in
-                    _ = try await rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(PostgresStatements.schemaLockKey)])
+                    _ = try await rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(statements.tableLockKey)])
                     if let existing = try await schemaRow(connection, table: statements.table) { return existing }
-                    let exists = try await rows(connection, "SELECT to_regclass($1) IS NOT NULL", [.text("\"\(statements.table)\"")])
-                    if let first = exists.first, try first.decode(Bool.self) {
+                    if try await tableExists(connection, statements.table) {
                         throw StorageError(
                             kind: .schema, engine: "postgres", operation: "schema",
                             message: "table \(statements.table) exists but was not created by the session store "
                                 + "(no row in \(PostgresStatements.schemaTable))")
                     }
-                    for statement in statements.schemaStatements {
-                        try await run(connection, statement)
-                    }
+                    try await createTables(connection, statements)
                     return nil
                 }
             }
@@ -48,8 +45,6 @@ extension PostgresBackend {
                 logger.debug("closing the PostgreSQL schema connection failed", metadata: ["error": "\(error)"])
             }
             return try result.get()
-        } catch let error as PostgresStatementError {
-            throw classified(error.underlying, operation: "schema", statement: error.statement)
         } catch {
             throw classified(error, operation: "schema", statement: nil)
         }
@@ -252,14 +247,15 @@ extension PostgresBackend {
 
     /// Applies ``pendingMigrations()`` in one transaction (PostgreSQL's DDL is
     /// transactional: a cut-off upgrade leaves the table at its old version), under the
-    /// schema advisory lock, after re-reading the version. Returns the versions before and
+    /// table's advisory lock, after re-reading the version. Returns the versions before and
     /// after; equal when there was nothing to do.
     /// - Throws: ``StorageError``.
     package func upgradeSchema() async throws -> (from: Int64, to: Int64) {
         let table = statements.table
+        let lockKey = statements.tableLockKey
         return try await call("upgrade", retry: .never) { connection, _ in
             try await Self.transaction(connection) {
-                _ = try await Self.rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(PostgresStatements.schemaLockKey)])
+                _ = try await Self.rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(lockKey)])
                 guard let recorded = try await Self.schemaRow(connection, table: table) else {
                     throw StorageError(
                         kind: .schema, engine: "postgres", operation: "upgrade",

@@ -7,11 +7,10 @@ import Synchronization
 /// Sessions in a PostgreSQL table, through postgres-nio: non-blocking on NIO's event
 /// loops, with no C client and no thread per connection.
 ///
-/// The backend maps each operation to SQL; postgres-nio's `PostgresClient` pools the
-/// connections (at most ``PostgresConfiguration/poolSize``), replaces those the server
-/// closed, and queues calls while none can be made (up to its circuit breaker's 60 s).
-/// Every statement binds its values (`$n`) and is sent with the extended protocol in one
-/// round trip.
+/// The backend maps each operation to SQL; ``PostgresPool`` owns the connections (at most
+/// ``PostgresConfiguration/poolSize``), opens them on demand and replaces those the server
+/// closed. Every statement binds its values (`$n`) and is sent with the extended protocol
+/// in one round trip.
 ///
 /// Expiry follows the app's clock: every call passes its own `now`, and the server's
 /// `now()` is never used.
@@ -30,8 +29,7 @@ public final class PostgresBackend: StorageBackend {
     /// The configuration the backend was opened with.
     public let configuration: PostgresConfiguration
     let statements: PostgresStatements
-    private let client: PostgresClient
-    private let runner: Task<Void, Never>
+    private let pool: PostgresPool
     private let logger: Logger
     private let gate = PostgresCallGate()
     private let lost = Atomic(0)
@@ -41,6 +39,8 @@ public final class PostgresBackend: StorageBackend {
     static let optimisticMergeAttempts = 2
     /// How many times one call runs again after its connection was lost.
     static let lostConnectionRetries = 8
+    /// How many times a call tries again to open a connection that could not be opened.
+    static let connectRetries = 8
     /// How many times a statement the server rolled back (serialization failure,
     /// deadlock) runs again.
     static let rolledBackRetries = 5
@@ -82,14 +82,13 @@ public final class PostgresBackend: StorageBackend {
         } catch {
             throw Self.classified(error, operation: "open", statement: nil)
         }
-        client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
-        runner = Task { [client] in await client.run() }
+        pool = PostgresPool(configuration: connectionConfiguration, maximum: configuration.poolSize, logger: logger)
         logger.debug("opened PostgreSQL session store", metadata: ["configuration": "\(configuration)"])
     }
 
-    /// A backend released without ``close()`` still shuts its pool down (without waiting).
+    /// A backend released without ``close()`` still closes its connections (without waiting).
     deinit {
-        runner.cancel()
+        pool.shutDown()
     }
 
     /// Returns the live row for `key`, or `nil` when it is missing or expired at `now`.
@@ -280,8 +279,7 @@ public final class PostgresBackend: StorageBackend {
     /// throw ``StorageError/Kind/closed``.
     public func close() async throws {
         guard await gate.close() else { return }
-        runner.cancel()
-        await runner.value
+        await pool.close()
         logger.debug("closed PostgreSQL session store")
     }
 
@@ -289,6 +287,8 @@ public final class PostgresBackend: StorageBackend {
 
     /// How many calls lost their connection mid-call so far (for tests of exact retries).
     var connectionsLost: Int { lost.load(ordering: .relaxed) }
+    /// How many connections the pool opened so far (for tests of reuse and reconnection).
+    var connectionsOpened: Int { pool.connectionsOpened }
 
     static func closedError(_ operation: String) -> StorageError {
         StorageError(kind: .closed, engine: "postgres", operation: operation, message: "the PostgreSQL backend was closed")
@@ -305,7 +305,10 @@ public final class PostgresBackend: StorageBackend {
 
     /// `error` as a ``StorageError`` when it came from the driver; other errors unchanged.
     static func classified(_ error: any Error, operation: String, statement: String?) -> any Error {
-        PostgresFailure(error, operation: operation, statement: statement)?.error ?? error
+        if let failed = error as? PostgresStatementError {
+            return PostgresFailure(failed.underlying, operation: operation, statement: failed.statement)?.error ?? failed.underlying
+        }
+        return PostgresFailure(error, operation: operation, statement: statement)?.error ?? error
     }
 
     /// Runs `body` on a pooled connection, unless the backend was closed: again on another
@@ -320,10 +323,11 @@ public final class PostgresBackend: StorageBackend {
         var attempt = PostgresAttempt(followsLostConnection: false)
         var lostConnections = 0
         var rolledBack = 0
+        var connectAttempts = 0
         while true {
             do {
                 let current = attempt
-                return try await client.withConnection { connection in try await body(connection, current) }
+                return try await pool.withConnection { connection in try await body(connection, current) }
             } catch let failed as PostgresStatementError {
                 // A statement failed on a leased connection: something may have been sent.
                 guard let failure = PostgresFailure(failed.underlying, operation: operation, statement: failed.statement) else {
@@ -357,11 +361,13 @@ public final class PostgresBackend: StorageBackend {
                     throw error
                 }
             } catch {
-                // The pool's own failures (no connection to lease, shut down) happen before
-                // anything was sent.
+                // A connection that could not be opened: nothing was sent. Tried again with a
+                // backoff (50 ms, doubling, at most 1 s: about 4.5 s in all), so a server
+                // restarting briefly is ridden out.
                 if let failure = PostgresFailure(error, operation: operation, statement: nil) {
-                    if failure.recovery == .lostConnection && lostConnections < Self.lostConnectionRetries && !gate.isClosed {
-                        lostConnections += 1
+                    if failure.recovery == .lostConnection && connectAttempts < Self.connectRetries && !gate.isClosed {
+                        try await Task.sleep(for: .milliseconds(min(50 << connectAttempts, 1_000)))
+                        connectAttempts += 1
                         continue
                     }
                     throw failure.error

@@ -32,7 +32,7 @@ extension PostgresConfiguration {
          ("application_name", "session-store")]
     }
 
-    /// The configuration of a single connection (the one `init` checks and creates the schema with).
+    /// The configuration of every connection the backend opens.
     func connectionConfiguration() throws -> PostgresConnection.Configuration {
         var result: PostgresConnection.Configuration
         if let unixSocket {
@@ -55,27 +55,6 @@ extension PostgresConfiguration {
         }
         result.options.connectTimeout = .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
             + connectTimeout.components.attoseconds / 1_000_000_000)
-        result.options.additionalStartupParameters = startupParameters
-        return result
-    }
-
-    /// The configuration of the pool.
-    func clientConfiguration() throws -> PostgresClient.Configuration {
-        var result: PostgresClient.Configuration
-        if let unixSocket {
-            result = PostgresClient.Configuration(unixSocketPath: unixSocket, username: user, password: password, database: database)
-        } else {
-            let tls: PostgresClient.Configuration.TLS
-            if let settings = try tlsConfiguration() {
-                tls = self.tls.mode == .prefer ? .prefer(settings) : .require(settings)
-            } else {
-                tls = .disable
-            }
-            result = PostgresClient.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
-            if self.tls.mode == .verifyFull { result.options.tlsServerName = Self.isAddress(host) ? nil : host }
-        }
-        result.options.connectTimeout = connectTimeout
-        result.options.maximumConnections = poolSize
         result.options.additionalStartupParameters = startupParameters
         return result
     }

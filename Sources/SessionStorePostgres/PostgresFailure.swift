@@ -1,7 +1,6 @@
 #if Postgres
 import PostgresNIO
 import SessionStore
-import _ConnectionPoolModule
 
 /// A failure of postgres-nio or the server, classified: the ``StorageError`` to report and
 /// what the backend may do about it. The only place SQLSTATEs and driver codes appear.
@@ -58,14 +57,6 @@ struct PostgresFailure: Sendable {
         switch error {
         case let error as PSQLError:
             self = Self.classify(error, make)
-        case let error as ConnectionPoolError:
-            if error == .poolShutdown {
-                self = make(.closed, .none, "the PostgreSQL connection pool was shut down")
-            } else if error == .connectionCreationCircuitBreakerTripped {
-                self = make(.connection, .none, "no connection to the server could be made for 60 s (the pool's circuit breaker is open)")
-            } else {
-                self = make(.other, .none, "connection pool: \(error)")
-            }
         case let error as PostgresDecodingError:
             self = make(.corrupt, .none, "column \(error.columnName) could not be decoded (\(error.code))")
         case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:

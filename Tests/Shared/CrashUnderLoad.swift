@@ -17,8 +17,8 @@ struct CrashUnderLoad {
     /// The server's durability settings, as printed.
     let durability: String
     /// Whether the kill must fail some calls: MySQL's pool fails calls while the server is
-    /// down; postgres-nio's queues them until it is back, and exact retries finish the
-    /// calls cut off, so there a kill may fail none.
+    /// down; the PostgreSQL backend tries to connect again for a few seconds and finishes
+    /// calls cut off by exact retries, so there a quick restart may fail none.
     var callsInFlightFail = true
 
     /// Runs the load, kills and restarts `server` under it, and checks what was reported.
