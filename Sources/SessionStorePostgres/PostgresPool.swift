@@ -7,13 +7,14 @@ import Synchronization
 /// The backend's connections: at most `maximum` postgres-nio connections, opened on
 /// demand, each used by one call at a time, reused in order of release.
 ///
-/// Its own small pool rather than postgres-nio's `PostgresClient`: with a connection cut
-/// mid-query (the exact-retry tests), calls leasing from `PostgresClient` 1.33.2 were
-/// seen waiting forever with no connection open; and a pool that cannot connect there
-/// queues calls for up to 60 s, where this one reports the failure to the call, which
+/// Its own small pool rather than postgres-nio's `PostgresClient`: in the exact-retry tests
+/// (a connection cut mid-query), calls leasing from `PostgresClient` 1.33.2 were seen here
+/// waiting forever with no connection open; and `PostgresClient` queues calls for up to
+/// 60 s while it cannot connect, where this pool reports the failure to the call, which
 /// retries a few times with a backoff and then fails with ``StorageError/Kind/connection``.
-/// A connection the server or the network closed is dropped when it comes back or when
-/// it is found closed while idle.
+/// A connection the server or the network closed is dropped when it comes back or when it
+/// is found closed while idle. A call waiting for a connection waits in order of arrival;
+/// cancelling its task does not take it out of the queue.
 final class PostgresPool: Sendable {
     /// What a caller gets: an idle connection, or the right to open one.
     private enum Grant {

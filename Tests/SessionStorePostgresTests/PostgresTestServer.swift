@@ -41,17 +41,10 @@ enum PostgresTestServer {
         _ prefix: String, _ customize: (inout PostgresConfiguration) -> Void = { _ in },
         _ body: (PostgresBackend) async throws -> Void
     ) async throws {
-        let cfg = try configuration(table: prefix, customize)
-        FileHandle.standardError.write(Data("DBG \(prefix) opening\n".utf8))
-        let backend = try await PostgresBackend(configuration: cfg)
-        FileHandle.standardError.write(Data("DBG \(prefix) opened\n".utf8))
-        defer { FileHandle.standardError.write(Data("DBG \(prefix) done\n".utf8)) }
+        let backend = try await PostgresBackend(configuration: try configuration(table: prefix, customize))
         let outcome = await PostgresBackend.settle { try await body(backend) }
-        FileHandle.standardError.write(Data("DBG \(prefix) body done\n".utf8))
         let dropped = await PostgresBackend.settle { try await drop(backend) }
-        FileHandle.standardError.write(Data("DBG \(prefix) dropped\n".utf8))
         try await backend.close()
-        FileHandle.standardError.write(Data("DBG \(prefix) closed\n".utf8))
         try outcome.get()
         try dropped.get()
     }
@@ -85,7 +78,7 @@ enum PostgresTestServer {
         try await Self.withBackend(prefix, {
             $0.host = "127.0.0.1"
             $0.port = Int(proxy.port)
-            $0.poolSize = 2
+            $0.poolSize = 1
             $0.tls.mode = .disable
         }) { (backend: PostgresBackend) async throws in
             try await body(backend, proxy)
