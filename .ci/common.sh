@@ -67,3 +67,14 @@ make_certificates() { # make_certificates DIR: a CA, a server certificate it sig
             -subj "/CN=session-store wrong CA" -keyout wrong-ca-key.pem -out wrong-ca.pem
     ) >"$1/openssl.log" 2>&1 || { cat "$1/openssl.log" >&2; die "openssl failed"; }
 }
+
+# The server pid a private-server script recorded in DIR (mariadb.sh, postgres.sh).
+server_pid() { cat "$1/server.pid" 2>/dev/null || true; }
+
+# Sends SIGNAL to PID when it is alive and waits up to TRIES tenths of a second for it to end.
+signal_and_wait() {
+    local pid=$1 signal=$2 tries=$3
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$signal" "$pid"
+    for _ in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+}

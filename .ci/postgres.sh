@@ -93,8 +93,6 @@ dir_arg() { # the state dir from $1 or the environment
     echo "$dir"
 }
 
-server_pid() { cat "$1/server.pid" 2>/dev/null || true; }
-
 cmd_start() {
     ensure_packages
     local dir=${1:-} tls=${2:-}
@@ -129,14 +127,6 @@ CREATE DATABASE $DATABASE OWNER $DB_USER;
 SQL
     log "server up on 127.0.0.1:$port (pid $(server_pid "$dir"), dir $dir)"
     print_env "$dir"
-}
-
-# Sends SIGNAL to PID when it is alive and waits up to TRIES tenths of a second for it to end.
-signal_and_wait() {
-    local pid=$1 signal=$2 tries=$3
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$signal" "$pid"
-    for _ in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
 }
 
 cmd_kill() {

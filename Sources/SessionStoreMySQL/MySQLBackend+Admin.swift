@@ -254,25 +254,10 @@ extension MySQLBackend {
     }
 
     private static func migrationPlan(from start: Int64, table: String) throws -> (from: Int64, to: Int64, statements: [String]) {
-        let current = Int64(MySQLStatements.schemaVersion)
-        guard start <= current else {
-            throw StorageError(
-                kind: .schema, engine: "mysql", operation: "upgrade",
-                message: "table \(table) has schema version \(start), newer than version \(current) this release knows")
-        }
-        var statements: [String] = []
-        var version = start
-        while version < current {
-            guard let steps = MySQLStatements.migration(from: Int(version)) else {
-                throw StorageError(
-                    kind: .schema, engine: "mysql", operation: "upgrade",
-                    message: "no migration from schema version \(version) of table \(table)")
-            }
-            statements += steps
-            version += 1
-            statements.append("UPDATE \(MySQLStatements.schemaTable) SET version = \(version) WHERE name = '\(table)'")
-        }
-        return (start, current, statements)
+        let plan = try MigrationPlan(
+            from: start, to: Int64(MySQLStatements.schemaVersion), table: table, schemaTable: MySQLStatements.schemaTable,
+            engine: "mysql", migration: MySQLStatements.migration(from:))
+        return (plan.from, plan.to, plan.statements)
     }
 
     /// Applies ``pendingMigrations()`` on one connection after re-reading the version.

@@ -224,25 +224,10 @@ extension PostgresBackend {
     }
 
     private static func migrationPlan(from start: Int64, table: String) throws -> (from: Int64, to: Int64, statements: [String]) {
-        let current = Int64(PostgresStatements.schemaVersion)
-        guard start <= current else {
-            throw StorageError(
-                kind: .schema, engine: "postgres", operation: "upgrade",
-                message: "table \(table) has schema version \(start), newer than version \(current) this release knows")
-        }
-        var statements: [String] = []
-        var version = start
-        while version < current {
-            guard let steps = PostgresStatements.migration(from: Int(version)) else {
-                throw StorageError(
-                    kind: .schema, engine: "postgres", operation: "upgrade",
-                    message: "no migration from schema version \(version) of table \(table)")
-            }
-            statements += steps
-            version += 1
-            statements.append("UPDATE \(PostgresStatements.schemaTable) SET version = \(version) WHERE name = '\(table)'")
-        }
-        return (start, current, statements)
+        let plan = try MigrationPlan(
+            from: start, to: Int64(PostgresStatements.schemaVersion), table: table, schemaTable: PostgresStatements.schemaTable,
+            engine: "postgres", migration: PostgresStatements.migration(from:))
+        return (plan.from, plan.to, plan.statements)
     }
 
     /// Applies ``pendingMigrations()`` in one transaction (PostgreSQL's DDL is
