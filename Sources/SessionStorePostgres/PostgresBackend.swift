@@ -370,7 +370,11 @@ public final class PostgresBackend: StorageBackend {
                         connectAttempts += 1
                         continue
                     }
-                    throw failure.error
+                    var error = failure.error
+                    if attempt.followsLostConnection {
+                        error.message += " (after the connection was lost mid-call; a write sent then may or may not have been committed)"
+                    }
+                    throw error
                 }
                 throw error
             }
