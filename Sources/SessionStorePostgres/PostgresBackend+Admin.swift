@@ -155,7 +155,13 @@ extension PostgresBackend {
                     return (SessionKey(value: id), .success(SessionRecord(
                         data: Array(data.readableBytesView), version: version, createdAt: createdAt, expiresAt: expiresAt)))
                 } catch {
-                    let id = (try? row.decode(String.self)) ?? ""
+                    // The key alone, when only the other columns are unreadable.
+                    let id: String
+                    do {
+                        id = try row.makeRandomAccess()[0].decode(String.self, context: .default)
+                    } catch {
+                        id = ""
+                    }
                     return (SessionKey(value: id), .failure(StorageError(
                         kind: .corrupt, engine: "postgres", operation: "scan", message: "row columns could not be read", statement: sql)))
                 }

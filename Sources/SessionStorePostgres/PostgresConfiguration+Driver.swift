@@ -61,7 +61,12 @@ extension PostgresConfiguration {
 
     /// Whether `host` is an IPv4 or IPv6 address rather than a name.
     private static func isAddress(_ host: String) -> Bool {
-        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+        do {
+            _ = try SocketAddress(ipAddress: host, port: 0)
+            return true
+        } catch {
+            return false // not an address literal: a name
+        }
     }
 }
 #endif
