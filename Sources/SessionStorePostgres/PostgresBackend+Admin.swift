@@ -16,7 +16,7 @@ extension PostgresBackend {
 
     /// Runs ``schemaStatements(for:)`` in one transaction, under the table's advisory lock. Returns the schema version and
     /// layout already recorded instead, changing nothing, when the table exists.
-    /// - Throws: ``StorageError`` (`.schema` when the table exists but the store did not
+    /// - Throws: `StorageError` (`.schema` when the table exists but the store did not
     ///   create it; `.access`, `.connection` when the server cannot be used).
     package static func applySchema(
         for configuration: PostgresConfiguration, logger: Logger = Logger(label: "SessionStorePostgres")
@@ -51,7 +51,7 @@ extension PostgresBackend {
     }
 
     /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     package func tableFigures(now: Int64) async throws -> ServerTableFigures {
         let table = statements.table
         return try await call("stats", retry: .again) { connection, _ in
@@ -103,7 +103,7 @@ extension PostgresBackend {
     /// Reads every row of the table (so a damaged page or TOAST value surfaces as an
     /// error) and, when the `amcheck` extension is installed, checks both B-tree indexes
     /// with `bt_index_check`. `["ok"]` when nothing is found, otherwise the problems.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     package func integrityCheck() async throws -> [String] {
         let table = statements.table
         return try await call("check", retry: .again) { connection, _ in
@@ -132,7 +132,7 @@ extension PostgresBackend {
     }
 
     /// The recorded schema version and key layout of the table.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     package func recordedSchema() async throws -> (version: Int64, layout: String)? {
         let table = statements.table
         return try await call("schema", retry: .again) { connection, _ in
@@ -142,7 +142,7 @@ extension PostgresBackend {
 
     /// Up to `limit` rows after `cursor` in key order (from the start when `nil`), only
     /// those live at `liveAt` when given; one short query per page.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [PostgresStoredRow] {
         let table = statements.table
         let live = liveAt == nil ? "" : " AND expires_at > $3"
@@ -178,7 +178,7 @@ extension PostgresBackend {
     /// table lacks is inserted; one it has (read under its row lock) is overwritten only
     /// when `replaceIf(stored, copy)` says so. Returns how many rows were written. Not
     /// retried after a lost connection; running the copy again finishes it.
-    /// - Throws: ``StorageError``; nothing of the batch is written then.
+    /// - Throws: `StorageError`; nothing of the batch is written then.
     package func importRows(
         _ rows: [(key: SessionKey, record: SessionRecord)],
         replaceIf: @escaping @Sendable (_ stored: SessionRecord, _ copy: SessionRecord) -> Bool
@@ -205,7 +205,7 @@ extension PostgresBackend {
     }
 
     /// Rows with `expires_at < before`, which a cleanup at that cut-off deletes.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     package func countExpired(before: Int64) async throws -> Int64 {
         let sql = "SELECT count(*) FROM \"\(statements.table)\" WHERE expires_at < $1"
         return try await call("count", retry: .again) { connection, _ in
@@ -218,7 +218,7 @@ extension PostgresBackend {
 
     /// The statements ``upgradeSchema()`` would run: migrations from the recorded version
     /// to the current one, each followed by its version bump.
-    /// - Throws: ``StorageError`` `.schema` when the table has no schema row, is newer than
+    /// - Throws: `StorageError` `.schema` when the table has no schema row, is newer than
     ///   this release, or no migration leads from its version.
     package func pendingMigrations() async throws -> (from: Int64, to: Int64, statements: [String]) {
         guard let recorded = try await recordedSchema() else {
@@ -240,7 +240,7 @@ extension PostgresBackend {
     /// transactional: a cut-off upgrade leaves the table at its old version), under the
     /// table's advisory lock, after re-reading the version. Returns the versions before and
     /// after; equal when there was nothing to do.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     package func upgradeSchema() async throws -> (from: Int64, to: Int64) {
         let table = statements.table
         let lockKey = statements.tableLockKey

@@ -9,7 +9,7 @@ extension PostgresBackend {
     /// after a lost connection reports the same (a holder renews its own lease). Lease
     /// expiry follows the callers' clocks; the store computes `now` and `duration` with its
     /// clock-skew allowance.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func acquireCleanupLease(holder: String, now: Int64, duration: Int64) async throws -> Bool {
         let sql = statements.leaseAcquire
         let (sum, overflow) = now.addingReportingOverflow(max(duration, 1))
@@ -21,7 +21,7 @@ extension PostgresBackend {
 
     /// Gives up a lease taken with ``acquireCleanupLease(holder:now:duration:)`` when
     /// `holder` has it.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func releaseCleanupLease(holder: String) async throws {
         let sql = statements.leaseRelease
         let values: [PostgresValue] = [.text(statements.table), .text(holder)]

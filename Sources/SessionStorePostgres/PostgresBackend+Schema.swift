@@ -6,7 +6,7 @@ extension PostgresBackend {
     /// Creates the schema, lease and sessions tables and the expiry index if missing, in one
     /// transaction under advisory locks (so backends opening at once do not collide in the
     /// catalog), and checks the recorded schema version and layout.
-    /// - Throws: ``StorageError`` `.schema` for a newer schema version or another layout.
+    /// - Throws: `StorageError` `.schema` for a newer schema version or another layout.
     static func createSchema(_ connection: PostgresConnection, _ statements: PostgresStatements) async throws {
         // The usual case, a table made before: checked without the lock or any DDL, so
         // opens never wait for each other.

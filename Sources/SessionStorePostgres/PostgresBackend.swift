@@ -7,7 +7,7 @@ import Synchronization
 /// Sessions in a PostgreSQL table, through postgres-nio: non-blocking on NIO's event
 /// loops, with no C client and no thread per connection.
 ///
-/// The backend maps each operation to SQL; ``PostgresPool`` owns the connections (at most
+/// The backend maps each operation to SQL; `PostgresPool` owns the connections (at most
 /// ``PostgresConfiguration/poolSize``), opens them on demand and replaces those the server
 /// closed. Every statement binds its values (`$n`) and is sent with the extended protocol
 /// in one round trip.
@@ -22,9 +22,9 @@ import Synchronization
 /// lost attempt committed (an insert finds its own row, an update its version and data, a
 /// delete the row gone from the version it read). When the row changed again since, so that
 /// this cannot be told, and for cleanup batches, the call fails with
-/// ``StorageError/Kind/connection`` saying the write may or may not have been committed.
+/// `StorageError.Kind.connection` saying the write may or may not have been committed.
 /// Serialization failures and deadlocks (SQLSTATE 40001, 40P01), which the server rolled
-/// back, are run again a few times before ``StorageError/Kind/busy``.
+/// back, are run again a few times before `StorageError.Kind.busy`.
 public final class PostgresBackend: StorageBackend {
     /// The configuration the backend was opened with.
     public let configuration: PostgresConfiguration
@@ -52,9 +52,9 @@ public final class PostgresBackend: StorageBackend {
     /// unreachable server or TLS that cannot be had fail here, creates the tables if they
     /// are missing, then starts the pool.
     ///
-    /// - Throws: ``StorageError`` with kind `.access` (credentials, database), `.connection`
+    /// - Throws: `StorageError` with kind `.access` (credentials, database), `.connection`
     ///   (server unreachable, TLS required but not offered or not verified) or `.schema`
-    ///   (the table has a newer schema version); ``SessionStoreError``
+    ///   (the table has a newer schema version); `SessionStoreError`
     ///   `invalidConfiguration` for a bad table name, pool size or CA file.
     public init(configuration: PostgresConfiguration, logger: Logger = Logger(label: "SessionStorePostgres")) async throws {
         guard (1...1024).contains(configuration.poolSize) else {
@@ -144,7 +144,7 @@ public final class PostgresBackend: StorageBackend {
     /// few optimistic attempts (read, then a write at the version read), then, if other
     /// writes kept landing, `SELECT ... FOR UPDATE` and the write in one transaction, so a
     /// merge never fails because other requests saved. All on one pooled connection.
-    /// - Throws: ``StorageError``, or what `decide` threw (nothing written).
+    /// - Throws: `StorageError`, or what `decide` threw (nothing written).
     public func merge<Result: Sendable>(
         _ key: SessionKey, now: Int64,
         _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
@@ -276,7 +276,7 @@ public final class PostgresBackend: StorageBackend {
 
     /// Waits for the calls in flight, then shuts the pool down and closes every connection;
     /// returns when they are closed. A second call does nothing; other calls afterwards
-    /// throw ``StorageError/Kind/closed``.
+    /// throw `StorageError.Kind.closed`.
     public func close() async throws {
         guard await gate.close() else { return }
         await pool.close()
@@ -303,7 +303,7 @@ public final class PostgresBackend: StorageBackend {
                 + "the write may or may not have been committed")
     }
 
-    /// `error` as a ``StorageError`` when it came from the driver; other errors unchanged.
+    /// `error` as a `StorageError` when it came from the driver; other errors unchanged.
     static func classified(_ error: any Error, operation: String, statement: String?) -> any Error {
         if let failed = error as? PostgresStatementError {
             return PostgresFailure(failed.underlying, operation: operation, statement: failed.statement)?.error ?? failed.underlying
@@ -313,7 +313,7 @@ public final class PostgresBackend: StorageBackend {
 
     /// Runs `body` on a pooled connection, unless the backend was closed: again on another
     /// connection after a lost one when `retry` allows, again after a serialization failure
-    /// or deadlock, and with every driver error turned into a ``StorageError``.
+    /// or deadlock, and with every driver error turned into a `StorageError`.
     func call<T: Sendable>(
         _ operation: String, retry: PostgresRetry,
         _ body: @escaping @Sendable (PostgresConnection, PostgresAttempt) async throws -> T
@@ -387,7 +387,7 @@ enum PostgresRetry: Sendable {
     /// Run it again on a new connection: a read, or a write whose body decides exactly what
     /// happened (it is told the attempt follows a lost connection).
     case again
-    /// Never again once sent: fail with ``StorageError/Kind/connection``, saying the write
+    /// Never again once sent: fail with `StorageError.Kind.connection`, saying the write
     /// may or may not have been committed.
     case never
 }
@@ -399,7 +399,7 @@ struct PostgresAttempt: Sendable {
     var followsLostConnection: Bool
 }
 
-/// A driver error with the statement that failed, so the ``StorageError`` can name it.
+/// A driver error with the statement that failed, so the `StorageError` can name it.
 struct PostgresStatementError: Error {
     let underlying: any Error
     let statement: String?

@@ -5,7 +5,7 @@ import SessionStore
 
 extension PostgresConfiguration {
     /// The TLS setting for postgres-nio: libpq's `sslmode` semantics on NIOSSL.
-    /// - Throws: ``SessionStoreError`` `invalidConfiguration` when the CA file cannot be read.
+    /// - Throws: `SessionStoreError` `invalidConfiguration` when the CA file cannot be read.
     func tlsConfiguration() throws -> TLSConfiguration? {
         guard tls.mode != .disable, unixSocket == nil else { return nil }
         var settings = TLSConfiguration.makeClientConfiguration()

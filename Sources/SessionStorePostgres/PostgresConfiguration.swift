@@ -53,7 +53,7 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     public var connectTimeout: Duration = .seconds(10)
     /// The server cancels a statement that runs longer (`statement_timeout`, set for every
     /// pooled connection), so a lock wait or a stalled server surfaces as
-    /// ``StorageError/Kind/busy`` instead of hanging a request. `.zero` disables it. The
+    /// `StorageError.Kind.busy` instead of hanging a request. `.zero` disables it. The
     /// default is 30 seconds.
     public var statementTimeout: Duration = .seconds(30)
     /// TLS options. The default is ``TLSMode/prefer`` without a CA file.
@@ -76,7 +76,7 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     /// `off` for none), `socket` (the socket file's path), `ssl_mode` (`disable`, `prefer`,
     /// `require`, `verify-full`), `ssl_ca` (a PEM file). Options it consumes are marked
     /// taken; the caller rejects any left over.
-    /// - Throws: ``SessionStoreError`` with code `invalidConfiguration` naming the problem.
+    /// - Throws: `SessionStoreError` with code `invalidConfiguration` naming the problem.
     public init(url: inout StoreURL) throws {
         guard ["postgres", "postgresql"].contains(url.scheme) else {
             throw StoreURL.invalid("scheme \(url.scheme) is not postgres or postgresql")

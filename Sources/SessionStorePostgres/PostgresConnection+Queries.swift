@@ -12,7 +12,7 @@ enum PostgresValue: Sendable {
 
 extension PostgresBackend {
     /// Runs `sql` with `values` bound and returns its rows. A driver or server error is
-    /// thrown as a ``PostgresStatementError`` naming `sql`.
+    /// thrown as a `PostgresStatementError` naming `sql`.
     static func rows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
         var bindings = PostgresBindings(capacity: values.count)
         for value in values {

@@ -2,7 +2,7 @@
 import PostgresNIO
 import SessionStore
 
-/// A failure of postgres-nio or the server, classified: the ``StorageError`` to report and
+/// A failure of postgres-nio or the server, classified: the `StorageError` to report and
 /// what the backend may do about it. The only place SQLSTATEs and driver codes appear.
 struct PostgresFailure: Sendable {
     /// What a call may do after the failure.
@@ -46,7 +46,7 @@ struct PostgresFailure: Sendable {
     }
 
     /// Classifies `error` if it comes from postgres-nio, its pool, NIO or TLS; `nil` for
-    /// any other error (a ``StorageError`` the backend made, or what a merge's `decide`
+    /// any other error (a `StorageError` the backend made, or what a merge's `decide`
     /// threw), which the caller passes on unchanged.
     init?(_ error: any Error, operation: String, statement: String?) {
         func make(_ kind: StorageError.Kind, _ recovery: Recovery, code: Int32? = nil, _ message: String) -> PostgresFailure {

@@ -11,7 +11,7 @@ import Synchronization
 /// (a connection cut mid-query), calls leasing from `PostgresClient` 1.33.2 were seen here
 /// waiting forever with no connection open; and `PostgresClient` queues calls for up to
 /// 60 s while it cannot connect, where this pool reports the failure to the call, which
-/// retries a few times with a backoff and then fails with ``StorageError/Kind/connection``.
+/// retries a few times with a backoff and then fails with `StorageError.Kind.connection`.
 /// A connection the server or the network closed is dropped when it comes back or when it
 /// is found closed while idle. A call waiting for a connection waits in order of arrival;
 /// cancelling its task does not take it out of the queue.
@@ -61,7 +61,7 @@ final class PostgresPool: Sendable {
     var connectionsOpened: Int { state.withLock { $0.opened } }
 
     /// Runs `body` on a leased connection and returns the connection afterwards.
-    /// - Throws: what opening a connection threw (a driver error), ``StorageError/Kind/closed``
+    /// - Throws: what opening a connection threw (a driver error), `StorageError.Kind.closed`
     ///   once the pool is closed, or what `body` threw.
     func withConnection<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await lease()
