@@ -176,6 +176,7 @@ let package = Package(
             name: "SessionStoreVaporTests",
             dependencies: [
                 "SessionStore", "SessionStoreVapor", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
             ],
             swiftSettings: upcoming
@@ -184,6 +185,7 @@ let package = Package(
             name: "SessionStoreHummingbirdTests",
             dependencies: [
                 "SessionStore", "SessionStoreHummingbird", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth", condition: .when(traits: ["Hummingbird"])),
             ],

@@ -4,42 +4,49 @@ import SessionStore
 
 extension PostgresBackend {
     /// Creates the schema, lease and sessions tables and the expiry index if missing, in one
-    /// transaction under advisory locks (so backends opening at once do not collide in the
-    /// catalog), and checks the recorded schema version and layout.
-    /// - Throws: `StorageError` `.schema` for a newer schema version or another layout.
+    /// transaction, and checks the recorded schema version and layout.
+    ///
+    /// No lock is taken, so opens never wait for each other: when another backend creates
+    /// the same table at the same moment, PostgreSQL may fail one `CREATE ... IF NOT EXISTS`
+    /// with a unique or duplicate violation in its catalog; that transaction is rolled back
+    /// and runs again, and finds the table made.
+    /// - Throws: ``StorageError`` `.schema` for a newer schema version or another layout.
     static func createSchema(_ connection: PostgresConnection, _ statements: PostgresStatements) async throws {
-        // The usual case, a table made before: checked without the lock or any DDL, so
-        // opens never wait for each other.
+        // The usual case, a table made before: checked without any DDL.
         if let recorded = try await schemaRow(connection, table: statements.table), try await tableExists(connection, statements.table) {
             return try checkSchema(recorded, table: statements.table)
         }
-        try await transaction(connection) {
-            try await createTables(connection, statements)
-            guard let recorded = try await schemaRow(connection, table: statements.table) else {
-                throw StorageError(
-                    kind: .schema, engine: "postgres", operation: "open",
-                    message: "schema row of table \(statements.table) missing after it was written")
+        for attempt in 1...3 {
+            do {
+                try await transaction(connection) {
+                    try await createTables(connection, statements)
+                    guard let recorded = try await schemaRow(connection, table: statements.table) else {
+                        throw StorageError(
+                            kind: .schema, engine: "postgres", operation: "open",
+                            message: "schema row of table \(statements.table) missing after it was written")
+                    }
+                    try checkSchema(recorded, table: statements.table)
+                }
+                return
+            } catch let error as PostgresStatementError where attempt < 3 && isConcurrentCreation(error) {
+                continue
             }
-            try checkSchema(recorded, table: statements.table)
         }
     }
 
-    /// Runs the schema statements inside the caller's transaction, each part under its
-    /// advisory lock (shared tables first, then the session table: one order, no deadlock).
+    /// Runs the schema statements inside the caller's transaction.
     static func createTables(_ connection: PostgresConnection, _ statements: PostgresStatements) async throws {
-        let lock = "SELECT pg_advisory_xact_lock($1)"
-        let schemaTableExists = try await tableExists(connection, PostgresStatements.schemaTable)
-        let leaseTableExists = try await tableExists(connection, PostgresStatements.leaseTable)
-        if !schemaTableExists || !leaseTableExists {
-            _ = try await rows(connection, lock, [.int(PostgresStatements.sharedTablesLockKey)])
-            for statement in PostgresStatements.sharedTableStatements {
-                try await run(connection, statement)
-            }
-        }
-        _ = try await rows(connection, lock, [.int(statements.tableLockKey)])
-        for statement in statements.tableStatements {
+        for statement in statements.schemaStatements {
             try await run(connection, statement)
         }
+    }
+
+    /// Whether `error` is PostgreSQL refusing a `CREATE ... IF NOT EXISTS` that raced with
+    /// the same one in another session (unique violation in the catalog, duplicate table
+    /// or object).
+    private static func isConcurrentCreation(_ error: PostgresStatementError) -> Bool {
+        guard let failure = error.underlying as? PSQLError, let state = failure.serverInfo?[.sqlState] else { return false }
+        return ["23505", "42P07", "42710"].contains(state)
     }
 
     /// Fails unless `recorded` is a version and layout this release reads.

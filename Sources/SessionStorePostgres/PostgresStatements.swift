@@ -7,13 +7,8 @@ struct PostgresStatements: Sendable {
     static let schemaVersion = 1
     static let schemaTable = "session_store_schema"
     static let leaseTable = "session_store_lease"
-    /// The advisory lock that serialises creating the shared schema and lease tables: two
-    /// concurrent `CREATE TABLE IF NOT EXISTS` of one name can fail with a unique violation
-    /// in PostgreSQL's catalog. ("sessstor" in ASCII.)
-    static let sharedTablesLockKey: Int64 = 0x7365_7373_7374_6F72
-
-    /// The advisory lock of one session table (its creation and upgrades): "ss" and the
-    /// CRC32 of its name, so backends of different tables never wait for each other.
+    /// The advisory lock the operator tools take for one session table (`schema apply`,
+    /// `upgrade`): "ss" and the CRC32 of its name.
     var tableLockKey: Int64 { 0x7373 << 32 | Int64(CRC32.checksum(table)) }
 
     /// The longest table name: PostgreSQL truncates identifiers at 63 bytes, and the
@@ -99,15 +94,7 @@ struct PostgresStatements: Sendable {
     /// The schema statements in the order the backend runs them at open: schema and lease
     /// tables, the session table, its expiry index, its schema row.
     var schemaStatements: [String] {
-        Self.sharedTableStatements + tableStatements
-    }
-
-    /// The shared tables, created under ``sharedTablesLockKey``.
-    static let sharedTableStatements = [createSchemaTable, createLeaseTable]
-
-    /// The session table, created under ``tableLockKey``.
-    var tableStatements: [String] {
-        [createTable, createIndex, insertSchemaRow]
+        [Self.createSchemaTable, Self.createLeaseTable, createTable, createIndex, insertSchemaRow]
     }
 
     /// Statements that bring a table from `version` to `version + 1`; `nil` when no
