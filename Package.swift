@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "SessionStore", targets: ["SessionStore"]),
         .library(name: "SessionStoreSQLite", targets: ["SessionStoreSQLite"]),
         .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
+        // PostgreSQL backend (issue 22): builds only with the Postgres trait.
+        .library(name: "SessionStorePostgres", targets: ["SessionStorePostgres"]),
         .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
         .executable(name: "session-store", targets: ["session-store"]),
         // Framework drivers (issue 10): each builds only with its trait enabled.
@@ -30,6 +32,12 @@ let package = Package(
             description: "Builds SessionStoreHummingbird, the Hummingbird 2 PersistDriver and session "
                 + "middleware. Off by default, so users who leave it off never resolve or build Hummingbird."
         ),
+        .trait(
+            name: "Postgres",
+            description: "Builds SessionStorePostgres, the PostgreSQL backend over postgres-nio (and the "
+                + "CLI's postgres:// URLs). Off by default, so users who leave it off never resolve or build "
+                + "postgres-nio."
+        ),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -44,6 +52,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        // Used only under the Postgres trait.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Core: policy, ids, codec, errors. Imports no database.
@@ -86,6 +96,17 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // PostgreSQL backend over postgres-nio (non-blocking, no C client); its sources are empty
+        // unless the Postgres trait is enabled.
+        .target(
+            name: "SessionStorePostgres",
+            dependencies: [
+                "SessionStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+            ],
+            swiftSettings: upcoming
+        ),
         // The backend conformance suite, usable by third-party backends too.
         .target(
             name: "SessionStoreTesting",
@@ -97,6 +118,7 @@ let package = Package(
             name: "session-store",
             dependencies: [
                 "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -183,6 +205,7 @@ let package = Package(
             name: "SessionStoreVaporTests",
             dependencies: [
                 "SessionStore", "SessionStoreVapor", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
             ],
             swiftSettings: upcoming
@@ -191,6 +214,7 @@ let package = Package(
             name: "SessionStoreHummingbirdTests",
             dependencies: [
                 "SessionStore", "SessionStoreHummingbird", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth", condition: .when(traits: ["Hummingbird"])),
             ],
@@ -217,6 +241,16 @@ let package = Package(
             dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
             swiftSettings: upcoming
         ),
+        // Issue 22: the PostgreSQL backend on a private server started by .ci/postgres.sh; its
+        // sources are empty unless the Postgres trait is enabled.
+        .testTarget(
+            name: "SessionStorePostgresTests",
+            dependencies: [
+                "SessionStore", "SessionStorePostgres", "SessionStoreTesting", "SessionStoreSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
+            ],
+            swiftSettings: upcoming
+        ),
         // Issue 13: the MySQL backend on a 3-node Galera cluster started by .ci/galera.sh.
         .testTarget(
             name: "SessionStoreGaleraTests",
@@ -229,6 +263,7 @@ let package = Package(
             dependencies: [
                 "session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
                 "SessionStoreTesting",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming

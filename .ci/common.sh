@@ -1,5 +1,6 @@
-# Shared by .ci/mariadb.sh and .ci/galera.sh (sourced, after each sets LOG_PREFIX):
-# logging, root, binary lookup and installing missing Debian packages.
+# Shared by .ci/mariadb.sh, .ci/galera.sh and .ci/postgres.sh (sourced, after each sets
+# LOG_PREFIX): logging, root, binary lookup, installing missing Debian packages, free ports
+# and test certificates.
 log() { echo "$LOG_PREFIX: $*" >&2; }
 die() { log "$*"; exit 1; }
 
@@ -38,4 +39,42 @@ CREATE USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$1';
 GRANT ALL ON $DATABASE.* TO '$DB_USER'@'localhost';
 GRANT ALL ON $DATABASE.* TO '$DB_USER'@'127.0.0.1';
 SQL
+}
+
+free_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$(( 20000 + RANDOM % 40000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+    done
+    die "no free port found"
+}
+
+make_certificates() { # make_certificates DIR: a CA, a server certificate it signs, and a wrong CA
+    local tls=$1/tls
+    mkdir -p "$tls"
+    (
+        cd "$tls"
+        # EC keys: made in milliseconds, unlike RSA on a loaded machine.
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj "/CN=session-store test CA" -keyout ca-key.pem -out ca.pem
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+            -keyout server-key.pem -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
+            -extfile san.ext -out server.pem
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+            -subj "/CN=session-store wrong CA" -keyout wrong-ca-key.pem -out wrong-ca.pem
+    ) >"$1/openssl.log" 2>&1 || { cat "$1/openssl.log" >&2; die "openssl failed"; }
+}
+
+# The server pid a private-server script recorded in DIR (mariadb.sh, postgres.sh).
+server_pid() { cat "$1/server.pid" 2>/dev/null || true; }
+
+# Sends SIGNAL to PID when it is alive and waits up to TRIES tenths of a second for it to end.
+signal_and_wait() {
+    local pid=$1 signal=$2 tries=$3
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill "-$signal" "$pid"
+    for _ in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
 }

@@ -38,36 +38,9 @@ ensure_packages() {
     install_missing ${missing[@]+"${missing[@]}"}
 }
 
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$(( 20000 + RANDOM % 40000 ))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-    done
-    die "no free port found"
-}
-
 client() { # client DIR [args...]: the admin client over the private socket
     local dir=$1; shift
     "$(find_bin mariadb mysql)" --no-defaults --protocol=socket --socket="$dir/mysqld.sock" -uroot "$@"
-}
-
-make_certificates() { # make_certificates DIR: a CA, a server certificate it signs, and a wrong CA
-    local tls=$1/tls
-    mkdir -p "$tls"
-    (
-        cd "$tls"
-        # EC keys: made in milliseconds, unlike RSA on a loaded machine.
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-            -subj "/CN=session-store test CA" -keyout ca-key.pem -out ca.pem
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
-            -keyout server-key.pem -out server.csr
-        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 \
-            -extfile san.ext -out server.pem
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-            -subj "/CN=session-store wrong CA" -keyout wrong-ca-key.pem -out wrong-ca.pem
-    ) >"$1/openssl.log" 2>&1 || { cat "$1/openssl.log" >&2; die "openssl failed"; }
 }
 
 launch() { # launch DIR PORT: start mariadbd in the background and wait until it answers
@@ -112,8 +85,6 @@ dir_arg() { # the state dir from $1 or the environment
     echo "$dir"
 }
 
-server_pid() { cat "$1/server.pid" 2>/dev/null || true; }
-
 cmd_start() {
     ensure_packages
     local dir=${1:-} tls=${2:-}
@@ -146,14 +117,6 @@ cmd_start() {
     test_database_sql "$password" | client "$dir"
     log "server up on 127.0.0.1:$port (pid $(server_pid "$dir"), dir $dir)"
     print_env "$dir"
-}
-
-# Sends SIGNAL to PID when it is alive and waits up to TRIES tenths of a second for it to end.
-signal_and_wait() {
-    local pid=$1 signal=$2 tries=$3
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-    kill "-$signal" "$pid"
-    for _ in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
 }
 
 cmd_kill() {

@@ -1,31 +1,6 @@
 package import Logging
 package import SessionStore
 
-/// What `session-store stats` reports about one MySQL session table.
-package struct MySQLTableFigures: Sendable {
-    /// Every row, live or expired.
-    package var rows: Int64 = 0
-    /// Rows with `expires_at > now`.
-    package var live: Int64 = 0
-    /// Live rows retired by an id regeneration (version 0), within their grace period.
-    package var retired: Int64 = 0
-    /// Live rows expiring within an hour, a day, a week, and later.
-    package var expiring: [Int64] = [0, 0, 0, 0]
-    /// The earliest and latest `created_at` of any row, in milliseconds since the epoch.
-    package var oldestCreated: Int64?
-    package var newestCreated: Int64?
-    /// InnoDB's estimates from `information_schema.tables`: the clustered index (the rows)
-    /// and the secondary indexes.
-    package var tableBytes: Int64?
-    package var indexBytes: Int64?
-    /// What the schema table records for the table.
-    package var schemaVersion: Int64?
-    package var keyLayout: String?
-    /// The cleanup lease row, when there is one (a released lease has expiry 0).
-    package var leaseHolder: String?
-    package var leaseExpiresAt: Int64?
-}
-
 /// One stored row as the operator tools read it: the key, and the record or why its
 /// columns could not be read.
 package typealias MySQLStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
@@ -134,10 +109,10 @@ extension MySQLBackend {
 
     /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table.
     /// - Throws: ``StorageError``.
-    package func tableFigures(now: Int64) async throws -> MySQLTableFigures {
+    package func tableFigures(now: Int64) async throws -> ServerTableFigures {
         let table = statements.table
         return try await call("stats", retry: .again) { connection, _ in
-            var figures = MySQLTableFigures()
+            var figures = ServerTableFigures()
             let hour: Int64 = 3_600_000
             let bounds = [now, now.addingClamped(hour), now.addingClamped(24 * hour), now.addingClamped(7 * 24 * hour)]
             func between(_ low: Int64, _ high: Int64?) -> String {
@@ -287,25 +262,10 @@ extension MySQLBackend {
     }
 
     private static func migrationPlan(from start: Int64, table: String) throws -> (from: Int64, to: Int64, statements: [String]) {
-        let current = Int64(MySQLStatements.schemaVersion)
-        guard start <= current else {
-            throw StorageError(
-                kind: .schema, engine: "mysql", operation: "upgrade",
-                message: "table \(table) has schema version \(start), newer than version \(current) this release knows")
-        }
-        var statements: [String] = []
-        var version = start
-        while version < current {
-            guard let steps = MySQLStatements.migration(from: Int(version), table: table) else {
-                throw StorageError(
-                    kind: .schema, engine: "mysql", operation: "upgrade",
-                    message: "no migration from schema version \(version) of table \(table)")
-            }
-            statements += steps
-            version += 1
-            statements.append("UPDATE \(MySQLStatements.schemaTable) SET version = \(version) WHERE name = '\(table)'")
-        }
-        return (start, current, statements)
+        let plan = try MigrationPlan(
+            from: start, to: Int64(MySQLStatements.schemaVersion), table: table, schemaTable: MySQLStatements.schemaTable,
+            engine: "mysql", migration: { MySQLStatements.migration(from: $0, table: table) })
+        return (plan.from, plan.to, plan.statements)
     }
 
     /// Applies ``pendingMigrations()`` on one connection after re-reading the version.

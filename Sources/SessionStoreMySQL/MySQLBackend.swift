@@ -165,7 +165,7 @@ public final class MySQLBackend: StorageBackend {
     ) async throws -> Result {
         let statements = statements
         let keyValues = statements.keyValues(key)
-        let pending = MySQLPendingWrite<Result>()
+        let pending = PendingWrite<Result>(engine: "mysql")
         return try await call("merge", retry: .again) { connection, attempt in
             if attempt.followsLostConnection, let expected = pending.expected {
                 let stored = try Self.row(connection, statements, statements.read, keyValues, operation: "merge")
@@ -180,7 +180,7 @@ public final class MySQLBackend: StorageBackend {
                 let raw = try Self.row(connection, statements, statements.read, keyValues, operation: "merge")
                 let current = raw.flatMap { $0.expiresAt > now ? $0 : nil }
                 let (write, result) = try decide(current)
-                guard let current, let outcome = MySQLPendingWrite<Result>.Expected(write, on: current) else { return result }
+                guard let current, let outcome = PendingWrite<Result>.Expected(write, on: current) else { return result }
                 pending.prepare(outcome, result)
                 let applied = try Self.mergeWrite(connection, statements, keyValues, write, at: current.version, now: now) > 0
                 pending.expected = nil
@@ -190,7 +190,7 @@ public final class MySQLBackend: StorageBackend {
                 let raw = try Self.row(connection, statements, statements.lock, keyValues, operation: "merge")
                 let current = raw.flatMap { $0.expiresAt > now ? $0 : nil }
                 let (write, result) = try decide(current)
-                guard let current, let outcome = MySQLPendingWrite<Result>.Expected(write, on: current) else { return result }
+                guard let current, let outcome = PendingWrite<Result>.Expected(write, on: current) else { return result }
                 guard try Self.mergeWrite(connection, statements, keyValues, write, at: current.version, now: now) > 0 else {
                     throw StorageError(
                         kind: .other, engine: "mysql", operation: "merge",
@@ -251,7 +251,7 @@ public final class MySQLBackend: StorageBackend {
     public func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool {
         let statements = statements
         let keyValues = statements.keyValues(key)
-        let pending = MySQLPendingWrite<Bool>()
+        let pending = PendingWrite<Bool>(engine: "mysql")
         return try await call("delete", retry: .again) { connection, attempt in
             if attempt.followsLostConnection, let expected = pending.expected {
                 let stored = try Self.row(connection, statements, statements.read, keyValues, operation: "delete")
@@ -355,56 +355,5 @@ public final class MySQLBackend: StorageBackend {
             if let lastSeen = row[6].int { record.lastSeen = lastSeen }
         }
         return record
-    }
-}
-
-/// What a write about to commit leaves behind, so that after a lost connection a re-read
-/// tells whether it committed; and the result to report if it did.
-///
-/// Used by one call, on one worker thread at a time (its attempts run one after another).
-final class MySQLPendingWrite<Result>: @unchecked Sendable { // one call's attempts, in sequence
-    enum Expected {
-        /// The row at `version + 1` holding `data`.
-        case replaced(from: Int64, data: [UInt8])
-        /// The row gone from `version`.
-        case deleted(from: Int64)
-
-        init?(_ write: MergeWrite, on current: SessionRecord) {
-            switch write {
-            case .none: return nil
-            case .replace(let data, _): self = .replaced(from: current.version, data: data)
-            case .delete: self = .deleted(from: current.version)
-            }
-        }
-
-        /// `true` when `stored` shows the write committed, `false` when it shows it did not,
-        /// `nil` when the row changed since and it cannot be told.
-        func committed(_ stored: SessionRecord?) -> Bool? {
-            switch self {
-            case .replaced(let version, let data):
-                guard let stored else { return nil }
-                if stored.version == version { return false }
-                if stored.version == version + 1 && stored.data == data { return true }
-                return nil
-            case .deleted(let version):
-                guard let stored else { return true }
-                return stored.version == version ? false : nil
-            }
-        }
-    }
-
-    var expected: Expected?
-    private var value: Result?
-
-    func prepare(_ expected: Expected, _ result: Result) {
-        self.expected = expected
-        value = result
-    }
-
-    func result() throws -> Result {
-        guard let value else {
-            throw StorageError(kind: .other, engine: "mysql", operation: "merge", message: "no result recorded for the write")
-        }
-        return value
     }
 }

@@ -58,11 +58,31 @@ struct TableFigures: Sendable, Encodable {
     var newestCreated: Int64?
     var tableBytes: Int64?
     var indexBytes: Int64?
-    /// SQLite: the database file; MySQL: `nil`.
+    /// SQLite: the database file; server backends: `nil`.
     var fileBytes: Int64?
-    /// SQLite: the WAL file; MySQL: `nil`.
+    /// SQLite: the WAL file; server backends: `nil`.
     var walBytes: Int64?
     var schemaVersion: Int64?
     var keyLayout: String?
     var cleanupLease: Lease?
+}
+
+extension TableFigures {
+    /// The figures of a server backend's table (MySQL, PostgreSQL), which has no files.
+    init(engine: String, table: String, server figures: ServerTableFigures, now: Int64) {
+        self.init(
+            engine: engine, table: table, rows: figures.rows, live: figures.live,
+            retired: figures.retired, expiredNotCleaned: figures.rows - figures.live,
+            expiring: TableFigures.Expiring(
+                nextHour: figures.expiring[0], nextDay: figures.expiring[1],
+                nextWeek: figures.expiring[2], later: figures.expiring[3]),
+            oldestCreated: figures.oldestCreated, newestCreated: figures.newestCreated,
+            tableBytes: figures.tableBytes, indexBytes: figures.indexBytes,
+            fileBytes: nil, walBytes: nil,
+            schemaVersion: figures.schemaVersion, keyLayout: figures.keyLayout,
+            cleanupLease: figures.leaseHolder.map { holder in
+                let expiresAt = figures.leaseExpiresAt ?? 0
+                return TableFigures.Lease(holder: holder, expiresAt: expiresAt, lapsed: expiresAt <= now)
+            })
+    }
 }

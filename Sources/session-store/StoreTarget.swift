@@ -3,6 +3,9 @@ import Logging
 import SessionStore
 import SessionStoreMySQL
 import SessionStoreSQLite
+#if Postgres
+import SessionStorePostgres
+#endif
 
 /// One store named on the command line: its URL parsed exactly as `SessionStore.open` does
 /// (core options, then the backend's), every option checked, the password kept out of
@@ -12,6 +15,9 @@ struct StoreTarget: Sendable {
     enum Backend: Sendable {
         case sqlite(SQLiteConfiguration)
         case mysql(MySQLConfiguration)
+        #if Postgres
+        case postgres(PostgresConfiguration)
+        #endif
     }
 
     /// The URL with the password replaced by `***`.
@@ -38,18 +44,32 @@ struct StoreTarget: Sendable {
             backend = .sqlite(configuration)
         case "mysql", "mariadb":
             backend = .mysql(try MySQLConfiguration(url: &url))
+        #if Postgres
+        case "postgres", "postgresql":
+            backend = .postgres(try PostgresConfiguration(url: &url))
+        #endif
         default:
-            throw StoreURL.invalid("unknown scheme \"\(url.scheme):\" (session-store knows sqlite: and mysql:)")
+            throw StoreURL.invalid("unknown scheme \"\(url.scheme):\" (session-store knows \(Self.schemes))")
         }
         try url.checkAllTaken()
         display = url.description
     }
+
+    /// The schemes this build opens, for error messages.
+    #if Postgres
+    static let schemes = "sqlite:, mysql: and postgres:"
+    #else
+    static let schemes = "sqlite: and mysql: (postgres: needs the Postgres trait)"
+    #endif
 
     /// The table's name.
     var table: String {
         switch backend {
         case .sqlite(let configuration): configuration.table
         case .mysql(let configuration): configuration.table
+        #if Postgres
+        case .postgres(let configuration): configuration.table
+        #endif
         }
     }
 
@@ -58,6 +78,9 @@ struct StoreTarget: Sendable {
         switch backend {
         case .sqlite(let configuration): configuration.keyLayout
         case .mysql(let configuration): configuration.keyLayout
+        #if Postgres
+        case .postgres: .idOnly
+        #endif
         }
     }
 
@@ -66,6 +89,9 @@ struct StoreTarget: Sendable {
         switch backend {
         case .sqlite(let configuration): try SQLiteBackend.schemaStatements(for: configuration)
         case .mysql(let configuration): try MySQLBackend.schemaStatements(for: configuration)
+        #if Postgres
+        case .postgres(let configuration): try PostgresBackend.schemaStatements(for: configuration)
+        #endif
         }
     }
 
@@ -75,6 +101,9 @@ struct StoreTarget: Sendable {
         switch backend {
         case .sqlite(let configuration): try SQLiteBackend.applySchema(for: configuration)
         case .mysql(let configuration): try await MySQLBackend.applySchema(for: configuration, logger: toolLogger())
+        #if Postgres
+        case .postgres(let configuration): try await PostgresBackend.applySchema(for: configuration, logger: toolLogger())
+        #endif
         }
     }
 
@@ -99,6 +128,10 @@ struct StoreTarget: Sendable {
             return try SQLiteBackend(configuration: configuration, logger: logger)
         case .mysql(let configuration):
             return try await MySQLBackend(configuration: configuration, logger: logger)
+        #if Postgres
+        case .postgres(let configuration):
+            return try await PostgresBackend(configuration: configuration, logger: logger)
+        #endif
         }
     }
 }

@@ -30,7 +30,8 @@ struct UsageCLITests {
 
     @Test(arguments: [
         ["stats", "no-scheme-here"],
-        ["stats", "postgres://u@h/db"],
+        ["stats", "redis://u@h/db"],
+        ["stats", "postgres://h/db"],
         ["stats", "sqlite:///tmp/x.db?frobnicate=1"],
         ["stats", "sqlite:///tmp/x.db?key=sideways"],
         ["stats", "mysql://h/db"],

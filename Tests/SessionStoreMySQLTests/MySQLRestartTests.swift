@@ -7,11 +7,11 @@ import Testing
 /// so the other suites running in parallel never see the restart.
 @Suite(
     "MySQL restart", .serialized, .mysqlServer,
-    .enabled(if: PrivateServer.control != nil, "SESSION_STORE_MARIADB_CTL not set: use bash .ci/test")
+    .enabled(if: PrivateServer.control(.mariadb) != nil, "SESSION_STORE_MARIADB_CTL not set: use bash .ci/test")
 )
 struct MySQLRestartTests {
     @Test func backendRecoversAfterServerRestart() async throws {
-        let server = try PrivateServer.start()
+        let server = try PrivateServer.start(.mariadb)
         defer { server.stop() }
         var url = try StoreURL(server.url + "?pool=3&pool_timeout=10s&connect_timeout=2s&health_check=1h")
         let backend = try await MySQLBackend(configuration: try MySQLConfiguration(url: &url))
@@ -60,7 +60,7 @@ struct MySQLRestartTests {
     }
 
     @Test func writeOnAConnectionThatDiedWhileIdleSucceedsAfterHealthCheck() async throws {
-        let server = try PrivateServer.start()
+        let server = try PrivateServer.start(.mariadb)
         defer { server.stop() }
         var url = try StoreURL(server.url + "?pool=1&health_check=100ms")
         let backend = try await MySQLBackend(configuration: try MySQLConfiguration(url: &url))

@@ -34,9 +34,9 @@ struct MySQLTLSTests {
         try await backend.close()
     }
 
-    @Test(.enabled(if: PrivateServer.control != nil || MySQLTestServer.isCI, "SESSION_STORE_MARIADB_CTL not set: use bash .ci/test"))
+    @Test(.enabled(if: PrivateServer.control(.mariadb) != nil || MySQLTestServer.isCI, "SESSION_STORE_MARIADB_CTL not set: use bash .ci/test"))
     func requiredAgainstAServerWithoutTLSFails() async throws {
-        let server = try PrivateServer.start(plain: true)
+        let server = try PrivateServer.start(.mariadb, plain: true)
         defer { server.stop() }
         let error = await expectStorageError(.connection) { try await Self.open(server.url + "?ssl_mode=required") }
         let text = "\(try #require(error))"

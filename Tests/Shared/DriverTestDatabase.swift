@@ -7,12 +7,24 @@ import SessionStore
 @testable import SessionStoreMySQL
 import SessionStoreSQLite
 import Testing
+#if Postgres
+@testable import SessionStorePostgres
+#endif
 
 /// The engines every driver test runs on: SQLite always, the test MariaDB whenever
-/// `SESSION_STORE_MYSQL_URL` is set (always under `bash .ci/test`).
+/// `SESSION_STORE_MYSQL_URL` is set (always under `bash .ci/test`), and with the Postgres
+/// trait the test PostgreSQL server (`SESSION_STORE_POSTGRES_URL`, required then).
 enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     case mysql
+    #if Postgres
+    case postgres
+
+    static let postgresURL: String? = {
+        let value = ProcessInfo.processInfo.environment["SESSION_STORE_POSTGRES_URL"]
+        return value?.isEmpty == false ? value : nil
+    }()
+    #endif
 
     static let mysqlURL: String? = {
         let value = ProcessInfo.processInfo.environment["SESSION_STORE_MYSQL_URL"]
@@ -25,8 +37,15 @@ enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
         return !value.isEmpty && value != "false" && value != "0"
     }()
 
-    /// SQLite, plus MySQL when a server is configured.
-    static var available: [Engine] { mysqlURL == nil ? [.sqlite] : [.sqlite, .mysql] }
+    /// SQLite, plus MySQL when a server is configured; with the Postgres trait, PostgreSQL
+    /// always (a missing server fails those tests).
+    static var available: [Engine] {
+        var engines: [Engine] = mysqlURL == nil ? [.sqlite] : [.sqlite, .mysql]
+        #if Postgres
+        engines.append(.postgres)
+        #endif
+        return engines
+    }
 
     var testDescription: String { rawValue }
 }
@@ -42,10 +61,14 @@ final class TestDatabase: Sendable {
     /// A MySQL connection pool of the test's own, for counting and dropping, open even
     /// after the code under test closed its backend.
     private let admin: MySQLBackend?
+    #if Postgres
+    /// The same for PostgreSQL.
+    private let postgresAdmin: PostgresBackend?
+    #endif
 
     private init(
         engine: Engine, backend: any StorageBackend, sqlitePath: String?, directory: URL?, table: String,
-        admin: MySQLBackend? = nil
+        admin: MySQLBackend? = nil, postgresAdmin: (any StorageBackend)? = nil
     ) {
         self.engine = engine
         self.backend = backend
@@ -53,6 +76,9 @@ final class TestDatabase: Sendable {
         self.directory = directory
         self.table = table
         self.admin = admin
+        #if Postgres
+        self.postgresAdmin = postgresAdmin as? PostgresBackend
+        #endif
     }
 
     /// Opens a new database on `engine` and installs the write-counting triggers.
@@ -93,17 +119,51 @@ final class TestDatabase: Sendable {
                 }
             }
             return TestDatabase(engine: engine, backend: backend, sqlitePath: nil, directory: nil, table: table, admin: admin)
+        #if Postgres
+        case .postgres:
+            var url = try StoreURL(try #require(Engine.postgresURL, "SESSION_STORE_POSTGRES_URL not set: use bash .ci/test"))
+            var configuration = try PostgresConfiguration(url: &url)
+            let table = "t_\(DriverTests.name)_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+            configuration.table = table
+            let backend = try await PostgresBackend(configuration: configuration)
+            let admin = try await PostgresBackend(configuration: configuration)
+            try await admin.call("triggers", retry: .never) { connection, _ in
+                try await PostgresBackend.run(connection, "CREATE TABLE \"\(table)_writes\" (n bigint NOT NULL)")
+                try await PostgresBackend.run(connection, "INSERT INTO \"\(table)_writes\" VALUES (0)")
+                try await PostgresBackend.run(connection, """
+                    CREATE FUNCTION "\(table)_count"() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN UPDATE "\(table)_writes" SET n = n + 1; RETURN NULL; END $$
+                    """)
+                try await PostgresBackend.run(connection, """
+                    CREATE TRIGGER "\(table)_count" AFTER INSERT OR UPDATE OR DELETE ON "\(table)"
+                    FOR EACH ROW EXECUTE FUNCTION "\(table)_count"()
+                    """)
+            }
+            return TestDatabase(engine: engine, backend: backend, sqlitePath: nil, directory: nil, table: table, postgresAdmin: admin)
+        #endif
         }
     }
 
     /// Rows inserted, updated or deleted in the session table since it was opened.
     func writes() async throws -> Int {
-        try await scalar(engine == .sqlite ? "SELECT n FROM write_count" : "SELECT n FROM `\(table)_writes`")
+        switch engine {
+        case .sqlite: try await scalar("SELECT n FROM write_count")
+        case .mysql: try await scalar("SELECT n FROM `\(table)_writes`")
+        #if Postgres
+        case .postgres: try await scalar("SELECT n FROM \"\(table)_writes\"")
+        #endif
+        }
     }
 
     /// Rows in the session table, expired or not.
     func rows() async throws -> Int {
-        try await scalar(engine == .sqlite ? "SELECT count(*) FROM sessions" : "SELECT count(*) FROM `\(table)`")
+        switch engine {
+        case .sqlite: try await scalar("SELECT count(*) FROM sessions")
+        case .mysql: try await scalar("SELECT count(*) FROM `\(table)`")
+        #if Postgres
+        case .postgres: try await scalar("SELECT count(*) FROM \"\(table)\"")
+        #endif
+        }
     }
 
     /// Closes the backend (if the test did not) and removes the database.
@@ -131,6 +191,22 @@ final class TestDatabase: Sendable {
                 throw error
             }
             try await admin.close()
+        #if Postgres
+        case .postgres:
+            let table = table
+            let admin = try #require(postgresAdmin)
+            let dropped = await PostgresBackend.settle {
+                try await admin.call("drop", retry: .again) { connection, _ in
+                    try await PostgresBackend.run(connection, "DROP TABLE IF EXISTS \"\(table)\"")
+                    try await PostgresBackend.run(connection, "DROP TABLE IF EXISTS \"\(table)_writes\"")
+                    try await PostgresBackend.run(connection, "DROP FUNCTION IF EXISTS \"\(table)_count\"()")
+                    _ = try await PostgresBackend.rows(connection, "DELETE FROM session_store_schema WHERE name = $1", [.text(table)])
+                    _ = try await PostgresBackend.rows(connection, "DELETE FROM session_store_lease WHERE name = $1", [.text(table)])
+                }
+            }
+            try await admin.close()
+            try dropped.get()
+        #endif
         }
     }
 
@@ -143,6 +219,14 @@ final class TestDatabase: Sendable {
             let admin = try #require(admin)
             let rows = try await admin.call("count", retry: .again) { connection, _ in try connection.rows(sql) }
             return try #require(rows.first?.first.flatMap { $0 }.flatMap { Int($0) }, "no number from \(sql)")
+        #if Postgres
+        case .postgres:
+            let admin = try #require(postgresAdmin)
+            return try await admin.call("count", retry: .again) { connection, _ in
+                let rows = try await PostgresBackend.rows(connection, sql, [])
+                return Int(try #require(rows.first).decode(Int64.self))
+            }
+        #endif
         }
     }
 

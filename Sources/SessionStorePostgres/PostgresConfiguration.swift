@@ -1,0 +1,137 @@
+#if Postgres
+public import SessionStore
+
+/// Where and how ``PostgresBackend`` connects, and which table it uses.
+///
+/// The ``password`` never appears in ``description``.
+public struct PostgresConfiguration: Sendable, CustomStringConvertible {
+    /// How the connection is encrypted, with libpq's `sslmode` names and meanings.
+    public enum TLSMode: String, Sendable, CaseIterable {
+        /// Clear text; TLS is never asked for.
+        case disable
+        /// TLS when the server offers it, else clear text. The certificate is not verified
+        /// (as in libpq), so this guards against eavesdropping only, not impersonation.
+        case prefer
+        /// TLS or no connection. The certificate is verified against ``TLS/caFile`` when
+        /// one is given (libpq's `verify-ca`), not otherwise.
+        case require
+        /// TLS or no connection, and the server's certificate must chain to ``TLS/caFile``
+        /// (the system's roots when none is given) and name the host connected to.
+        case verifyFull = "verify-full"
+    }
+
+    /// TLS options.
+    public struct TLS: Sendable, Equatable {
+        /// The TLS mode. The default is ``TLSMode/prefer``, as in libpq.
+        public var mode: TLSMode = .prefer
+        /// Path of a PEM file of CA certificates the server's certificate must chain to.
+        public var caFile: String?
+
+        /// The default: ``TLSMode/prefer`` and no CA file.
+        public init() {}
+    }
+
+    /// The server's host name or address, for TCP. The default is `127.0.0.1`.
+    public var host: String = "127.0.0.1"
+    /// The server's TCP port. The default is 5432.
+    public var port: Int = 5432
+    /// The path of the server's Unix socket file (e.g. `/run/postgresql/.s.PGSQL.5432`);
+    /// when set, it is used instead of TCP and TLS is not used.
+    public var unixSocket: String?
+    /// The user name.
+    public var user: String
+    /// The password; never printed.
+    public var password: String?
+    /// The database that holds the tables.
+    public var database: String
+    /// The sessions table (in the connection's default schema); created if missing. The
+    /// default is `sessions`.
+    public var table: String = "sessions"
+    /// The most connections the pool opens. The default is 16.
+    public var poolSize = 16
+    /// How long connecting may take. The default is 10 seconds.
+    public var connectTimeout: Duration = .seconds(10)
+    /// The server cancels a statement that runs longer (`statement_timeout`, set for every
+    /// pooled connection), so a lock wait or a stalled server surfaces as
+    /// `StorageError.Kind.busy` instead of hanging a request. `.zero` disables it. The
+    /// default is 30 seconds.
+    public var statementTimeout: Duration = .seconds(30)
+    /// TLS options. The default is ``TLSMode/prefer`` without a CA file.
+    public var tls = TLS()
+
+    /// A configuration with defaults for everything not given.
+    public init(host: String = "127.0.0.1", port: Int = 5432, user: String, password: String? = nil, database: String) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    /// Reads a URL such as `postgres://user:password@host:5432/database?table=sessions&pool=16`,
+    /// or, over a Unix socket, `postgres://user@localhost/database?socket=/run/postgresql/.s.PGSQL.5432`.
+    ///
+    /// Schemes `postgres` and `postgresql`. Options: `table`, `pool` (1...1024),
+    /// `connect_timeout`, `statement_timeout` (durations such as `500ms`, `30s`; `0` or
+    /// `off` for none), `socket` (the socket file's path), `ssl_mode` (`disable`, `prefer`,
+    /// `require`, `verify-full`), `ssl_ca` (a PEM file). Options it consumes are marked
+    /// taken; the caller rejects any left over.
+    /// - Throws: `SessionStoreError` with code `invalidConfiguration` naming the problem.
+    public init(url: inout StoreURL) throws {
+        guard ["postgres", "postgresql"].contains(url.scheme) else {
+            throw StoreURL.invalid("scheme \(url.scheme) is not postgres or postgresql")
+        }
+        guard let user = url.user, !user.isEmpty else {
+            throw StoreURL.invalid("missing user name in PostgreSQL URL (expected postgres://user:password@host/database)")
+        }
+        let database = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+        guard !database.isEmpty else {
+            throw StoreURL.invalid("missing database name in PostgreSQL URL (expected postgres://user:password@host/database)")
+        }
+        guard !database.contains("/"), database.utf8.count <= 63 else {
+            throw StoreURL.invalid("invalid database name in PostgreSQL URL")
+        }
+        self.init(user: user, password: url.password, database: database)
+        if let host = url.host {
+            guard !host.contains(",") else {
+                throw StoreURL.invalid("PostgreSQL URL names several hosts; this backend connects to one")
+            }
+            self.host = host
+        }
+        if let port = url.port { self.port = port }
+        if let socket = url.take("socket") {
+            guard socket.hasPrefix("/") else { throw StoreURL.invalid("option socket must be an absolute path") }
+            unixSocket = socket
+        }
+        if let table = url.take("table") { self.table = try SQLIdentifier.validated(table) }
+        if let pool = try url.takeInt("pool", in: 1...1024) { poolSize = pool }
+        if let value = try url.takeDuration("connect_timeout") {
+            guard value > .zero else { throw StoreURL.invalid("option connect_timeout must be positive") }
+            connectTimeout = value
+        }
+        if let value = try url.takeDuration("statement_timeout") { statementTimeout = value }
+        if let mode = try url.takeChoice("ssl_mode", Dictionary(uniqueKeysWithValues: TLSMode.allCases.map { ($0.rawValue, $0) })) {
+            tls.mode = mode
+        }
+        if let ca = url.take("ssl_ca") {
+            guard !ca.isEmpty else { throw StoreURL.invalid("option ssl_ca must be a file path") }
+            tls.caFile = ca
+        }
+        if unixSocket != nil && tls.mode != .disable && tls.mode != .prefer {
+            throw StoreURL.invalid("ssl_mode=\(tls.mode.rawValue) cannot be used with a Unix socket (no TLS there)")
+        }
+    }
+
+    /// The configuration without the password.
+    public var description: String {
+        var text = "postgres://\(user)\(password == nil ? "" : ":***")@"
+        if let unixSocket {
+            text += "localhost/\(database)?socket=\(unixSocket)&"
+        } else {
+            text += "\(host):\(port)/\(database)?ssl_mode=\(tls.mode.rawValue)&"
+        }
+        text += "table=\(table)&pool=\(poolSize)"
+        return text
+    }
+}
+#endif

@@ -1,0 +1,136 @@
+#if Postgres
+import PostgresNIO
+import SessionStore
+import Synchronization
+
+/// A value bound to a statement's `$n`.
+enum PostgresValue: Sendable {
+    case null
+    case text(String)
+    case int(Int64)
+    case bytes([UInt8])
+}
+
+extension PostgresBackend {
+    /// Runs `sql` with `values` bound and returns its rows. A driver or server error is
+    /// thrown as a `PostgresStatementError` naming `sql`.
+    static func rows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values {
+            switch value {
+            case .null: bindings.appendNull()
+            case .text(let text): bindings.append(text)
+            case .int(let number): bindings.append(number)
+            case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
+            }
+        }
+        do {
+            return try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: silent).collect()
+        } catch {
+            throw PostgresStatementError(underlying: error, statement: sql)
+        }
+    }
+
+    /// Runs a statement that returns one row per row it wrote (`RETURNING 1`) and returns
+    /// how many it wrote.
+    static func count(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> Int {
+        try await rows(connection, sql, values).count
+    }
+
+    /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
+    static func row(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> SessionRecord? {
+        guard let row = try await rows(connection, sql, values).first else { return nil }
+        return try record(row, sql)
+    }
+
+    /// The record in `row` (`data, version, created_at, expires_at, owner, details, last_seen`).
+    static func record(_ row: PostgresRow, _ sql: String) throws -> SessionRecord {
+        do {
+            let (data, version, createdAt, expiresAt, owner, details, lastSeen) = try row.decode(
+                (ByteBuffer, Int64, Int64, Int64, String?, ByteBuffer?, Int64?).self)
+            return SessionRecord(
+                data: Array(data.readableBytesView), version: version, createdAt: createdAt, expiresAt: expiresAt,
+                owner: owner, details: details.map { Array($0.readableBytesView) }, lastSeen: lastSeen)
+        } catch {
+            throw PostgresStatementError(underlying: error, statement: sql)
+        }
+    }
+
+    /// Runs a statement without values (DDL, transaction control).
+    static func run(_ connection: PostgresConnection, _ sql: String) async throws {
+        _ = try await rows(connection, sql, [])
+    }
+
+    /// Runs `body` between `BEGIN` and `COMMIT`; on an error, rolls back and rethrows it
+    /// (a failed rollback, when the connection is gone, is logged at debug: the server
+    /// rolls back a transaction whose connection ends).
+    static func transaction<T>(_ connection: PostgresConnection, _ body: () async throws -> T) async throws -> T {
+        try await run(connection, "BEGIN")
+        let value: T
+        do {
+            value = try await body()
+        } catch {
+            do {
+                try await run(connection, "ROLLBACK")
+            } catch let rollback {
+                connection.logger.debug("PostgreSQL ROLLBACK failed after an error", metadata: ["error": "\(rollback)"])
+            }
+            throw error
+        }
+        try await run(connection, "COMMIT")
+        return value
+    }
+}
+
+/// Counts the calls in flight so ``PostgresBackend/close()`` can wait for them, and
+/// refuses new ones once closing began.
+final class PostgresCallGate: Sendable {
+    private struct State {
+        var inFlight = 0
+        var closed = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// `false` once closed.
+    func enter() -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.inFlight += 1
+            return true
+        }
+    }
+
+    func leave() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.inFlight -= 1
+            guard state.inFlight == 0, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Closes the gate and returns once no call is in flight; `false` when it was closed already.
+    func close() async -> Bool {
+        let first = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.closed = true
+            return true
+        }
+        guard first else { return false }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                guard state.inFlight > 0 else { return true }
+                state.waiter = continuation
+                return false
+            }
+            if done { continuation.resume() }
+        }
+        return true
+    }
+}
+#endif

@@ -1,0 +1,107 @@
+#if Postgres
+import SessionStore
+import SessionStorePostgres
+import Testing
+
+@Suite("PostgreSQL configuration URLs")
+struct PostgresConfigurationTests {
+    @Test func fullURLSetsEveryOption() throws {
+        var url = try StoreURL(
+            "postgres://app:s3cret@db.example:5433/app?table=web_sessions&pool=4&connect_timeout=3s"
+                + "&statement_timeout=250ms&ssl_mode=verify-full&ssl_ca=/etc/ca.pem")
+        let configuration = try PostgresConfiguration(url: &url)
+        try url.checkAllTaken()
+        #expect(configuration.host == "db.example")
+        #expect(configuration.port == 5433)
+        #expect(configuration.user == "app")
+        #expect(configuration.password == "s3cret")
+        #expect(configuration.database == "app")
+        #expect(configuration.table == "web_sessions")
+        #expect(configuration.poolSize == 4)
+        #expect(configuration.connectTimeout == .seconds(3))
+        #expect(configuration.statementTimeout == .milliseconds(250))
+        #expect(configuration.tls.mode == .verifyFull)
+        #expect(configuration.tls.caFile == "/etc/ca.pem")
+        #expect(configuration.unixSocket == nil)
+    }
+
+    @Test func defaultsFollowLibpq() throws {
+        var url = try StoreURL("postgresql://app@db/sessions_db")
+        let configuration = try PostgresConfiguration(url: &url)
+        try url.checkAllTaken()
+        #expect(configuration.port == 5432)
+        #expect(configuration.password == nil)
+        #expect(configuration.table == "sessions")
+        #expect(configuration.poolSize == 16)
+        #expect(configuration.statementTimeout == .seconds(30))
+        #expect(configuration.tls == PostgresConfiguration.TLS())
+        #expect(configuration.tls.mode == .prefer)
+    }
+
+    @Test func passwordNeverPrinted() throws {
+        var url = try StoreURL("postgres://app:s3cret@db/app")
+        let configuration = try PostgresConfiguration(url: &url)
+        #expect(!configuration.description.contains("s3cret"))
+        #expect(!"\(url)".contains("s3cret"))
+    }
+
+    @Test func unixSocketForm() throws {
+        var url = try StoreURL("postgres://app@localhost/app?socket=/run/postgresql/.s.PGSQL.5432")
+        let configuration = try PostgresConfiguration(url: &url)
+        try url.checkAllTaken()
+        #expect(configuration.unixSocket == "/run/postgresql/.s.PGSQL.5432")
+        #expect(configuration.description.contains("socket=/run/postgresql/.s.PGSQL.5432"))
+    }
+
+    @Test func statementTimeoutOffIsZero() throws {
+        var url = try StoreURL("postgres://app@db/app?statement_timeout=off")
+        #expect(try PostgresConfiguration(url: &url).statementTimeout == .zero)
+    }
+
+    @Test(arguments: [
+        "postgres://app@db/app?tabel=x",
+        "postgres://app@db/app?key=crc32",
+        "postgres://app@db/app?ssl_mode=required",
+    ])
+    func unknownOptionsAndValuesAreErrors(_ text: String) throws {
+        #expect(throws: SessionStoreError.self) {
+            var url = try StoreURL(text)
+            _ = try PostgresConfiguration(url: &url)
+            try url.checkAllTaken()
+        }
+    }
+
+    @Test(arguments: [
+        "postgres://db/app",
+        "postgres://app@db/",
+        "postgres://app@db/a/b",
+        "postgres://app@h1:5432,h2:5432/app",
+        "postgres://app@db/app?pool=0",
+        "postgres://app@db/app?pool=2000",
+        "postgres://app@db/app?table=bad-name",
+        "postgres://app@db/app?connect_timeout=0",
+        "postgres://app@db/app?socket=relative.sock",
+        "postgres://app@db/app?socket=/tmp/.s.PGSQL.5432&ssl_mode=require",
+        "postgres://app@db/app?ssl_ca=",
+        "mysql://app@db/app",
+    ])
+    func badConfigurationIsATypedError(_ text: String) throws {
+        #expect(throws: SessionStoreError.self) {
+            var url = try StoreURL(text)
+            _ = try PostgresConfiguration(url: &url)
+        }
+    }
+
+    @Test func factoryRejectsAnUnknownOptionBeforeConnecting() async throws {
+        // Port 1 on loopback has no server: an attempt to connect would fail otherwise.
+        var url = try StoreURL("postgres://app:pw@127.0.0.1:1/app?pool=2&tabel=x")
+        await #expect(throws: SessionStoreError.self) {
+            _ = try await StorageBackendFactory.postgres.makeBackend(&url, logger: .init(label: "test"))
+        }
+    }
+
+    @Test func factoryOpensBothSchemes() {
+        #expect(StorageBackendFactory.postgres.schemes == ["postgres", "postgresql"])
+    }
+}
+#endif

@@ -1,0 +1,92 @@
+#if Postgres
+import Foundation
+import Logging
+import SessionStore
+@testable import SessionStorePostgres
+import Testing
+
+/// Kills and restarts a server while a backend uses it. Each test has a private server
+/// (`.ci/postgres.sh start` in a directory of its own), so the suites sharing
+/// `SESSION_STORE_POSTGRES_URL` never see the restart.
+@Suite("PostgreSQL restart and crash", .serialized)
+struct PostgresRestartTests {
+    static let quiet = Logger(label: "postgres-restart") { _ in SwiftLogNoOpLogHandler() }
+
+    static func startServer(plain: Bool = false) async throws -> PrivateServer {
+        _ = try PostgresTestServer.variable(PrivateServer.Engine.postgres.controlVariable)
+        return try await step("starting a private server") { try await onThread { try PrivateServer.start(.postgres, plain: plain) } }
+    }
+
+    /// SIGKILL of the postmaster under a saving load (`fsync=on`, `synchronous_commit` at
+    /// its default `on`): no save reported successful is lost, and the same backend serves
+    /// again once the server is back, without being reopened.
+    @Test func killedPostmasterLosesNoReportedSaveAndThePoolRecovers() async throws {
+        let server = try await Self.startServer()
+        defer { server.stop() }
+        var url = try StoreURL(server.url + "?pool=4&statement_timeout=5s&connect_timeout=2s")
+        let backend = try await PostgresBackend(configuration: try PostgresConfiguration(url: &url), logger: Self.quiet)
+        let settings = try await backend.call("settings", retry: .again) { connection, _ in
+            try await PostgresBackend.rows(connection, "SELECT current_setting('fsync'), current_setting('synchronous_commit')", [])
+                .map { try $0.decode((String, String).self) }
+        }
+        // Committed means durable only when the WAL is flushed at every commit.
+        #expect(settings.first?.0 == "on" && settings.first?.1 == "on", "fsync, synchronous_commit: \(settings)")
+        try await CrashUnderLoad(
+            engine: "PostgreSQL", tasks: 8, poolSize: 4,
+            durability: "fsync=\(settings.first?.0 ?? "?") synchronous_commit=\(settings.first?.1 ?? "?")",
+            callsInFlightFail: false
+        ).run(backend: backend, server: server, logger: Self.quiet)
+        try await backend.close()
+    }
+
+    @Test func backendRecoversAfterServerRestartWithoutBeingReopened() async throws {
+        let server = try await Self.startServer()
+        defer { server.stop() }
+        var url = try StoreURL(server.url + "?pool=3&connect_timeout=2s")
+        let backend = try await PostgresBackend(configuration: try PostgresConfiguration(url: &url), logger: Self.quiet)
+        let key = SessionKey(value: "survivor")
+        let record = SessionRecord(data: Array("kept".utf8), version: 1, createdAt: 1_000, expiresAt: 1_000_000)
+        #expect(try await backend.insert(key, record))
+        // Several pooled connections, idle when the server dies.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 { group.addTask { _ = try await PostgresTestServer.execute(backend, "SELECT pg_sleep(0.05)") } }
+            try await group.waitForAll()
+        }
+
+        // A statement that is not run again (like a cleanup batch) in flight when the server
+        // dies fails with .connection, saying a write may have been committed.
+        let inFlight = Task {
+            try await backend.call("test", retry: .never) { connection, _ in
+                try await PostgresBackend.run(connection, "SELECT pg_sleep(30)")
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await onThread { try server.kill() }
+        let failure = await expectStorageError(.connection) { try await inFlight.value }
+        #expect(failure?.message.contains("may or may not have been committed") == true, "\(String(describing: failure))")
+
+        // While the server stays down, a call tries to connect a few times, then fails with
+        // .connection rather than hang.
+        await expectStorageError(.connection) { try await backend.load(key, now: 2_000) }
+
+        // Once it is back, the same backend serves again, and the committed row survived.
+        try await onThread { try server.startAgain() }
+        #expect(try await backend.load(key, now: 2_000) == record)
+        #expect(try await backend.update(key, data: Array("after".utf8), expectedVersion: 1, expiresAt: 1_000_000, now: 2_000))
+
+        // A second crash and restart with several pooled connections: every one is replaced.
+        _ = try await onThread { try PrivateServer.run(server.control, "restart", server.directory) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<6 {
+                group.addTask { () async throws in
+                    let loaded = try await backend.load(key, now: 2_000)
+                    #expect(loaded?.version == 2)
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await backend.touch(key, expiresAt: 2_000_000, now: 2_000))
+        try await backend.close()
+    }
+}
+#endif
