@@ -120,9 +120,11 @@ extension BenchRun {
             { window in
                 try await measureTasks(concurrency: 1, window: window) { _ in
                     var random = FastRandom(seed: 79)
-                    return { iteration in
+                    return { _ in
                         var session = try await store.load(ids[random.below(ids.count)])
-                        try session.set("n", iteration)
+                        // A value the session does not hold yet: setting the one it holds is no
+                        // change, and the save would rightly write nothing.
+                        try session.set("n", (try session.get("n", as: Int.self) ?? 0) + 1)
                         guard try await store.save(&session).wroteData else { throw BenchError("save wrote nothing") }
                     }
                 }
