@@ -106,7 +106,9 @@ extension SessionStore {
     /// A page of `owner`'s live sessions, newest first, with their device facts; the one of
     /// `current` (the asking request's session) is marked.
     /// - Parameters:
-    ///   - after: ``OwnedSessionPage/nextCursor`` of the previous page; `nil` for the first.
+    ///   - owner: The user whose sessions are listed.
+    ///   - current: The asking request's session, marked in the page.
+    ///   - cursor: ``OwnedSessionPage/nextCursor`` of the previous page; `nil` for the first.
     ///   - limit: At most this many sessions (1 to 1000).
     /// - Throws: ``SessionStoreError`` `invalidOwner`, `invalidHandle` (a malformed cursor),
     ///   `invalidConfiguration` when ids are not hashed (``IDHashing/none``: a handle would

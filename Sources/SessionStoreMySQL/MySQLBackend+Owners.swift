@@ -5,7 +5,7 @@ extension MySQLBackend {
     ///
     /// After a lost connection, the row at `expectedVersion + 1` with this data and owner
     /// means the lost attempt committed; at `expectedVersion` it did not, and it runs again.
-    /// - Throws: ``StorageError`` (`.schema` on a table from before schema version 2).
+    /// - Throws: `StorageError` (`.schema` on a table from before schema version 2).
     public func rebind(
         _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
         now: Int64
@@ -28,7 +28,7 @@ extension MySQLBackend {
     }
 
     /// A page of `owner`'s live sessions through the owner index.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func ownedSessions(
         owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
     ) async throws -> [OwnedRecord] {
@@ -59,7 +59,7 @@ extension MySQLBackend {
     /// Deletes up to `limit` of `owner`'s rows (only `only`, never `except`) in one
     /// statement. Run again after a lost connection (deleting is idempotent), in which case
     /// the count leaves out what the lost attempt deleted.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
         let statements = statements
         guard statements.hasOwners else { throw ownersNeedUpgrade("deleteOwned") }
@@ -82,7 +82,7 @@ extension MySQLBackend {
     /// one transaction, so two trims on one server run one after the other, and on a
     /// Galera cluster two that delete the same rows conflict and one runs again (every
     /// trim ranks the rows the same way).
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
         let statements = statements
         guard statements.hasOwners else { throw ownersNeedUpgrade("trimOwned") }

@@ -258,7 +258,7 @@ public final class SQLiteBackend: StorageBackend {
     // MARK: - Owners
 
     /// Rewrites a live row's data, owner and details at `expectedVersion`. Returns after commit.
-    /// - Throws: ``StorageError`` (`.schema` on a table from before schema version 3).
+    /// - Throws: `StorageError` (`.schema` on a table from before schema version 3).
     public func rebind(
         _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
         now: Int64
@@ -283,7 +283,7 @@ public final class SQLiteBackend: StorageBackend {
 
     /// A page of `owner`'s live sessions through the owner index, read on a reader
     /// connection (the writer's, in memory).
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func ownedSessions(
         owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int
     ) async throws -> [OwnedRecord] {
@@ -332,7 +332,7 @@ public final class SQLiteBackend: StorageBackend {
 
     /// Deletes up to `limit` of `owner`'s rows (only `only`, never `except`) in one
     /// statement. Returns after commit.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
         guard queries.hasOwners else { throw ownersNeedUpgrade("deleteOwned") }
         let queries = queries
@@ -357,7 +357,7 @@ public final class SQLiteBackend: StorageBackend {
 
     /// Keeps `owner`'s `keep` most recently used live rows and deletes the others, in one
     /// statement on the single writer. Returns after commit.
-    /// - Throws: ``StorageError``.
+    /// - Throws: `StorageError`.
     public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
         guard queries.hasOwners else { throw ownersNeedUpgrade("trimOwned") }
         let sql = queries.trimOwned

@@ -21,12 +21,17 @@ final class SessionStoreState: Sendable {
     /// Set when the response must leave the client's cookie as it is (see
     /// ``SessionStoreCookieGuard``).
     let keepsClientCookie = Atomic<Bool>(false)
+    /// Whether the session was loaded signed in through Vapor's session authentication
+    /// (see ``authenticatedOwner(_:)``), so that a logout in this request unbinds it.
+    let loadedAuthenticated: Bool
 
     /// The state of a request whose session is `session`; `presented` is the cookie's id
     /// when it named that session.
     init(store: SessionStore, session: StoreSession, presented: String? = nil) {
         self.store = store
-        self.content = Mutex(Content(session: session, snapshot: session.strings, presentedID: presented))
+        let strings = session.strings
+        self.content = Mutex(Content(session: session, snapshot: strings, presentedID: presented))
+        loadedAuthenticated = session.owner != nil && Self.authenticatedOwner(strings) != nil
     }
 
     /// The current id's text.
@@ -155,7 +160,6 @@ final class SessionStoreState: Sendable {
     /// - Throws: ``SessionStoreAbort`` (409 when the session ended while this request
     ///   changed it; nothing was written).
     func save(vaporData data: [String: String]) async throws -> Pending {
-        let loggedInBefore = content.withLock { Self.authenticatedOwner($0.snapshot) }
         try synchronize(vaporData: data)
         let (hadChanges, owner) = content.withLock { ($0.session.hasChanges, $0.session.owner) }
         let outcome: SaveOutcome
@@ -163,7 +167,7 @@ final class SessionStoreState: Sendable {
         if let loggedIn, loggedIn != owner {
             // `req.auth.login` of a `SessionAuthenticatable` user: the session is bound to it.
             outcome = try await withSession { session in try await store.bind(&session, to: loggedIn) ? .updated : .gone }
-        } else if loggedIn == nil, loggedInBefore != nil, owner != nil {
+        } else if loggedIn == nil, loadedAuthenticated, owner != nil {
             // `req.auth.logout`: the binding goes with it.
             outcome = try await withSession { session in try await store.unbind(&session) ? .updated : .gone }
         } else {
