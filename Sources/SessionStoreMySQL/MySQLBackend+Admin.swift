@@ -109,6 +109,18 @@ extension MySQLBackend {
 
     /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table.
     /// - Throws: ``StorageError``.
+    /// The number of live sessions of each owner that has any (version not 0), in no
+    /// particular order; empty on a table from before the owner columns.
+    /// - Throws: `StorageError`.
+    package func liveSessionsPerOwner(now: Int64) async throws -> [Int64] {
+        guard statements.hasOwners else { return [] }
+        let sql = "SELECT count(*) FROM `\(statements.table)` WHERE owner IS NOT NULL AND expires_at > ? AND version <> 0 GROUP BY owner"
+        let rows = try await call("stats", retry: .again) { connection, _ in
+            try connection.statement(sql).query([.int(now)], columns: [.int])
+        }
+        return rows.compactMap { $0[0].int }
+    }
+
     package func tableFigures(now: Int64) async throws -> ServerTableFigures {
         let table = statements.table
         return try await call("stats", retry: .again) { connection, _ in

@@ -52,6 +52,17 @@ extension PostgresBackend {
 
     /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table.
     /// - Throws: `StorageError`.
+    /// The number of live sessions of each owner that has any (version not 0), in no
+    /// particular order.
+    /// - Throws: `StorageError`.
+    package func liveSessionsPerOwner(now: Int64) async throws -> [Int64] {
+        let sql = "SELECT count(*) FROM \"\(statements.table)\" WHERE owner IS NOT NULL AND expires_at > $1 AND version <> 0 GROUP BY owner"
+        let rows = try await call("stats", retry: .again) { connection, _ in
+            try await Self.rows(connection, sql, [.int(now)])
+        }
+        return try rows.map { try $0.decode(Int64.self) }
+    }
+
     package func tableFigures(now: Int64) async throws -> ServerTableFigures {
         let table = statements.table
         return try await call("stats", retry: .again) { connection, _ in

@@ -403,6 +403,25 @@ extension SQLiteBackend {
         return written
     }
 
+    /// The number of live sessions of each owner that has any (version not 0), in no
+    /// particular order; empty on a table from before the owner columns.
+    /// - Throws: ``StorageError``.
+    package func liveSessionsPerOwner(now: Int64) async throws -> [Int64] {
+        guard queries.hasOwners else { return [] }
+        let table = queries.table
+        return try await adminRead("stats") { connection throws(StorageError) in
+            let statement = try SQLiteStatement(
+                database: connection.database,
+                sql: "SELECT count(*) FROM \(table) WHERE owner IS NOT NULL AND expires_at > ?1 AND version <> 0 GROUP BY owner",
+                persistent: false, operation: "stats")
+            defer { statement.finalize() }
+            try statement.bind(1, now, operation: "stats")
+            var counts: [Int64] = []
+            while try statement.step(operation: "stats") { counts.append(try statement.int64(0, operation: "stats")) }
+            return counts
+        }
+    }
+
     /// Rows with `expires_at < before`, which a cleanup at that cut-off deletes.
     /// - Throws: ``StorageError``.
     package func countExpired(before: Int64) async throws -> Int64 {

@@ -21,6 +21,8 @@ protocol AdminBackend: StorageBackend {
         _ rows: [(key: SessionKey, record: SessionRecord)],
         replaceIf: @escaping @Sendable (_ stored: SessionRecord, _ copy: SessionRecord) -> Bool
     ) async throws -> Int
+    /// The number of live sessions of each owner that has any, in no particular order.
+    func liveSessionsPerOwner(now: Int64) async throws -> [Int64]
     /// Rows with `expires_at < before`: what a cleanup at that cut-off deletes.
     func countExpired(before: Int64) async throws -> Int64
     /// The statements an upgrade would run, and the versions it goes between.
@@ -65,6 +67,29 @@ struct TableFigures: Sendable, Encodable {
     var schemaVersion: Int64?
     var keyLayout: String?
     var cleanupLease: Lease?
+    /// Sessions bound to owners (see `SessionStore.logIn`); set by `stats`.
+    var owners: Owners? = nil
+
+    /// How live sessions spread over their owners.
+    struct Owners: Sendable, Encodable, Equatable {
+        /// Owners with at least one live session.
+        var owners: Int64
+        /// Live sessions bound to an owner.
+        var boundSessions: Int64
+        /// Live sessions of the owner with the most.
+        var maxPerOwner: Int64
+        /// 99% of owners have at most this many live sessions.
+        var p99PerOwner: Int64
+
+        /// The figures of per-owner session counts.
+        init(counts: [Int64]) {
+            let sorted = counts.sorted()
+            owners = Int64(sorted.count)
+            boundSessions = sorted.reduce(0, +)
+            maxPerOwner = sorted.last ?? 0
+            p99PerOwner = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, (sorted.count * 99 + 99) / 100 - 1)]
+        }
+    }
 }
 
 extension TableFigures {

@@ -28,9 +28,11 @@ struct StatsCommand: AsyncParsableCommand {
     func run() async throws {
         let target = try StoreTarget(url)
         let backend = try await target.open(mustExist: true, logger: toolLogger())
-        let figures: TableFigures
+        var figures: TableFigures
         do {
-            figures = try await backend.figures(now: SystemSessionClock().now())
+            let now = SystemSessionClock().now()
+            figures = try await backend.figures(now: now)
+            figures.owners = TableFigures.Owners(counts: try await backend.liveSessionsPerOwner(now: now))
         } catch {
             try await backend.close()
             throw error
@@ -79,6 +81,12 @@ struct StatsCommand: AsyncParsableCommand {
         }
         if let file = figures.fileBytes {
             lines.append(("file size", Format.bytes(file) + (figures.walBytes.map { ", WAL " + Format.bytes($0) } ?? "")))
+        }
+        if let owners = figures.owners, owners.owners > 0 {
+            lines.append((
+                "owners",
+                "\(Format.count(owners.owners)) with \(Format.count(owners.boundSessions)) live sessions; per owner max "
+                    + "\(Format.count(owners.maxPerOwner)), p99 \(Format.count(owners.p99PerOwner))"))
         }
         if let lease = figures.cleanupLease {
             lines.append((

@@ -35,6 +35,20 @@ struct OwnerCLITests {
         }
     }
 
+    @Test func statsReportsOwnersAndSessionsPerOwner() async throws {
+        try await withScratchDirectory { directory async throws in
+            let fixture = SQLiteFixture(directory)
+            _ = try await signIn(fixture, owner: "user-1", count: 3)
+            _ = try await signIn(fixture, owner: "user-2", count: 1)
+            let run = try await CLI.run(["stats", "--json", fixture.url], in: directory)
+            #expect(run.status == 0, "\(run)")
+            let owners = try #require(try run.json()["owners"] as? [String: Int])
+            #expect(owners == ["owners": 2, "boundSessions": 4, "maxPerOwner": 3, "p99PerOwner": 3], "\(owners)")
+            let text = try await CLI.run(["stats", fixture.url], in: directory)
+            #expect(text.stdout.contains("2 with 4 live sessions; per owner max 3, p99 3"), "\(text)")
+        }
+    }
+
     @Test func revokeEndsAllButOneHandleThenAll() async throws {
         try await withScratchDirectory { directory async throws in
             let fixture = SQLiteFixture(directory)

@@ -187,6 +187,38 @@ struct GaleraTests {
         try await GaleraCluster.dropAndClose(first)
     }
 
+    // MARK: - Owners
+
+    @Test func loginsOfOneOwnerRacingOnTwoNodesLeaveExactlyTheCap() async throws {
+        let table = GaleraCluster.uniqueTable("cap")
+        let first = try await GaleraCluster.backend(try GaleraCluster.nodeURL(1), options: "pool=4&causal_reads=true", table: table)
+        let second = try await GaleraCluster.backend(try GaleraCluster.nodeURL(2), options: "pool=4&causal_reads=true", table: table)
+        var configuration = SessionStoreConfiguration()
+        configuration.maxSessionsPerOwner = 2
+        let stores = [first, second].map { SessionStore(backend: $0, configuration: configuration, logger: GaleraCluster.quiet) }
+        for round in 0..<10 {
+            let owner = "racer-\(round)"
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for store in stores {
+                    for _ in 0..<3 {
+                        group.addTask {
+                            var session = store.newSession()
+                            try session.set("device", round)
+                            try await store.logIn(&session, owner: owner)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for store in stores {
+                let live = try await store.sessions(ownedBy: owner).sessions.count
+                #expect(live == 2, "round \(round): \(live) sessions left on one node, the cap is 2")
+            }
+        }
+        try await second.close()
+        try await GaleraCluster.dropAndClose(first)
+    }
+
     // MARK: - Cleanup lease
 
     @Test func theCleanupLeaseGoesToOneOfTwoNodesAtATime() async throws {
