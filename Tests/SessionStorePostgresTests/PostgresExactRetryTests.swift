@@ -9,8 +9,10 @@ import Testing
 /// the chosen statement (its Parse message); the retry runs on a new connection through it.
 @Suite("PostgreSQL exact retries")
 struct PostgresExactRetryTests {
-    private static func record(_ text: String, version: Int64 = 1, expiresAt: Int64 = 1_000_000) -> SessionRecord {
-        SessionRecord(data: Array(text.utf8), version: version, createdAt: 1_000, expiresAt: expiresAt)
+    private static func record(
+        _ text: String, version: Int64 = 1, expiresAt: Int64 = 1_000_000, lastSeen: Int64 = 1_000
+    ) -> SessionRecord {
+        SessionRecord(data: Array(text.utf8), version: version, createdAt: 1_000, expiresAt: expiresAt, lastSeen: lastSeen)
     }
 
     /// Checks the cut happened once and cost the call its connection.
@@ -50,7 +52,7 @@ struct PostgresExactRetryTests {
             proxy.arm(CuttingProxy.parse, containing: "UPDATE", .replyLost)
             #expect(try await backend.update(key, data: Array("v2".utf8), expectedVersion: 1, expiresAt: 1_000_000, now: 2_000))
             Self.expectOneCut(proxy, backend, lostBefore: lost)
-            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2))
+            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2, lastSeen: 2_000))
         }
     }
 
@@ -62,7 +64,7 @@ struct PostgresExactRetryTests {
             proxy.arm(CuttingProxy.parse, containing: "UPDATE", .requestLost)
             #expect(try await backend.update(key, data: Array("v2".utf8), expectedVersion: 1, expiresAt: 1_000_000, now: 2_000))
             Self.expectOneCut(proxy, backend, lostBefore: lost)
-            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2), "applied exactly once")
+            #expect(try await backend.load(key, now: 2_000) == Self.record("v2", version: 2, lastSeen: 2_000), "applied exactly once")
         }
     }
 
@@ -138,7 +140,7 @@ struct PostgresExactRetryTests {
             }
             Self.expectOneCut(proxy, backend, lostBefore: lost)
             #expect(result == "ab")
-            #expect(try await backend.load(key, now: 2_000) == Self.record("ab", version: 2), "written exactly once")
+            #expect(try await backend.load(key, now: 2_000) == Self.record("ab", version: 2, lastSeen: 2_000), "written exactly once")
         }
     }
 
