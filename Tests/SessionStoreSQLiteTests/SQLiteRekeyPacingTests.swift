@@ -29,13 +29,7 @@ struct SQLiteRekeyPacingTests {
             let sealing = EncryptingBackend(wrapping: backend, keys: ring)
             let walPath = database.path + "-wal"
             let tally = CleanupTally()
-            let watcher = Task {
-                while !tally.done.load(ordering: .relaxed) {
-                    let size = SQLiteCleanupTests.fileSize(walPath)
-                    if size > tally.walPeak.load(ordering: .relaxed) { tally.walPeak.store(size, ordering: .relaxed) }
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-            }
+            let watcher = tally.watchWAL(walPath)
             let reader = Task {
                 var index = 0
                 while !tally.done.load(ordering: .relaxed) {
@@ -43,17 +37,7 @@ struct SQLiteRekeyPacingTests {
                     index += 7
                 }
             }
-            let saver = Task {
-                var index = 0
-                while !tally.done.load(ordering: .relaxed) {
-                    let key = SessionKey(value: "saver-\(index % 50)")
-                    _ = try await sealing.insert(key, record("x", createdAt: 0, expiresAt: 1_000_000_000_000 + Int64(index)))
-                    _ = try await sealing.touch(key, expiresAt: 2_000_000_000_000 + Int64(index), now: 2000)
-                    tally.saves.add(1, ordering: .relaxed)
-                    index += 1
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-            }
+            let saver = tally.saveSteadily(through: sealing)
             let resealed = await Result(catching: {
                 try await withThrowingTaskGroup(of: Bool.self) { group in
                     var count = 0
