@@ -79,7 +79,8 @@ public final class EncryptingBackend: StorageBackend {
         }
     }
 
-    private func opened(_ record: SessionRecord?, _ key: SessionKey) throws -> SessionRecord? {
+    /// The record with its data opened (what ``load(_:now:)`` returns for the base's record).
+    package func opened(_ record: SessionRecord?, _ key: SessionKey) throws -> SessionRecord? {
         guard var record else { return nil }
         record.data = try open(record.data, for: key)
         return record
