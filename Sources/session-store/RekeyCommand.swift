@@ -12,7 +12,9 @@ struct RekeyCommand: AsyncParsableCommand {
             Reads the table in key order, one short read per batch, and rewrites each live row \
             that is not yet in the form the ring writes: one row per write, inside the \
             backend's merge, so apps keep serving (a request that loaded a row before it was \
-            rewritten merges its save as after any other write). Rows already under the \
+            rewritten merges its save as after any other write). On SQLite each rewrite is \
+            paced by the WAL as cleanup is, so the WAL stays below the size at which the \
+            writer would empty it with saves queued behind. Rows already under the \
             active key are skipped, so a rerun after an interruption finishes the job. Rows \
             retired by a regeneration are left alone: they expire within the grace period. \
             Rows that cannot be decrypted are counted as failed (exit code 1) and left as \

@@ -62,24 +62,8 @@ struct SQLiteCleanupTests {
             try Self.fill(database.path, expired: 120_000, live: 40_000)
             let walPath = database.path + "-wal"
             let tally = CleanupTally()
-            let watcher = Task {
-                while !tally.done.load(ordering: .relaxed) {
-                    let size = Self.fileSize(walPath)
-                    if size > tally.walPeak.load(ordering: .relaxed) { tally.walPeak.store(size, ordering: .relaxed) }
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-            }
-            let saver = Task {
-                var index = 0
-                while !tally.done.load(ordering: .relaxed) {
-                    let key = SessionKey(value: "saver-\(index % 50)")
-                    _ = try await backend.insert(key, record("x", createdAt: 0, expiresAt: 1_000_000_000_000 + Int64(index)))
-                    _ = try await backend.touch(key, expiresAt: 2_000_000_000_000 + Int64(index), now: 2000)
-                    tally.saves.add(1, ordering: .relaxed)
-                    index += 1
-                    try await Task.sleep(for: .milliseconds(1))
-                }
-            }
+            let watcher = tally.watchWAL(walPath)
+            let saver = tally.saveSteadily(through: backend)
             let cleaned = await Result(catching: {
                 var deleted = 0
                 while true {
@@ -317,6 +301,32 @@ final class CleanupTally: Sendable {
     let done = Atomic<Bool>(false)
     let walPeak = Atomic<Int>(0)
     let saves = Atomic<Int>(0)
+
+    /// Records the WAL file's largest size, looked at every millisecond, until done.
+    func watchWAL(_ path: String) -> Task<Void, any Error> {
+        Task {
+            while !done.load(ordering: .relaxed) {
+                let size = SQLiteCleanupTests.fileSize(path)
+                if size > walPeak.load(ordering: .relaxed) { walPeak.store(size, ordering: .relaxed) }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+    }
+
+    /// Saves steadily until done: inserts and touches 50 rows in turn, one a millisecond.
+    func saveSteadily(through backend: some StorageBackend) -> Task<Void, any Error> {
+        Task {
+            var index = 0
+            while !done.load(ordering: .relaxed) {
+                let key = SessionKey(value: "saver-\(index % 50)")
+                _ = try await backend.insert(key, record("x", createdAt: 0, expiresAt: 1_000_000_000_000 + Int64(index)))
+                _ = try await backend.touch(key, expiresAt: 2_000_000_000_000 + Int64(index), now: 2000)
+                saves.add(1, ordering: .relaxed)
+                index += 1
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+    }
 }
 
 extension Result where Failure == any Error {

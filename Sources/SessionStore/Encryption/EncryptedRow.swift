@@ -70,19 +70,28 @@ package enum EncryptedRow {
         output.append(contentsOf: key.idBytes)
         let box: AES.GCM.SealedBox
         do {
-            box = try AES.GCM.seal(plaintext, using: key.symmetricKey, nonce: AES.GCM.Nonce(), authenticating: associatedData(output, storageKey))
+            box = try output.withUnsafeBytes { header in
+                try withAssociatedData(header, storageKey) { associatedData in
+                    try AES.GCM.seal(plaintext, using: key.symmetricKey, nonce: AES.GCM.Nonce(), authenticating: associatedData)
+                }
+            }
         } catch {
             throw SessionStoreError(.undecryptable, "session data could not be encrypted: \(error)", underlying: error)
         }
         guard let combined = box.combined else {
             throw SessionStoreError(.undecryptable, "session data could not be encrypted: no combined output")
         }
-        output.append(contentsOf: combined)
+        combined.withUnsafeBytes { output.append(contentsOf: $0) }
         return output
     }
 
     /// Opens a stored row: the attributes of an encrypted row, a plaintext row as it is (when
     /// the ring reads plaintext).
+    ///
+    /// The common case goes straight through: a version-1 header whose key id is the bytes of
+    /// a key in the ring (valid by construction, so the id needs no other check). The nonce,
+    /// ciphertext and tag are read in place and the associated data is put together on the
+    /// stack; the only copies are the ones swift-crypto makes.
     /// - Throws: ``SessionStoreError`` `undecryptable`, with the key id when the header names
     ///   one (also for a newer envelope version this release cannot read).
     package static func open(_ data: [UInt8], with ring: EncryptionKeyRing, for storageKey: SessionKey) throws -> [UInt8] {
@@ -93,39 +102,61 @@ package enum EncryptedRow {
             }
             return data
         }
-        let headerEnd = try header(data).get()
-        let id = data[2..<headerEnd]
-        let keyID = String(decoding: id, as: UTF8.self)
-        guard let key = ring.key(id) else {
-            var error = undecryptable("stored session is encrypted with a key that is not in the key ring")
-            error.keyID = keyID
-            throw error
+        let headerEnd = data.count >= 2 ? 2 + Int(data[1]) : data.count + 1
+        guard first == marker, data.count >= headerEnd, let key = ring.key(data[2..<headerEnd]) else {
+            throw unopenable(data)
         }
         guard data.count >= headerEnd + nonceSize + tagSize else {
-            var error = undecryptable("encrypted session is truncated")
-            error.keyID = keyID
-            throw error
+            throw undecryptable("encrypted session is truncated", keyID: key.id)
         }
         do {
-            let box = try AES.GCM.SealedBox(combined: data[headerEnd...])
-            let opened = try AES.GCM.open(box, using: key.symmetricKey, authenticating: associatedData(data[..<headerEnd], storageKey))
-            return Array(opened)
+            let opened = try data.withUnsafeBytes { row in
+                let box = try AES.GCM.SealedBox(combined: UnsafeRawBufferPointer(rebasing: row[headerEnd...]))
+                return try withAssociatedData(UnsafeRawBufferPointer(rebasing: row[..<headerEnd]), storageKey) { associatedData in
+                    try AES.GCM.open(box, using: key.symmetricKey, authenticating: associatedData)
+                }
+            }
+            return opened.withUnsafeBytes { [UInt8]($0) }
         } catch {
             // One message for a wrong key, a changed byte or a row moved to another id: GCM
             // cannot tell them apart, and nobody should be told which.
-            var failure = undecryptable("encrypted session fails authentication (wrong key, changed bytes, or copied from another id)")
-            failure.keyID = keyID
-            throw failure
+            throw undecryptable(
+                "encrypted session fails authentication (wrong key, changed bytes, or copied from another id)", keyID: key.id)
         }
     }
 
-    /// The header followed by the storage key's UTF-8.
-    private static func associatedData(_ header: some Collection<UInt8>, _ storageKey: SessionKey) -> [UInt8] {
-        var data = [UInt8]()
-        data.reserveCapacity(header.count + storageKey.value.utf8.count)
-        data.append(contentsOf: header)
-        data.append(contentsOf: storageKey.value.utf8)
-        return data
+    /// Why an encrypted-looking row whose header names no key of the ring cannot be opened:
+    /// its header is unreadable, or it names a key the ring does not have.
+    private static func unopenable(_ data: [UInt8]) -> SessionStoreError {
+        switch header(data) {
+        case .failure(let error):
+            return error
+        case .success(let headerEnd):
+            return undecryptable(
+                "stored session is encrypted with a key that is not in the key ring",
+                keyID: String(decoding: data[2..<headerEnd], as: UTF8.self))
+        }
+    }
+
+    /// Runs `body` with the associated data of a row: its header followed by the storage
+    /// key's UTF-8, put together in a stack buffer (no allocation per row).
+    private static func withAssociatedData<Output>(
+        _ header: UnsafeRawBufferPointer, _ storageKey: SessionKey, _ body: (UnsafeRawBufferPointer) throws -> Output
+    ) rethrows -> Output {
+        var value = storageKey.value
+        return try value.withUTF8 { key in
+            try withUnsafeTemporaryAllocation(byteCount: header.count + key.count, alignment: 1) { buffer in
+                buffer.copyMemory(from: header)
+                UnsafeMutableRawBufferPointer(rebasing: buffer[header.count...]).copyMemory(from: UnsafeRawBufferPointer(key))
+                return try body(UnsafeRawBufferPointer(buffer))
+            }
+        }
+    }
+
+    private static func undecryptable(_ message: String, keyID: String) -> SessionStoreError {
+        var error = undecryptable(message)
+        error.keyID = keyID
+        return error
     }
 
     private static func undecryptable(_ message: String) -> SessionStoreError {

@@ -57,10 +57,19 @@ public final class EncryptingBackend: StorageBackend {
     /// yet: what `session-store rekey` does to each row. Its data is unchanged and its version
     /// moves by one, so a request that loaded it before merges its save as after any other
     /// write. Retired and missing rows are left alone.
+    ///
+    /// When the base backend paces bulk rewrites (SQLite: by its WAL, as its cleanup does),
+    /// the rewrite waits for that first, so a `rekey` running beside an app keeps its saves
+    /// responsive.
     /// - Returns: Whether the row was rewritten.
     /// - Throws: ``SessionStoreError`` `undecryptable` when the row cannot be opened (it is
     ///   left as it is), ``StorageError``.
     public func reseal(_ key: SessionKey, now: Int64) async throws -> Bool {
+        guard let paced = base as? any PacedRewriting else { return try await resealNow(key, now: now) }
+        return try await paced.paced { try await resealNow(key, now: now) }
+    }
+
+    private func resealNow(_ key: SessionKey, now: Int64) async throws -> Bool {
         try await base.merge(key, now: now) { [self] current in
             guard let current, current.version > SessionStore.retiredVersion, !isCurrent(current.data) else {
                 return (.none, false)
@@ -70,7 +79,8 @@ public final class EncryptingBackend: StorageBackend {
         }
     }
 
-    private func opened(_ record: SessionRecord?, _ key: SessionKey) throws -> SessionRecord? {
+    /// The record with its data opened (what ``load(_:now:)`` returns for the base's record).
+    package func opened(_ record: SessionRecord?, _ key: SessionKey) throws -> SessionRecord? {
         guard var record else { return nil }
         record.data = try open(record.data, for: key)
         return record

@@ -72,6 +72,9 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
     public let active: Key?
     /// Every key by id, the active one included.
     let keys: [String: Key]
+    /// The same keys, the active one first: what ``key(_:)`` searches by the id's bytes (a
+    /// ring has a handful of keys, so comparing bytes beats hashing a `String` per read).
+    private let searchOrder: [Key]
     /// Whether a row without an encryption header is read as plaintext. `true` while a table
     /// still has rows written before encryption was turned on; `false` once `check` counts
     /// none, so nobody with write access to the database can plant session data.
@@ -99,16 +102,17 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
         }
         self.active = active
         self.keys = keys
+        self.searchOrder = (active.map { [$0] } ?? []) + decryptOnly
         self.readsPlaintext = readsPlaintext
     }
 
     /// The ids of every key, sorted; the active one is ``active``.
     public var keyIDs: [String] { keys.keys.sorted() }
 
-    /// The key named `id`, if the ring has it.
+    /// The key whose id has these bytes, if the ring has it; no `String` is built.
     package func key(_ id: some Collection<UInt8>) -> Key? {
-        // Ids are ASCII (checked before this is called), so the bytes are the text.
-        keys[String(decoding: id, as: UTF8.self)]
+        for key in searchOrder where key.idBytes.elementsEqual(id) { return key }
+        return nil
     }
 
     /// Ids only.
