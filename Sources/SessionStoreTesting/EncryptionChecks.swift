@@ -31,7 +31,7 @@ public enum TestKeys {
 }
 
 extension TestDatabase {
-    /// The same database with every backend opened wrapped in an ``EncryptingBackend``:
+    /// The same database with every backend opened wrapped in an `EncryptingBackend`:
     /// the conformance suite run on it checks that encryption changes no behaviour.
     public func encrypted(_ keys: EncryptionKeyRing = TestKeys.standard) -> TestDatabase {
         TestDatabase { [open] in EncryptingBackend(wrapping: try await open(), keys: keys) }
@@ -76,7 +76,7 @@ struct EncryptedFixture: Sendable {
     }
 }
 
-/// Encryption at rest (``EncryptingBackend``) on every backend: what the engine stores, what
+/// Encryption at rest (`EncryptingBackend`) on every backend: what the engine stores, what
 /// a changed row gives, and key rotation across two stores.
 enum EncryptionChecks {
     static let marker = "MARKER-7f3a9c-secret-cart-token"
