@@ -136,9 +136,15 @@ final class PostgresPool: Sendable {
         if let (continuation, grant) = waiter { continuation.resume(returning: grant) }
     }
 
+    /// Closes `connection` without waiting, keeping it alive until its channel closed:
+    /// postgres-nio asserts (in debug builds) that a connection is closed when it is freed,
+    /// and a pool that dropped it right after asking would free it first.
     private func close(_ connection: PostgresConnection) {
-        connection.close().whenFailure { [logger] error in
-            logger.debug("closing a PostgreSQL connection failed", metadata: ["error": "\(error)"])
+        connection.close().whenComplete { [logger] result in
+            withExtendedLifetime(connection) {}
+            if case .failure(let error) = result {
+                logger.debug("closing a PostgreSQL connection failed", metadata: ["error": "\(error)"])
+            }
         }
     }
 
