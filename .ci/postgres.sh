@@ -67,7 +67,7 @@ launch() { # launch DIR PORT: start the cluster and wait until it accepts connec
     fi
     # -w waits until the server accepts connections (or fails).
     as_owner "$(pg_bin)/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=300 -c shared_buffers=64MB -c fsync=on $tls_opt" \
+        -o "-c port=$port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=1000 -c shared_buffers=64MB -c fsync=on $tls_opt" \
         start >/dev/null || { tail -20 "$dir/server.log" >&2 || true; return 1; }
     head -n 1 "$dir/data/postmaster.pid" > "$dir/server.pid"
 }

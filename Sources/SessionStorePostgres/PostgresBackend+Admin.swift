@@ -26,7 +26,7 @@ extension PostgresBackend {
             let connection = try await PostgresConnection.connect(
                 configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
             let result = await settle {
-                try await transaction(connection) { () -> (version: Int64, layout: String)? in
+                try await retryingConcurrentCreation { try await transaction(connection) { () -> (version: Int64, layout: String)? in
                     _ = try await rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(statements.tableLockKey)])
                     if let existing = try await schemaRow(connection, table: statements.table) { return existing }
                     if try await tableExists(connection, statements.table) {
@@ -37,7 +37,7 @@ extension PostgresBackend {
                     }
                     try await createTables(connection, statements)
                     return nil
-                }
+                } }
             }
             do {
                 try await connection.close()

@@ -34,6 +34,19 @@ extension PostgresBackend {
         }
     }
 
+    /// Runs `body` (a transaction that creates tables) again, up to 3 times in all, when
+    /// PostgreSQL refused it for a concurrent creation of the same objects.
+    static func retryingConcurrentCreation<T>(_ body: () async throws -> T) async throws -> T {
+        for attempt in 1...2 {
+            do {
+                return try await body()
+            } catch let error as PostgresStatementError where attempt < 3 && isConcurrentCreation(error) {
+                continue
+            }
+        }
+        return try await body()
+    }
+
     /// Runs the schema statements inside the caller's transaction.
     static func createTables(_ connection: PostgresConnection, _ statements: PostgresStatements) async throws {
         for statement in statements.schemaStatements {
@@ -44,7 +57,7 @@ extension PostgresBackend {
     /// Whether `error` is PostgreSQL refusing a `CREATE ... IF NOT EXISTS` that raced with
     /// the same one in another session (unique violation in the catalog, duplicate table
     /// or object).
-    private static func isConcurrentCreation(_ error: PostgresStatementError) -> Bool {
+    static func isConcurrentCreation(_ error: PostgresStatementError) -> Bool {
         guard let failure = error.underlying as? PSQLError, let state = failure.serverInfo?[.sqlState] else { return false }
         return ["23505", "42P07", "42710"].contains(state)
     }

@@ -99,7 +99,7 @@ struct PostgresBackendTests {
     }
 
     @Test func statementTimeoutEndsALockWaitAsBusyNamingTheStatementNotTheID() async throws {
-        try await PostgresTestServer.withBackend("timeout", { $0.statementTimeout = .milliseconds(300) }) { (backend: PostgresBackend) async throws in
+        try await PostgresTestServer.withBackend("timeout", { $0.statementTimeout = .seconds(3) }) { (backend: PostgresBackend) async throws in
             let key = SessionKey(value: "locked-session-id")
             #expect(try await backend.insert(key, Self.record("x")))
             let holder = try await Self.connect()
