@@ -39,11 +39,15 @@ struct CopyCommand: AsyncParsableCommand {
     @Option(help: "Seconds between progress lines when standard error is not a terminal (0: every batch).")
     var progressEvery: Double = 1
 
+    @Option(help: "Seconds to wait between batches, to bound the load on busy databases (default 0).")
+    var pause: Double = 0
+
     func validate() throws {
         let source = try validatedTarget(from, role: "--from URL")
         let target = try validatedTarget(to, role: "--to URL")
         _ = try keyRing(file: keys, target: target)
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be in 1...100000") }
+        guard (0...3600).contains(pause) else { throw ValidationError("--pause must be 0-3600 seconds") }
         guard progressEvery >= 0, progressEvery.isFinite else {
             throw ValidationError("--progress-every must be zero or more seconds")
         }
@@ -159,6 +163,7 @@ struct CopyCommand: AsyncParsableCommand {
                 detail: "copied \(Format.count(report.copied)), skipped \(Format.count(report.skipped)), failed \(Format.count(report.failed))")
             guard rows.count == batch, let last = rows.last else { break }
             cursor = last.key
+            if pause > 0 { try await Task.sleep(for: .seconds(pause)) }
         }
         progress.finish()
         report.seconds = progress.elapsed

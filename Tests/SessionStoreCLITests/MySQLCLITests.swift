@@ -275,7 +275,10 @@ struct MySQLCLITests {
                 #expect(written == 10_000)
                 let target = try TestMariaDB.url("table=\(table)&key=crc32")
                 let child = try CLI.Child(
-                    ["copy", "--batch", "5", "--progress-every", "0", "--from", source.url, "--to", target], directory: directory)
+                    // Paced (2000 batches, at least 40 s), so the kill lands midway however slowly
+                    // this test's task is scheduled on a loaded machine.
+                    ["copy", "--batch", "5", "--pause", "0.02", "--progress-every", "0", "--from", source.url, "--to", target],
+                    directory: directory)
                 // Kill it once a few batches have been committed.
                 while child.process.isRunning, try child.stderrSoFar().split(separator: "\n").count < 5 {
                     try await Task.sleep(for: .milliseconds(5))

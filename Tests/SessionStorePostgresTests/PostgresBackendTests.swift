@@ -99,7 +99,12 @@ struct PostgresBackendTests {
     }
 
     @Test func statementTimeoutEndsALockWaitAsBusyNamingTheStatementNotTheID() async throws {
-        try await PostgresTestServer.withBackend("timeout", { $0.statementTimeout = .seconds(3) }) { (backend: PostgresBackend) async throws in
+        try await PostgresTestServer.withBackend("timeout") { (creator: PostgresBackend) async throws in
+            // The table exists before the timed backend opens, so its open runs no DDL that
+            // could wait behind other tests' schema changes past the timeout.
+            var timed = creator.configuration
+            timed.statementTimeout = .milliseconds(300)
+            let backend = try await PostgresBackend(configuration: timed)
             let key = SessionKey(value: "locked-session-id")
             #expect(try await backend.insert(key, Self.record("x")))
             let holder = try await Self.connect()
@@ -116,6 +121,7 @@ struct PostgresBackendTests {
             #expect(error?.description.contains("locked-session-id") == false)
             try await holder.query("ROLLBACK", logger: Self.logger)
             #expect(try await backend.update(key, data: [1], expectedVersion: 1, expiresAt: 1_000_000, now: 2_000))
+            try await backend.close()
         }
     }
 
