@@ -13,11 +13,11 @@ let package = Package(
         .library(name: "SessionStore", targets: ["SessionStore"]),
         .library(name: "SessionStoreSQLite", targets: ["SessionStoreSQLite"]),
         .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
-        // PostgreSQL backend (issue 22): builds only with the Postgres trait.
+        // PostgreSQL backend: builds only with the Postgres trait.
         .library(name: "SessionStorePostgres", targets: ["SessionStorePostgres"]),
         .library(name: "SessionStoreTesting", targets: ["SessionStoreTesting"]),
         .executable(name: "session-store", targets: ["session-store"]),
-        // Framework drivers (issue 10): each builds only with its trait enabled.
+        // Framework drivers: each builds only with its trait enabled.
         .library(name: "SessionStoreVapor", targets: ["SessionStoreVapor"]),
         .library(name: "SessionStoreHummingbird", targets: ["SessionStoreHummingbird"]),
     ],
@@ -113,7 +113,7 @@ let package = Package(
             dependencies: ["SessionStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
-        // The operator CLI (issue 14): schema, stats, cleanup, copy, check, upgrade.
+        // The operator CLI: schema, stats, cleanup, copy, check, upgrade.
         .executableTarget(
             name: "session-store",
             dependencies: [
@@ -137,7 +137,7 @@ let package = Package(
             path: "Benchmarks/bench",
             swiftSettings: upcoming
         ),
-        // Test tools of issue 3, never part of a product: the child process of the SQLite
+        // Test tools, never part of a product: the child process of the SQLite
         // crash and lock tests, and libFuzzer targets (`bash .ci/fuzz`; built normally they
         // are reproducers: `fuzz-session-id FILE...` replays inputs).
         .executableTarget(

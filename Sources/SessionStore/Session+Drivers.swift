@@ -35,7 +35,9 @@ extension Session {
         case .string:
             return value.payload.withUnsafeBufferPointer { String(decoding: $0, as: UTF8.self) }
         case .json where value.payload.first == UInt8(ascii: "\""):
-            // A JSON string that does not decode as one is not a string attribute.
+            // Deliberately no error: a JSON value that does not decode as a string is not a
+            // string attribute, so Vapor's string view leaves it out (the typed view, and a
+            // load's validation, still read and check the row).
             return try? JSONDecoder().decode(String.self, from: Data(value.payload))
         default:
             return nil

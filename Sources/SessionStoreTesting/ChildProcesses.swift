@@ -1,3 +1,6 @@
+// Child processes use Glibc's posix_spawn and signals: on other platforms this testing
+// support is absent, so the module still builds there.
+#if canImport(Glibc)
 public import Glibc
 import Dispatch
 import Synchronization
@@ -139,3 +142,4 @@ public struct ChildProcessError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
+#endif
