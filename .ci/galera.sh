@@ -250,14 +250,50 @@ cmd_start_again() {
         pid=$(node_pid "$dir" "$other")
         [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && size=$((size + 1))
     done
-    for _ in $(seq 1 50); do
-        port_free "$(eval echo "\$SQL_$node")" && break
-        sleep 0.2 # the port may linger briefly after a kill
+    # A node restarted before the others evicted its killed instance can be told to leave
+    # (SELF-LEAVE) as it joins: wait until every live node sees a cluster without it.
+    wait_evicted "$dir" "$node" $((size - 1))
+    local attempt
+    for attempt in 1 2 3; do
+        for _ in $(seq 1 50); do
+            ports_free "$node" && break
+            sleep 0.2 # the ports may linger briefly after a kill
+        done
+        log "starting node $node again at $position (attempt $attempt)"
+        launch "$dir" "$node" --wsrep-start-position="$position"
+        if wait_synced "$dir" "$node" "$size"; then
+            log "node $node Synced again in a cluster of $size"
+            return 0
+        fi
+        grep -E '\[ERROR\]|\[Warning\] WSREP' "$dir/n$node/error.log" | tail -20 >&2 || true
+        signal_and_wait "$(node_pid "$dir" "$node")" KILL 100 || true
+        rm -f "$dir/n$node/server.pid" "$dir/n$node/mysqld.pid" "$dir/n$node/mysqld.sock"
+        wait_evicted "$dir" "$node" $((size - 1))
     done
-    log "starting node $node again at $position"
-    launch "$dir" "$node" --wsrep-start-position="$position"
-    wait_synced "$dir" "$node" "$size" || die "node $node did not rejoin (log: $dir/n$node/error.log)"
-    log "node $node Synced again in a cluster of $size"
+    die "node $node did not rejoin in 3 attempts (log: $dir/n$node/error.log)"
+}
+
+ports_free() { # ports_free N: node N's SQL, group communication, IST and SST ports are free
+    local node=$1 kind
+    for kind in SQL GCOMM IST SST; do port_free "$(eval echo "\$${kind}_$node")" || return 1; done
+}
+
+# Waits (up to 60 s) until every live node other than N reports a cluster of SIZE.
+wait_evicted() {
+    local dir=$1 node=$2 size=$3 other pid seen settled
+    for _ in $(seq 1 600); do
+        settled=true
+        for other in "${NODES[@]}"; do
+            [ "$other" = "$node" ] && continue
+            pid=$(node_pid "$dir" "$other")
+            [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || continue
+            seen=$(client "$dir" "$other" -N -B -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_CLUSTER_SIZE'" 2>/dev/null || true)
+            [ "$seen" = "$size" ] || settled=false
+        done
+        [ "$settled" = true ] && return 0
+        sleep 0.1
+    done
+    log "the live nodes still count node $node after 60 s; starting it anyway"
 }
 
 cmd_bootstrap() {
