@@ -7,7 +7,9 @@ latency, session rows at the end (after 256 warm sessions were created) and rows
 the run, bytes the server process wrote to storage
 (/proc/PID/io write_bytes: pages dirtied, so rewriting a page still dirty in the page cache
 is not counted again), and non-2xx answers (409: a write to a session renewed by a
-concurrent login). Writes results.json and
+concurrent login), and the server's CPU time per request (user + system, every thread, from
+/proc/PID/stat: less sensitive to other load on the machine than requests/s). Writes
+results.json and
 results.svg next to this script. Each (variant, mix) run gets a fresh database and server.
 
 Rounds are interleaved: each round runs every variant once per mix, back to back (in
@@ -84,6 +86,13 @@ def write_bytes(pid):
     raise RuntimeError("no write_bytes in /proc/PID/io")
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time the process used so far (every thread), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_rows(path, variant):
     table = TABLE.get(variant)
     if table is None:
@@ -116,11 +125,13 @@ def run_one(binary, variant, mix, seconds, connections):
             out.write("\n".join(cookies) + "\n")
         rows_before = count_rows(path, variant)
         written_before = write_bytes(server.pid)
+        cpu_before = cpu_seconds(server.pid)
         output = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", os.path.join(HERE, "sessions.lua"),
              f"http://127.0.0.1:{port}", "--", mix, cookie_file, name, "2"],
             check=True, capture_output=True, text=True).stdout
         written = write_bytes(server.pid) - written_before
+        cpu = cpu_seconds(server.pid) - cpu_before
         line = next(l for l in output.splitlines() if l.startswith("RESULT "))
         result = json.loads(line[len("RESULT "):])
         server.send_signal(signal.SIGINT)
@@ -138,6 +149,7 @@ def run_one(binary, variant, mix, seconds, connections):
             "rows_before": rows_before, "rows_after": rows_after,
             "rows_added": None if rows_after is None else rows_after - rows_before,
             "requests": result["requests"],
+            "server_cpu_us_per_request": cpu * 1e6 / max(result["requests"], 1),
             "bytes_written": written,
         }
     finally:
@@ -204,12 +216,13 @@ def main():
                 print(f"  round {round_index + 1} {variant:17} {mix:8} {result['requests_per_s']:10,.0f} req/s",
                       file=sys.stderr, flush=True)
     print(f"\n{'mix':8} {'variant':17} {'round':>5} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'rows at end':>11} "
-          f"{'rows added':>10} {'disk bytes':>12} {'non-2xx':>7}")
+          f"{'rows added':>10} {'disk bytes':>12} {'non-2xx':>7} {'cpu us/req':>10}")
     for r in sorted(results, key=lambda r: (mixes.index(r["mix"]), variants.index(r["variant"]), r["round"])):
         rows = "-" if r["rows_after"] is None else f"{r['rows_after']:,}"
         added = "-" if r["rows_added"] is None else f"{r['rows_added']:+,}"
         print(f"{r['mix']:8} {r['variant']:17} {r['round'] + 1:5} {r['requests_per_s']:9,.0f} {r['p50_ms']:7.2f} "
-              f"{r['p99_ms']:7.2f} {rows:>11} {added:>10} {r['bytes_written']:12,} {r['errors'] + r['non2xx']:7}")
+              f"{r['p99_ms']:7.2f} {rows:>11} {added:>10} {r['bytes_written']:12,} {r['errors'] + r['non2xx']:7} "
+              f"{r['server_cpu_us_per_request']:10.1f}")
     pairs = [("vapor-store", "vapor-memory"), ("vapor-store-typed", "vapor-memory"),
              ("vapor-store", "vapor-fluent"), ("hb-native", "hb-memory"), ("hb-store", "hb-memory")]
     ratios = {}

@@ -20,7 +20,8 @@ public import Vapor
 ///   after login (the old one works for the store's grace period, then never again).
 /// - A response sets the cookie only when it gives the client an id it does not have (a
 ///   new or renewed session): it never hands back an id another request just renewed, and
-///   sends nothing for a session that is not stored (see ``SessionStoreCookieGuard``).
+///   sends nothing for a session that is not stored (a middleware that
+///   `.sessionStore(store)` adds takes Vapor's cookie out of such responses).
 ///
 /// Vapor's `SessionData` holds strings; the same session's attributes are also reachable
 /// with any `Codable` type through `req.typedSession`.
@@ -162,7 +163,7 @@ extension Application.Sessions.Provider {
     /// provider for a driver on each use, so opening one here would open one per request).
     /// The application shuts the store down when it stops.
     ///
-    /// It also adds a small middleware (``SessionStoreCookieGuard``) that keeps a response
+    /// It also adds a small middleware (`SessionStoreCookieGuard`) that keeps a response
     /// from handing a renewed session's old id back to the client: register the store
     /// before `app.middleware.use(app.sessions.middleware)`, as Vapor needs anyway (its
     /// middleware takes the driver chosen at that moment).

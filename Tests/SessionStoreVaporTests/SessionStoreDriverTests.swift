@@ -365,6 +365,31 @@ struct SessionStoreDriverTests {
         }
     }
 
+    @Test("a read-only request sets no cookie: the client keeps the id it has", arguments: Engine.available)
+    func readOnlyRequestSetsNoCookie(engine: Engine) async throws {
+        try await withStore(engine) { fixture in
+            try await withVapor(fixture.store) { app in
+                let id = try await app.testing().sendRequest(.POST, "login?name=adam").cookieValue()
+                try await app.testing().test(.GET, "me", headers: Self.headers(id)) { response in
+                    #expect(response.body.string == "adam")
+                    #expect(response.headers.setCookie?["vapor-session"] == nil)
+                }
+            }
+        }
+    }
+
+    @Test("a new visitor who stores nothing gets no cookie", arguments: Engine.available)
+    func emptySessionSetsNoCookie(engine: Engine) async throws {
+        try await withStore(engine) { fixture in
+            try await withVapor(fixture.store) { app in
+                try await app.testing().test(.GET, "peek") { response in
+                    #expect(response.body.string == "none")
+                    #expect(response.headers.setCookie?["vapor-session"] == nil)
+                }
+            }
+        }
+    }
+
     @Test("storage that is shut down answers 503")
     func closedStoreIsServiceUnavailable() async throws {
         try await withStore(.sqlite) { fixture in
