@@ -53,8 +53,7 @@ extension PostgresConfiguration {
             result = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
             if self.tls.mode == .verifyFull { result.options.tlsServerName = Self.isAddress(host) ? nil : host }
         }
-        result.options.connectTimeout = .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
-            + connectTimeout.components.attoseconds / 1_000_000_000)
+        result.options.connectTimeout = connectTimeout.timeAmount
         result.options.additionalStartupParameters = startupParameters
         return result
     }
@@ -67,6 +66,16 @@ extension PostgresConfiguration {
         } catch {
             return false // not an address literal: a name
         }
+    }
+}
+
+extension Duration {
+    /// The duration as NIO's `TimeAmount` (nanoseconds; long durations saturate).
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return .nanoseconds(seconds < 0 ? .min : .max) }
+        return .nanoseconds(whole.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue)
     }
 }
 #endif

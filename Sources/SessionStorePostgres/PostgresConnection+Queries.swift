@@ -3,6 +3,12 @@ import PostgresNIO
 import SessionStore
 import Synchronization
 
+/// A statement that got no answer within the backend's `query_timeout`; its connection was
+/// closed.
+struct PostgresQueryTimeout: Error {
+    let timeout: Duration
+}
+
 /// A value bound to a statement's `$n`.
 enum PostgresValue: Sendable {
     case null
@@ -12,8 +18,18 @@ enum PostgresValue: Sendable {
 }
 
 extension PostgresBackend {
+    /// The client-side limit on one statement for the calls of the current task (the
+    /// backend's `query_timeout`); `nil` for none.
+    @TaskLocal static var queryTimeout: Duration?
+
     /// Runs `sql` with `values` bound and returns its rows. A driver or server error is
     /// thrown as a `PostgresStatementError` naming `sql`.
+    ///
+    /// Bounded by ``queryTimeout``: postgres-nio 1.33.2 has no client-side query timeout and
+    /// a query does not end when its task is cancelled, so a server or network that stops
+    /// answering would keep the call waiting forever. When no answer came in time, the
+    /// connection is closed (which fails the query), and the error is a
+    /// `PostgresQueryTimeout`; the pool drops the closed connection.
     static func rows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
         var bindings = PostgresBindings(capacity: values.count)
         for value in values {
@@ -24,10 +40,36 @@ extension PostgresBackend {
             case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
             }
         }
+        let query = PostgresQuery(unsafeSQL: sql, binds: bindings)
+        guard let timeout = queryTimeout else {
+            do {
+                return try await connection.query(query, logger: silent).collect()
+            } catch {
+                throw PostgresStatementError(underlying: error, statement: sql)
+            }
+        }
+        let started = ContinuousClock.now
+        let deadline = connection.eventLoop.scheduleTask(in: timeout.timeAmount) { discard(connection) }
         do {
-            return try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: silent).collect()
+            let rows = try await connection.query(query, logger: silent).collect()
+            deadline.cancel()
+            return rows
         } catch {
-            throw PostgresStatementError(underlying: error, statement: sql)
+            deadline.cancel()
+            guard ContinuousClock.now - started >= timeout else {
+                throw PostgresStatementError(underlying: error, statement: sql)
+            }
+            // The deadline closed the connection (or would have): make sure it is closed, so
+            // the pool drops it and no late answer is read as another statement's.
+            discard(connection)
+            throw PostgresStatementError(underlying: PostgresQueryTimeout(timeout: timeout), statement: sql)
+        }
+    }
+
+    /// Closes a connection that stopped answering, without waiting.
+    private static func discard(_ connection: PostgresConnection) {
+        connection.close().whenFailure { error in
+            connection.logger.debug("closing a PostgreSQL connection that timed out failed", metadata: ["error": "\(error)"])
         }
     }
 
