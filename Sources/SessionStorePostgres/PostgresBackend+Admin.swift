@@ -132,7 +132,9 @@ extension PostgresBackend {
                     let index = try row.decode(String.self)
                     do {
                         _ = try await Self.rows(connection, "SELECT bt_index_check($1::regclass)", [.text(index)])
-                    } catch let error as PostgresStatementError {
+                    } catch let error as PostgresStatementError
+                        where !(error.underlying is PostgresQueryTimeout || error.underlying is PostgresConnectionClosed) {
+                        // A connection timed out or closed fails the whole check instead.
                         let failure = PostgresFailure(error.underlying, operation: "check", statement: error.statement)
                         problems.append("index \(index): \(failure?.error.message ?? "\(error.underlying)")")
                     }

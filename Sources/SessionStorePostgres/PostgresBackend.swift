@@ -25,6 +25,12 @@ import Synchronization
 /// `StorageError.Kind.connection` saying the write may or may not have been committed.
 /// Serialization failures and deadlocks (SQLSTATE 40001, 40P01), which the server rolled
 /// back, are run again a few times before `StorageError.Kind.busy`.
+///
+/// Every call is bounded on the client side, since postgres-nio sets no query timeout:
+/// waiting for a pooled connection by ``PostgresConfiguration/poolWaitTimeout``, connecting
+/// by ``PostgresConfiguration/connectTimeout``, each statement by
+/// ``PostgresConfiguration/queryTimeout`` (the connection is then closed and the call fails
+/// with `StorageError.Kind.connection`, not run again).
 public final class PostgresBackend: StorageBackend {
     /// The configuration the backend was opened with.
     public let configuration: PostgresConfiguration

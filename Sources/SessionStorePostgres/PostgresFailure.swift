@@ -63,6 +63,8 @@ struct PostgresFailure: Sendable {
             self = Self.classify(error, make)
         case let error as PostgresDecodingError:
             self = make(.corrupt, .none, "column \(error.columnName) could not be decoded (\(error.code))")
+        case is PostgresConnectionClosed:
+            self = make(.connection, .lostConnection, "the connection had closed before the statement was sent")
         case let error as PostgresQueryTimeout:
             self = make(.connection, .timedOut, "the server did not answer within query_timeout (\(error.timeout)); "
                 + "the connection was closed")

@@ -28,6 +28,10 @@ struct PostgresClientTimeoutTests {
         }
     }
 
+    /// The query timeout of the tests whose server stops answering: long enough that no
+    /// statement answered on a loaded machine runs into it.
+    static let stalledQueryTimeout = Duration.seconds(8)
+
     /// Waits until `condition` holds, checking every 5 ms.
     static func waitUntil(_ condition: () -> Bool) async throws {
         while !condition() { try await Task.sleep(for: .milliseconds(5)) }
@@ -54,27 +58,28 @@ struct PostgresClientTimeoutTests {
     }
 
     @Test func callsInAQueueThatKeepsMovingWaitPastThePoolTimeout() async throws {
-        let timeout = Duration.milliseconds(600)
+        let timeout = Duration.seconds(3)
+        let calls = 120
         try await PostgresTestServer.withBackend("pool_moving", {
             $0.poolSize = 1
             $0.poolWaitTimeout = timeout
         }) { (backend: PostgresBackend) async throws in
-            // 8 calls hold the one connection 150 ms each: the last waits about 1 s, beyond the
-            // timeout, but a connection comes free every 150 ms, so none gives up.
+            // 120 calls hold the one connection 50 ms each: the last waits 6 s or more, beyond
+            // the timeout, but a connection comes free every 50 ms or so, so none gives up.
             let waits = try await withThrowingTaskGroup(of: Duration.self) { group in
-                for _ in 0..<8 {
+                for _ in 0..<calls {
                     group.addTask {
                         let asked = ContinuousClock.now
                         return try await backend.call("hold", retry: .never) { _, _ in
                             let waited = ContinuousClock.now - asked
-                            try await Task.sleep(for: .milliseconds(150))
+                            try await Task.sleep(for: .milliseconds(50))
                             return waited
                         }
                     }
                 }
                 return try await group.reduce(into: [Duration]()) { $0.append($1) }
             }
-            #expect(waits.count == 8)
+            #expect(waits.count == calls)
             #expect(waits.max().map { $0 > timeout } == true, "the longest wait, \(String(describing: waits.max())), passed the timeout")
             #expect(backend.pool.waiting == 0)
         }
@@ -142,7 +147,7 @@ struct PostgresClientTimeoutTests {
     @Test func aReadTheServerNeverAnswersFailsAfterTheQueryTimeoutAndItsConnectionIsDropped() async throws {
         try await PostgresTestServer.withProxiedBackend("qt_read", {
             $0.statementTimeout = .zero
-            $0.queryTimeout = .milliseconds(500)
+            $0.queryTimeout = Self.stalledQueryTimeout
         }) { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "k")
             #expect(try await backend.insert(key, SessionRecord(data: [1], version: 1, createdAt: 1_000, expiresAt: 1_000_000)))
@@ -163,7 +168,7 @@ struct PostgresClientTimeoutTests {
     @Test func aWriteWhoseReplyNeverComesFailsSayingItMayOrMayNotHaveBeenCommitted() async throws {
         try await PostgresTestServer.withProxiedBackend("qt_write", {
             $0.statementTimeout = .zero
-            $0.queryTimeout = .milliseconds(500)
+            $0.queryTimeout = Self.stalledQueryTimeout
         }) { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             let key = SessionKey(value: "k")
             #expect(try await backend.insert(key, SessionRecord(data: [1], version: 1, createdAt: 1_000, expiresAt: 1_000_000)))
@@ -178,6 +183,34 @@ struct PostgresClientTimeoutTests {
             // The server did run it (the proxy passed the statement on and kept the answer).
             let stored = try await backend.load(key, now: 2_000)
             #expect(stored?.version == 2 && stored?.data == [2], "\(String(describing: stored))")
+        }
+    }
+
+    @Test func aStatementOnAConnectionThatClosedUnderneathRunsAgainOnANewOne() async throws {
+        try await PostgresTestServer.withBackend("closed_under", { $0.poolSize = 1 }) { (backend: PostgresBackend) async throws in
+            _ = try await PostgresTestServer.execute(backend, "SELECT 1")
+            let opened = backend.connectionsOpened
+            // postgres-nio drops a query written to a closed channel without ever answering
+            // it; the backend refuses to send it, and the call runs again on a new connection.
+            let answer = try await backend.call("test", retry: .read) { connection, attempt in
+                if !attempt.followsLostConnection { try await connection.close() }
+                return try await PostgresBackend.rows(connection, "SELECT 42", []).first?.decode(Int.self)
+            }
+            #expect(answer == 42)
+            #expect(backend.connectionsOpened == opened + 1)
+        }
+    }
+
+    @Test func aWriteOnAConnectionThatClosedUnderneathIsAConnectionErrorNotAHang() async throws {
+        try await PostgresTestServer.withBackend("closed_write", { $0.poolSize = 1 }) { (backend: PostgresBackend) async throws in
+            let error = await expectStorageError(.connection) {
+                try await backend.call("test", retry: .never) { connection, _ in
+                    try await connection.close()
+                    _ = try await PostgresBackend.rows(connection, "SELECT 1", [])
+                }
+            }
+            #expect(error?.message.contains("closed before the statement was sent") == true, "\(String(describing: error))")
+            #expect(try await backend.load(SessionKey(value: "x"), now: 0) == nil, "the pool replaced the connection")
         }
     }
 

@@ -25,7 +25,7 @@ struct PostgresRestartTests {
     @Test func killedPostmasterLosesNoReportedSaveAndThePoolRecovers() async throws {
         let server = try await Self.startServer()
         defer { server.stop() }
-        var url = try StoreURL(server.url + "?pool=4&statement_timeout=5s&connect_timeout=2s")
+        var url = try StoreURL(server.url + "?pool=4&statement_timeout=5s")
         let backend = try await PostgresBackend(configuration: try PostgresConfiguration(url: &url), logger: Self.quiet)
         let settings = try await backend.call("settings", retry: .again) { connection, _ in
             try await PostgresBackend.rows(connection, "SELECT current_setting('fsync'), current_setting('synchronous_commit')", [])
@@ -44,7 +44,7 @@ struct PostgresRestartTests {
     @Test func backendRecoversAfterServerRestartWithoutBeingReopened() async throws {
         let server = try await Self.startServer()
         defer { server.stop() }
-        var url = try StoreURL(server.url + "?pool=3&connect_timeout=2s")
+        var url = try StoreURL(server.url + "?pool=3")
         let backend = try await PostgresBackend(configuration: try PostgresConfiguration(url: &url), logger: Self.quiet)
         let key = SessionKey(value: "survivor")
         let record = SessionRecord(data: Array("kept".utf8), version: 1, createdAt: 1_000, expiresAt: 1_000_000)
