@@ -2,6 +2,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import SessionStore
 import SessionStoreHummingbird
 import SessionStoreTesting
@@ -26,9 +27,12 @@ struct SessionStoreMiddlewareTests {
     }
 
     /// Login (regenerates), logout, a read-only page, a counter, and per-key writes.
-    func application(_ store: SessionStore) -> some ApplicationProtocol {
+    func application(
+        _ store: SessionStore, cookie: SessionStoreMiddleware<BasicSessionStoreRequestContext>.CookieSettings = .init(),
+        logger: Logger? = nil
+    ) -> some ApplicationProtocol {
         let router = Router(context: BasicSessionStoreRequestContext.self)
-        router.add(middleware: SessionStoreMiddleware(store: store))
+        router.add(middleware: SessionStoreMiddleware(store: store, cookie: cookie))
         router.post("login") { request, context -> HTTPResponse.Status in
             let name = try request.uri.queryParameters.require("name")
             try await context.session.regenerateID()
@@ -65,7 +69,7 @@ struct SessionStoreMiddlewareTests {
             try context.session.set("late", 1)
             return .ok
         }
-        return Application(responder: router.buildResponder())
+        return Application(responder: router.buildResponder(), logger: logger)
     }
 
     static func cookie(_ response: TestResponse) -> ParsedCookie? {
@@ -240,6 +244,28 @@ struct SessionStoreMiddlewareTests {
                 try await client.execute(uri: "/me", method: .get) { response in
                     #expect(response.status == .serviceUnavailable)
                 }
+            }
+        }
+    }
+
+    @Test("a storage failure answers 503 and logs its cause once at error level, without the id")
+    func storageFailureLogsItsCause() async throws {
+        let log = CapturedLog()
+        try await withStore(.sqlite) { fixture in
+            try await application(fixture.store, logger: log.logger).test(.router) { client in
+                let cookie = try await client.execute(uri: "/login?name=adam", method: .post) { response in
+                    try #require(Self.cookie(response))
+                }
+                try fixture.database.dropSessionsTable()
+                try await client.execute(uri: "/me", method: .get, headers: [.cookie: "session=\(cookie.value)"]) {
+                    response in
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(!String(buffer: response.body).contains("no such table"))
+                }
+                let errors = log.lines(at: .error)
+                #expect(errors.count == 1)
+                #expect(errors.first?.contains("no such table") == true)
+                #expect(!log.text.contains(cookie.value))
             }
         }
     }

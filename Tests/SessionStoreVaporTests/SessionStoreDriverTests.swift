@@ -404,6 +404,32 @@ struct SessionStoreDriverTests {
     }
 }
 
+extension SessionStoreDriverTests {
+    @Test("a storage failure answers 503 and logs its cause once at error level, without the id")
+    func storageFailureLogsItsCause() async throws {
+        let log = CapturedLog()
+        try await withStore(.sqlite) { fixture in
+            try await withApp(configure: { app in
+                app.logger = log.logger
+                app.sessions.use(.sessionStore(fixture.store))
+                app.middleware.use(app.sessions.middleware)
+                Self.routes(app, store: fixture.store)
+            }) { app in
+                let id = try await app.testing().sendRequest(.POST, "login?name=adam").cookieValue()
+                try fixture.database.dropSessionsTable()
+                try await app.testing().test(.GET, "me", headers: Self.headers(id)) { response in
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(!response.body.string.contains("no such table"))
+                }
+                let errors = log.lines(at: .error)
+                #expect(errors.count == 1)
+                #expect(errors.first?.contains("no such table") == true)
+                #expect(!log.text.contains(id))
+            }
+        }
+    }
+}
+
 extension TestingHTTPResponse {
     /// The session id the response's cookie carries.
     func cookieValue(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
