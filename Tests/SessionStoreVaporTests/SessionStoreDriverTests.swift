@@ -430,6 +430,49 @@ extension SessionStoreDriverTests {
     }
 }
 
+extension SessionStoreDriverTests {
+    @Test("the secure cookie the Vapor article recommends is set at login and cleared at logout over HTTP")
+    func recommendedCookieIsClearedAtLogout() async throws {
+        try await withStore(.sqlite) { fixture in
+            try await withApp(configure: { app in
+                // As UsingWithVapor.md recommends.
+                app.sessions.configuration = SessionsConfiguration(cookieName: "session") { id in
+                    HTTPCookies.Value(string: id.string, isSecure: true, isHTTPOnly: true, sameSite: .lax)
+                }
+                app.sessions.use(.sessionStore(fixture.store))
+                app.middleware.use(app.sessions.middleware)
+                Self.routes(app, store: fixture.store)
+            }) { app in
+                try await Self.withServer(app) { base in
+                    let login = try await app.client.post(URI(string: base + "/login?name=adam"))
+                    let set = try #require(login.headers[.setCookie].first { $0.hasPrefix("session=") })
+                    let attributes = Set(set.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) })
+                    #expect(attributes.isSuperset(of: ["Secure", "HttpOnly", "Path=/", "SameSite=Lax"]))
+                    let id = try #require(login.headers.setCookie?["session"]?.string)
+                    let cookie: HTTPHeaders = ["Cookie": "session=\(id)"]
+
+                    let logout = try await app.client.post(URI(string: base + "/logout"), headers: cookie)
+                    #expect(logout.status == .ok)
+                    // A browser removes the cookie when a Set-Cookie with its name, path and
+                    // domain has an expiry in the past: only a `__Host-` or `__Secure-` name
+                    // would also demand `Secure`, which Vapor's clearing cookie lacks.
+                    let cleared = try #require(logout.headers[.setCookie].first { $0.hasPrefix("session=") })
+                    let parts = cleared.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                    #expect(parts.first == "session=")
+                    #expect(parts.contains("Path=/"))
+                    #expect(!parts.contains { $0.hasPrefix("Domain=") })
+                    let expires = try #require(parts.first { $0.hasPrefix("Expires=") }?.dropFirst("Expires=".count))
+                    #expect(expires.contains("1970"))
+
+                    let after = try await app.client.get(URI(string: base + "/me"), headers: cookie)
+                    #expect(after.status == .unauthorized)
+                }
+            }
+            #expect(try await fixture.database.rows() == 0)
+        }
+    }
+}
+
 extension TestingHTTPResponse {
     /// The session id the response's cookie carries.
     func cookieValue(sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
