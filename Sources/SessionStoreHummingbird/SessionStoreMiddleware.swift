@@ -28,24 +28,41 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
     /// The session cookie's attributes.
     public struct CookieSettings: Sendable {
         /// The cookie name. The default is `"session"`.
-        public var name: String = "session"
+        public var name: String
         /// The default is `"/"`.
-        public var path: String? = "/"
+        public var path: String?
         /// The default is `nil` (the host that set it).
         public var domain: String?
         /// Sent over HTTPS only. The default is `true`; browsers accept secure cookies from
         /// `http://localhost`, so development over plain HTTP on localhost works as is.
-        public var secure: Bool = true
+        public var secure: Bool
         /// Hidden from JavaScript. The default is `true`.
-        public var httpOnly: Bool = true
+        public var httpOnly: Bool
         /// The default is `.lax`: sent on top-level navigation, not on cross-site posts.
-        public var sameSite: Cookie.SameSite? = .lax
+        public var sameSite: Cookie.SameSite?
         /// `Max-Age` of the cookie; `nil` makes it last until the browser closes (the
         /// server-side expiry decides either way). The default is `nil`.
         public var maxAge: Duration?
 
-        /// The defaults.
-        public init() {}
+        /// Cookie attributes; every argument left out keeps its default, so
+        /// `CookieSettings(name: "sid", maxAge: .seconds(1800))` changes just those two.
+        public init(
+            name: String = "session",
+            path: String? = "/",
+            domain: String? = nil,
+            secure: Bool = true,
+            httpOnly: Bool = true,
+            sameSite: Cookie.SameSite? = .lax,
+            maxAge: Duration? = nil
+        ) {
+            self.name = name
+            self.path = path
+            self.domain = domain
+            self.secure = secure
+            self.httpOnly = httpOnly
+            self.sameSite = sameSite
+            self.maxAge = maxAge
+        }
     }
 
     let store: SessionStore

@@ -137,6 +137,29 @@ struct SessionStoreMiddlewareTests {
         }
     }
 
+    @Test("a __Host- cookie is cleared at logout over HTTP: the clearing cookie keeps Secure, Path=/ and no Domain")
+    func hostPrefixedCookieIsClearedAtLogout() async throws {
+        try await withStore(.sqlite) { fixture in
+            let app = application(fixture.store, cookie: .init(name: "__Host-session"))
+            try await app.test(.live) { client in
+                let cookie = try await client.execute(uri: "/login?name=adam", method: .post) { try #require(Self.cookie($0)) }
+                #expect(cookie.name == "__Host-session")
+                let headers: HTTPFields = [.cookie: "__Host-session=\(cookie.value)"]
+                try await client.execute(uri: "/logout", method: .post, headers: headers) { response in
+                    // What browsers demand of any __Host- cookie, the clearing one included.
+                    let cleared = try #require(Self.cookie(response))
+                    #expect(cleared.name == "__Host-session")
+                    #expect(cleared.value == "" && cleared.maxAge == 0)
+                    #expect(cleared.secure && cleared.path == "/" && cleared.domain == nil)
+                }
+                try await client.execute(uri: "/me", method: .get, headers: headers) { response in
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            #expect(try await fixture.database.rows() == 0)
+        }
+    }
+
     @Test("1000 read-only requests over HTTP write no row (counted in the database)", arguments: Engine.available)
     func readOnlyRequestsWriteNothing(engine: Engine) async throws {
         try await withStore(engine) { fixture in
@@ -245,6 +268,60 @@ struct SessionStoreMiddlewareTests {
                     #expect(response.status == .serviceUnavailable)
                 }
             }
+        }
+    }
+
+    @Test("cookie settings from the labelled initializer change what they name and keep the other defaults")
+    func labelledCookieSettings() async throws {
+        try await withStore(.sqlite) { fixture in
+            let app = application(fixture.store, cookie: .init(name: "sid", maxAge: .seconds(1800)))
+            try await app.test(.router) { client in
+                let cookie = try await client.execute(uri: "/login?name=adam", method: .post) { response in
+                    try #require(Self.cookie(response))
+                }
+                #expect(cookie.name == "sid")
+                #expect(cookie.maxAge == 1800)
+                #expect(cookie.secure && cookie.httpOnly)
+                #expect(cookie.sameSite == "Lax")
+                #expect(cookie.path == "/")
+                #expect(cookie.domain == nil)
+                try await client.execute(uri: "/me", method: .get, headers: [.cookie: "sid=\(cookie.value)"]) { response in
+                    #expect(String(buffer: response.body) == "adam")
+                }
+            }
+        }
+    }
+
+    /// An app's own context, written as the Hummingbird article shows.
+    struct AppRequestContext: SessionStoreRequestContext {
+        var coreContext: CoreRequestContextStorage
+        let session = RequestSession()
+
+        init(source: ApplicationRequestContextSource) {
+            self.coreContext = .init(source: source)
+        }
+    }
+
+    @Test("an app's own context that adds a RequestSession gets sessions from the middleware")
+    func ownContextWithARequestSession() async throws {
+        try await withStore(.sqlite) { fixture in
+            let router = Router(context: AppRequestContext.self)
+            router.add(middleware: SessionStoreMiddleware(store: fixture.store, cookie: .init(name: "sid")))
+            router.post("login") { _, context -> HTTPResponse.Status in
+                try context.session.set("user", "adam")
+                return .ok
+            }
+            router.get("me") { _, context -> String in
+                try context.session.get("user", as: String.self) ?? "none"
+            }
+            try await Application(router: router).test(.router) { client in
+                let cookie = try await client.execute(uri: "/login", method: .post) { try #require(Self.cookie($0)) }
+                #expect(cookie.name == "sid")
+                try await client.execute(uri: "/me", method: .get, headers: [.cookie: "sid=\(cookie.value)"]) { response in
+                    #expect(String(buffer: response.body) == "adam")
+                }
+            }
+            #expect(try await fixture.database.rows() == 1)
         }
     }
 
