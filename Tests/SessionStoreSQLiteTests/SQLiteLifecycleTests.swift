@@ -68,6 +68,35 @@ struct SQLiteLifecycleTests {
         }
     }
 
+    #if os(Linux)
+    @Test func shutdownRemovesTheReaderLockFile() async throws {
+        try await withTemporaryDatabase { database in
+            let lockFile = database.path + "-readers"
+            let store = SessionStore(backend: try database.open())
+            _ = try await saveOne(store)
+            #expect(FileManager.default.fileExists(atPath: lockFile), "the backend announced itself")
+            try await store.shutdown()
+            #expect(!FileManager.default.fileExists(atPath: lockFile))
+            #expect(FileManager.default.fileExists(atPath: database.path))
+        }
+    }
+
+    @Test func theReaderLockFileStaysUntilTheLastBackendOnTheDatabaseCloses() async throws {
+        try await withTemporaryDatabase { database in
+            let lockFile = database.path + "-readers"
+            let first = try database.open()
+            let second = try database.open()
+            try await first.close()
+            #expect(FileManager.default.fileExists(atPath: lockFile), "the second backend still holds it")
+            let third = try database.open()
+            try await second.close()
+            #expect(FileManager.default.fileExists(atPath: lockFile), "the third backend still holds it")
+            try await third.close()
+            #expect(!FileManager.default.fileExists(atPath: lockFile))
+        }
+    }
+    #endif
+
     @Test func aCancelledWriteThatIsStillQueuedNeverRuns() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
