@@ -21,7 +21,7 @@ struct SessionStoreMiddlewareTests {
     func withStore(_ engine: Engine, _ body: (Fixture) async throws -> Void) async throws {
         try await withDatabase(engine) { database in
             let clock = ManualClock()
-            let store = SessionStore(backend: database.backend, clock: clock)
+            let store = try SessionStore(backend: database.backend, clock: clock)
             try await body(Fixture(store: store, clock: clock, database: database))
         }
     }
