@@ -48,9 +48,13 @@ let package = Package(
         // `swift package generate-documentation` (the DocC catalogs); a command plugin, linked
         // into nothing an app builds.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
-        // Used only under the Vapor / Hummingbird traits.
+        // Used only under the Vapor / Hummingbird traits. Hummingbird with no traits of its own:
+        // the driver uses neither swift-configuration (ConfigurationSupport) nor full Foundation's
+        // form coding (FullFoundation), and declaring it without `traits:` would switch its default
+        // traits on in every app, even one that asks for `traits: []` as hummingbird-auth does.
+        // Vapor declares no traits.
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         // Used only under the Postgres trait.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),

@@ -88,7 +88,7 @@ public final class HotPath: @unchecked Sendable {
                     throw HotPathError("fill: a row was not sealed")
                 }
             }
-            store = SessionStore(backend: sealing, configuration: store.configuration, logger: logger)
+            store = try SessionStore(backend: sealing, configuration: store.configuration, logger: logger)
         }
         let touchingStore = try await SessionStore.open("sqlite://\(path)?touch_interval=1ms", backends: [.sqlite], logger: logger)
         let hotPath = try HotPath(directory: directory, path: path, store: store, touchingStore: touchingStore, ids: ids)

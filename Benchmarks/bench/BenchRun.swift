@@ -85,7 +85,7 @@ final class BenchRun {
         configuration: SessionStoreConfiguration? = nil, clock: any SessionClock = SystemSessionClock()
     ) async throws -> SessionStore {
         let backend = try await engine.openBackend(table, durability: durability, writeMode: writeMode)
-        return SessionStore(
+        return try SessionStore(
             backend: backend, configuration: configuration ?? storeConfiguration(), clock: clock, logger: quietLogger)
     }
 

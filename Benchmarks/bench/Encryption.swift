@@ -27,7 +27,7 @@ extension BenchRun {
         let sealingBackend = EncryptingBackend(wrapping: try await engine.openBackend(sealedTable, durability: nil, writeMode: nil), keys: rings.old)
         status(engine.labelled("sealing \(Fmt.rows(rows)) rows"))
         _ = try await Self.reseal(sealingBackend, sealedTable.keys.values)
-        let sealed = SessionStore(backend: sealingBackend, configuration: storeConfiguration(), logger: quietLogger)
+        let sealed = try SessionStore(backend: sealingBackend, configuration: storeConfiguration(), logger: quietLogger)
 
         func readContender(_ store: SessionStore) -> Contender {
             { window in try await measureTasks(concurrency: 1, window: window) { worker in
@@ -82,7 +82,7 @@ extension BenchRun {
             scenario: scenario, name: "rekey plaintext → key, idle", rows: large,
             note: "\(Fmt.rows(first)) rows in \(Fmt.fixed(idleSeconds, 1)) s, \(Fmt.num(Double(first) / idleSeconds)) rows/s"))
         let toNew = EncryptingBackend(wrapping: base, keys: rings.new)
-        let store = SessionStore(backend: toNew, configuration: storeConfiguration(), logger: quietLogger)
+        let store = try SessionStore(backend: toNew, configuration: storeConfiguration(), logger: quietLogger)
         let keys = table.keys.values
         let outcome = try await underStoreLoad(store, rows: large, label: engine.labelled("rekey old → new under load")) {
             try await Self.reseal(toNew, keys)
