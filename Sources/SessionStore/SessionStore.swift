@@ -13,9 +13,6 @@ public final class SessionStore: Sendable {
     public let configuration: SessionStoreConfiguration
     /// The backend rows are kept in.
     public let backend: any StorageBackend
-    /// ``backend`` when it is an ``EncryptingBackend``: loads then call its base and open the
-    /// row here, one async call fewer per load.
-    let sealing: EncryptingBackend?
     let clock: any SessionClock
     let logger: Logger
     let metrics: StoreMetrics
@@ -62,7 +59,6 @@ public final class SessionStore: Sendable {
         metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.backend = backend
-        self.sealing = backend as? EncryptingBackend
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
@@ -195,10 +191,7 @@ public final class SessionStore: Sendable {
         let now = clock.now()
         let record: SessionRecord?
         do {
-            record = try await logged("load", id) {
-                if let sealing { return try sealing.opened(try await sealing.base.load(key, now: now), key) }
-                return try await backend.load(key, now: now)
-            }
+            record = try await logged("load", id) { try await backend.load(key, now: now) }
         } catch let error as SessionStoreError where error.code == .undecryptable {
             return try unreadableRow(error, id)
         }
