@@ -1,6 +1,6 @@
 #if Postgres
 import Foundation
-import PostgresNIO
+package import PostgresNIO
 import SessionStore
 
 extension PostgresConfiguration {
@@ -33,7 +33,7 @@ extension PostgresConfiguration {
     }
 
     /// The configuration of every connection the backend opens.
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    package func connectionConfiguration() throws -> PostgresConnection.Configuration {
         var result: PostgresConnection.Configuration
         if let unixSocket {
             result = PostgresConnection.Configuration(unixSocketPath: unixSocket, username: user, password: password, database: database)
