@@ -1,6 +1,6 @@
 #if Postgres
 import Foundation
-import PostgresNIO
+package import PostgresNIO
 import SessionStore
 
 extension PostgresConfiguration {
@@ -32,11 +32,17 @@ extension PostgresConfiguration {
          ("application_name", "session-store")]
     }
 
-    /// The configuration of every connection the backend opens.
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
-        var result: PostgresConnection.Configuration
+    /// The configuration of the connections to the first (or only) host.
+    package func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        try connectionConfigurations()[0]
+    }
+
+    /// The configurations of the connections the backend opens, one per host in order
+    /// (one for a Unix socket).
+    func connectionConfigurations() throws -> [PostgresConnection.Configuration] {
+        var results: [PostgresConnection.Configuration]
         if let unixSocket {
-            result = PostgresConnection.Configuration(unixSocketPath: unixSocket, username: user, password: password, database: database)
+            results = [PostgresConnection.Configuration(unixSocketPath: unixSocket, username: user, password: password, database: database)]
         } else {
             let tls: PostgresConnection.Configuration.TLS
             if let settings = try tlsConfiguration() {
@@ -50,12 +56,18 @@ extension PostgresConfiguration {
             } else {
                 tls = .disable
             }
-            result = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
-            if self.tls.mode == .verifyFull { result.options.tlsServerName = Self.isAddress(host) ? nil : host }
+            results = hosts.map { server in
+                var result = PostgresConnection.Configuration(
+                    host: server.host, port: server.port, username: user, password: password, database: database, tls: tls)
+                if self.tls.mode == .verifyFull { result.options.tlsServerName = Self.isAddress(server.host) ? nil : server.host }
+                return result
+            }
         }
-        result.options.connectTimeout = connectTimeout.timeAmount
-        result.options.additionalStartupParameters = startupParameters
-        return result
+        for index in results.indices {
+            results[index].options.connectTimeout = connectTimeout.timeAmount
+            results[index].options.additionalStartupParameters = startupParameters
+        }
+        return results
     }
 
     /// Whether `host` is an IPv4 or IPv6 address rather than a name.
