@@ -34,15 +34,9 @@ extension PostgresConfiguration {
 
     /// The configuration of the connections to the first (or only) host.
     package func connectionConfiguration() throws -> PostgresConnection.Configuration {
-        try connectionConfigurations()[0]
-    }
-
-    /// The configurations of the connections the backend opens, one per host in order
-    /// (one for a Unix socket).
-    func connectionConfigurations() throws -> [PostgresConnection.Configuration] {
-        var results: [PostgresConnection.Configuration]
+        var result: PostgresConnection.Configuration
         if let unixSocket {
-            results = [PostgresConnection.Configuration(unixSocketPath: unixSocket, username: user, password: password, database: database)]
+            result = PostgresConnection.Configuration(unixSocketPath: unixSocket, username: user, password: password, database: database)
         } else {
             let tls: PostgresConnection.Configuration.TLS
             if let settings = try tlsConfiguration() {
@@ -56,18 +50,23 @@ extension PostgresConfiguration {
             } else {
                 tls = .disable
             }
-            results = hosts.map { server in
-                var result = PostgresConnection.Configuration(
-                    host: server.host, port: server.port, username: user, password: password, database: database, tls: tls)
-                if self.tls.mode == .verifyFull { result.options.tlsServerName = Self.isAddress(server.host) ? nil : server.host }
-                return result
-            }
+            result = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
+            if self.tls.mode == .verifyFull { result.options.tlsServerName = Self.isAddress(host) ? nil : host }
         }
-        for index in results.indices {
-            results[index].options.connectTimeout = connectTimeout.timeAmount
-            results[index].options.additionalStartupParameters = startupParameters
+        result.options.connectTimeout = connectTimeout.timeAmount
+        result.options.additionalStartupParameters = startupParameters
+        return result
+    }
+
+    /// The configurations of the connections the backend opens, one per host in order
+    /// (one for a Unix socket).
+    func connectionConfigurations() throws -> [PostgresConnection.Configuration] {
+        guard unixSocket == nil, hosts.count > 1 else { return [try connectionConfiguration()] }
+        return try hosts.map { server in
+            var single = self
+            single.hosts = [server]
+            return try single.connectionConfiguration()
         }
-        return results
     }
 
     /// Whether `host` is an IPv4 or IPv6 address rather than a name.
