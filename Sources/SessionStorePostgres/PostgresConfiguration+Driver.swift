@@ -32,7 +32,7 @@ extension PostgresConfiguration {
          ("application_name", "session-store")]
     }
 
-    /// The configuration of the connections to the first (or only) host.
+    /// The configuration of every connection the backend opens.
     package func connectionConfiguration() throws -> PostgresConnection.Configuration {
         var result: PostgresConnection.Configuration
         if let unixSocket {
@@ -59,7 +59,7 @@ extension PostgresConfiguration {
     }
 
     /// The configurations of the connections the backend opens, one per host in order
-    /// (one for a Unix socket).
+    /// (one for a Unix socket); ``connectionConfiguration()`` is the first host's.
     func connectionConfigurations() throws -> [PostgresConnection.Configuration] {
         guard unixSocket == nil, hosts.count > 1 else { return [try connectionConfiguration()] }
         return try hosts.map { server in
