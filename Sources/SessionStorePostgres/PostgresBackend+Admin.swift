@@ -23,8 +23,8 @@ extension PostgresBackend {
     ) async throws -> (version: Int64, layout: String)? {
         let statements = PostgresStatements(table: try SQLIdentifier.validated(configuration.table))
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
+            let hosts = try PostgresHostSet(configuration, logger: logger)
+            let connection = try await $queryTimeout.withValue(configuration.effectiveQueryTimeout) { try await hosts.connect(id: 0) }
             let result = await settle { try await $queryTimeout.withValue(configuration.effectiveQueryTimeout) {
                 try await retryingConcurrentCreation { try await transaction(connection) { () -> (version: Int64, layout: String)? in
                     _ = try await rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(statements.tableLockKey)])

@@ -79,10 +79,9 @@ public final class PostgresBackend: StorageBackend {
         self.queryTimeout = queryTimeout
         let statements = PostgresStatements(table: table)
         self.statements = statements
-        let connectionConfiguration = try configuration.connectionConfiguration()
+        let hosts = try PostgresHostSet(configuration, logger: logger)
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: connectionConfiguration, id: 0, logger: logger)
+            let connection = try await Self.$queryTimeout.withValue(queryTimeout) { try await hosts.connect(id: 0) }
             let result = await Self.settle {
                 try await Self.$queryTimeout.withValue(queryTimeout) { try await Self.createSchema(connection, statements) }
             }
@@ -96,7 +95,7 @@ public final class PostgresBackend: StorageBackend {
             throw Self.classified(error, operation: "open", statement: nil)
         }
         pool = PostgresPool(
-            configuration: connectionConfiguration, maximum: configuration.poolSize,
+            hosts: hosts, maximum: configuration.poolSize,
             waitTimeout: configuration.poolWaitTimeout, logger: logger)
         logger.debug("opened PostgreSQL session store", metadata: ["configuration": "\(configuration)"])
     }

@@ -58,6 +58,17 @@ extension PostgresConfiguration {
         return result
     }
 
+    /// The configurations of the connections the backend opens, one per host in order
+    /// (one for a Unix socket); ``connectionConfiguration()`` is the first host's.
+    func connectionConfigurations() throws -> [PostgresConnection.Configuration] {
+        guard unixSocket == nil, hosts.count > 1 else { return [try connectionConfiguration()] }
+        return try hosts.map { server in
+            var single = self
+            single.hosts = [server]
+            return try single.connectionConfiguration()
+        }
+    }
+
     /// Whether `host` is an IPv4 or IPv6 address rather than a name.
     private static func isAddress(_ host: String) -> Bool {
         do {

@@ -1,6 +1,24 @@
 #if Postgres
 public import SessionStore
 
+/// One server of the list a ``PostgresConfiguration`` connects to: a primary and its
+/// standbys, in order of preference.
+public struct PostgresHost: Sendable, Hashable, CustomStringConvertible {
+    /// The host name or address.
+    public var host: String
+    /// The TCP port.
+    public var port: Int
+
+    /// A host and port.
+    public init(host: String, port: Int = 5432) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `host:port`, with an IPv6 address in brackets.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
 /// Where and how ``PostgresBackend`` connects, and which table it uses.
 ///
 /// The ``password`` never appears in ``description``.
@@ -31,10 +49,24 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         public init() {}
     }
 
-    /// The server's host name or address, for TCP. The default is `127.0.0.1`.
-    public var host: String = "127.0.0.1"
-    /// The server's TCP port. The default is 5432.
-    public var port: Int = 5432
+    /// The servers, in order of preference: a new connection goes to the first that accepts
+    /// it and is not a read-only standby (a host that refused, timed out or was a standby is
+    /// skipped for ``hostRetryInterval``). One host by default, `127.0.0.1:5432`.
+    public var hosts: [PostgresHost] = [PostgresHost(host: "127.0.0.1")]
+    /// The first (or only) server's host name or address: `hosts[0].host`.
+    public var host: String {
+        get { hosts[0].host }
+        set { hosts[0].host = newValue }
+    }
+    /// The first (or only) server's TCP port: `hosts[0].port`. The default is 5432.
+    public var port: Int {
+        get { hosts[0].port }
+        set { hosts[0].port = newValue }
+    }
+    /// With several ``hosts``: how long a host that could not be connected to, or turned out
+    /// to be a read-only standby, is passed over before new connections try it again. The
+    /// default is 5 seconds. URL: `host_retry`.
+    public var hostRetryInterval: Duration = .seconds(5)
     /// The path of the server's Unix socket file (e.g. `/run/postgresql/.s.PGSQL.5432`);
     /// when set, it is used instead of TCP and TLS is not used.
     public var unixSocket: String?
@@ -53,8 +85,10 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     /// connection held by one call) before they fail with `StorageError.Kind.poolExhausted`.
     /// While connections keep coming free, waiting calls stay queued in order, however long
     /// the queue; a waiting call whose task is cancelled leaves the queue at once. The
-    /// default is 5 seconds.
-    public var poolWaitTimeout: Duration = .seconds(5)
+    /// default is 30 seconds: on a loaded machine, commits waiting on a slow disk were seen
+    /// here to hold every connection of a busy pool for more than 5 s (MySQL's default)
+    /// while the pool was not stuck.
+    public var poolWaitTimeout: Duration = .seconds(30)
     /// How long connecting may take, TCP and TLS and authentication together. The default
     /// is 10 seconds.
     public var connectTimeout: Duration = .seconds(10)
@@ -78,8 +112,7 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
 
     /// A configuration with defaults for everything not given.
     public init(host: String = "127.0.0.1", port: Int = 5432, user: String, password: String? = nil, database: String) {
-        self.host = host
-        self.port = port
+        hosts = [PostgresHost(host: host, port: port)]
         self.user = user
         self.password = password
         self.database = database
@@ -87,6 +120,8 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
 
     /// Reads a URL such as `postgres://user:password@host:5432/database?table=sessions&pool=16`,
     /// or, over a Unix socket, `postgres://user@localhost/database?socket=/run/postgresql/.s.PGSQL.5432`.
+    /// Several hosts, a primary and its standbys in order of preference:
+    /// `postgres://user:password@h1:5432,h2:5432/database` (option `host_retry`).
     ///
     /// Schemes `postgres` and `postgresql`. Options: `table`, `pool` (1...1024),
     /// `pool_timeout`, `connect_timeout`, `statement_timeout`, `query_timeout` (durations
@@ -110,15 +145,16 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
             throw StoreURL.invalid("invalid database name in PostgreSQL URL")
         }
         self.init(user: user, password: url.password, database: database)
-        if let host = url.host {
-            guard !host.contains(",") else {
-                throw StoreURL.invalid("PostgreSQL URL names several hosts; this backend connects to one")
-            }
-            self.host = host
+        if let host = url.host, host.contains(",") {
+            hosts = try url.hostList(defaultPort: 5432, engine: "PostgreSQL").map { PostgresHost(host: $0.host, port: $0.port) }
+        } else {
+            if let host = url.host { self.host = host }
+            if let port = url.port { self.port = port }
         }
-        if let port = url.port { self.port = port }
+        if let value = try url.takeDuration("host_retry") { hostRetryInterval = value }
         if let socket = url.take("socket") {
             guard socket.hasPrefix("/") else { throw StoreURL.invalid("option socket must be an absolute path") }
+            guard hosts.count == 1 else { throw StoreURL.invalid("option socket cannot be used with several hosts") }
             unixSocket = socket
         }
         if let table = url.take("table") { self.table = try SQLIdentifier.validated(table) }
@@ -152,6 +188,8 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     func validateTimeouts() throws {
         guard connectTimeout > .zero else { throw StoreURL.invalid("option connect_timeout must be positive") }
         guard poolWaitTimeout > .zero else { throw StoreURL.invalid("option pool_timeout must be positive") }
+        guard !hosts.isEmpty else { throw StoreURL.invalid("PostgreSQL configuration has no host") }
+        guard hostRetryInterval >= .zero else { throw StoreURL.invalid("option host_retry must not be negative") }
         guard statementTimeout >= .zero else { throw StoreURL.invalid("option statement_timeout must not be negative") }
         if let queryTimeout {
             guard queryTimeout >= .zero else { throw StoreURL.invalid("option query_timeout must not be negative") }
@@ -169,7 +207,7 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         if let unixSocket {
             text += "localhost/\(database)?socket=\(unixSocket)&"
         } else {
-            text += "\(host):\(port)/\(database)?ssl_mode=\(tls.mode.rawValue)&"
+            text += hosts.map(\.description).joined(separator: ",") + "/\(database)?ssl_mode=\(tls.mode.rawValue)&"
         }
         text += "table=\(table)&pool=\(poolSize)"
         return text

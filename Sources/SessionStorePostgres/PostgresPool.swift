@@ -66,7 +66,7 @@ final class PostgresPool: Sendable {
         }
     }
 
-    private let configuration: PostgresConnection.Configuration
+    let hosts: PostgresHostSet
     private let maximum: Int
     private let waitTimeout: Duration
     private let logger: Logger
@@ -74,8 +74,8 @@ final class PostgresPool: Sendable {
     /// Where the wait timers run.
     private let timerLoop: any EventLoop
 
-    init(configuration: PostgresConnection.Configuration, maximum: Int, waitTimeout: Duration, logger: Logger) {
-        self.configuration = configuration
+    init(hosts: PostgresHostSet, maximum: Int, waitTimeout: Duration, logger: Logger) {
+        self.hosts = hosts
         self.maximum = maximum
         self.waitTimeout = waitTimeout
         self.logger = logger
@@ -120,7 +120,7 @@ final class PostgresPool: Sendable {
             return connection
         case .connect(let id):
             do {
-                let connection = try await PostgresConnection.connect(configuration: configuration, id: id, logger: logger)
+                let connection = try await hosts.connect(id: id)
                 state.withLock { $0.opened += 1 }
                 return connection
             } catch {

@@ -29,8 +29,9 @@ struct PostgresClientTimeoutTests {
     }
 
     /// The query timeout of the tests whose server stops answering: long enough that no
-    /// statement answered on a loaded machine runs into it.
-    static let stalledQueryTimeout = Duration.seconds(8)
+    /// statement answered on a loaded machine runs into it (the whole suite's parallel run
+    /// on 2 cores saw a catalog query take more than 8 s).
+    static let stalledQueryTimeout = Duration.seconds(30)
 
     /// Waits until `condition` holds, checking every 5 ms.
     static func waitUntil(_ condition: () -> Bool) async throws {
@@ -58,21 +59,22 @@ struct PostgresClientTimeoutTests {
     }
 
     @Test func callsInAQueueThatKeepsMovingWaitPastThePoolTimeout() async throws {
-        let timeout = Duration.seconds(3)
-        let calls = 120
+        let timeout = Duration.seconds(10)
+        let calls = 800
         try await PostgresTestServer.withBackend("pool_moving", {
             $0.poolSize = 1
             $0.poolWaitTimeout = timeout
         }) { (backend: PostgresBackend) async throws in
-            // 120 calls hold the one connection 50 ms each: the last waits 6 s or more, beyond
-            // the timeout, but a connection comes free every 50 ms or so, so none gives up.
+            // 800 calls hold the one connection 20 ms each: the last waits 16 s or more, beyond
+            // the timeout, but a connection comes free every 20 ms or so (seconds, at worst,
+            // on a loaded machine), so none gives up.
             let waits = try await withThrowingTaskGroup(of: Duration.self) { group in
                 for _ in 0..<calls {
                     group.addTask {
                         let asked = ContinuousClock.now
                         return try await backend.call("hold", retry: .never) { _, _ in
                             let waited = ContinuousClock.now - asked
-                            try await Task.sleep(for: .milliseconds(50))
+                            try await Task.sleep(for: .milliseconds(20))
                             return waited
                         }
                     }
@@ -218,12 +220,15 @@ struct PostgresClientTimeoutTests {
         try await PostgresTestServer.withBackend("qt_kept", {
             $0.poolSize = 1
             $0.statementTimeout = .zero
-            $0.queryTimeout = .seconds(5)
+            $0.queryTimeout = .seconds(20)
         }) { (backend: PostgresBackend) async throws in
             for index in 0..<50 {
                 #expect(try await backend.insert(
                     SessionKey(value: "k\(index)"), SessionRecord(data: [1], version: 1, createdAt: 1_000, expiresAt: 1_000_000)))
             }
+            // Past every statement's deadline: one left armed would have closed the connection.
+            try await Task.sleep(for: .seconds(21))
+            #expect(try await backend.load(SessionKey(value: "k0"), now: 2_000)?.data == [1])
             #expect(backend.connectionsOpened == 1, "no deadline closed a connection that answered")
         }
     }

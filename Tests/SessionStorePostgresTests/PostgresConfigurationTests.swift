@@ -50,7 +50,7 @@ struct PostgresConfigurationTests {
     @Test func clientTimeoutDefaultsBoundEveryCall() throws {
         var url = try StoreURL("postgres://app@db/app")
         let configuration = try PostgresConfiguration(url: &url)
-        #expect(configuration.poolWaitTimeout == .seconds(5))
+        #expect(configuration.poolWaitTimeout == .seconds(30))
         #expect(configuration.connectTimeout == .seconds(10))
         #expect(configuration.queryTimeout == nil)
         #expect(configuration.effectiveQueryTimeout == .seconds(35), "5 s past the 30 s statement timeout")
@@ -82,6 +82,26 @@ struct PostgresConfigurationTests {
         configuration.queryTimeout = nil
         configuration.poolWaitTimeout = .zero
         await #expect(throws: SessionStoreError.self) { _ = try await PostgresBackend(configuration: configuration) }
+    }
+
+    @Test func severalHostsAreReadInOrderWithTheirPorts() throws {
+        var url = try StoreURL("postgres://app:pw@db1:5433,db2,[::1]:5434/app?host_retry=2s")
+        let configuration = try PostgresConfiguration(url: &url)
+        try url.checkAllTaken()
+        #expect(configuration.hosts == [
+            PostgresHost(host: "db1", port: 5433), PostgresHost(host: "db2", port: 5432), PostgresHost(host: "::1", port: 5434),
+        ])
+        #expect(configuration.host == "db1" && configuration.port == 5433)
+        #expect(configuration.hostRetryInterval == .seconds(2))
+        #expect(configuration.description.contains("db1:5433,db2:5432,[::1]:5434/app"))
+        #expect(!configuration.description.contains("pw"))
+    }
+
+    @Test func oneHostIsTheUsualSingleServer() throws {
+        var url = try StoreURL("postgres://app@db:5433/app")
+        let configuration = try PostgresConfiguration(url: &url)
+        #expect(configuration.hosts == [PostgresHost(host: "db", port: 5433)])
+        #expect(configuration.hostRetryInterval == .seconds(5))
     }
 
     @Test func passwordNeverPrinted() throws {
@@ -123,7 +143,11 @@ struct PostgresConfigurationTests {
         "postgres://db/app",
         "postgres://app@db/",
         "postgres://app@db/a/b",
-        "postgres://app@h1:5432,h2:5432/app",
+        "postgres://app@h1:5432,h2:99999/app",
+        "postgres://app@h1,,h3/app",
+        "postgres://app@h1:x,h2/app",
+        "postgres://app@h1,h2/app?socket=/tmp/.s.PGSQL.5432",
+        "postgres://app@h1,h2/app?host_retry=soon",
         "postgres://app@db/app?pool=0",
         "postgres://app@db/app?pool=2000",
         "postgres://app@db/app?table=bad-name",

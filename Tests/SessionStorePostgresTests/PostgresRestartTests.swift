@@ -41,6 +41,50 @@ struct PostgresRestartTests {
         try await backend.close()
     }
 
+    /// Two independent servers stand for a primary and the standby promoted in its place
+    /// (same user, password and table): with both in the URL, the backend keeps saving
+    /// when the first stops, without being reopened.
+    @Test func severalHostsFailOverToTheNextWhenTheFirstStops() async throws {
+        let first = try await Self.startServer()
+        defer { first.stop() }
+        let second = try await Self.startServer()
+        defer { second.stop() }
+        var firstURL = try StoreURL(first.url + "?pool=2")
+        let firstOnly = try PostgresConfiguration(url: &firstURL)
+        var secondURL = try StoreURL(second.url + "?pool=2")
+        var secondOnly = try PostgresConfiguration(url: &secondURL)
+        // The table on both, and the first server's password on the second too.
+        let onSecond = try await PostgresBackend(configuration: secondOnly, logger: Self.quiet)
+        let password = try #require(firstOnly.password)
+        #expect(password.allSatisfy { $0.isLetter || $0.isNumber }, "the password is spliced into ALTER ROLE")
+        try await PostgresTestServer.execute(onSecond, "ALTER ROLE \"\(secondOnly.user)\" PASSWORD '\(password)'")
+        secondOnly.password = password
+        let onFirst = try await PostgresBackend(configuration: firstOnly, logger: Self.quiet)
+
+        var both = firstOnly
+        both.hosts = firstOnly.hosts + secondOnly.hosts
+        let backend = try await PostgresBackend(configuration: both, logger: Self.quiet)
+        let record = SessionRecord(data: Array("v".utf8), version: 1, createdAt: 1_000, expiresAt: 1_000_000)
+        let before = SessionKey(value: "before")
+        #expect(try await backend.insert(before, record))
+        #expect(try await onFirst.load(before, now: 2_000) == record, "saved on the first host")
+        #expect(try await onSecond.load(before, now: 2_000) == nil)
+        #expect(backend.pool.hosts.opened(on: 1) == 0, "nothing went to the second host while the first was up")
+
+        _ = try await onThread { try first.kill() }
+        // The same backend, not reopened: saves go on, to the second host.
+        for index in 0..<20 {
+            let key = SessionKey(value: "after\(index)")
+            #expect(try await backend.insert(key, record))
+            #expect(try await onSecond.load(key, now: 2_000) == record, "saved on the second host")
+        }
+        #expect(backend.pool.hosts.opened(on: 1) > 0)
+        #expect(try await backend.load(before, now: 2_000) == nil, "loads are served by the second host")
+        try await backend.close()
+        try await onSecond.close()
+        try await onFirst.close()
+    }
+
     @Test func backendRecoversAfterServerRestartWithoutBeingReopened() async throws {
         let server = try await Self.startServer()
         defer { server.stop() }
