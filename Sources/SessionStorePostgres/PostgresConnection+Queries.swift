@@ -15,6 +15,14 @@ extension PostgresBackend {
     /// Runs `sql` with `values` bound and returns its rows. A driver or server error is
     /// thrown as a `PostgresStatementError` naming `sql`.
     static func rows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        do {
+            return try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings(values)), logger: silent).collect()
+        } catch {
+            throw PostgresStatementError(underlying: error, statement: sql)
+        }
+    }
+
+    private static func bindings(_ values: [PostgresValue]) -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
         for value in values {
             switch value {
@@ -24,22 +32,37 @@ extension PostgresBackend {
             case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
             }
         }
+        return bindings
+    }
+
+    /// Runs `sql`, one of ``PostgresStatements``' keyed statements (a text fixed for the
+    /// backend's life), as a statement postgres-nio prepares once per connection and then
+    /// only binds and executes, and returns its rows. The server then skips parsing and
+    /// planning it on every call, which an unnamed statement (``rows(_:_:_:)``) pays each
+    /// time: measured as the difference between the store and postgres-nio's own prepared
+    /// query in the benchmark (`Performance`).
+    static func preparedRows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        let statement = PostgresNamedStatement(bindings: bindings(values))
         do {
-            return try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: silent).collect()
+            return try await PostgresNamedStatement.$text.withValue(sql) {
+                var rows: [PostgresRow] = []
+                for try await row in try await connection.execute(statement, logger: silent) { rows.append(row) }
+                return rows
+            }
         } catch {
             throw PostgresStatementError(underlying: error, statement: sql)
         }
     }
 
-    /// Runs a statement that returns one row per row it wrote (`RETURNING 1`) and returns
-    /// how many it wrote.
+    /// Runs a keyed statement that returns one row per row it wrote (`RETURNING 1`) and
+    /// returns how many it wrote.
     static func count(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> Int {
-        try await rows(connection, sql, values).count
+        try await preparedRows(connection, sql, values).count
     }
 
     /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
     static func row(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> SessionRecord? {
-        guard let row = try await rows(connection, sql, values).first else { return nil }
+        guard let row = try await preparedRows(connection, sql, values).first else { return nil }
         return try record(row, sql)
     }
 
@@ -80,6 +103,23 @@ extension PostgresBackend {
         try await run(connection, "COMMIT")
         return value
     }
+}
+
+/// A statement postgres-nio prepares once per connection. postgres-nio takes a prepared
+/// statement's name and text from static properties, but the backend's texts depend on its
+/// table, so both come from a task-local bound around each execution (postgres-nio reads
+/// them when it sends the statement, within that scope). The name is the text's hash: one
+/// name per text on a connection, and a connection serves one backend.
+struct PostgresNamedStatement: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    @TaskLocal static var text = ""
+    static var sql: String { text }
+    static var name: String { "ss_" + String(UInt(bitPattern: text.hashValue), radix: 36) }
+
+    let bindings: PostgresBindings
+
+    func makeBindings() -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
 }
 
 /// Counts the calls in flight so ``PostgresBackend/close()`` can wait for them, and
