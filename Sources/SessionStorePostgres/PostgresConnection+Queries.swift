@@ -56,9 +56,30 @@ extension PostgresBackend {
     /// drops it and no late answer is read as another statement's) and the error is a
     /// `PostgresQueryTimeout`. A connection already closed is refused before anything is sent.
     static func rows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
-        guard !connection.isClosed else {
-            throw PostgresStatementError(underlying: PostgresConnectionClosed(), statement: sql)
+        let query = PostgresQuery(unsafeSQL: sql, binds: bindings(values))
+        return try await bounded(connection, sql) {
+            try await connection.query(query, logger: silent).collect()
         }
+    }
+
+    /// Runs `sql`, one of ``PostgresStatements``' keyed statements (a text fixed for the
+    /// backend's life), as a statement postgres-nio prepares once per connection and then
+    /// only binds and executes, and returns its rows. The server then skips parsing and
+    /// planning it on every call, which an unnamed statement (``rows(_:_:_:)``) pays each
+    /// time: measured as the difference between the store and postgres-nio's own prepared
+    /// query in the benchmark (`Performance`). Bounded by ``queryTimeout`` as `rows` is.
+    static func preparedRows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        let statement = PostgresNamedStatement(bindings: bindings(values))
+        return try await bounded(connection, sql) {
+            try await PostgresNamedStatement.$text.withValue(sql) {
+                var rows: [PostgresRow] = []
+                for try await row in try await connection.execute(statement, logger: silent) { rows.append(row) }
+                return rows
+            }
+        }
+    }
+
+    private static func bindings(_ values: [PostgresValue]) -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
         for value in values {
             switch value {
@@ -68,11 +89,20 @@ extension PostgresBackend {
             case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
             }
         }
-        let query = PostgresQuery(unsafeSQL: sql, binds: bindings)
+        return bindings
+    }
+
+    /// Runs `execute` on `connection` within ``queryTimeout``; its errors and a timeout are
+    /// thrown as a `PostgresStatementError` naming `sql`.
+    private static func bounded(
+        _ connection: PostgresConnection, _ sql: String,
+        _ execute: @escaping @Sendable () async throws -> [PostgresRow]
+    ) async throws -> [PostgresRow] {
+        guard !connection.isClosed else {
+            throw PostgresStatementError(underlying: PostgresConnectionClosed(), statement: sql)
+        }
         do {
-            guard let timeout = queryTimeout else {
-                return try await connection.query(query, logger: silent).collect()
-            }
+            guard let timeout = queryTimeout else { return try await execute() }
             return try await withCheckedThrowingContinuation { continuation in
                 let outcome = PostgresQueryOutcome(continuation)
                 let deadline = connection.eventLoop.scheduleTask(in: timeout.timeAmount) {
@@ -80,7 +110,7 @@ extension PostgresBackend {
                 }
                 Task {
                     do {
-                        let rows = try await connection.query(query, logger: silent).collect()
+                        let rows = try await execute()
                         deadline.cancel()
                         outcome.finish(.success(rows))
                     } catch {
@@ -101,15 +131,15 @@ extension PostgresBackend {
         }
     }
 
-    /// Runs a statement that returns one row per row it wrote (`RETURNING 1`) and returns
-    /// how many it wrote.
+    /// Runs a keyed statement that returns one row per row it wrote (`RETURNING 1`) and
+    /// returns how many it wrote.
     static func count(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> Int {
-        try await rows(connection, sql, values).count
+        try await preparedRows(connection, sql, values).count
     }
 
     /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
     static func row(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> SessionRecord? {
-        guard let row = try await rows(connection, sql, values).first else { return nil }
+        guard let row = try await preparedRows(connection, sql, values).first else { return nil }
         return try record(row, sql)
     }
 
@@ -150,6 +180,23 @@ extension PostgresBackend {
         try await run(connection, "COMMIT")
         return value
     }
+}
+
+/// A statement postgres-nio prepares once per connection. postgres-nio takes a prepared
+/// statement's name and text from static properties, but the backend's texts depend on its
+/// table, so both come from a task-local bound around each execution (postgres-nio reads
+/// them when it sends the statement, within that scope). The name is the text's hash: one
+/// name per text on a connection, and a connection serves one backend.
+struct PostgresNamedStatement: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    @TaskLocal static var text = ""
+    static var sql: String { text }
+    static var name: String { "ss_" + String(UInt(bitPattern: text.hashValue), radix: 36) }
+
+    let bindings: PostgresBindings
+
+    func makeBindings() -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
 }
 
 /// Counts the calls in flight so ``PostgresBackend/close()`` can wait for them, and
