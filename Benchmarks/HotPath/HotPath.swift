@@ -73,7 +73,7 @@ public final class HotPath: @unchecked Sendable {
             // every row afterwards left the sealed table with a different page layout).
             let key = try EncryptionKeyRing.Key(id: "hot", bytes: [UInt8](repeating: 0x5E, count: 32))
             let sealing = EncryptingBackend(wrapping: store.backend, keys: try EncryptionKeyRing(active: key))
-            store = SessionStore(backend: sealing, configuration: store.configuration, logger: logger)
+            store = try SessionStore(backend: sealing, configuration: store.configuration, logger: logger)
         }
         var ids: [String] = []
         ids.reserveCapacity(rows)

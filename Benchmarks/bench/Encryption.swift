@@ -31,7 +31,7 @@ extension BenchRun {
         // are measured in the same state: rows rewritten in place, the rewrite's WAL being copied back.
         status(engine.labelled("rewriting \(Fmt.rows(rows)) plaintext rows"))
         try await Self.rewriteInPlace(plain.backend, plainTable.keys.values)
-        let sealed = SessionStore(backend: sealingBackend, configuration: storeConfiguration(), logger: quietLogger)
+        let sealed = try SessionStore(backend: sealingBackend, configuration: storeConfiguration(), logger: quietLogger)
 
         func readContender(_ store: SessionStore) -> Contender {
             { window in try await measureTasks(concurrency: 1, window: window) { worker in
@@ -86,7 +86,7 @@ extension BenchRun {
             scenario: scenario, name: "rekey plaintext → key, idle", rows: large,
             note: "\(Fmt.rows(first)) rows in \(Fmt.fixed(idleSeconds, 1)) s, \(Fmt.num(Double(first) / idleSeconds)) rows/s"))
         let toNew = EncryptingBackend(wrapping: base, keys: rings.new)
-        let store = SessionStore(backend: toNew, configuration: storeConfiguration(), logger: quietLogger)
+        let store = try SessionStore(backend: toNew, configuration: storeConfiguration(), logger: quietLogger)
         let keys = table.keys.values
         let outcome = try await underStoreLoad(store, rows: large, label: engine.labelled("rekey old → new under load")) {
             try await Self.reseal(toNew, keys)

@@ -31,22 +31,33 @@ public final class SessionStore: Sendable {
     ///   - metricsLabel: The prefix of the store's swift-metrics counters.
     ///   - metricsFactory: Where counters go; `nil` uses the global `MetricsSystem`.
     ///   - logger: Where the store logs (failures it also throws at debug only).
-    /// - Precondition: `configuration.validate()` passes.
-    public init(
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` when `configuration` fails
+    ///   ``SessionStoreConfiguration/validate()`` (a configuration may come from a file or the
+    ///   environment, so a bad one is an error, never a trap); the backend is left open.
+    public convenience init(
         backend: any StorageBackend,
         configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
         clock: any SessionClock = SystemSessionClock(),
         logger: Logger = Logger(label: "SessionStore"),
         metricsLabel: String = "session_store",
         metricsFactory: (any MetricsFactory)? = nil
+    ) throws {
+        try configuration.validate()
+        self.init(
+            backend: backend, validConfiguration: configuration, clock: clock, logger: logger,
+            metricsLabel: metricsLabel, metricsFactory: metricsFactory)
+    }
+
+    /// A store over a configuration already validated (parsed from a URL, or a constant of
+    /// this package's own), for callers that cannot throw.
+    package init(
+        backend: any StorageBackend,
+        validConfiguration configuration: SessionStoreConfiguration,
+        clock: any SessionClock = SystemSessionClock(),
+        logger: Logger = Logger(label: "SessionStore"),
+        metricsLabel: String = "session_store",
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
-        // The configuration is the app's code; `open(_:backends:)` turns a bad URL into a
-        // thrown error before it gets here, so no request value can reach this check.
-        do {
-            try configuration.validate()
-        } catch {
-            preconditionFailure("invalid SessionStoreConfiguration: \(error)")
-        }
         self.backend = backend
         self.configuration = configuration
         self.clock = clock
@@ -121,7 +132,8 @@ public final class SessionStore: Sendable {
         // Outermost, so legacy rows are opened too and rows copied from there keep their form.
         if let keyRing { backend = EncryptingBackend(wrapping: backend, keys: keyRing) }
         logger.info("session store opened", metadata: ["url": "\(url)"])
-        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
+        // `SessionStoreConfiguration(url:)` validated the configuration.
+        return SessionStore(backend: backend, validConfiguration: configuration, clock: clock, logger: logger)
     }
 
     /// Opens the backend `url` names once every option was understood.

@@ -55,7 +55,7 @@ public struct SessionStorePersistDriver: PersistDriver {
         self.clock = clock
         var storeConfiguration = SessionStoreConfiguration()
         storeConfiguration.idleTimeout = nil
-        self.store = SessionStore(backend: backend, configuration: storeConfiguration, clock: clock)
+        self.store = SessionStore(backend: backend, validConfiguration: storeConfiguration, clock: clock)
         if let interval = configuration.cleanupInterval {
             store.startBackgroundCleanup(every: interval)
         }

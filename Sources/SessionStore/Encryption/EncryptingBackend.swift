@@ -16,7 +16,7 @@
 /// (`encryption_keys=/path`); in code:
 /// ```swift
 /// let ring = try EncryptionKeyRing(contentsOfFile: "/etc/app/session-keys")
-/// let store = SessionStore(backend: EncryptingBackend(wrapping: backend, keys: ring))
+/// let store = try SessionStore(backend: EncryptingBackend(wrapping: backend, keys: ring))
 /// ```
 public final class EncryptingBackend: StorageBackend {
     /// The backend rows are stored in, sealed.
