@@ -240,6 +240,7 @@ let package = Package(
             name: "SessionStoreTests",
             dependencies: [
                 "SessionStore", "SessionStoreTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),

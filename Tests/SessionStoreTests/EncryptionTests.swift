@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import MetricsTestKit
 @testable import SessionStore
@@ -149,6 +150,41 @@ struct EncryptedRowTests {
     func rangesDoNotOverlap() {
         #expect(AttributeCodec.formatVersion < 0x20)
         #expect(!EncryptedRow.reserved.contains(AttributeCodec.formatVersion))
+    }
+
+    @Test("a row sealed by swift-crypto's AES.GCM (how earlier releases sealed) opens")
+    func opensRowsSealedBySwiftCrypto() throws {
+        let plaintext = AttributeCodec.encode(["cart": Array("[1,2,3]".utf8)])
+        let header: [UInt8] = [0xE1, 6] + Array("test-a".utf8)
+        let box = try AES.GCM.seal(
+            plaintext, using: SymmetricKey(data: [UInt8](repeating: 0xA1, count: 32)), nonce: AES.GCM.Nonce(),
+            authenticating: header + Array(key.value.utf8))
+        let row = header + [UInt8](try #require(box.combined))
+        #expect(try EncryptedRow.open(row, with: TestKeys.standard, for: key) == plaintext)
+    }
+
+    @Test("a sealed row is standard AES-256-GCM: swift-crypto's AES.GCM opens it with the header and storage key as associated data")
+    func sealsWhatSwiftCryptoOpens() throws {
+        let plaintext = AttributeCodec.encode(["cart": Array("[1,2,3]".utf8)])
+        let row = try EncryptedRow.seal(plaintext, with: TestKeys.a, for: key)
+        let headerEnd = 2 + 6
+        let box = try AES.GCM.SealedBox(combined: row[headerEnd...])
+        let opened = try AES.GCM.open(
+            box, using: SymmetricKey(data: [UInt8](repeating: 0xA1, count: 32)),
+            authenticating: Array(row[..<headerEnd]) + Array(key.value.utf8))
+        #expect([UInt8](opened) == plaintext)
+    }
+
+    @Test("an empty ciphertext (a tag alone) opens as empty bytes, and a changed tag fails")
+    func tagOnlyRow() throws {
+        let header: [UInt8] = [0xE1, 6] + Array("test-a".utf8)
+        let box = try AES.GCM.seal(
+            [UInt8](), using: SymmetricKey(data: [UInt8](repeating: 0xA1, count: 32)), nonce: AES.GCM.Nonce(),
+            authenticating: header + Array(key.value.utf8))
+        var row = header + [UInt8](try #require(box.combined))
+        #expect(try EncryptedRow.open(row, with: TestKeys.standard, for: key) == [])
+        row[row.count - 1] ^= 1
+        #expect(throws: SessionStoreError.self) { try EncryptedRow.open(row, with: TestKeys.standard, for: key) }
     }
 
     @Test("a row moved under another storage key fails to open")
