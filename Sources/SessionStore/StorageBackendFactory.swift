@@ -35,6 +35,20 @@ public struct StorageBackendFactory: Sendable {
     }
 }
 
+extension StorageBackendFactory {
+    /// The factory among `factories` that opens URLs of `scheme`: how everything that takes
+    /// a store URL (the store, the drivers, the CLI) picks its backend.
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` naming the schemes that are
+    ///   linked, when none of `factories` handles `scheme`.
+    package static func handling(_ scheme: String, among factories: [StorageBackendFactory]) throws -> StorageBackendFactory {
+        guard let factory = factories.first(where: { $0.schemes.contains(scheme) }) else {
+            let known = factories.flatMap(\.schemes).joined(separator: ", ")
+            throw StoreURL.invalid("no linked backend handles \"\(scheme):\" (linked: \(known.isEmpty ? "none" : known))")
+        }
+        return factory
+    }
+}
+
 /// Table names are interpolated into SQL, so they must be plain identifiers.
 public enum SQLIdentifier {
     /// Returns `name` when it is 1-64 ASCII letters, digits or underscores, not starting
