@@ -50,11 +50,11 @@ extension StorageBackendFactory {
 }
 
 /// Table names are interpolated into SQL, so they must be plain identifiers.
-public enum SQLIdentifier {
+package enum SQLIdentifier {
     /// Returns `name` when it is 1-64 ASCII letters, digits or underscores, not starting
     /// with a digit.
     /// - Throws: ``SessionStoreError`` with code `invalidConfiguration`.
-    public static func validated(_ name: String) throws -> String {
+    package static func validated(_ name: String) throws -> String {
         let bytes = Array(name.utf8)
         let valid = !bytes.isEmpty && bytes.count <= 64
             && !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[0])

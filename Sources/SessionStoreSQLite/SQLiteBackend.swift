@@ -112,8 +112,10 @@ public final class SQLiteBackend: StorageBackend {
     var writerCheckpointRuns: Int { checkpointer?.writerRuns.load(ordering: .relaxed) ?? 0 }
 
     /// The rowid of `key`'s row in a table this release created (schema version 2): its
-    /// slot, which every statement matches with the key itself. For tools that read the
-    /// table directly.
+    /// slot, which every statement matches with the key itself. For the benchmarks, which
+    /// read the table directly (`@_spi(Benchmarks) import SessionStoreSQLite`); not part of
+    /// the supported API.
+    @_spi(Benchmarks)
     public static func slot(of key: SessionKey) -> Int64 {
         SQLiteSlot.of(key)
     }
