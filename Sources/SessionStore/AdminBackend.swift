@@ -1,12 +1,13 @@
-import SessionStore
+package import Logging
 
-/// What the operator commands need from a backend beyond ``StorageBackend``: figures,
-/// checks, raw rows and schema versions. Each backend provides it from its `+Admin` file.
-protocol AdminBackend: StorageBackend {
+/// What the operator CLI needs from a backend beyond ``StorageBackend``: figures, checks,
+/// raw rows and schema versions. Each backend provides it in its `+Admin` file; the CLI
+/// reaches it through ``StorageBackendFactory``, as apps reach backends.
+package protocol AdminBackend: StorageBackend {
     /// The engine's name, e.g. `sqlite`.
     var engine: String { get }
     /// Counts, histogram, sizes, schema and lease of the table at `now`.
-    func figures(now: Int64) async throws -> TableFigures
+    func tableFigures(now: Int64) async throws -> TableFigures
     /// The engine's own consistency check; `["ok"]` when sound.
     func integrityCheck() async throws -> [String]
     /// The recorded schema version and key layout, `nil` when the table has none.
@@ -31,83 +32,29 @@ protocol AdminBackend: StorageBackend {
     func upgradeSchema() async throws -> (from: Int64, to: Int64)
 }
 
-/// One stored row: its key, and its record or why the row's columns could not be read.
-typealias StoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
+/// One stored row as the operator tools read it: its key, and its record or why the row's
+/// columns could not be read.
+package typealias StoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
 
-/// What `stats` reports, the same for every backend.
-struct TableFigures: Sendable, Encodable {
-    struct Expiring: Sendable, Encodable {
-        var nextHour: Int64
-        var nextDay: Int64
-        var nextWeek: Int64
-        var later: Int64
-    }
-
-    struct Lease: Sendable, Encodable {
-        var holder: String
-        var expiresAt: Int64
-        var lapsed: Bool
-    }
-
-    var engine: String
-    var table: String
-    var rows: Int64
-    var live: Int64
-    var retired: Int64
-    var expiredNotCleaned: Int64
-    var expiring: Expiring
-    var oldestCreated: Int64?
-    var newestCreated: Int64?
-    var tableBytes: Int64?
-    var indexBytes: Int64?
-    /// SQLite: the database file; server backends: `nil`.
-    var fileBytes: Int64?
-    /// SQLite: the WAL file; server backends: `nil`.
-    var walBytes: Int64?
-    var schemaVersion: Int64?
-    var keyLayout: String?
-    var cleanupLease: Lease?
-    /// Sessions bound to owners (see `SessionStore.logIn`); set by `stats`.
-    var owners: Owners? = nil
-
-    /// How live sessions spread over their owners.
-    struct Owners: Sendable, Encodable, Equatable {
-        /// Owners with at least one live session.
-        var owners: Int64
-        /// Live sessions bound to an owner.
-        var boundSessions: Int64
-        /// Live sessions of the owner with the most.
-        var maxPerOwner: Int64
-        /// 99% of owners have at most this many live sessions.
-        var p99PerOwner: Int64
-
-        /// The figures of per-owner session counts.
-        init(counts: [Int64]) {
-            let sorted = counts.sorted()
-            owners = Int64(sorted.count)
-            boundSessions = sorted.reduce(0, +)
-            maxPerOwner = sorted.last ?? 0
-            p99PerOwner = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, (sorted.count * 99 + 99) / 100 - 1)]
-        }
-    }
-}
-
-extension TableFigures {
-    /// The figures of a server backend's table (MySQL, PostgreSQL), which has no files.
-    init(engine: String, table: String, server figures: ServerTableFigures, now: Int64) {
-        self.init(
-            engine: engine, table: table, rows: figures.rows, live: figures.live,
-            retired: figures.retired, expiredNotCleaned: figures.rows - figures.live,
-            expiring: TableFigures.Expiring(
-                nextHour: figures.expiring[0], nextDay: figures.expiring[1],
-                nextWeek: figures.expiring[2], later: figures.expiring[3]),
-            oldestCreated: figures.oldestCreated, newestCreated: figures.newestCreated,
-            tableBytes: figures.tableBytes, indexBytes: figures.indexBytes,
-            fileBytes: nil, walBytes: nil,
-            schemaVersion: figures.schemaVersion, keyLayout: figures.keyLayout,
-            cleanupLease: figures.leaseHolder.map { holder in
-                let expiresAt = figures.leaseExpiresAt ?? 0
-                return TableFigures.Lease(holder: holder, expiresAt: expiresAt, lapsed: expiresAt <= now)
-            })
-    }
+/// A backend's configuration, read from a store URL, that the operator CLI can act on before
+/// (or instead of) opening the backend. A backend's configuration type conforms, so its
+/// ``StorageBackendFactory`` hands it to the CLI.
+package protocol AdminTarget: Sendable {
+    /// The session table's name.
+    var table: String { get }
+    /// The key layout the URL asks for.
+    var keyLayout: KeyLayout { get }
+    /// The database file, for a backend that keeps one (SQLite; not `:memory:`); `nil` for a
+    /// server.
+    var databaseFile: String? { get }
+    /// The exact statements the backend runs to create the table.
+    func schemaStatements() throws -> [String]
+    /// Runs ``schemaStatements()``; returns the recorded version and layout instead when the
+    /// table already exists.
+    func applySchema(logger: Logger) async throws -> (version: Int64, layout: String)?
+    /// Opens the backend as an app would (the table is created when missing), for one
+    /// operator command at a time.
+    /// - Parameter changingNothing: Keep what an open would change on its own (SQLite: the
+    ///   expiry index an earlier release created), for a dry run.
+    func openForAdmin(changingNothing: Bool, logger: Logger) async throws -> any AdminBackend
 }

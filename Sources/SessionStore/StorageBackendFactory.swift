@@ -8,6 +8,9 @@ public struct StorageBackendFactory: Sendable {
     /// The URL schemes this factory opens, e.g. `["sqlite"]`.
     public let schemes: [String]
     private let configure: @Sendable (inout StoreURL) throws -> @Sendable (Logger) async throws -> any StorageBackend
+    /// The configuration as the operator CLI acts on it, when the backend's configuration
+    /// type is an ``AdminTarget``.
+    private let configureAdmin: @Sendable (inout StoreURL) throws -> (any AdminTarget)?
 
     /// A factory for `schemes`, in two steps so that a bad URL never creates anything:
     /// `configure` reads every option the backend understands with the `take` methods of
@@ -23,6 +26,7 @@ public struct StorageBackendFactory: Sendable {
             let configuration = try configure(&url)
             return { logger in try await open(configuration, logger) }
         }
+        self.configureAdmin = { url in try configure(&url) as? any AdminTarget }
     }
 
     /// Reads the backend's options from `url`, checks that none is left over, and only then
@@ -46,6 +50,17 @@ extension StorageBackendFactory {
             throw StoreURL.invalid("no linked backend handles \"\(scheme):\" (linked: \(known.isEmpty ? "none" : known))")
         }
         return factory
+    }
+
+    /// Reads the backend's options from `url` for the operator CLI, opening nothing; the
+    /// caller checks that no option is left over.
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` for a bad option, or when the
+    ///   backend offers the CLI nothing to act on.
+    package func adminTarget(_ url: inout StoreURL) throws -> any AdminTarget {
+        guard let target = try configureAdmin(&url) else {
+            throw StoreURL.invalid("the \(url.scheme): backend cannot be administered by session-store")
+        }
+        return target
     }
 }
 
