@@ -5,6 +5,7 @@ import HummingbirdTesting
 import ServiceLifecycle
 import ServiceLifecycleTestKit
 import SessionStore
+import SessionStoreDriverTestSupport
 @testable import SessionStoreHummingbird
 import SessionStoreSQLite
 import SessionStoreTesting
@@ -74,7 +75,7 @@ struct PersistDriverTests {
     /// Runs `body` with a driver on a fresh database and a manual clock.
     func withDriver(
         _ engine: Engine, configure: (inout SessionStorePersistDriver.Configuration) -> Void = { _ in },
-        _ body: (SessionStorePersistDriver, ManualClock, TestDatabase) async throws -> Void
+        _ body: (SessionStorePersistDriver, ManualClock, DriverTestDatabase) async throws -> Void
     ) async throws {
         try await withDatabase(engine) { database in
             let clock = ManualClock()

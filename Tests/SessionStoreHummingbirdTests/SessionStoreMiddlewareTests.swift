@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting
 import Testing
@@ -14,7 +15,7 @@ struct SessionStoreMiddlewareTests {
     struct Fixture {
         let store: SessionStore
         let clock: ManualClock
-        let database: TestDatabase
+        let database: DriverTestDatabase
     }
 
     func withStore(_ engine: Engine, _ body: (Fixture) async throws -> Void) async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import MetricsTestKit
 @testable import SessionStore
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing
 
