@@ -123,10 +123,6 @@ public final class SQLiteBackend: StorageBackend {
     /// Write transactions run so far; group commit makes it smaller than the write count.
     var transactionCount: Int { writer.transactions.load(ordering: .relaxed) }
 
-    static func closedError(_ operation: String) -> StorageError {
-        StorageError(kind: .closed, engine: "sqlite", operation: operation, message: "the SQLite backend is closed")
-    }
-
     // MARK: - StorageBackend
 
     /// Returns the live row for `key` from a reader connection (the writer's, in memory).
@@ -398,7 +394,7 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     func checkOpen(_ operation: String) throws {
-        if closed.load(ordering: .acquiring) { throw Self.closedError(operation) }
+        if closed.load(ordering: .acquiring) { throw SQLiteConnection.closedError(operation) }
         if formChanged.load(ordering: .acquiring) {
             throw StorageError(
                 kind: .schema, engine: "sqlite", operation: operation,
