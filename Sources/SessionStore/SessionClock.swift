@@ -28,7 +28,7 @@ public struct SystemSessionClock: SessionClock {
         return (Int64(spec.tv_sec), Int64(spec.tv_nsec))
     }
 
-    /// Now to the nanosecond, since the Unix epoch: what ``SessionClock/preciseNow()`` reads.
+    /// Now to the nanosecond, since the Unix epoch: what `SessionClock.preciseNow()` reads.
     package func preciseNow() -> Duration {
         let (seconds, nanoseconds) = Self.realtime()
         return .seconds(seconds) + .nanoseconds(nanoseconds)

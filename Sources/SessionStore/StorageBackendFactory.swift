@@ -9,7 +9,7 @@ public struct StorageBackendFactory: Sendable {
     public let schemes: [String]
     private let configure: @Sendable (inout StoreURL) throws -> @Sendable (Logger) async throws -> any StorageBackend
     /// The configuration as the operator CLI acts on it, when the backend's configuration
-    /// type is an ``AdminTarget``.
+    /// type is an `AdminTarget`.
     private let configureAdmin: @Sendable (inout StoreURL) throws -> (any AdminTarget)?
 
     /// A factory for `schemes`, in two steps so that a bad URL never creates anything:

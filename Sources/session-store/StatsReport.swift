@@ -1,6 +1,6 @@
 import SessionStore
 
-/// What `stats` reports, the same for every backend: a backend's ``TableFigures`` with
+/// What `stats` reports, the same for every backend: a backend's `TableFigures` with
 /// the engine, the table and (from `stats`) how sessions spread over owners.
 struct StatsReport: Sendable, Encodable {
     struct Expiring: Sendable, Encodable {
