@@ -13,9 +13,6 @@ public final class SessionStore: Sendable {
     public let configuration: SessionStoreConfiguration
     /// The backend rows are kept in.
     public let backend: any StorageBackend
-    /// ``backend`` when it is an ``EncryptingBackend``: loads then call its base and open the
-    /// row here, one async call fewer per load.
-    let sealing: EncryptingBackend?
     let clock: any SessionClock
     let logger: Logger
     let metrics: StoreMetrics
@@ -34,24 +31,34 @@ public final class SessionStore: Sendable {
     ///   - metricsLabel: The prefix of the store's swift-metrics counters.
     ///   - metricsFactory: Where counters go; `nil` uses the global `MetricsSystem`.
     ///   - logger: Where the store logs (failures it also throws at debug only).
-    /// - Precondition: `configuration.validate()` passes.
-    public init(
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` when `configuration` fails
+    ///   ``SessionStoreConfiguration/validate()`` (a configuration may come from a file or the
+    ///   environment, so a bad one is an error, never a trap); the backend is left open.
+    public convenience init(
         backend: any StorageBackend,
         configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
         clock: any SessionClock = SystemSessionClock(),
         logger: Logger = Logger(label: "SessionStore"),
         metricsLabel: String = "session_store",
         metricsFactory: (any MetricsFactory)? = nil
+    ) throws {
+        try configuration.validate()
+        self.init(
+            backend: backend, validConfiguration: configuration, clock: clock, logger: logger,
+            metricsLabel: metricsLabel, metricsFactory: metricsFactory)
+    }
+
+    /// A store over a configuration already validated (parsed from a URL, or a constant of
+    /// this package's own), for callers that cannot throw.
+    package init(
+        backend: any StorageBackend,
+        validConfiguration configuration: SessionStoreConfiguration,
+        clock: any SessionClock = SystemSessionClock(),
+        logger: Logger = Logger(label: "SessionStore"),
+        metricsLabel: String = "session_store",
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
-        // The configuration is the app's code; `open(_:backends:)` turns a bad URL into a
-        // thrown error before it gets here, so no request value can reach this check.
-        do {
-            try configuration.validate()
-        } catch {
-            preconditionFailure("invalid SessionStoreConfiguration: \(error)")
-        }
         self.backend = backend
-        self.sealing = backend as? EncryptingBackend
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
@@ -125,7 +132,8 @@ public final class SessionStore: Sendable {
         // Outermost, so legacy rows are opened too and rows copied from there keep their form.
         if let keyRing { backend = EncryptingBackend(wrapping: backend, keys: keyRing) }
         logger.info("session store opened", metadata: ["url": "\(url)"])
-        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
+        // `SessionStoreConfiguration(url:)` validated the configuration.
+        return SessionStore(backend: backend, validConfiguration: configuration, clock: clock, logger: logger)
     }
 
     /// Opens the backend `url` names once every option was understood.
@@ -179,10 +187,7 @@ public final class SessionStore: Sendable {
         let now = clock.now()
         let record: SessionRecord?
         do {
-            record = try await logged("load", id) {
-                if let sealing { return try sealing.opened(try await sealing.base.load(key, now: now), key) }
-                return try await backend.load(key, now: now)
-            }
+            record = try await logged("load", id) { try await backend.load(key, now: now) }
         } catch let error as SessionStoreError where error.code == .undecryptable {
             return try unreadableRow(error, id)
         }

@@ -57,7 +57,7 @@ public struct SessionStorePersistDriver: PersistDriver {
         var storeConfiguration = SessionStoreConfiguration()
         storeConfiguration.idleTimeout = nil
         storeConfiguration.backgroundCleanupInterval = configuration.cleanupInterval
-        self.store = SessionStore(backend: backend, configuration: storeConfiguration, clock: clock)
+        self.store = SessionStore(backend: backend, validConfiguration: storeConfiguration, clock: clock)
     }
 
     /// Opens the backend a store URL names (the same URLs as ``SessionStore/open(_:backends:clock:logger:)``,

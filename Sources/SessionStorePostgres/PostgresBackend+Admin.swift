@@ -44,7 +44,7 @@ extension PostgresBackend {
         do {
             let connection = try await PostgresConnection.connect(
                 configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
-            let result = await settle {
+            let result = await settle { try await $queryTimeout.withValue(configuration.effectiveQueryTimeout) {
                 try await retryingConcurrentCreation { try await transaction(connection) { () -> (version: Int64, layout: String)? in
                     _ = try await rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(statements.tableLockKey)])
                     if let existing = try await schemaRow(connection, table: statements.table) { return existing }
@@ -57,7 +57,7 @@ extension PostgresBackend {
                     try await createTables(connection, statements)
                     return nil
                 } }
-            }
+            } }
             do {
                 try await connection.close()
             } catch {
@@ -76,7 +76,7 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func liveSessionsPerOwner(now: Int64) async throws -> [Int64] {
         let sql = "SELECT count(*) FROM \"\(statements.table)\" WHERE owner IS NOT NULL AND expires_at > $1 AND version <> 0 GROUP BY owner"
-        let rows = try await call("stats", retry: .again) { connection, _ in
+        let rows = try await call("stats", retry: .read) { connection, _ in
             try await Self.rows(connection, sql, [.int(now)])
         }
         return try rows.map { try $0.decode(Int64.self) }
@@ -84,7 +84,7 @@ extension PostgresBackend {
 
     package func tableFigures(now: Int64) async throws -> TableFigures {
         let table = statements.table
-        return try await call("stats", retry: .again) { connection, _ in
+        return try await call("stats", retry: .read) { connection, _ in
             var figures = TableFigures()
             let hour: Int64 = 3_600_000
             let (day, week) = (24 * hour, 7 * 24 * hour)
@@ -136,7 +136,7 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func integrityCheck() async throws -> [String] {
         let table = statements.table
-        return try await call("check", retry: .again) { connection, _ in
+        return try await call("check", retry: .read) { connection, _ in
             var problems: [String] = []
             let scan = "SELECT count(*), count(*) FILTER (WHERE version < 0 OR created_at > expires_at AND version > 0), "
                 + "coalesce(sum(length(data)), 0)::bigint FROM \"\(table)\""
@@ -151,7 +151,9 @@ extension PostgresBackend {
                     let index = try row.decode(String.self)
                     do {
                         _ = try await Self.rows(connection, "SELECT bt_index_check($1::regclass)", [.text(index)])
-                    } catch let error as PostgresStatementError {
+                    } catch let error as PostgresStatementError
+                        where !(error.underlying is PostgresQueryTimeout || error.underlying is PostgresConnectionClosed) {
+                        // A connection timed out or closed fails the whole check instead.
                         let failure = PostgresFailure(error.underlying, operation: "check", statement: error.statement)
                         problems.append("index \(index): \(failure?.error.message ?? "\(error.underlying)")")
                     }
@@ -165,7 +167,7 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func recordedSchema() async throws -> (version: Int64, layout: String)? {
         let table = statements.table
-        return try await call("schema", retry: .again) { connection, _ in
+        return try await call("schema", retry: .read) { connection, _ in
             try await Self.schemaRow(connection, table: table)
         }
     }
@@ -178,7 +180,7 @@ extension PostgresBackend {
         let live = liveAt == nil ? "" : " AND expires_at > $3"
         let sql = "SELECT id, data, version, created_at, expires_at FROM \"\(table)\" WHERE id > $1\(live) ORDER BY id LIMIT $2"
         let values: [PostgresValue] = [.text(cursor?.value ?? ""), .int(Int64(limit))] + (liveAt.map { [.int($0)] } ?? [])
-        return try await call("scan", retry: .again) { connection, _ in
+        return try await call("scan", retry: .read) { connection, _ in
             try await Self.rows(connection, sql, values).map { row -> StoredRow in
                 do {
                     let (id, data, version, createdAt, expiresAt) = try row.decode((String, ByteBuffer, Int64, Int64, Int64).self)
@@ -236,7 +238,7 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func countExpired(before: Int64) async throws -> Int64 {
         let sql = "SELECT count(*) FROM \"\(statements.table)\" WHERE expires_at < $1"
-        return try await call("count", retry: .again) { connection, _ in
+        return try await call("count", retry: .read) { connection, _ in
             guard let row = try await Self.rows(connection, sql, [.int(before)]).first else {
                 throw StorageError(kind: .other, engine: "postgres", operation: "count", message: "no count returned", statement: sql)
             }

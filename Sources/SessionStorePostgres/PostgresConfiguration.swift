@@ -49,13 +49,30 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     public var table: String = "sessions"
     /// The most connections the pool opens. The default is 16.
     public var poolSize = 16
-    /// How long connecting may take. The default is 10 seconds.
+    /// How long calls wait for a pooled connection while none comes free at all (every
+    /// connection held by one call) before they fail with `StorageError.Kind.poolExhausted`.
+    /// While connections keep coming free, waiting calls stay queued in order, however long
+    /// the queue; a waiting call whose task is cancelled leaves the queue at once. The
+    /// default is 5 seconds.
+    public var poolWaitTimeout: Duration = .seconds(5)
+    /// How long connecting may take, TCP and TLS and authentication together. The default
+    /// is 10 seconds.
     public var connectTimeout: Duration = .seconds(10)
     /// The server cancels a statement that runs longer (`statement_timeout`, set for every
     /// pooled connection), so a lock wait or a stalled server surfaces as
     /// `StorageError.Kind.busy` instead of hanging a request. `.zero` disables it. The
     /// default is 30 seconds.
     public var statementTimeout: Duration = .seconds(30)
+    /// How long the client waits for the server's answer to one statement before it gives
+    /// up on the connection: it closes it and fails the call with
+    /// `StorageError.Kind.connection` (a write then may or may not have been committed). It
+    /// bounds every call when the server or the network stops answering, which
+    /// ``statementTimeout`` cannot (the server must be alive to cancel). `nil` (the
+    /// default) means 5 seconds more than ``statementTimeout`` (35 s by default, and 35 s
+    /// when the statement timeout is off); `.zero` disables it. Given, it must exceed a
+    /// non-zero ``statementTimeout``, so that the server cancels a slow statement (reported
+    /// `busy`, connection kept) before the client drops the connection.
+    public var queryTimeout: Duration?
     /// TLS options. The default is ``TLSMode/prefer`` without a CA file.
     public var tls = TLS()
 
@@ -72,8 +89,9 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
     /// or, over a Unix socket, `postgres://user@localhost/database?socket=/run/postgresql/.s.PGSQL.5432`.
     ///
     /// Schemes `postgres` and `postgresql`. Options: `table`, `pool` (1...1024),
-    /// `connect_timeout`, `statement_timeout` (durations such as `500ms`, `30s`; `0` or
-    /// `off` for none), `socket` (the socket file's path), `ssl_mode` (`disable`, `prefer`,
+    /// `pool_timeout`, `connect_timeout`, `statement_timeout`, `query_timeout` (durations
+    /// such as `500ms`, `30s`; `0` or `off` for none where allowed), `socket` (the socket
+    /// file's path), `ssl_mode` (`disable`, `prefer`,
     /// `require`, `verify-full`), `ssl_ca` (a PEM file). Options it consumes are marked
     /// taken; the caller rejects any left over.
     /// - Throws: `SessionStoreError` with code `invalidConfiguration` naming the problem.
@@ -105,11 +123,11 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         }
         if let table = url.take("table") { self.table = try SQLIdentifier.validated(table) }
         if let pool = try url.takeInt("pool", in: 1...1024) { poolSize = pool }
-        if let value = try url.takeDuration("connect_timeout") {
-            guard value > .zero else { throw StoreURL.invalid("option connect_timeout must be positive") }
-            connectTimeout = value
-        }
+        if let value = try url.takeDuration("connect_timeout") { connectTimeout = value }
         if let value = try url.takeDuration("statement_timeout") { statementTimeout = value }
+        if let value = try url.takeDuration("query_timeout") { queryTimeout = value }
+        if let value = try url.takeDuration("pool_timeout") { poolWaitTimeout = value }
+        try validateTimeouts()
         if let mode = try url.takeChoice("ssl_mode", Dictionary(uniqueKeysWithValues: TLSMode.allCases.map { ($0.rawValue, $0) })) {
             tls.mode = mode
         }
@@ -119,6 +137,29 @@ public struct PostgresConfiguration: Sendable, CustomStringConvertible {
         }
         if unixSocket != nil && tls.mode != .disable && tls.mode != .prefer {
             throw StoreURL.invalid("ssl_mode=\(tls.mode.rawValue) cannot be used with a Unix socket (no TLS there)")
+        }
+    }
+
+    /// The client-side limit on one statement in effect: ``queryTimeout``, or 5 seconds more
+    /// than ``statementTimeout`` (35 s when that is off); `nil` when disabled.
+    var effectiveQueryTimeout: Duration? {
+        if let queryTimeout { return queryTimeout == .zero ? nil : queryTimeout }
+        return (statementTimeout == .zero ? .seconds(30) : statementTimeout) + .seconds(5)
+    }
+
+    /// Checks the timeouts against each other.
+    /// - Throws: `SessionStoreError` `invalidConfiguration` naming the option.
+    func validateTimeouts() throws {
+        guard connectTimeout > .zero else { throw StoreURL.invalid("option connect_timeout must be positive") }
+        guard poolWaitTimeout > .zero else { throw StoreURL.invalid("option pool_timeout must be positive") }
+        guard statementTimeout >= .zero else { throw StoreURL.invalid("option statement_timeout must not be negative") }
+        if let queryTimeout {
+            guard queryTimeout >= .zero else { throw StoreURL.invalid("option query_timeout must not be negative") }
+            if queryTimeout > .zero, statementTimeout > .zero, queryTimeout <= statementTimeout {
+                throw StoreURL.invalid(
+                    "option query_timeout (\(queryTimeout)) must exceed statement_timeout (\(statementTimeout)), so the "
+                        + "server cancels a slow statement before the client drops the connection")
+            }
         }
     }
 

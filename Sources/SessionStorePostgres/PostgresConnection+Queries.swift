@@ -3,6 +3,34 @@ import PostgresNIO
 import SessionStore
 import Synchronization
 
+/// A statement that got no answer within the backend's `query_timeout`; its connection was
+/// closed.
+struct PostgresQueryTimeout: Error {
+    let timeout: Duration
+}
+
+/// A statement not sent because its connection had closed (the server or the network
+/// ended it since the connection was leased). Nothing was sent, so the call may run again.
+struct PostgresConnectionClosed: Error {}
+
+/// The one outcome of a statement raced against its deadline: the first to finish resumes
+/// the waiting call, the other is ignored.
+final class PostgresQueryOutcome: Sendable {
+    private let continuation: Mutex<CheckedContinuation<[PostgresRow], any Error>?>
+
+    init(_ continuation: CheckedContinuation<[PostgresRow], any Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    /// Resumes the call with `result` unless it was resumed already; `true` when this did.
+    @discardableResult
+    func finish(_ result: Result<[PostgresRow], any Error>) -> Bool {
+        guard let continuation = continuation.withLock({ $0.take() }) else { return false }
+        continuation.resume(with: result)
+        return true
+    }
+}
+
 /// A value bound to a statement's `$n`.
 enum PostgresValue: Sendable {
     case null
@@ -12,9 +40,25 @@ enum PostgresValue: Sendable {
 }
 
 extension PostgresBackend {
+    /// The client-side limit on one statement for the calls of the current task (the
+    /// backend's `query_timeout`); `nil` for none.
+    @TaskLocal static var queryTimeout: Duration?
+
     /// Runs `sql` with `values` bound and returns its rows. A driver or server error is
     /// thrown as a `PostgresStatementError` naming `sql`.
+    ///
+    /// Bounded by ``queryTimeout``, because postgres-nio 1.33.2 can leave a query waiting
+    /// forever: it sets no client-side timeout, a query does not end when its task is
+    /// cancelled, and a query written to a channel that closed meanwhile (the server went
+    /// away between two statements) is dropped without its promise ever being completed.
+    /// So the query runs in a task of its own, and the call waits for whichever comes first,
+    /// its answer or the deadline; at the deadline the connection is closed (so the pool
+    /// drops it and no late answer is read as another statement's) and the error is a
+    /// `PostgresQueryTimeout`. A connection already closed is refused before anything is sent.
     static func rows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        guard !connection.isClosed else {
+            throw PostgresStatementError(underlying: PostgresConnectionClosed(), statement: sql)
+        }
         var bindings = PostgresBindings(capacity: values.count)
         for value in values {
             switch value {
@@ -24,10 +68,36 @@ extension PostgresBackend {
             case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
             }
         }
+        let query = PostgresQuery(unsafeSQL: sql, binds: bindings)
         do {
-            return try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: silent).collect()
+            guard let timeout = queryTimeout else {
+                return try await connection.query(query, logger: silent).collect()
+            }
+            return try await withCheckedThrowingContinuation { continuation in
+                let outcome = PostgresQueryOutcome(continuation)
+                let deadline = connection.eventLoop.scheduleTask(in: timeout.timeAmount) {
+                    if outcome.finish(.failure(PostgresQueryTimeout(timeout: timeout))) { discard(connection) }
+                }
+                Task {
+                    do {
+                        let rows = try await connection.query(query, logger: silent).collect()
+                        deadline.cancel()
+                        outcome.finish(.success(rows))
+                    } catch {
+                        deadline.cancel()
+                        outcome.finish(.failure(error))
+                    }
+                }
+            }
         } catch {
             throw PostgresStatementError(underlying: error, statement: sql)
+        }
+    }
+
+    /// Closes a connection that stopped answering, without waiting.
+    private static func discard(_ connection: PostgresConnection) {
+        connection.close().whenFailure { error in
+            connection.logger.debug("closing a PostgreSQL connection that timed out failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -32,14 +32,22 @@ public final class SQLiteBackend: StorageBackend {
     /// Opens (creating when missing) the database and the session table, and starts the
     /// writer thread.
     ///
-    /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name;
+    /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name, a
+    ///   `readerCount` outside 1...64, a `maxBatchSize` below 1 or a negative `mmapSize`
+    ///   (before any file is created);
     ///   `StorageError` with kind `.cannotOpen` (missing directory, permissions),
     ///   `.readOnly` (file not writable), `.corrupt` (not a database) or `.schema` (the
     ///   table has another key layout or a newer schema version).
     public init(configuration: SQLiteConfiguration, logger: Logger = Logger(label: "SessionStoreSQLite")) throws {
-        precondition((1...64).contains(configuration.readerCount), "readerCount must be in 1...64")
-        precondition(configuration.maxBatchSize >= 1, "maxBatchSize must be at least 1")
-        precondition(configuration.mmapSize >= 0, "mmapSize must not be negative")
+        guard (1...64).contains(configuration.readerCount) else {
+            throw StoreURL.invalid("SQLite readerCount must be in 1...64, got \(configuration.readerCount)")
+        }
+        guard configuration.maxBatchSize >= 1 else {
+            throw StoreURL.invalid("SQLite maxBatchSize must be at least 1, got \(configuration.maxBatchSize)")
+        }
+        guard configuration.mmapSize >= 0 else {
+            throw StoreURL.invalid("SQLite mmapSize must not be negative, got \(configuration.mmapSize)")
+        }
         let table = try SQLIdentifier.validated(configuration.table)
         self.configuration = configuration
         self.logger = logger

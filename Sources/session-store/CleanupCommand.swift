@@ -70,7 +70,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         let progress = Progress(label: "deleted", total: expired, interval: .seconds(progressEvery))
         let observed = ObservedBackend(backend) { deleted in progress.advance(by: Int64(deleted)) }
-        let store = SessionStore(backend: observed, configuration: configuration, clock: clock, logger: toolLogger())
+        let store = try SessionStore(backend: observed, configuration: configuration, clock: clock, logger: toolLogger())
         let deleted: Int
         do {
             deleted = try await store.cleanup()

@@ -231,6 +231,12 @@ package final class DriverTestDatabase: Sendable {
         }
     }
 
+    /// Drops the sessions table under the store (SQLite only), so the store's next
+    /// statement fails with a `StorageError`: a storage failure without a mock.
+    package func dropSessionsTable() throws {
+        try sqlite("DROP TABLE sessions")
+    }
+
     /// Runs SQL on a raw connection of its own and returns the first column of the last
     /// statement's rows.
     @discardableResult

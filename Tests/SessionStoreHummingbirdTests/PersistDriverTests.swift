@@ -433,14 +433,14 @@ struct PersistDriverTests {
     func keysFollowTheStoresRule() throws {
         let id = SessionID.generate()
         let hashed = SessionStorePersistDriver(backend: InMemoryBackend())
-        #expect(hashed.storageKey(id.text) == SessionStore(backend: InMemoryBackend()).storageKey(for: id))
+        #expect(hashed.storageKey(id.text) == (try SessionStore(backend: InMemoryBackend())).storageKey(for: id))
         var plain = SessionStorePersistDriver.Configuration()
         plain.keyHashing = .none
         var storePlain = SessionStoreConfiguration()
         storePlain.idHashing = .none
         #expect(
             SessionStorePersistDriver(backend: InMemoryBackend(), configuration: plain).storageKey(id.text)
-                == SessionStore(backend: InMemoryBackend(), configuration: storePlain).storageKey(for: id))
+                == (try SessionStore(backend: InMemoryBackend(), configuration: storePlain)).storageKey(for: id))
     }
 
     @Test("set gives up with conflictRetriesExhausted after the store's conflict retries")

@@ -26,7 +26,7 @@ struct RenewalInFlightTests {
             let clock = ManualClock()
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = grace
-            let store = SessionStore(backend: database.backend, configuration: configuration, clock: clock)
+            let store = try SessionStore(backend: database.backend, configuration: configuration, clock: clock)
             try await body(store, Fixture(clock: clock, gate: RequestGate()))
         }
     }

@@ -167,13 +167,13 @@ struct EncryptionPolicyTests {
         let label = "e\(UInt32.random(in: 0...UInt32.max))"
         let log = CapturedLog()
         let shared = InMemoryBackend()
-        let writer = SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
+        let writer = try SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
         var session = writer.newSession()
         try session.set("user", "alice")
         try await writer.save(&session)
         var configuration = SessionStoreConfiguration()
         configuration.corruptDataPolicy = .startNewSession
-        let reader = SessionStore(
+        let reader = try SessionStore(
             backend: EncryptingBackend(wrapping: shared, keys: TestKeys.ring(TestKeys.b)), configuration: configuration,
             logger: log.logger, metricsLabel: label, metricsFactory: metrics)
         let fresh = try await reader.load(session.id)
@@ -189,12 +189,12 @@ struct EncryptionPolicyTests {
     @Test("on_corrupt=error: saves, merges and regeneration of an undecryptable row throw undecryptable with the redacted id")
     func strictPolicyEverywhere() async throws {
         let shared = InMemoryBackend()
-        let writer = SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
+        let writer = try SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
         var session = writer.newSession()
         try session.set("user", "alice")
         try await writer.save(&session)
         var loaded = try await writer.load(session.id)
-        let other = SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.ring(TestKeys.b)))
+        let other = try SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.ring(TestKeys.b)))
         let error = await #expect(throws: SessionStoreError.self) { try await other.load(session.id) }
         #expect(error?.code == .undecryptable && error?.keyID == "test-a" && error?.session == session.id.redacted)
         try loaded.set("user", "bob")
@@ -210,12 +210,12 @@ struct EncryptionPolicyTests {
     @Test("the fallback backend under encryption: legacy plaintext rows read and are sealed when copied over")
     func fallbackBackend() async throws {
         let legacy = InMemoryBackend()
-        let plain = SessionStore(backend: legacy)
+        let plain = try SessionStore(backend: legacy)
         var session = plain.newSession()
         try session.set("user", "alice")
         try await plain.save(&session)
         let primary = InMemoryBackend()
-        let store = SessionStore(backend: EncryptingBackend(wrapping: FallbackBackend(primary: primary, legacy: legacy), keys: TestKeys.standard))
+        let store = try SessionStore(backend: EncryptingBackend(wrapping: FallbackBackend(primary: primary, legacy: legacy), keys: TestKeys.standard))
         var loaded = try await store.load(session.id)
         #expect(try loaded.get("user", as: String.self) == "alice")
         try loaded.set("user", "bob")

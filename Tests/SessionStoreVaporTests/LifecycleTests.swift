@@ -16,7 +16,7 @@ struct LifecycleTests {
         let clock = ManualClock()
         var configuration = SessionStoreConfiguration()
         configuration.backgroundCleanupInterval = .milliseconds(1)
-        let store = SessionStore(backend: memory, configuration: configuration, clock: clock)
+        let store = try SessionStore(backend: memory, configuration: configuration, clock: clock)
         var session = store.newSession()
         try session.set("user", "u-1")
         try await store.save(&session)
