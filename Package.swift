@@ -164,38 +164,56 @@ let package = Package(
         ),
         .executableTarget(
             name: "fuzz-session-id",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/SessionID",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-attribute-codec",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/AttributeCodec",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-session-api",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/SessionAPI",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-store-url",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/StoreURL",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-key-ring-file",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/KeyRingFile",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-encrypted-row",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/EncryptedRow",
+            swiftSettings: upcoming
+        ),
+        // The repository's own test tooling, never part of a product: the fuzz checks (also
+        // compiled by `bash .ci/fuzz`), captured logs and child processes for tests.
+        .target(
+            name: "SessionStoreTestSupport",
+            dependencies: ["SessionStore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Support",
+            swiftSettings: upcoming
+        ),
+        // The database the two driver test targets run on, with writes counted by triggers.
+        .target(
+            name: "SessionStoreDriverTestSupport",
+            dependencies: [
+                "SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
+            ],
+            path: "Tests/DriverSupport",
             swiftSettings: upcoming
         ),
         // Framework drivers; their sources are empty unless their trait is enabled.
@@ -221,6 +239,7 @@ let package = Package(
             name: "SessionStoreVaporTests",
             dependencies: [
                 "SessionStore", "SessionStoreVapor", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "SessionStoreDriverTestSupport", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
             ],
@@ -230,16 +249,18 @@ let package = Package(
             name: "SessionStoreHummingbirdTests",
             dependencies: [
                 "SessionStore", "SessionStoreHummingbird", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "SessionStoreDriverTestSupport", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "SessionStoreTests",
             dependencies: [
-                "SessionStore", "SessionStoreTesting",
+                "SessionStore", "SessionStoreTesting", "SessionStoreTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -249,7 +270,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionStoreSQLiteTests",
-            dependencies: ["SessionStore", "SessionStoreSQLite", "SessionStoreTesting", "CSessionStoreSQLite"],
+            dependencies: [
+                "SessionStore", "SessionStoreSQLite", "SessionStoreTesting", "SessionStoreTestSupport", "CSessionStoreSQLite",
+            ],
             exclude: ["Fixtures"],
             swiftSettings: upcoming
         ),
@@ -279,7 +302,7 @@ let package = Package(
             name: "SessionStoreCLITests",
             dependencies: [
                 "session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
-                "SessionStoreTesting",
+                "SessionStoreTesting", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "Logging", package: "swift-log"),
             ],

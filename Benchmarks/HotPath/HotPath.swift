@@ -2,7 +2,7 @@ import CBenchSQLite
 import Foundation
 import Logging
 import SessionStore
-import SessionStoreSQLite
+@_spi(Benchmarks) import SessionStoreSQLite
 
 /// The hot path's operations, each done once per call, on one table of ``rows`` sessions
 /// with five attributes each: the store's (through its public API, as an app calls it) and

@@ -140,11 +140,7 @@ public final class SessionStore: Sendable {
     private static func openBackend(
         _ url: inout StoreURL, backends: [StorageBackendFactory], logger: Logger
     ) async throws -> any StorageBackend {
-        guard let factory = backends.first(where: { $0.schemes.contains(url.scheme) }) else {
-            let known = backends.flatMap(\.schemes).joined(separator: ", ")
-            throw StoreURL.invalid("no linked backend handles \"\(url.scheme):\" (linked: \(known.isEmpty ? "none" : known))")
-        }
-        return try await factory.makeBackend(&url, logger: logger)
+        try await StorageBackendFactory.handling(url.scheme, among: backends).makeBackend(&url, logger: logger)
     }
 
     // MARK: - Sessions
@@ -216,7 +212,8 @@ public final class SessionStore: Sendable {
             version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, binding: binding)
         var touched = false
         let extended = lifetimes.expiry(createdAt: record.createdAt, now: now, binding.lifetime)
-        if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= lifetimes.touch {
+        if record.version != Self.retiredVersion,
+           Self.touchIsDue(expiresAt: record.expiresAt, extended: extended, interval: lifetimes.touch) {
             let moved = try await logged("touch", id) { try await backend.touch(key, expiresAt: extended, now: now) }
             if moved {
                 metrics.touched.increment()
@@ -450,7 +447,9 @@ public final class SessionStore: Sendable {
         }
         let oldKey = storageKey(for: oldID)
         guard stored.version != Self.retiredVersion else { return regenerationFoundGone(&session) }
-        for _ in 0...configuration.maxConflictRetries {
+        try await retryingConflicts(
+            "concurrent saves kept changing the session during regeneration; its id was not changed", session: oldID
+        ) { () -> Void? in
             let now = clock.now()
             guard let current = try await logged("load", oldID, { try await backend.load(oldKey, now: now) }),
                   current.version != Self.retiredVersion
@@ -468,7 +467,7 @@ public final class SessionStore: Sendable {
             if values.isEmpty && binding.isEmpty {
                 try await destroy(&session)
                 session.id = newID
-                return
+                return ()
             }
             let record = SessionRecord(
                 data: try encode(values, oldID), version: 1, createdAt: current.createdAt,
@@ -490,15 +489,12 @@ public final class SessionStore: Sendable {
                 session.markSaved(
                     .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt, binding: binding), values: values)
                 metrics.regenerated.increment()
-                return
+                return ()
             }
             // Saved or destroyed meanwhile: take the copy back; the re-read tells which.
             _ = try await logged("delete", newID) { try await backend.delete(newKey, expectedVersion: nil) }
-            metrics.conflicts.increment()
+            return nil
         }
-        throw SessionStoreError(
-            .conflictRetriesExhausted,
-            "concurrent saves kept changing the session during regeneration; its id was not changed", session: oldID)
     }
 
     /// Stores a session that was never stored, with its binding, under its id: the first
@@ -563,11 +559,7 @@ public final class SessionStore: Sendable {
 
     private static func encode(_ values: [String: [UInt8]], _ id: SessionID, limit: Int) throws -> [UInt8] {
         let data = AttributeCodec.encodeStored(values)
-        guard data.count <= limit else {
-            throw SessionStoreError(
-                .dataTooLarge, "encoded session is \(data.count) bytes, over the limit of \(limit); nothing was written",
-                session: id)
-        }
+        try checkSize(of: data, limit: limit, session: id)
         return data
     }
 

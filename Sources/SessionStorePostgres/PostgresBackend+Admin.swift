@@ -3,9 +3,28 @@ package import Logging
 import PostgresNIO
 package import SessionStore
 
-/// One stored row as the operator tools read it: the key, and the record or why its
-/// columns could not be read.
-package typealias PostgresStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
+extension PostgresBackend: AdminBackend {
+    package var engine: String { "postgres" }
+}
+
+extension PostgresConfiguration: AdminTarget {
+    /// PostgreSQL tables are keyed by the id alone.
+    package var keyLayout: KeyLayout { .idOnly }
+
+    package var databaseFile: String? { nil }
+
+    package func schemaStatements() throws -> [String] {
+        try PostgresBackend.schemaStatements(for: self)
+    }
+
+    package func applySchema(logger: Logger) async throws -> (version: Int64, layout: String)? {
+        try await PostgresBackend.applySchema(for: self, logger: logger)
+    }
+
+    package func openForAdmin(changingNothing: Bool, logger: Logger) async throws -> any AdminBackend {
+        try await PostgresBackend(configuration: self, logger: logger)
+    }
+}
 
 extension PostgresBackend {
     /// The statements that create `configuration`'s table, exactly as the backend runs them.
@@ -63,10 +82,10 @@ extension PostgresBackend {
         return try rows.map { try $0.decode(Int64.self) }
     }
 
-    package func tableFigures(now: Int64) async throws -> ServerTableFigures {
+    package func tableFigures(now: Int64) async throws -> TableFigures {
         let table = statements.table
         return try await call("stats", retry: .read) { connection, _ in
-            var figures = ServerTableFigures()
+            var figures = TableFigures()
             let hour: Int64 = 3_600_000
             let (day, week) = (24 * hour, 7 * 24 * hour)
             let sql = "SELECT count(*), count(*) FILTER (WHERE expires_at > $1), "
@@ -156,13 +175,13 @@ extension PostgresBackend {
     /// Up to `limit` rows after `cursor` in key order (from the start when `nil`), only
     /// those live at `liveAt` when given; one short query per page.
     /// - Throws: `StorageError`.
-    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [PostgresStoredRow] {
+    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [StoredRow] {
         let table = statements.table
         let live = liveAt == nil ? "" : " AND expires_at > $3"
         let sql = "SELECT id, data, version, created_at, expires_at FROM \"\(table)\" WHERE id > $1\(live) ORDER BY id LIMIT $2"
         let values: [PostgresValue] = [.text(cursor?.value ?? ""), .int(Int64(limit))] + (liveAt.map { [.int($0)] } ?? [])
         return try await call("scan", retry: .read) { connection, _ in
-            try await Self.rows(connection, sql, values).map { row -> PostgresStoredRow in
+            try await Self.rows(connection, sql, values).map { row -> StoredRow in
                 do {
                     let (id, data, version, createdAt, expiresAt) = try row.decode((String, ByteBuffer, Int64, Int64, Int64).self)
                     return (SessionKey(value: id), .success(SessionRecord(

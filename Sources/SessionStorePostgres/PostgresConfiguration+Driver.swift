@@ -28,7 +28,7 @@ extension PostgresConfiguration {
 
     /// The startup parameters every connection sends.
     private var startupParameters: [(String, String)] {
-        [("statement_timeout", String(statementTimeout.components.seconds * 1000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000)),
+        [("statement_timeout", String(statementTimeout.milliseconds)),
          ("application_name", "session-store")]
     }
 

@@ -120,18 +120,16 @@ public final class SQLiteBackend: StorageBackend {
     var writerCheckpointRuns: Int { checkpointer?.writerRuns.load(ordering: .relaxed) ?? 0 }
 
     /// The rowid of `key`'s row in a table this release created (schema version 2): its
-    /// slot, which every statement matches with the key itself. For tools that read the
-    /// table directly.
+    /// slot, which every statement matches with the key itself. For the benchmarks, which
+    /// read the table directly (`@_spi(Benchmarks) import SessionStoreSQLite`); not part of
+    /// the supported API.
+    @_spi(Benchmarks)
     public static func slot(of key: SessionKey) -> Int64 {
         SQLiteSlot.of(key)
     }
 
     /// Write transactions run so far; group commit makes it smaller than the write count.
     var transactionCount: Int { writer.transactions.load(ordering: .relaxed) }
-
-    static func closedError(_ operation: String) -> StorageError {
-        StorageError(kind: .closed, engine: "sqlite", operation: operation, message: "the SQLite backend is closed")
-    }
 
     // MARK: - StorageBackend
 
@@ -404,7 +402,7 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     func checkOpen(_ operation: String) throws {
-        if closed.load(ordering: .acquiring) { throw Self.closedError(operation) }
+        if closed.load(ordering: .acquiring) { throw SQLiteConnection.closedError(operation) }
         if formChanged.load(ordering: .acquiring) {
             throw StorageError(
                 kind: .schema, engine: "sqlite", operation: operation,

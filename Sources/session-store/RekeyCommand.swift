@@ -91,7 +91,7 @@ struct RekeyCommand: AsyncParsableCommand {
 
     private func rekey(_ sealing: EncryptingBackend, admin: any AdminBackend) async throws -> Report {
         let clock = SystemSessionClock()
-        let live = try await admin.figures(now: clock.now()).live
+        let live = try await admin.tableFigures(now: clock.now()).live
         let progress = Progress(label: "rekeyed", total: live, interval: .seconds(progressEvery))
         var report = Report(activeKey: sealing.keys.active?.id, live: live, rewritten: 0, current: 0, retired: 0, failed: 0, seconds: 0)
         // One paced scope for the whole run (on SQLite: the WAL's, as for cleanup).

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting
 import Testing

@@ -2,6 +2,7 @@
 import Hummingbird
 import HummingbirdTesting
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting
 import Testing

@@ -4,7 +4,9 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing
 
@@ -15,7 +17,7 @@ struct SessionStoreMiddlewareTests {
     struct Fixture {
         let store: SessionStore
         let clock: ManualClock
-        let database: TestDatabase
+        let database: DriverTestDatabase
     }
 
     func withStore(_ engine: Engine, _ body: (Fixture) async throws -> Void) async throws {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SessionStore
 @testable import SessionStoreSQLite
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing
 

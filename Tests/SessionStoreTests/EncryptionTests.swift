@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import MetricsTestKit
 @testable import SessionStore
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing
 

@@ -1,5 +1,6 @@
 import Logging
 import SessionStore
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 #if Vapor
 import Foundation
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreTesting
 @testable import SessionStoreVapor
 import Testing

@@ -1,5 +1,6 @@
 #if Vapor
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreTesting
 import SessionStoreVapor
 import Testing

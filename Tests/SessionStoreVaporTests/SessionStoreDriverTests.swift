@@ -1,6 +1,8 @@
 #if Vapor
 import Foundation
 import SessionStore
+import SessionStoreDriverTestSupport
+import SessionStoreTestSupport
 import SessionStoreTesting
 @testable import SessionStoreVapor
 import Synchronization
@@ -15,7 +17,7 @@ struct SessionStoreDriverTests {
     struct Fixture {
         let store: SessionStore
         let clock: ManualClock
-        let database: TestDatabase
+        let database: DriverTestDatabase
     }
 
     /// Records the order of the driver calls Vapor's middleware makes, passing them on.

@@ -216,7 +216,7 @@ public struct StoreURL: Sendable, CustomStringConvertible {
     }
 
     /// A configuration error that names the problem.
-    public static func invalid(_ message: String) -> SessionStoreError {
+    package static func invalid(_ message: String) -> SessionStoreError {
         SessionStoreError(.invalidConfiguration, message)
     }
 
