@@ -10,7 +10,7 @@ let package = Package(
     name: "swift-session-store",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "SessionStore", targets: ["SessionStore"]),
+        .library(name: "SessionStoreCore", targets: ["SessionStoreCore"]),
         .library(name: "SessionStoreSQLite", targets: ["SessionStoreSQLite"]),
         .library(name: "SessionStoreMySQL", targets: ["SessionStoreMySQL"]),
         // PostgreSQL backend: builds only with the Postgres trait.
@@ -62,7 +62,7 @@ let package = Package(
     targets: [
         // Core: policy, ids, codec, errors. Imports no database.
         .target(
-            name: "SessionStore",
+            name: "SessionStoreCore",
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "SessionStoreSQLite",
             dependencies: [
-                "SessionStore", "CSessionStoreSQLite",
+                "SessionStoreCore", "CSessionStoreSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "SessionStoreMySQL",
             dependencies: [
-                "SessionStore", "CSessionStoreMariaDB",
+                "SessionStoreCore", "CSessionStoreMariaDB",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
@@ -105,7 +105,7 @@ let package = Package(
         .target(
             name: "SessionStorePostgres",
             dependencies: [
-                "SessionStore",
+                "SessionStoreCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
             ],
@@ -114,14 +114,14 @@ let package = Package(
         // The backend conformance suite, usable by third-party backends too.
         .target(
             name: "SessionStoreTesting",
-            dependencies: ["SessionStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SessionStoreCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
         // The operator CLI: schema, stats, cleanup, copy, check, upgrade.
         .executableTarget(
             name: "session-store",
             dependencies: [
-                "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL",
+                "SessionStoreCore", "SessionStoreSQLite", "SessionStoreMySQL",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -136,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "bench",
             dependencies: [
-                "SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreMariaDB",
+                "SessionStoreCore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreMariaDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
@@ -158,43 +158,43 @@ let package = Package(
         // are reproducers: `fuzz-session-id FILE...` replays inputs).
         .executableTarget(
             name: "session-store-crash-writer",
-            dependencies: ["SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite"],
+            dependencies: ["SessionStoreCore", "SessionStoreSQLite", "CSessionStoreSQLite"],
             path: "Tests/CrashWriter",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-session-id",
-            dependencies: ["SessionStore", "SessionStoreTestSupport"],
+            dependencies: ["SessionStoreCore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/SessionID",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-attribute-codec",
-            dependencies: ["SessionStore", "SessionStoreTestSupport"],
+            dependencies: ["SessionStoreCore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/AttributeCodec",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-session-api",
-            dependencies: ["SessionStore", "SessionStoreTestSupport"],
+            dependencies: ["SessionStoreCore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/SessionAPI",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-store-url",
-            dependencies: ["SessionStore", "SessionStoreTestSupport"],
+            dependencies: ["SessionStoreCore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/StoreURL",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-key-ring-file",
-            dependencies: ["SessionStore", "SessionStoreTestSupport"],
+            dependencies: ["SessionStoreCore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/KeyRingFile",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-encrypted-row",
-            dependencies: ["SessionStore", "SessionStoreTestSupport"],
+            dependencies: ["SessionStoreCore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/EncryptedRow",
             swiftSettings: upcoming
         ),
@@ -202,7 +202,7 @@ let package = Package(
         // compiled by `bash .ci/fuzz`), captured logs and child processes for tests.
         .target(
             name: "SessionStoreTestSupport",
-            dependencies: ["SessionStore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SessionStoreCore", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Support",
             swiftSettings: upcoming
         ),
@@ -210,7 +210,7 @@ let package = Package(
         .target(
             name: "SessionStoreDriverTestSupport",
             dependencies: [
-                "SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL",
+                "SessionStoreCore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
             ],
             path: "Tests/DriverSupport",
@@ -220,7 +220,7 @@ let package = Package(
         .target(
             name: "SessionStoreVapor",
             dependencies: [
-                "SessionStore",
+                "SessionStoreCore",
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
             ],
             swiftSettings: upcoming
@@ -228,7 +228,7 @@ let package = Package(
         .target(
             name: "SessionStoreHummingbird",
             dependencies: [
-                "SessionStore",
+                "SessionStoreCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth", condition: .when(traits: ["Hummingbird"])),
@@ -238,7 +238,7 @@ let package = Package(
         .testTarget(
             name: "SessionStoreVaporTests",
             dependencies: [
-                "SessionStore", "SessionStoreVapor", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "SessionStoreCore", "SessionStoreVapor", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
                 "SessionStoreDriverTestSupport", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
@@ -248,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "SessionStoreHummingbirdTests",
             dependencies: [
-                "SessionStore", "SessionStoreHummingbird", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "SessionStoreCore", "SessionStoreHummingbird", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
                 "SessionStoreDriverTestSupport", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
@@ -260,7 +260,7 @@ let package = Package(
         .testTarget(
             name: "SessionStoreTests",
             dependencies: [
-                "SessionStore", "SessionStoreTesting", "SessionStoreTestSupport",
+                "SessionStoreCore", "SessionStoreTesting", "SessionStoreTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -271,14 +271,14 @@ let package = Package(
         .testTarget(
             name: "SessionStoreSQLiteTests",
             dependencies: [
-                "SessionStore", "SessionStoreSQLite", "SessionStoreTesting", "SessionStoreTestSupport", "CSessionStoreSQLite",
+                "SessionStoreCore", "SessionStoreSQLite", "SessionStoreTesting", "SessionStoreTestSupport", "CSessionStoreSQLite",
             ],
             exclude: ["Fixtures"],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "SessionStoreMySQLTests",
-            dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
+            dependencies: ["SessionStoreCore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
             swiftSettings: upcoming
         ),
         // Issue 22: the PostgreSQL backend on a private server started by .ci/postgres.sh; its
@@ -286,7 +286,7 @@ let package = Package(
         .testTarget(
             name: "SessionStorePostgresTests",
             dependencies: [
-                "SessionStore", "SessionStorePostgres", "SessionStoreTesting", "SessionStoreSQLite",
+                "SessionStoreCore", "SessionStorePostgres", "SessionStoreTesting", "SessionStoreSQLite",
                 .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
             ],
             swiftSettings: upcoming
@@ -294,14 +294,14 @@ let package = Package(
         // Issue 13: the MySQL backend on a 3-node Galera cluster started by .ci/galera.sh.
         .testTarget(
             name: "SessionStoreGaleraTests",
-            dependencies: ["SessionStore", "SessionStoreMySQL", "SessionStoreTesting"],
+            dependencies: ["SessionStoreCore", "SessionStoreMySQL", "SessionStoreTesting"],
             swiftSettings: upcoming
         ),
         // Runs the built session-store executable as a child process.
         .testTarget(
             name: "SessionStoreCLITests",
             dependencies: [
-                "session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "session-store", "SessionStoreCore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
                 "SessionStoreTesting", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "Logging", package: "swift-log"),

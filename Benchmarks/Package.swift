@@ -26,7 +26,7 @@ let package = Package(
         .target(
             name: "HotPath",
             dependencies: [
-                .product(name: "SessionStore", package: "swift-session-store"),
+                .product(name: "SessionStoreCore", package: "swift-session-store"),
                 .product(name: "SessionStoreSQLite", package: "swift-session-store"),
                 "CBenchSQLite",
                 .product(name: "Logging", package: "swift-log"),

@@ -1,7 +1,7 @@
 import CBenchSQLite
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 @_spi(Benchmarks) import SessionStoreSQLite
 
 /// The hot path's operations, each done once per call, on one table of ``rows`` sessions

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SessionStore
+import SessionStoreCore
 
 /// The scenarios of issue 4.
 enum Scenario: String, CaseIterable, Sendable {

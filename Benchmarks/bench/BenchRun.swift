@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// One run of the benchmark: settings, the report, and the figures the targets need.

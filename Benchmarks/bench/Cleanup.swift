@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// Latencies of one background participant, recorded only while the cleanup runs.

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 extension BenchRun {
     /// The rings of scenario 8: `old` seals the table first, `new` is what `rekey` moves it to.

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 /// A database the scenarios run on: it fills tables, opens the store's backend over them,
 /// and opens the floor's and the naive store's connections, one per worker thread.

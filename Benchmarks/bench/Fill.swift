@@ -1,5 +1,5 @@
 import Logging
-import SessionStore
+import SessionStoreCore
 @_spi(Benchmarks) import SessionStoreSQLite
 
 /// How a filled table's rows expire.

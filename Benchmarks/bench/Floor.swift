@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 import SessionStoreSQLite
 
 /// The physical floor: the store's own table and statements' work done through the

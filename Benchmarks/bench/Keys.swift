@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 extension BenchRun {
     /// Scenario 5: the engine's key layouts (`(id)`, `(crc32, id)`, ...) on the largest

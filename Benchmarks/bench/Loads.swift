@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 extension BenchRun {
     /// Scenario 1: point loads of stored ids (hits) and unknown ids (misses), by table

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// What the store did with the requests of a mix.

@@ -1,5 +1,5 @@
 import CSessionStoreMariaDB
-import SessionStore
+import SessionStoreCore
 import SessionStoreMySQL
 
 /// A MySQL or MariaDB server (`--url`): each table is a table of the URL's database, named

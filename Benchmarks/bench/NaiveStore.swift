@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 /// The naive store's operations, on SQLite (``SQLiteNaive``) or MySQL (``MySQLNaive``).
 protocol NaiveConnection: AnyObject {

@@ -3,7 +3,7 @@ import CBenchLibpq
 import Foundation
 import Logging
 import PostgresNIO
-import SessionStore
+import SessionStoreCore
 import SessionStorePostgres
 import Synchronization
 

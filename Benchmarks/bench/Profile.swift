@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 
 /// `--profile OPERATION`: runs one store operation in a loop on a small table and prints
 /// the time per operation, for comparing changes to one path in isolation and for

@@ -1,5 +1,5 @@
 import CSessionStoreMariaDB
-import SessionStore
+import SessionStoreCore
 import SessionStoreMySQL
 
 /// A bare MariaDB Connector/C connection for the MySQL floor, naive store and fills.

@@ -1,7 +1,7 @@
 #if Postgres
 import CBenchLibpq
 import Foundation
-import SessionStore
+import SessionStoreCore
 import SessionStorePostgres
 
 /// A bare libpq connection for the PostgreSQL floor, naive store and fills.

@@ -1,6 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
-import SessionStore
+import SessionStoreCore
 import SessionStoreSQLite
 
 /// Embedded SQLite: each table is a database file of its own in the run's directory, filled

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 extension BenchRun {
     /// Scenario 3: saves (one attribute changed, the row rewritten) in each of the engine's

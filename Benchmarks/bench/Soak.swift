@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// What the soak's request tasks and its sampler share.

@@ -22,7 +22,7 @@ let package = Package(
         .executableTarget(
             name: "http-app",
             dependencies: [
-                .product(name: "SessionStore", package: "swift-session-store"),
+                .product(name: "SessionStoreCore", package: "swift-session-store"),
                 .product(name: "SessionStoreSQLite", package: "swift-session-store"),
                 .product(name: "SessionStorePostgres", package: "swift-session-store"),
                 .product(name: "SessionStoreVapor", package: "swift-session-store"),

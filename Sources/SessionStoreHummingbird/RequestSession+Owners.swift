@@ -1,5 +1,5 @@
 #if Hummingbird
-public import SessionStore
+public import SessionStoreCore
 
 extension RequestSession {
     /// Signs the session in: a new id bound to `owner` with the device's facts and, for

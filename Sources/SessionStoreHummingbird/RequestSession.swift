@@ -1,5 +1,5 @@
 #if Hummingbird
-public import SessionStore
+public import SessionStoreCore
 import Synchronization
 
 /// The current request's session in a Hummingbird handler: typed attributes, id
@@ -10,7 +10,7 @@ import Synchronization
 public final class RequestSession: Sendable {
     struct State: Sendable {
         var store: SessionStore?
-        var session: StoreSession?
+        var session: SessionStoreCore.Session?
         /// The id the client sent, if it named a stored session.
         var loadedID: String?
         /// Whether ``destroy()`` ran.
@@ -22,11 +22,11 @@ public final class RequestSession: Sendable {
     /// An empty holder; ``SessionStoreMiddleware`` loads the session into it.
     public init() {}
 
-    func attach(store: SessionStore, session: StoreSession, loadedID: String?) {
+    func attach(store: SessionStore, session: SessionStoreCore.Session, loadedID: String?) {
         state.withLock { $0 = State(store: store, session: session, loadedID: loadedID) }
     }
 
-    private func attached() throws -> (SessionStore, StoreSession) {
+    private func attached() throws -> (SessionStore, SessionStoreCore.Session) {
         let (store, session) = state.withLock { ($0.store, $0.session) }
         guard let store, let session else {
             throw SessionStoreError(

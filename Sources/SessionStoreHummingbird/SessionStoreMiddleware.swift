@@ -2,7 +2,7 @@
 import Foundation
 public import Hummingbird
 import Logging
-public import SessionStore
+public import SessionStoreCore
 
 /// Gives every request this store's ``Session`` through `context.session` and decides the
 /// cookie: the store's full behaviour in a Hummingbird app, beyond what `PersistDriver` allows

@@ -2,7 +2,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
-public import SessionStore
+public import SessionStoreCore
 
 /// Hummingbird's key/value ``PersistDriver`` on any ``StorageBackend`` of this package, so
 /// HummingbirdAuth's `SessionMiddleware(storage:)` (or any other user of `PersistDriver`)

@@ -1,5 +1,5 @@
 package import Logging
-package import SessionStore
+package import SessionStoreCore
 
 extension MySQLBackend: AdminBackend {
     package var engine: String { "mysql" }

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 extension MySQLBackend {
     /// Takes or renews the cleanup lease of this table in the shared lease table: granted

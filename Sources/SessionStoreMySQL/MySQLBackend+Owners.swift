@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 
 extension MySQLBackend {
     /// Rewrites a live row's data, owner and details at `expectedVersion`.

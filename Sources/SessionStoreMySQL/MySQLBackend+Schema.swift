@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 extension MySQLBackend {
     /// Creates the schema, lease and sessions tables if missing and checks the recorded

@@ -1,5 +1,5 @@
 public import Logging
-public import SessionStore
+public import SessionStoreCore
 import Synchronization
 
 /// Sessions in a MySQL or MariaDB table, through MariaDB Connector/C.

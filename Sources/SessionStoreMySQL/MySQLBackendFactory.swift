@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 
 extension StorageBackendFactory {
     /// Opens ``MySQLBackend``s from `mysql://` and `mariadb://` configuration URLs such as

@@ -1,5 +1,5 @@
 import CSessionStoreMariaDB
-import SessionStore
+import SessionStoreCore
 
 /// The MySQL and Connector/C error numbers the backend reacts to, by the names of
 /// `mysqld_error.h` (server, `ER_`) and `errmsg.h` (client, `CR_`); the only place they appear.

@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 
 /// Where and how ``MySQLBackend`` connects, and how it lays out its table.
 ///

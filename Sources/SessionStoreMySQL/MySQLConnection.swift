@@ -1,5 +1,5 @@
 import CSessionStoreMariaDB
-import SessionStore
+import SessionStoreCore
 
 /// Initialises Connector/C once per process, before any connection is made.
 enum MySQLLibrary {

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// One server of the list a ``MySQLConfiguration`` connects to: a cluster node (Galera,

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 /// The SQL text for one table and key layout, built once per backend.
 struct MySQLStatements: Sendable {

@@ -1,7 +1,7 @@
 #if Postgres
 package import Logging
 import PostgresNIO
-package import SessionStore
+package import SessionStoreCore
 
 extension PostgresBackend: AdminBackend {
     package var engine: String { "postgres" }

@@ -1,5 +1,5 @@
 #if Postgres
-import SessionStore
+import SessionStoreCore
 
 extension PostgresBackend {
     /// Takes or renews the cleanup lease of this table in the shared lease table: granted

@@ -1,6 +1,6 @@
 #if Postgres
 import PostgresNIO
-public import SessionStore
+public import SessionStoreCore
 
 extension PostgresBackend {
     /// Rewrites a live row's data, owner and details at `expectedVersion`.

@@ -1,6 +1,6 @@
 #if Postgres
 import PostgresNIO
-import SessionStore
+import SessionStoreCore
 
 extension PostgresBackend {
     /// Creates the schema, lease and sessions tables and the expiry index if missing, in one

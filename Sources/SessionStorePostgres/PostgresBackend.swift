@@ -1,7 +1,7 @@
 #if Postgres
 public import Logging
 import PostgresNIO
-public import SessionStore
+public import SessionStoreCore
 import Synchronization
 
 /// Sessions in a PostgreSQL table, through postgres-nio: non-blocking on NIO's event

@@ -1,5 +1,5 @@
 #if Postgres
-public import SessionStore
+public import SessionStoreCore
 
 extension StorageBackendFactory {
     /// Opens ``PostgresBackend``s from `postgres://` and `postgresql://` configuration URLs

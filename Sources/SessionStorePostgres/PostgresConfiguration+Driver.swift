@@ -1,7 +1,7 @@
 #if Postgres
 import Foundation
 package import PostgresNIO
-import SessionStore
+import SessionStoreCore
 
 extension PostgresConfiguration {
     /// The TLS setting for postgres-nio: libpq's `sslmode` semantics on NIOSSL.

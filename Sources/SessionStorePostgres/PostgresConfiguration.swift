@@ -1,5 +1,5 @@
 #if Postgres
-public import SessionStore
+public import SessionStoreCore
 
 /// One server of the list a ``PostgresConfiguration`` connects to: a primary and its
 /// standbys, in order of preference.

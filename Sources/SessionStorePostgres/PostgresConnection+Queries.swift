@@ -1,6 +1,6 @@
 #if Postgres
 import PostgresNIO
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// A statement that got no answer within the backend's `query_timeout`; its connection was

@@ -1,6 +1,6 @@
 #if Postgres
 import PostgresNIO
-import SessionStore
+import SessionStoreCore
 
 /// A failure of postgres-nio or the server, classified: the `StorageError` to report and
 /// what the backend may do about it. The only place SQLSTATEs and driver codes appear.

@@ -1,7 +1,7 @@
 #if Postgres
 import Logging
 import PostgresNIO
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// The servers a backend connects to, in order of preference, with what each did lately:

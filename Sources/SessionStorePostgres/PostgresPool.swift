@@ -1,7 +1,7 @@
 #if Postgres
 import Logging
 import PostgresNIO
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// The backend's connections: at most `maximum` postgres-nio connections, opened on

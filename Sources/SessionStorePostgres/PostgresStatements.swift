@@ -1,5 +1,5 @@
 #if Postgres
-import SessionStore
+import SessionStoreCore
 
 /// The SQL text for one table, built once per backend. Values are always bound (`$n`),
 /// never spliced into the text; the table name is a checked identifier, double-quoted.

@@ -1,7 +1,7 @@
 import CSessionStoreSQLite
 import Foundation
 package import Logging
-package import SessionStore
+package import SessionStoreCore
 
 extension SQLiteQueries {
     /// The schema statements in the order the backend runs them on a fresh database

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 extension SQLiteBackend {
     /// The table holding one cleanup lease per session table, so several processes

@@ -1,4 +1,4 @@
-package import SessionStore
+package import SessionStoreCore
 
 extension SQLiteBackend: PacedRewriting {
     /// Runs a bulk rewrite (`rekey`) under the same WAL regime as a cleanup, from its first

@@ -1,5 +1,5 @@
 import CSessionStoreSQLite
-import SessionStore
+import SessionStoreCore
 
 extension SQLiteBackend {
     /// Sets WAL mode, durability and mmap on the writer, then creates or checks the

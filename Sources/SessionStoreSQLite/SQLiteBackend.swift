@@ -1,6 +1,6 @@
 import CSessionStoreSQLite
 public import Logging
-public import SessionStore
+public import SessionStoreCore
 import Synchronization
 
 /// Sessions in an embedded SQLite database: WAL mode, one writer thread with group

@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 import Foundation
 
 extension StorageBackendFactory {

@@ -3,7 +3,7 @@ import CoreMetrics
 import Dispatch
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// Checkpoints the WAL on a thread and connection of its own, so saves never pay for it,

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// A key in the session table, copied out of a cleanup slice's scan: where the next slice

@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 
 /// How ``SQLiteBackend`` opens and uses its database file.
 ///

@@ -1,6 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
-import SessionStore
+import SessionStoreCore
 
 /// One open `sqlite3*` with its prepared statements.
 ///

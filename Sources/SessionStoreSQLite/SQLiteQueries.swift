@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 /// How a session table keeps its rows, by schema version.
 enum SQLiteTableForm: Sendable {

@@ -1,5 +1,5 @@
 import Dispatch
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 #if canImport(Glibc)

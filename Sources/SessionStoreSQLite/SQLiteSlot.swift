@@ -1,5 +1,5 @@
 import CSessionStoreSQLite
-import SessionStore
+import SessionStoreCore
 
 /// A session key's slot: the 64-bit rowid its row has in a version 2 table.
 ///

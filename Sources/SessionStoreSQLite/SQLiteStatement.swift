@@ -1,5 +1,5 @@
 import CSessionStoreSQLite
-import SessionStore
+import SessionStoreCore
 
 /// `SQLITE_TRANSIENT`: SQLite copies the bound bytes before the bind call returns.
 let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

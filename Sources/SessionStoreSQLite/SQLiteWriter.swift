@@ -2,7 +2,7 @@ import CSessionStoreSQLite
 import Dispatch
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// What a queued job produced.

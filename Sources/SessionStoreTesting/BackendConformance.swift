@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 
 /// An isolated database for one conformance check: each call of ``open`` opens another
 /// backend instance (another connection pool) on the same data, so checks can model

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 enum CleanupChecks {
     static let all: [ConformanceCheck] = [

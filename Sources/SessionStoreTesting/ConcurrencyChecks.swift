@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 enum ConcurrencyChecks {
     /// `tasks` requests load one session at once, each sets a key of its own and saves.

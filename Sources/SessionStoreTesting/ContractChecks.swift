@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 /// The backend contract, called directly: what ``StorageBackend`` promises per method.
 enum ContractChecks {

@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 import Synchronization
 
 /// Wraps a backend and counts the calls that reach it, so tests can prove that a

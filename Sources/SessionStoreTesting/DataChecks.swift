@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 struct Profile: Codable, Equatable, Sendable {
     var name: String

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 enum DirtyTrackingChecks {
     static let all: [ConformanceCheck] = [

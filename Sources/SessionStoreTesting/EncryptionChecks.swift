@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 
 /// Fixed keys for tests (never for an app: their bytes are in this file).
 public enum TestKeys {

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 enum ExpiryChecks {
     static let all: [ConformanceCheck] = [

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 enum IdentityChecks {
     static let all: [ConformanceCheck] = [

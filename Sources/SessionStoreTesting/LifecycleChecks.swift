@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 enum LifecycleChecks {
     static let all: [ConformanceCheck] = [

@@ -1,4 +1,4 @@
-public import SessionStore
+public import SessionStoreCore
 import Synchronization
 
 /// A clock that moves only when told, so tests decide expiry without sleeping.

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 /// Sessions that belong to users: binding, per-session lifetimes, listing, revoking, the
 /// cap per owner, and revocation racing a request in flight.

@@ -1,5 +1,5 @@
 #if Vapor
-import SessionStore
+import SessionStoreCore
 public import Vapor
 
 /// A session failure as Vapor's error middleware answers it: the HTTP status a client

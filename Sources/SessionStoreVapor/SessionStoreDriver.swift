@@ -1,5 +1,5 @@
 #if Vapor
-public import SessionStore
+public import SessionStoreCore
 public import Vapor
 
 /// Vapor's session driver on a ``SessionStore``: Vapor's `SessionsMiddleware`, `req.session`
@@ -55,7 +55,7 @@ public struct SessionStoreDriver: AsyncSessionDriver {
         } else if data.snapshot.isEmpty {
             // A visitor without a cookie whose session holds nothing: no row and no cookie.
             request.storage[KeepClientCookieKey.self] = true
-            return request.eventLoop.makeSucceededFuture(Vapor.SessionID(string: StoreSessionID.generate().text))
+            return request.eventLoop.makeSucceededFuture(Vapor.SessionID(string: SessionStoreCore.SessionID.generate().text))
         }
         return onEventLoop(request) { try await self.createSession(data, for: request) }
     }
@@ -111,7 +111,7 @@ public struct SessionStoreDriver: AsyncSessionDriver {
     /// Loads the session a cookie names; `nil` (so Vapor starts a new session with a new
     /// id) when it is unknown, expired or malformed.
     public func readSession(_ sessionID: Vapor.SessionID, for request: Request) async throws -> SessionData? {
-        let session: StoreSession
+        let session: SessionStoreCore.Session
         do {
             session = try await store.load(id: sessionID.string)
         } catch {

@@ -1,5 +1,5 @@
 #if Vapor
-public import SessionStore
+public import SessionStoreCore
 import Synchronization
 public import Vapor
 

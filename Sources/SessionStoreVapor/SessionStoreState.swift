@@ -1,5 +1,5 @@
 #if Vapor
-import SessionStore
+import SessionStoreCore
 import Synchronization
 import Vapor
 
@@ -7,7 +7,7 @@ import Vapor
 /// handed to Vapor, against which Vapor's data is compared to find what the request changed.
 final class SessionStoreState: Sendable {
     struct Content: Sendable {
-        var session: StoreSession
+        var session: SessionStoreCore.Session
         /// The attributes Vapor was given (those holding strings), as last synchronised.
         var snapshot: [String: String]
         /// Set once the session was destroyed through ``TypedSession/destroy()``.
@@ -27,7 +27,7 @@ final class SessionStoreState: Sendable {
 
     /// The state of a request whose session is `session`; `presented` is the cookie's id
     /// when it named that session.
-    init(store: SessionStore, session: StoreSession, presented: String? = nil) {
+    init(store: SessionStore, session: SessionStoreCore.Session, presented: String? = nil) {
         self.store = store
         let strings = session.strings
         self.content = Mutex(Content(session: session, snapshot: strings, presentedID: presented))
@@ -111,7 +111,7 @@ final class SessionStoreState: Sendable {
 
     /// Runs a store operation on a copy of the session and keeps the result.
     func withSession<T>(
-        _ body: (inout StoreSession) async throws -> T
+        _ body: (inout SessionStoreCore.Session) async throws -> T
     ) async throws -> T {
         var session = content.withLock { $0.session }
         let result: T
@@ -130,7 +130,7 @@ final class SessionStoreState: Sendable {
     }
 
     /// Reads the session in place (no copy of it, no I/O).
-    func read<T>(_ body: (StoreSession) throws -> T) throws -> T {
+    func read<T>(_ body: (SessionStoreCore.Session) throws -> T) throws -> T {
         try content.withLock { content in
             do {
                 return try body(content.session)
@@ -142,7 +142,7 @@ final class SessionStoreState: Sendable {
 
     /// Changes attribute `key` in place (no I/O) and refreshes Vapor's view of it.
     /// - Returns: `body`'s result and the attribute's text as Vapor now sees it.
-    func change<T>(_ key: String, _ body: (inout StoreSession) throws -> T) throws -> (T, String?) {
+    func change<T>(_ key: String, _ body: (inout SessionStoreCore.Session) throws -> T) throws -> (T, String?) {
         try content.withLock { content in
             let result: T
             do {
@@ -224,7 +224,7 @@ extension Request {
         if let state = storage[SessionStoreStateKey.self], state.holds(id) {
             return state
         }
-        let session: StoreSession
+        let session: SessionStoreCore.Session
         do {
             session = try await store.load(id: id)
         } catch {

@@ -1,5 +1,5 @@
 #if Vapor
-public import SessionStore
+public import SessionStoreCore
 import Vapor
 
 extension TypedSession {
@@ -53,7 +53,7 @@ extension TypedSession {
     }
 
     /// Runs a store call that may renew the id, then points Vapor's session at the result.
-    private func rebinding(_ body: (inout StoreSession) async throws -> Void) async throws {
+    private func rebinding(_ body: (inout SessionStoreCore.Session) async throws -> Void) async throws {
         let state = try state()
         try await state.withSession { session in try await body(&session) }
         let vaporSession = request.session

@@ -1,5 +1,5 @@
 #if Vapor
-public import SessionStore
+public import SessionStoreCore
 public import Vapor
 
 extension Request {
@@ -42,7 +42,7 @@ public struct TypedSession: Sendable {
     }
 
     /// Changes attribute `key` and shows the change in Vapor's view of the session.
-    private func change<T>(_ key: String, _ body: (inout StoreSession) throws -> T) throws -> T {
+    private func change<T>(_ key: String, _ body: (inout SessionStoreCore.Session) throws -> T) throws -> T {
         let (result, text) = try state().change(key, body)
         request.session.data[key] = text
         return result

@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store check URL [--json]`: is the store sound? Engine check, schema, and every
 /// row decoded with the store's own codec.

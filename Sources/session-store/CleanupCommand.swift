@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store cleanup URL [--batch N] [--dry-run] [--json]`: the store's own cleanup,
 /// under the same lease as an app's background cleanup, with progress.

@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 
 /// Writes to standard output and standard error.
 enum Console {

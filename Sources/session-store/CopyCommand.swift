@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store copy --from URL --to URL`: moves live sessions between stores (a SQLite
 /// file to MySQL, one table to another) with their keys, versions and times intact.

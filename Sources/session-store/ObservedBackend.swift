@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 import Synchronization
 
 /// Forwards every call to the backend a command opened, and tells the command what the

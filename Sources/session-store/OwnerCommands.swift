@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store sessions --owner U URL [--json] [--limit N]`: an owner's live sessions,
 /// newest first, with their device facts and the handles `revoke` takes.

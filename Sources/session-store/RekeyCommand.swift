@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store rekey URL --keys FILE`: rewrites every live row that is not under the key
 /// ring's active key (or not plaintext, when the ring writes plaintext), step 4 of a key

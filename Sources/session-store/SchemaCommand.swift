@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store schema URL [--apply]`: the DDL the backend runs, for a DBA to review and
 /// run by hand, or applied directly.

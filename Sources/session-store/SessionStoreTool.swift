@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 
 /// `session-store`: look at a session store and act on it without writing code.
 ///

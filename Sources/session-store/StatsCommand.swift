@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store stats URL [--json]`: how many sessions, how many expired and waiting for
 /// cleanup, when the live ones expire, how big the table is, and who holds the cleanup lease.

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 
 /// What `stats` reports, the same for every backend: a backend's `TableFigures` with
 /// the engine, the table and (from `stats`) how sessions spread over owners.

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 import SessionStoreMySQL
 import SessionStoreSQLite
 #if Postgres

@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// Parses a configuration URL during validation, so a bad URL or option is a usage error
 /// (exit code 2) whose message never contains the password.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import SessionStore
+import SessionStoreCore
 
 /// `session-store upgrade URL [--dry-run]`: brings a table's schema to this release's version.
 struct UpgradeCommand: AsyncParsableCommand {

@@ -12,7 +12,7 @@
 //       holds the lock, then rolls back and exits (or is killed earlier).
 import CSessionStoreSQLite
 import Foundation
-import SessionStore
+import SessionStoreCore
 import SessionStoreSQLite
 
 #if canImport(Glibc)

@@ -4,7 +4,7 @@
 #if DEBUG
 import CSessionStoreSQLite
 import Foundation
-package import SessionStore
+package import SessionStoreCore
 @testable import SessionStoreMySQL
 import SessionStoreSQLite
 import Testing

@@ -3,7 +3,7 @@ import Foundation
 import SessionStoreTestSupport
 import SessionStoreTesting
 import Logging
-import SessionStore
+import SessionStoreCore
 import SessionStoreSQLite
 import Testing
 

@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 import SessionStoreSQLite
 import Testing
 

@@ -3,7 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdAuth
 import HummingbirdTesting
-import SessionStore
+import SessionStoreCore
 import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting

@@ -2,7 +2,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import SessionStore
+import SessionStoreCore
 import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting

@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import ServiceLifecycle
 import ServiceLifecycleTestKit
-import SessionStore
+import SessionStoreCore
 import SessionStoreDriverTestSupport
 @testable import SessionStoreHummingbird
 import SessionStoreSQLite

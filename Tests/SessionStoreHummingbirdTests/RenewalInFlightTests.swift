@@ -1,7 +1,7 @@
 #if Hummingbird
 import Hummingbird
 import HummingbirdTesting
-import SessionStore
+import SessionStoreCore
 import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting

@@ -3,7 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import SessionStore
+import SessionStoreCore
 import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTestSupport

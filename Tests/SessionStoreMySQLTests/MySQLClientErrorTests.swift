@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 @testable import SessionStoreMySQL
 import Testing
 

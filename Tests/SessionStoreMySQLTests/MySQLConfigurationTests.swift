@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 import SessionStoreMySQL
 import Testing
 

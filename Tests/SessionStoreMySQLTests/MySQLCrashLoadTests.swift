@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 @testable import SessionStoreMySQL
 import Synchronization
 import Testing

@@ -1,5 +1,5 @@
 #if Postgres
-import SessionStore
+import SessionStoreCore
 @testable import SessionStorePostgres
 import Testing
 

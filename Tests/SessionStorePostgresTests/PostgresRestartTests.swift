@@ -1,7 +1,7 @@
 #if Postgres
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 @testable import SessionStorePostgres
 import Testing
 

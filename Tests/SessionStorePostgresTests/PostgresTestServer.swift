@@ -1,6 +1,6 @@
 #if Postgres
 import Foundation
-import SessionStore
+import SessionStoreCore
 @testable import SessionStorePostgres
 import Testing
 

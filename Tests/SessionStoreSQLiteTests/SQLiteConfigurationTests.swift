@@ -1,5 +1,5 @@
 import Logging
-import SessionStore
+import SessionStoreCore
 import SessionStoreSQLite
 import Testing
 

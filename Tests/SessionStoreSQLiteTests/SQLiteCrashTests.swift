@@ -2,7 +2,7 @@ import CSessionStoreSQLite
 import Foundation
 import SessionStoreTestSupport
 import SessionStoreTesting
-import SessionStore
+import SessionStoreCore
 import SessionStoreSQLite
 import Testing
 

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 @testable import SessionStoreSQLite
 import SessionStoreTestSupport
 import SessionStoreTesting

@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-import SessionStore
+import SessionStoreCore
 @testable import SessionStoreSQLite
 import Testing
 

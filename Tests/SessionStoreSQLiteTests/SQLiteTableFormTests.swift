@@ -1,6 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
-import SessionStore
+import SessionStoreCore
 @testable import SessionStoreSQLite
 import Testing
 

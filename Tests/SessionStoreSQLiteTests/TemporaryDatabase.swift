@@ -1,6 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
-import SessionStore
+import SessionStoreCore
 @testable import SessionStoreSQLite
 
 /// A fresh directory holding one test's database file; removed by ``remove()``.

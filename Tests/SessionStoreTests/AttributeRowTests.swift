@@ -1,5 +1,5 @@
 import Foundation
-@testable import SessionStore
+@testable import SessionStoreCore
 import Testing
 
 /// Loads read a stored row in place (``AttributeRow``): one checking pass at load, values

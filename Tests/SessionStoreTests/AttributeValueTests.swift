@@ -1,5 +1,5 @@
 import Foundation
-@testable import SessionStore
+@testable import SessionStoreCore
 import Testing
 
 /// The compact value format (format 2): what each common type stores, that it reads back

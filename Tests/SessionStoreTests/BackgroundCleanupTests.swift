@@ -1,4 +1,4 @@
-@testable import SessionStore
+@testable import SessionStoreCore
 import SessionStoreTesting
 import Synchronization
 import Testing

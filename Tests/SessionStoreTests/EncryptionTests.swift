@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import MetricsTestKit
-@testable import SessionStore
+@testable import SessionStoreCore
 import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing

@@ -1,4 +1,4 @@
-import SessionStore
+import SessionStoreCore
 import SessionStoreTesting
 import Testing
 

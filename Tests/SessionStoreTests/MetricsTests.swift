@@ -1,5 +1,5 @@
 import MetricsTestKit
-import SessionStore
+import SessionStoreCore
 import SessionStoreTesting
 import Testing
 

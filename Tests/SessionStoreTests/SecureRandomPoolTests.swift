@@ -1,4 +1,4 @@
-@testable import SessionStore
+@testable import SessionStoreCore
 import Testing
 
 /// The block pool session ids are minted from: bytes handed out once, never across a fork.

@@ -1,6 +1,6 @@
 import ServiceLifecycle
 import ServiceLifecycleTestKit
-import SessionStore
+import SessionStoreCore
 import SessionStoreTesting
 import Testing
 

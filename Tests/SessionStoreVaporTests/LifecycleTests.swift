@@ -1,5 +1,5 @@
 #if Vapor
-import SessionStore
+import SessionStoreCore
 import SessionStoreTesting
 import SessionStoreVapor
 import Testing

@@ -1,5 +1,5 @@
 #if Vapor
-import SessionStore
+import SessionStoreCore
 import SessionStoreDriverTestSupport
 import SessionStoreTesting
 import SessionStoreVapor

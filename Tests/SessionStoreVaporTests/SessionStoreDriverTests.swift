@@ -1,6 +1,6 @@
 #if Vapor
 import Foundation
-import SessionStore
+import SessionStoreCore
 import SessionStoreDriverTestSupport
 import SessionStoreTestSupport
 import SessionStoreTesting

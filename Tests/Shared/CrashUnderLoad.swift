@@ -4,7 +4,7 @@
 // still there afterwards.
 import Foundation
 import Logging
-import SessionStore
+import SessionStoreCore
 import Synchronization
 import Testing
 

@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 
 #if canImport(Glibc)
 import Glibc

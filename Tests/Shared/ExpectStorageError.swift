@@ -1,5 +1,5 @@
 // Shared by the MySQL and PostgreSQL test targets (a symbolic link in each).
-import SessionStore
+import SessionStoreCore
 import Testing
 
 /// Expects `body` to throw a ``StorageError`` of `kind` and returns it.

@@ -1,6 +1,6 @@
 // Shared by the MySQL and PostgreSQL test targets (a symbolic link in each).
 import Foundation
-import SessionStore
+import SessionStoreCore
 import Testing
 
 /// A private server of its own, started and stopped with `.ci/mariadb.sh` or `.ci/postgres.sh`.

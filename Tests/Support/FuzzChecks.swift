@@ -1,5 +1,5 @@
 import Foundation
-import SessionStore
+import SessionStoreCore
 
 /// The properties the fuzz targets check, one entry point per parser.
 ///

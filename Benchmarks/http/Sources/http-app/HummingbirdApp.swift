@@ -2,7 +2,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdAuth
 import Logging
-import SessionStore
+import SessionStoreCore
 import SessionStoreHummingbird
 import SessionStoreSQLite
 

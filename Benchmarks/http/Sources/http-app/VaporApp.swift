@@ -1,7 +1,7 @@
 import Fluent
 import FluentPostgresDriver
 import FluentSQLiteDriver
-import SessionStore
+import SessionStoreCore
 import SessionStorePostgres
 import SessionStoreSQLite
 import SessionStoreVapor
