@@ -48,9 +48,13 @@ let package = Package(
         // `swift package generate-documentation` (the DocC catalogs); a command plugin, linked
         // into nothing an app builds.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
-        // Used only under the Vapor / Hummingbird traits.
+        // Used only under the Vapor / Hummingbird traits. Hummingbird with no traits of its own:
+        // the driver uses neither swift-configuration (ConfigurationSupport) nor full Foundation's
+        // form coding (FullFoundation), and declaring it without `traits:` would switch its default
+        // traits on in every app, even one that asks for `traits: []` as hummingbird-auth does.
+        // Vapor declares no traits.
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         // Used only under the Postgres trait.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -127,15 +131,27 @@ let package = Package(
         // The benchmark, `swift run -c release bench` from the repository's root (sources in
         // Benchmarks/bench). Built only from what the library already depends on and not a
         // product, so an app that depends on this package resolves nothing for it.
+        // Under the Postgres trait it also measures the PostgreSQL backend, against postgres-nio's
+        // prepared statements and libpq's (CBenchLibpq, Debian's libpq-dev).
         .executableTarget(
             name: "bench",
             dependencies: [
                 "SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreMariaDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
+                .target(name: "CBenchLibpq", condition: .when(traits: ["Postgres"])),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: .when(traits: ["Postgres"])),
             ],
             path: "Benchmarks/bench",
             swiftSettings: upcoming
+        ),
+        // libpq for the benchmark's PostgreSQL floor; used only under the Postgres trait.
+        .systemLibrary(
+            name: "CBenchLibpq",
+            path: "Benchmarks/CBenchLibpq",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
         ),
         // Test tools, never part of a product: the child process of the SQLite
         // crash and lock tests, and libFuzzer targets (`bash .ci/fuzz`; built normally they
@@ -148,38 +164,56 @@ let package = Package(
         ),
         .executableTarget(
             name: "fuzz-session-id",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/SessionID",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-attribute-codec",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/AttributeCodec",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-session-api",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/SessionAPI",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-store-url",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/StoreURL",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-key-ring-file",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/KeyRingFile",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "fuzz-encrypted-row",
-            dependencies: ["SessionStore", "SessionStoreTesting"],
+            dependencies: ["SessionStore", "SessionStoreTestSupport"],
             path: "Tests/Fuzz/EncryptedRow",
+            swiftSettings: upcoming
+        ),
+        // The repository's own test tooling, never part of a product: the fuzz checks (also
+        // compiled by `bash .ci/fuzz`), captured logs and child processes for tests.
+        .target(
+            name: "SessionStoreTestSupport",
+            dependencies: ["SessionStore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Support",
+            swiftSettings: upcoming
+        ),
+        // The database the two driver test targets run on, with writes counted by triggers.
+        .target(
+            name: "SessionStoreDriverTestSupport",
+            dependencies: [
+                "SessionStore", "SessionStoreSQLite", "CSessionStoreSQLite", "SessionStoreMySQL",
+                .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
+            ],
+            path: "Tests/DriverSupport",
             swiftSettings: upcoming
         ),
         // Framework drivers; their sources are empty unless their trait is enabled.
@@ -205,6 +239,7 @@ let package = Package(
             name: "SessionStoreVaporTests",
             dependencies: [
                 "SessionStore", "SessionStoreVapor", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "SessionStoreDriverTestSupport", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
             ],
@@ -214,16 +249,19 @@ let package = Package(
             name: "SessionStoreHummingbirdTests",
             dependencies: [
                 "SessionStore", "SessionStoreHummingbird", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
+                "SessionStoreDriverTestSupport", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),
         .testTarget(
             name: "SessionStoreTests",
             dependencies: [
-                "SessionStore", "SessionStoreTesting",
+                "SessionStore", "SessionStoreTesting", "SessionStoreTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
@@ -232,7 +270,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SessionStoreSQLiteTests",
-            dependencies: ["SessionStore", "SessionStoreSQLite", "SessionStoreTesting", "CSessionStoreSQLite"],
+            dependencies: [
+                "SessionStore", "SessionStoreSQLite", "SessionStoreTesting", "SessionStoreTestSupport", "CSessionStoreSQLite",
+            ],
             exclude: ["Fixtures"],
             swiftSettings: upcoming
         ),
@@ -262,7 +302,7 @@ let package = Package(
             name: "SessionStoreCLITests",
             dependencies: [
                 "session-store", "SessionStore", "SessionStoreSQLite", "SessionStoreMySQL", "CSessionStoreSQLite",
-                "SessionStoreTesting",
+                "SessionStoreTesting", "SessionStoreTestSupport",
                 .target(name: "SessionStorePostgres", condition: .when(traits: ["Postgres"])),
                 .product(name: "Logging", package: "swift-log"),
             ],

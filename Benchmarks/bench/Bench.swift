@@ -24,7 +24,7 @@ enum Scenario: String, CaseIterable, Sendable {
 }
 
 enum BackendKind: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case sqlite, mysql
+    case sqlite, mysql, postgres
 }
 
 /// Everything a scenario needs to know, fixed for the run.
@@ -112,7 +112,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "The backend to measure.")
     var backend: BackendKind = .sqlite
 
-    @Option(help: "Server URL for --backend mysql, e.g. mysql://user:pass@127.0.0.1:3306/db.")
+    @Option(help: "Server URL for --backend mysql or postgres, e.g. mysql://user:pass@127.0.0.1:3306/db, postgres://user:pass@127.0.0.1:5432/db.")
     var url: String?
 
     @Option(help: "Directory for the temporary database files (a fresh one under it, removed at the end).")
@@ -148,6 +148,14 @@ struct Bench: AsyncParsableCommand {
         if backend == .mysql && url == nil {
             throw ValidationError("--backend mysql needs --url mysql://user:pass@host:port/database")
         }
+        if backend == .postgres && url == nil {
+            throw ValidationError("--backend postgres needs --url postgres://user:pass@host:port/database")
+        }
+        #if !Postgres
+        if backend == .postgres {
+            throw ValidationError("--backend postgres is built only with the Postgres trait: swift run -c release --traits Postgres bench ...")
+        }
+        #endif
         _ = try Scenario.parse(scenarios)
         _ = try Self.parseList(concurrency, "concurrency")
         _ = try Self.parseList(writers, "writers")
@@ -194,7 +202,7 @@ struct Bench: AsyncParsableCommand {
             mixRows: tableRows ?? (quick ? 10_000 : 100_000),
             saveRows: tableRows ?? (quick ? 10_000 : 100_000),
             mixSessions: mixSessions, mixRate: mixRate, cleanupBatch: cleanupBatch,
-            mmapSize: mmapSize, readers: readers, dir: workDir, url: backend == .mysql ? url : nil, idHashing: idHash.hashing,
+            mmapSize: mmapSize, readers: readers, dir: workDir, url: backend == .sqlite ? nil : url, idHashing: idHash.hashing,
             soakSeconds: soak ?? (quick ? 6 : 60))
         let chosen = try Scenario.parse(scenarios)
         let report = Report()
@@ -225,6 +233,12 @@ struct Bench: AsyncParsableCommand {
             try await execute(run, chosen, on: SQLiteEngine(settings: settings))
         case .mysql:
             try await execute(run, chosen, on: MySQLEngine(settings: settings))
+        case .postgres:
+            #if Postgres
+            try await execute(run, chosen, on: PostgresEngine(settings: settings))
+            #else
+            throw ValidationError("--backend postgres is built only with the Postgres trait")
+            #endif
         }
         if profile != nil { return }
         report.printTargets()

@@ -46,6 +46,22 @@ protocol Engine: Sendable {
     func drop(_ location: String) async throws
     /// Bytes of the table's write-ahead log, where the engine has one the bench can see.
     func walBytes(_ table: StoreTable) -> Int?
+
+    /// What the driver floor calls ("postgres-nio prepared"); `nil` where the store calls a
+    /// C client directly, so the C floor is its floor.
+    var driverFloorName: String? { get }
+    /// The store's point lookup through the async driver the backend is written on, with
+    /// that driver's own fastest API and `connections` connections (one per task), opened
+    /// untimed; `nil` where ``driverFloorName`` is.
+    func driverFloor(_ table: StoreTable, connections: Int) async throws -> (any DriverFloor)?
+}
+
+/// A floor on an async driver: the store's lookup with nothing around it, from tasks.
+protocol DriverFloor: Sendable {
+    /// A point lookup of a live row by its stored key on connection `worker`, copying its
+    /// data out. Returns whether a row was found.
+    func load(worker: Int, _ key: String, now: Int64) async throws -> Bool
+    func close() async throws
 }
 
 /// The floor's operations: the store's statements through the C API with nothing around them.
@@ -123,9 +139,15 @@ enum EngineTarget {
     /// The C client called from a task through a thread of its own (``BlockingLane``),
     /// measured beside the store's loads.
     case asyncClientFloor
+    /// Issue 22: a point load within 1.1× the driver's own prepared query at every task count.
+    case loadVsDriverByTasks
 }
 
 extension Engine {
+    var driverFloorName: String? { nil }
+
+    func driverFloor(_ table: StoreTable, connections: Int) async throws -> (any DriverFloor)? { nil }
+
     /// The store's default key layout, which every scenario but keys uses.
     var defaultKey: KeyVariant { keyVariants[0] }
 

@@ -1,6 +1,6 @@
 import Logging
 import SessionStore
-import SessionStoreSQLite
+@_spi(Benchmarks) import SessionStoreSQLite
 
 /// How a filled table's rows expire.
 enum ExpiryPlan: Sendable {

@@ -11,6 +11,9 @@ extension BenchRun {
             let naiveTable = try await engine.fillNaiveTable("loads-naive-\(rows)", rows: rows, plan: .fresh)
             let keys = table.keys
             let store = try await openStore(engine, table)
+            // The driver's own fastest call, one connection per task, where the store is
+            // written on an async driver.
+            let driverFloor = try await engine.driverFloor(table, connections: settings.concurrency.max()!)
             var storeByConcurrency: [Int: Double] = [:]
             var floorByConcurrency: [Int: Double] = [:]
             for tasks in settings.concurrency {
@@ -94,13 +97,22 @@ extension BenchRun {
                     var random = FastRandom(seed: UInt64(worker) &+ 29)
                     return { _ in _ = try naive.load(IDs.missID(random.below(StoredKeys.missCount)), now: wallMillis()) }
                 } }
+                let driverHitContender: Contender = { window in try await measureTasks(concurrency: tasks, window: window) { worker in
+                    guard let driverFloor else { throw BenchError("no driver floor") }
+                    var random = FastRandom(seed: UInt64(worker) &+ 11)
+                    return { _ in
+                        guard try await driverFloor.load(worker: worker, keys.values[random.below(rows)], now: wallMillis()) else {
+                            throw BenchError("the driver floor missed a stored row")
+                        }
+                    }
+                } }
                 // Measured in rounds, the contenders in turn (order rotated each round), so a change
                 // in the machine's load during the scenario weighs on each of them alike.
                 let withLane = engine.applies(.asyncClientFloor)
                 let samples = try await interleaved([
                     floorHitContender, storeHitContender, storeReadContender, naiveHitContender,
                     floorMissContender, storeMissContender, naiveMissContender,
-                ] + (withLane ? [laneHitContender, blockingHitContender] : []))
+                ] + (withLane ? [laneHitContender, blockingHitContender] : []) + (driverFloor != nil ? [driverHitContender] : []))
                 let (floorHit, storeHit, storeRead, naiveHit) = (samples[0], samples[1], samples[2], samples[3])
                 let (floorMiss, storeMiss, naiveMiss) = (samples[4], samples[5], samples[6])
                 if withLane {
@@ -114,6 +126,15 @@ extension BenchRun {
                         scenario: scenario, name: "floor hit (\(engine.floorName) blocking its task's thread)", rows: rows,
                         concurrency: tasks, sample: blockingHit, vsFloor: floorHit.opsPerSecond / blockingHit.opsPerSecond))
                     if rows == largest { figures.blockingVsFloorByTasks[tasks] = floorHit.opsPerSecond / blockingHit.opsPerSecond }
+                }
+                if let driverName = engine.driverFloorName, driverFloor != nil, let driverHit = samples.last {
+                    let ratio = driverHit.opsPerSecond / storeHit.opsPerSecond
+                    report.add(ResultRow(
+                        scenario: scenario, name: "floor hit (\(driverName))", rows: rows, concurrency: tasks, sample: driverHit,
+                        vsFloor: floorHit.opsPerSecond / driverHit.opsPerSecond))
+                    report.comment(
+                        "\(Fmt.rows(rows)) rows, \(tasks) task(s): store hit \(Fmt.fixed(ratio, 2))× the time of \(driverName)")
+                    if rows == largest { figures.loadVsDriverByTasks[tasks] = ratio }
                 }
                 storeByConcurrency[tasks] = storeHit.opsPerSecond
                 floorByConcurrency[tasks] = floorHit.opsPerSecond
@@ -153,6 +174,7 @@ extension BenchRun {
                 if rows == largest { figures.loadScaling = (rows, scaling, floor2 / floor1) }
             }
             try await store.shutdown()
+            try await driverFloor?.close()
             try await engine.drop(naiveTable.location)
             try await engine.drop(table.location)
         }

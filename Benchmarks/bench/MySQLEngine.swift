@@ -35,7 +35,7 @@ struct MySQLEngine: Engine {
 
     func applies(_ target: EngineTarget) -> Bool {
         switch target {
-        case .groupCommit, .walPeak: false
+        case .groupCommit, .walPeak, .loadVsDriverByTasks: false
         case .loadVsFloorByTasks, .asyncClientFloor: true
         }
     }
@@ -73,7 +73,7 @@ struct MySQLEngine: Engine {
             ) { index in
                 let (created, expires) = plan.times(index, now: now)
                 let id = checksum ? "\(keys.checksums[index]), '\(keys.values[index])'" : "'\(keys.values[index])'"
-                return "(\(id), x'\(Self.hex(Payload.stored(index)))', 1, \(created), \(expires))"
+                return "(\(id), x'\(hexDigits(Payload.stored(index)))', 1, \(created), \(expires))"
             }
             progress.finish()
             return keys
@@ -94,7 +94,7 @@ struct MySQLEngine: Engine {
                 db, Array(0..<rows), progress: progress, prefix: "INSERT INTO `\(table)` (sid, data, created_at, expires_at) VALUES "
             ) { index in
                 let (created, expires) = plan.times(index, now: now)
-                return "('\(IDs.id(index))', x'\(Self.hex(Payload.encoded(index)))', \(created), \(expires))"
+                return "('\(IDs.id(index))', x'\(hexDigits(Payload.encoded(index)))', \(created), \(expires))"
             }
             progress.finish()
         }
@@ -125,17 +125,6 @@ struct MySQLEngine: Engine {
         }
         if inStatement > 0 { try db.exec(statement) }
         try db.exec("COMMIT")
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 
     func openBackend(_ table: StoreTable, durability: Durability?, writeMode: WriteMode?) async throws -> any StorageBackend {

@@ -25,7 +25,7 @@ struct SQLiteEngine: Engine {
     func applies(_ target: EngineTarget) -> Bool {
         switch target {
         case .groupCommit, .walPeak: true
-        case .loadVsFloorByTasks, .asyncClientFloor: false
+        case .loadVsFloorByTasks, .asyncClientFloor, .loadVsDriverByTasks: false
         }
     }
 

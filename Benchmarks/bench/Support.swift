@@ -230,3 +230,15 @@ enum Fmt {
         return right ? padding + text : text + padding
     }
 }
+
+/// `bytes` as lowercase hex digits, for SQL literals of the fills.
+func hexDigits(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 15)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

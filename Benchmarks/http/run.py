@@ -12,11 +12,19 @@ concurrent login), and the server's CPU time per request (user + system, every t
 results.json and
 results.svg next to this script. Each (variant, mix) run gets a fresh database and server.
 
+The PostgreSQL variants (`-pg`: this store and Fluent's sessions through
+fluent-postgres-driver) run against the server of `--postgres-url` (default:
+$SESSION_STORE_POSTGRES_URL, as `eval "$(bash .ci/postgres.sh start DIR plain)"` prints it);
+their tables are dropped before each run, rows are counted with psql, and "disk bytes" is the
+WAL the server generated during the run (pg_current_wal_insert_lsn), since the app process
+itself writes nothing. Their CPU per request is the app's only, not the database server's.
+
 Rounds are interleaved: each round runs every variant once per mix, back to back (in
 reverse order every other round), so a store and its in-memory ceiling always run minutes
 apart at most, and the ratios are taken within a round, then their median over the rounds.
 
     python3 run.py [--seconds 10] [--rounds 2] [--connections 16] [--variants a,b] [--mixes read,mix]
+                   [--postgres-url postgres://user:pass@127.0.0.1:5432/db]
 """
 import argparse
 import http.client
@@ -32,11 +40,13 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VARIANTS = ["vapor-store", "vapor-store-typed", "vapor-fluent", "vapor-fluent-wal", "vapor-memory", "hb-store", "hb-native", "hb-memory"]
+VARIANTS = ["vapor-store", "vapor-store-typed", "vapor-fluent", "vapor-fluent-wal", "vapor-memory", "hb-store", "hb-native", "hb-memory",
+            "vapor-store-pg", "vapor-fluent-pg"]
 MIXES = ["read", "mix", "bots", "unknown"]
 COOKIE = {"vapor": "vapor-session", "hb-native": "session", "hb": "SESSION_ID"}
 TABLE = {"vapor-store": "sessions", "vapor-store-typed": "sessions", "hb-store": "sessions", "hb-native": "sessions",
-         "vapor-fluent": "_fluent_sessions", "vapor-fluent-wal": "_fluent_sessions"}
+         "vapor-fluent": "_fluent_sessions", "vapor-fluent-wal": "_fluent_sessions",
+         "vapor-store-pg": "http_sessions", "vapor-fluent-pg": "_fluent_sessions"}
 WARM_SESSIONS = 256
 
 
@@ -93,10 +103,32 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def count_rows(path, variant):
+def psql(url, sql):
+    """One statement through psql on the PostgreSQL server; returns its single value."""
+    return subprocess.run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def on_postgres(variant):
+    return variant.endswith("-pg")
+
+
+def reset_postgres(url):
+    """Drops every table a run of a PostgreSQL variant makes, so each starts on an empty database."""
+    psql(url, "DROP TABLE IF EXISTS http_sessions, _fluent_sessions, _fluent_migrations, "
+              "session_store_schema, session_store_lease")
+
+
+def wal_position(url):
+    return int(psql(url, "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint"))
+
+
+def count_rows(path, variant, url=None):
     table = TABLE.get(variant)
     if table is None:
         return None
+    if on_postgres(variant):
+        return int(psql(url, f"SELECT count(*) FROM {table}"))
     database = sqlite3.connect(path)
     try:
         return database.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -104,9 +136,14 @@ def count_rows(path, variant):
         database.close()
 
 
-def run_one(binary, variant, mix, seconds, connections):
+def run_one(binary, variant, mix, seconds, connections, postgres_url=None):
     directory = tempfile.mkdtemp(prefix="http-bench-")
     path = os.path.join(directory, "sessions.db")
+    if on_postgres(variant):
+        if not postgres_url:
+            raise RuntimeError(f"{variant} needs --postgres-url or SESSION_STORE_POSTGRES_URL")
+        reset_postgres(postgres_url)
+        path = postgres_url + ("&" if "?" in postgres_url else "?") + "table=http_sessions"
     port = free_port()
     log = open(os.path.join(directory, "server.log"), "w")
     server = subprocess.Popen([binary, variant, str(port), path], stdout=log, stderr=subprocess.STDOUT)
@@ -123,14 +160,14 @@ def run_one(binary, variant, mix, seconds, connections):
         cookie_file = os.path.join(directory, "cookies.txt")
         with open(cookie_file, "w") as out:
             out.write("\n".join(cookies) + "\n")
-        rows_before = count_rows(path, variant)
-        written_before = write_bytes(server.pid)
+        rows_before = count_rows(path, variant, postgres_url)
+        written_before = wal_position(postgres_url) if on_postgres(variant) else write_bytes(server.pid)
         cpu_before = cpu_seconds(server.pid)
         output = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", os.path.join(HERE, "sessions.lua"),
              f"http://127.0.0.1:{port}", "--", mix, cookie_file, name, "2"],
             check=True, capture_output=True, text=True).stdout
-        written = write_bytes(server.pid) - written_before
+        written = (wal_position(postgres_url) if on_postgres(variant) else write_bytes(server.pid)) - written_before
         cpu = cpu_seconds(server.pid) - cpu_before
         line = next(l for l in output.splitlines() if l.startswith("RESULT "))
         result = json.loads(line[len("RESULT "):])
@@ -140,7 +177,7 @@ def run_one(binary, variant, mix, seconds, connections):
         # (Request.db after the databases are gone): reported, the figures are taken already.
         if server.returncode not in (0, -signal.SIGINT):
             print(f"  note: {variant} exited with {server.returncode} at shutdown", file=sys.stderr)
-        rows_after = count_rows(path, variant)
+        rows_after = count_rows(path, variant, postgres_url)
         return {
             "variant": variant, "mix": mix,
             "requests_per_s": result["requests"] / (result["duration_us"] / 1e6),
@@ -197,20 +234,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", help="default: every variant; the -pg ones only with a PostgreSQL URL")
     parser.add_argument("--mixes", default=",".join(MIXES))
     parser.add_argument("--binary", default=os.path.join(HERE, ".build-drivers-http", "release", "http-app"))
     parser.add_argument("--out", default=HERE)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--postgres-url", default=os.environ.get("SESSION_STORE_POSTGRES_URL"))
     options = parser.parse_args()
-    variants = options.variants.split(",")
+    variants = (options.variants.split(",") if options.variants
+                else [v for v in VARIANTS if options.postgres_url or not on_postgres(v)])
     mixes = options.mixes.split(",")
     results = []
     for round_index in range(options.rounds):
         order = variants if round_index % 2 == 0 else list(reversed(variants))
         for mix in mixes:
             for variant in order:
-                result = run_one(options.binary, variant, mix, options.seconds, options.connections)
+                result = run_one(options.binary, variant, mix, options.seconds, options.connections, options.postgres_url)
                 result["round"] = round_index
                 results.append(result)
                 print(f"  round {round_index + 1} {variant:17} {mix:8} {result['requests_per_s']:10,.0f} req/s",
@@ -224,7 +263,8 @@ def main():
               f"{r['p99_ms']:7.2f} {rows:>11} {added:>10} {r['bytes_written']:12,} {r['errors'] + r['non2xx']:7} "
               f"{r['server_cpu_us_per_request']:10.1f}")
     pairs = [("vapor-store", "vapor-memory"), ("vapor-store-typed", "vapor-memory"),
-             ("vapor-store", "vapor-fluent"), ("hb-native", "hb-memory"), ("hb-store", "hb-memory")]
+             ("vapor-store", "vapor-fluent"), ("hb-native", "hb-memory"), ("hb-store", "hb-memory"),
+             ("vapor-store-pg", "vapor-fluent-pg"), ("vapor-store-pg", "vapor-memory"), ("vapor-fluent-pg", "vapor-memory")]
     ratios = {}
     for mix in mixes:
         for store, ceiling in pairs:

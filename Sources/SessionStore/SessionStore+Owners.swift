@@ -229,7 +229,9 @@ extension SessionStore {
             _ = sessionGone(&session, operation)
             return false
         }
-        for _ in 0...configuration.maxConflictRetries {
+        return try await retryingConflicts(
+            "concurrent saves kept changing the session; its binding was not changed", session: id
+        ) { () -> Bool? in
             let now = clock.now()
             guard let current = try await logged("load", id, { try await backend.load(key, now: now) }),
                   current.version != Self.retiredVersion
@@ -260,10 +262,8 @@ extension SessionStore {
                 metrics.updated.increment()
                 return true
             }
-            metrics.conflicts.increment()
+            return nil
         }
-        throw SessionStoreError(
-            .conflictRetriesExhausted, "concurrent saves kept changing the session; its binding was not changed", session: id)
     }
 
     private func requireHashedKeys() throws {

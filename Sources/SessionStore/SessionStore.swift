@@ -13,9 +13,6 @@ public final class SessionStore: Sendable {
     public let configuration: SessionStoreConfiguration
     /// The backend rows are kept in.
     public let backend: any StorageBackend
-    /// ``backend`` when it is an ``EncryptingBackend``: loads then call its base and open the
-    /// row here, one async call fewer per load.
-    let sealing: EncryptingBackend?
     let clock: any SessionClock
     let logger: Logger
     let metrics: StoreMetrics
@@ -34,24 +31,34 @@ public final class SessionStore: Sendable {
     ///   - metricsLabel: The prefix of the store's swift-metrics counters.
     ///   - metricsFactory: Where counters go; `nil` uses the global `MetricsSystem`.
     ///   - logger: Where the store logs (failures it also throws at debug only).
-    /// - Precondition: `configuration.validate()` passes.
-    public init(
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` when `configuration` fails
+    ///   ``SessionStoreConfiguration/validate()`` (a configuration may come from a file or the
+    ///   environment, so a bad one is an error, never a trap); the backend is left open.
+    public convenience init(
         backend: any StorageBackend,
         configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
         clock: any SessionClock = SystemSessionClock(),
         logger: Logger = Logger(label: "SessionStore"),
         metricsLabel: String = "session_store",
         metricsFactory: (any MetricsFactory)? = nil
+    ) throws {
+        try configuration.validate()
+        self.init(
+            backend: backend, validConfiguration: configuration, clock: clock, logger: logger,
+            metricsLabel: metricsLabel, metricsFactory: metricsFactory)
+    }
+
+    /// A store over a configuration already validated (parsed from a URL, or a constant of
+    /// this package's own), for callers that cannot throw.
+    package init(
+        backend: any StorageBackend,
+        validConfiguration configuration: SessionStoreConfiguration,
+        clock: any SessionClock = SystemSessionClock(),
+        logger: Logger = Logger(label: "SessionStore"),
+        metricsLabel: String = "session_store",
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
-        // The configuration is the app's code; `open(_:backends:)` turns a bad URL into a
-        // thrown error before it gets here, so no request value can reach this check.
-        do {
-            try configuration.validate()
-        } catch {
-            preconditionFailure("invalid SessionStoreConfiguration: \(error)")
-        }
         self.backend = backend
-        self.sealing = backend as? EncryptingBackend
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
@@ -125,18 +132,15 @@ public final class SessionStore: Sendable {
         // Outermost, so legacy rows are opened too and rows copied from there keep their form.
         if let keyRing { backend = EncryptingBackend(wrapping: backend, keys: keyRing) }
         logger.info("session store opened", metadata: ["url": "\(url)"])
-        return SessionStore(backend: backend, configuration: configuration, clock: clock, logger: logger)
+        // `SessionStoreConfiguration(url:)` validated the configuration.
+        return SessionStore(backend: backend, validConfiguration: configuration, clock: clock, logger: logger)
     }
 
     /// Opens the backend `url` names once every option was understood.
     private static func openBackend(
         _ url: inout StoreURL, backends: [StorageBackendFactory], logger: Logger
     ) async throws -> any StorageBackend {
-        guard let factory = backends.first(where: { $0.schemes.contains(url.scheme) }) else {
-            let known = backends.flatMap(\.schemes).joined(separator: ", ")
-            throw StoreURL.invalid("no linked backend handles \"\(url.scheme):\" (linked: \(known.isEmpty ? "none" : known))")
-        }
-        return try await factory.makeBackend(&url, logger: logger)
+        try await StorageBackendFactory.handling(url.scheme, among: backends).makeBackend(&url, logger: logger)
     }
 
     // MARK: - Sessions
@@ -194,10 +198,7 @@ public final class SessionStore: Sendable {
         let now = clock.now()
         let record: SessionRecord?
         do {
-            record = try await logged("load", id) {
-                if let sealing { return try sealing.opened(try await sealing.base.load(key, now: now), key) }
-                return try await backend.load(key, now: now)
-            }
+            record = try await logged("load", id) { try await backend.load(key, now: now) }
         } catch let error as SessionStoreError where error.code == .undecryptable {
             return try unreadableRow(error, id)
         }
@@ -222,7 +223,8 @@ public final class SessionStore: Sendable {
             version: record.version, createdAt: record.createdAt, expiresAt: record.expiresAt, binding: binding)
         var touched = false
         let extended = lifetimes.expiry(createdAt: record.createdAt, now: now, binding.lifetime)
-        if record.version != Self.retiredVersion, extended > record.expiresAt, extended - record.expiresAt >= lifetimes.touch {
+        if record.version != Self.retiredVersion,
+           Self.touchIsDue(expiresAt: record.expiresAt, extended: extended, interval: lifetimes.touch) {
             let moved = try await logged("touch", id) { try await backend.touch(key, expiresAt: extended, now: now) }
             if moved {
                 metrics.touched.increment()
@@ -456,7 +458,9 @@ public final class SessionStore: Sendable {
         }
         let oldKey = storageKey(for: oldID)
         guard stored.version != Self.retiredVersion else { return regenerationFoundGone(&session) }
-        for _ in 0...configuration.maxConflictRetries {
+        try await retryingConflicts(
+            "concurrent saves kept changing the session during regeneration; its id was not changed", session: oldID
+        ) { () -> Void? in
             let now = clock.now()
             guard let current = try await logged("load", oldID, { try await backend.load(oldKey, now: now) }),
                   current.version != Self.retiredVersion
@@ -474,7 +478,7 @@ public final class SessionStore: Sendable {
             if values.isEmpty && binding.isEmpty {
                 try await destroy(&session)
                 session.id = newID
-                return
+                return ()
             }
             let record = SessionRecord(
                 data: try encode(values, oldID), version: 1, createdAt: current.createdAt,
@@ -496,15 +500,12 @@ public final class SessionStore: Sendable {
                 session.markSaved(
                     .init(version: 1, createdAt: record.createdAt, expiresAt: record.expiresAt, binding: binding), values: values)
                 metrics.regenerated.increment()
-                return
+                return ()
             }
             // Saved or destroyed meanwhile: take the copy back; the re-read tells which.
             _ = try await logged("delete", newID) { try await backend.delete(newKey, expectedVersion: nil) }
-            metrics.conflicts.increment()
+            return nil
         }
-        throw SessionStoreError(
-            .conflictRetriesExhausted,
-            "concurrent saves kept changing the session during regeneration; its id was not changed", session: oldID)
     }
 
     /// Stores a session that was never stored, with its binding, under its id: the first
@@ -569,11 +570,7 @@ public final class SessionStore: Sendable {
 
     private static func encode(_ values: [String: [UInt8]], _ id: SessionID, limit: Int) throws -> [UInt8] {
         let data = AttributeCodec.encodeStored(values)
-        guard data.count <= limit else {
-            throw SessionStoreError(
-                .dataTooLarge, "encoded session is \(data.count) bytes, over the limit of \(limit); nothing was written",
-                session: id)
-        }
+        try checkSize(of: data, limit: limit, session: id)
         return data
     }
 

@@ -1,6 +1,7 @@
 #if Hummingbird
 import Foundation
 public import Hummingbird
+import Logging
 public import SessionStore
 
 /// Gives every request this store's ``Session`` through `context.session` and decides the
@@ -21,29 +22,47 @@ public import SessionStore
 /// Errors become HTTP statuses: 503 when storage fails or is shut down, 413 when the session
 /// outgrows the size limit, 400 for an invalid attribute name, 409 when the session was
 /// destroyed or renewed by another request while this one changed it (nothing written),
-/// 500 otherwise. The store's own error is logged at debug level with the request.
+/// 500 otherwise. The store's own error is logged once with the request: at `error` level
+/// for a 5xx answer, so an operator sees why storage failed, at `debug` for a 4xx.
 public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: RouterMiddleware {
     /// The session cookie's attributes.
     public struct CookieSettings: Sendable {
         /// The cookie name. The default is `"session"`.
-        public var name: String = "session"
+        public var name: String
         /// The default is `"/"`.
-        public var path: String? = "/"
+        public var path: String?
         /// The default is `nil` (the host that set it).
         public var domain: String?
         /// Sent over HTTPS only. The default is `true`; browsers accept secure cookies from
         /// `http://localhost`, so development over plain HTTP on localhost works as is.
-        public var secure: Bool = true
+        public var secure: Bool
         /// Hidden from JavaScript. The default is `true`.
-        public var httpOnly: Bool = true
+        public var httpOnly: Bool
         /// The default is `.lax`: sent on top-level navigation, not on cross-site posts.
-        public var sameSite: Cookie.SameSite? = .lax
+        public var sameSite: Cookie.SameSite?
         /// `Max-Age` of the cookie; `nil` makes it last until the browser closes (the
         /// server-side expiry decides either way). The default is `nil`.
         public var maxAge: Duration?
 
-        /// The defaults.
-        public init() {}
+        /// Cookie attributes; every argument left out keeps its default, so
+        /// `CookieSettings(name: "sid", maxAge: .seconds(1800))` changes just those two.
+        public init(
+            name: String = "session",
+            path: String? = "/",
+            domain: String? = nil,
+            secure: Bool = true,
+            httpOnly: Bool = true,
+            sameSite: Cookie.SameSite? = .lax,
+            maxAge: Duration? = nil
+        ) {
+            self.name = name
+            self.path = path
+            self.domain = domain
+            self.secure = secure
+            self.httpOnly = httpOnly
+            self.sameSite = sameSite
+            self.maxAge = maxAge
+        }
     }
 
     let store: SessionStore
@@ -157,9 +176,21 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
         }
     }
 
-    /// The status a client sees for a store failure; the cause goes to the request's log.
+    /// The status a client sees for a store failure, with its cause logged once to the
+    /// request's log: at `error` for a server-side failure (5xx: storage down or shut down,
+    /// a corrupt session), which an operator sees at the default level, and at `debug` for a
+    /// request's own fault (4xx). The store's errors already leave ids and payloads out of
+    /// their descriptions.
     static func httpError(_ error: any Error, _ context: Context) -> HTTPError {
-        context.logger.debug("session store failed", metadata: ["error": "\(error)"])
+        let answer = status(of: error)
+        let level: Logger.Level = answer.status.code >= 500 ? .error : .debug
+        context.logger.log(
+            level: level, "session store failed",
+            metadata: ["error": "\(error)", "status": "\(answer.status.code)"])
+        return answer
+    }
+
+    private static func status(of error: any Error) -> HTTPError {
         switch error {
         case let error as SessionStoreError:
             switch error.code {

@@ -15,9 +15,10 @@ public import SessionStore
 /// Rows are keyed by the SHA-256 of the key string (as the store keys session ids), so a copy
 /// of the table does not reveal session cookies. Values are stored as JSON.
 ///
-/// It deletes expired rows every ``Configuration/cleanupInterval`` from its creation on. It is a
-/// ServiceLifecycle `Service`: add it to the application's services and it closes the
-/// backend on graceful shutdown (or call ``shutdown()``).
+/// It is a swift-service-lifecycle `Service`, as every `PersistDriver` is: add it to the
+/// application's services and ``run()`` deletes expired rows every
+/// ``Configuration/cleanupInterval`` until graceful shutdown, then closes the backend. A driver
+/// that is not run starts no task; call ``cleanup()`` and ``shutdown()`` yourself then.
 public struct SessionStorePersistDriver: PersistDriver {
     /// How the driver expires, touches and cleans values.
     public struct Configuration: Sendable {
@@ -26,8 +27,8 @@ public struct SessionStorePersistDriver: PersistDriver {
         /// sessions stay alive without a write per request. The default is `nil` (values
         /// expire when their `expires` said, as with Hummingbird's own drivers).
         public var slidingExpiry: (idleTimeout: Duration, touchInterval: Duration)?
-        /// How often expired rows are deleted in the background; `nil` leaves it to the app
-        /// (``cleanup()``). Must be positive. The default is 10 minutes.
+        /// How often ``run()`` deletes expired rows in the background; `nil` leaves it to the
+        /// app (``cleanup()``). Must be positive. The default is 10 minutes.
         public var cleanupInterval: Duration? = .seconds(600)
         /// Whether keys are stored as their SHA-256 or as they are. The default is
         /// ``IDHashing/sha256``.
@@ -55,10 +56,8 @@ public struct SessionStorePersistDriver: PersistDriver {
         self.clock = clock
         var storeConfiguration = SessionStoreConfiguration()
         storeConfiguration.idleTimeout = nil
-        self.store = SessionStore(backend: backend, configuration: storeConfiguration, clock: clock)
-        if let interval = configuration.cleanupInterval {
-            store.startBackgroundCleanup(every: interval)
-        }
+        storeConfiguration.backgroundCleanupInterval = configuration.cleanupInterval
+        self.store = SessionStore(backend: backend, validConfiguration: storeConfiguration, clock: clock)
     }
 
     /// Opens the backend a store URL names (the same URLs as ``SessionStore/open(_:backends:clock:logger:)``,
@@ -73,17 +72,9 @@ public struct SessionStorePersistDriver: PersistDriver {
         clock: any SessionClock = SystemSessionClock(), logger: Logger = Logger(label: "SessionStoreHummingbird")
     ) async throws -> SessionStorePersistDriver {
         var storeURL = try StoreURL(url)
-        guard let factory = backends.first(where: { $0.schemes.contains(storeURL.scheme) }) else {
-            throw StoreURL.invalid(
-                "no linked backend handles \"\(storeURL.scheme):\" (linked: \(backends.flatMap(\.schemes).joined(separator: ", ")))")
-        }
-        let backend = try await factory.makeBackend(&storeURL, logger: logger)
-        do {
-            try storeURL.checkAllTaken()
-        } catch {
-            try await backend.close()
-            throw error
-        }
+        // Every option is checked before the backend opens.
+        let backend = try await StorageBackendFactory.handling(storeURL.scheme, among: backends)
+            .makeBackend(&storeURL, logger: logger)
         return SessionStorePersistDriver(backend: backend, configuration: configuration, clock: clock)
     }
 
@@ -99,13 +90,14 @@ public struct SessionStorePersistDriver: PersistDriver {
 
     /// Stores `value` under `key`, replacing any value; `expires: nil` keeps a stored
     /// value's expiry (a new value then never expires).
-    /// - Throws: ``StorageError`` (`busy` if other writers changed the key 10,000 times in a
-    ///   row meanwhile); ``SessionStoreError`` `dataTooLarge`.
+    /// - Throws: ``StorageError``; ``SessionStoreError`` `dataTooLarge`, or
+    ///   `conflictRetriesExhausted` when other writers changed the key in every one of the
+    ///   store's conflict retries (``SessionStoreConfiguration/maxConflictRetries``).
     public func set<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
         let data = try encode(value)
         let key = storageKey(key)
-        // Each failed round means another writer's change landed, so this always progresses.
-        for _ in 0..<10_000 {
+        // A lost round means another writer's change landed: decide again on what it left.
+        try await store.retryingConflicts("the key kept changing; the value was not set", session: nil) { () -> Void? in
             let now = clock.now()
             let expiresAt = expires.map { Self.expiry($0, now: now) }
             // Atomic read-decide-write: replace in place unless the expiry moves backwards,
@@ -118,23 +110,20 @@ public struct SessionStorePersistDriver: PersistDriver {
             }
             switch step {
             case .written:
-                return
+                return ()
             case .missing:
                 let record = SessionRecord(data: data, version: 1, createdAt: now, expiresAt: expiresAt ?? Int64.max)
-                if try await backend.insert(key, record) { return }
+                if try await backend.insert(key, record) { return () }
             case .shorten(let version):
                 // An earlier expiry: replace the row (delete at the version read, then insert).
                 if try await backend.delete(key, expectedVersion: version) {
                     let record = SessionRecord(data: data, version: version + 1, createdAt: now, expiresAt: expiresAt ?? now)
-                    if try await backend.insert(key, record) { return }
+                    if try await backend.insert(key, record) { return () }
                 }
             }
-            // Another writer got in between: decide again on what it left.
             await Task.yield()
+            return nil
         }
-        throw StorageError(
-            kind: .busy, engine: "hummingbird-persist", operation: "set",
-            message: "the key kept changing during 10000 attempts")
     }
 
     /// The value under `key`, or `nil` when absent or expired.
@@ -152,17 +141,20 @@ public struct SessionStorePersistDriver: PersistDriver {
         key: String, as type: Object.Type
     ) async throws -> (object: Object, ttl: Duration?)? {
         let key = storageKey(key)
-        let now = clock.now()
+        // Expiry is stored in whole milliseconds, but the remaining time is counted from the
+        // precise instant: one read in the same millisecond as the write has less left.
+        let instant = clock.preciseNow()
+        let now = instant.milliseconds
         guard var record = try await backend.load(key, now: now) else { return nil }
         let object: Object = try decode(record.data)
         if let (idle, interval) = configuration.slidingExpiry, record.expiresAt != Int64.max {
             let extended = now + idle.milliseconds
-            if extended - record.expiresAt >= interval.milliseconds,
+            if SessionStore.touchIsDue(expiresAt: record.expiresAt, extended: extended, interval: interval.milliseconds),
                try await backend.touch(key, expiresAt: extended, now: now) {
                 record.expiresAt = extended
             }
         }
-        let ttl: Duration? = record.expiresAt == Int64.max ? nil : .milliseconds(record.expiresAt - now)
+        let ttl: Duration? = record.expiresAt == Int64.max ? nil : .milliseconds(record.expiresAt) - instant
         return (object, ttl)
     }
 
@@ -179,8 +171,16 @@ public struct SessionStorePersistDriver: PersistDriver {
         try await store.cleanup()
     }
 
-    /// Stops background cleanup and closes the backend; later calls throw `closed`. Hummingbird
-    /// calls it on graceful shutdown when the driver is one of the application's services.
+    /// Runs the driver as a `Service` (the store's ``SessionStore/run()``): background cleanup
+    /// every ``Configuration/cleanupInterval`` until graceful shutdown or cancellation, then
+    /// ``shutdown()``.
+    /// - Throws: ``StorageError`` from closing the backend.
+    public func run() async throws {
+        try await store.run()
+    }
+
+    /// Stops background cleanup and closes the backend; later calls throw `closed`. ``run()``
+    /// calls it on graceful shutdown; call it yourself for a driver that is not run.
     /// - Throws: ``StorageError`` from closing the backend.
     public func shutdown() async throws {
         try await store.shutdown()
@@ -190,14 +190,7 @@ public struct SessionStorePersistDriver: PersistDriver {
 
     /// The row key of `key`: its SHA-256 in base64url, or the key itself.
     func storageKey(_ key: String) -> SessionKey {
-        switch configuration.keyHashing {
-        case .none:
-            return SessionKey(value: key)
-        case .sha256:
-            // The same text as base64 of the digest with `+/` mapped to `-_` and no `=`
-            // (what this driver stored before), without Foundation's string passes.
-            return SessionKey(sha256Of: key)
-        }
+        SessionKey(text: key, hashing: configuration.keyHashing)
     }
 
     /// When a value stored at `now` for `duration` expires; a positive duration under one
@@ -223,11 +216,7 @@ public struct SessionStorePersistDriver: PersistDriver {
             throw SessionStoreError(.attributeCoding, "value cannot be encoded: \(error)", underlying: error)
         }
         let data = AttributeCodec.encode([Self.attribute: Array(json)])
-        guard data.count <= store.configuration.maxDataSize else {
-            throw SessionStoreError(
-                .dataTooLarge,
-                "encoded value is \(data.count) bytes, over the limit of \(store.configuration.maxDataSize); nothing was written")
-        }
+        try store.checkSize(of: data)
         return data
     }
 
@@ -250,13 +239,5 @@ private enum SetStep: Sendable {
     case written
     case missing
     case shorten(version: Int64)
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
 }
 #endif

@@ -1,9 +1,25 @@
 package import Logging
 package import SessionStore
 
-/// One stored row as the operator tools read it: the key, and the record or why its
-/// columns could not be read.
-package typealias MySQLStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
+extension MySQLBackend: AdminBackend {
+    package var engine: String { "mysql" }
+}
+
+extension MySQLConfiguration: AdminTarget {
+    package var databaseFile: String? { nil }
+
+    package func schemaStatements() throws -> [String] {
+        try MySQLBackend.schemaStatements(for: self)
+    }
+
+    package func applySchema(logger: Logger) async throws -> (version: Int64, layout: String)? {
+        try await MySQLBackend.applySchema(for: self, logger: logger)
+    }
+
+    package func openForAdmin(changingNothing: Bool, logger: Logger) async throws -> any AdminBackend {
+        try await MySQLBackend(configuration: self, logger: logger)
+    }
+}
 
 extension MySQLStatements {
     /// The schema statements in the order the backend runs them at open (see
@@ -121,10 +137,10 @@ extension MySQLBackend {
         return rows.compactMap { $0[0].int }
     }
 
-    package func tableFigures(now: Int64) async throws -> ServerTableFigures {
+    package func tableFigures(now: Int64) async throws -> TableFigures {
         let table = statements.table
         return try await call("stats", retry: .again) { connection, _ in
-            var figures = ServerTableFigures()
+            var figures = TableFigures()
             let hour: Int64 = 3_600_000
             let bounds = [now, now.addingClamped(hour), now.addingClamped(24 * hour), now.addingClamped(7 * 24 * hour)]
             func between(_ low: Int64, _ high: Int64?) -> String {
@@ -195,13 +211,13 @@ extension MySQLBackend {
     /// Up to `limit` rows after `cursor` in key order (from the start when `nil`), only
     /// those live at `liveAt` when given; one short query per page.
     /// - Throws: ``StorageError``.
-    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [MySQLStoredRow] {
+    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [StoredRow] {
         let statements = statements
         let sql = statements.scan(liveOnly: liveAt != nil)
         let parameters = statements.cursorValues(cursor) + (liveAt.map { [MySQLValue.int($0)] } ?? []) + [.int(Int64(limit))]
         return try await call("scan", retry: .again) { connection, _ in
             let rows = try connection.statement(sql).query(parameters, columns: [.bytes, .bytes, .int, .int, .int])
-            return rows.map { row -> MySQLStoredRow in
+            return rows.map { row -> StoredRow in
                 let key = SessionKey(value: String(decoding: row[0].bytes ?? [], as: UTF8.self))
                 guard let data = row[1].bytes, let version = row[2].int, let createdAt = row[3].int,
                       let expiresAt = row[4].int else {

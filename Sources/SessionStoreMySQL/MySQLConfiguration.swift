@@ -140,9 +140,7 @@ public struct MySQLConfiguration: Sendable, CustomStringConvertible {
         self.init(user: user, password: url.password, database: database)
         if let host = url.host {
             if host.contains(",") {
-                // StoreURL splits `h1:p1,h2:p2,h3:p3` at its last colon.
-                let text = host + (url.port.map { ":\($0)" } ?? "")
-                hosts = try Self.parseHosts(text, defaultPort: 3306)
+                hosts = try url.hostList(defaultPort: 3306, engine: "MySQL").map { MySQLHost(host: $0.host, port: $0.port) }
             } else {
                 self.host = host
                 if let port = url.port { self.port = port }

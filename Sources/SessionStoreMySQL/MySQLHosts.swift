@@ -31,35 +31,6 @@ extension MySQLConfiguration {
         case random
     }
 
-    /// Parses the authority of a multi-host URL, `h1:p1,h2:p2,h3`, a host without a port
-    /// taking `defaultPort`; `[v6]:port` for IPv6 addresses.
-    static func parseHosts(_ text: String, defaultPort: Int) throws -> [MySQLHost] {
-        var hosts: [MySQLHost] = []
-        for entry in text.split(separator: ",", omittingEmptySubsequences: false) {
-            var name = Substring(entry)
-            var port = defaultPort
-            if name.hasPrefix("["), let close = name.firstIndex(of: "]") {
-                let rest = name[name.index(after: close)...]
-                name = name[name.index(after: name.startIndex)..<close]
-                if !rest.isEmpty {
-                    guard rest.hasPrefix(":"), let value = Int(rest.dropFirst()), (1...65535).contains(value) else {
-                        throw StoreURL.invalid("invalid port in host \"\(entry)\" of MySQL URL")
-                    }
-                    port = value
-                }
-            } else if let colon = name.lastIndex(of: ":") {
-                guard let value = Int(name[name.index(after: colon)...]), (1...65535).contains(value) else {
-                    throw StoreURL.invalid("invalid port in host \"\(entry)\" of MySQL URL")
-                }
-                port = value
-                name = name[..<colon]
-            }
-            guard !name.isEmpty else { throw StoreURL.invalid("empty host in MySQL URL host list \"\(text)\"") }
-            hosts.append(MySQLHost(host: String(name), port: port))
-        }
-        return hosts
-    }
-
     /// Whether connections ask for causal reads: ``causalReads`` when set, else whenever
     /// several hosts are given.
     var usesCausalReads: Bool { causalReads ?? (hosts.count > 1) }

@@ -3,9 +3,28 @@ package import Logging
 import PostgresNIO
 package import SessionStore
 
-/// One stored row as the operator tools read it: the key, and the record or why its
-/// columns could not be read.
-package typealias PostgresStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
+extension PostgresBackend: AdminBackend {
+    package var engine: String { "postgres" }
+}
+
+extension PostgresConfiguration: AdminTarget {
+    /// PostgreSQL tables are keyed by the id alone.
+    package var keyLayout: KeyLayout { .idOnly }
+
+    package var databaseFile: String? { nil }
+
+    package func schemaStatements() throws -> [String] {
+        try PostgresBackend.schemaStatements(for: self)
+    }
+
+    package func applySchema(logger: Logger) async throws -> (version: Int64, layout: String)? {
+        try await PostgresBackend.applySchema(for: self, logger: logger)
+    }
+
+    package func openForAdmin(changingNothing: Bool, logger: Logger) async throws -> any AdminBackend {
+        try await PostgresBackend(configuration: self, logger: logger)
+    }
+}
 
 extension PostgresBackend {
     /// The statements that create `configuration`'s table, exactly as the backend runs them.
@@ -23,9 +42,9 @@ extension PostgresBackend {
     ) async throws -> (version: Int64, layout: String)? {
         let statements = PostgresStatements(table: try SQLIdentifier.validated(configuration.table))
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
-            let result = await settle {
+            let hosts = try PostgresHostSet(configuration, logger: logger)
+            let connection = try await $queryTimeout.withValue(configuration.effectiveQueryTimeout) { try await hosts.connect(id: 0) }
+            let result = await settle { try await $queryTimeout.withValue(configuration.effectiveQueryTimeout) {
                 try await retryingConcurrentCreation { try await transaction(connection) { () -> (version: Int64, layout: String)? in
                     _ = try await rows(connection, "SELECT pg_advisory_xact_lock($1)", [.int(statements.tableLockKey)])
                     if let existing = try await schemaRow(connection, table: statements.table) { return existing }
@@ -38,7 +57,7 @@ extension PostgresBackend {
                     try await createTables(connection, statements)
                     return nil
                 } }
-            }
+            } }
             do {
                 try await connection.close()
             } catch {
@@ -57,16 +76,16 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func liveSessionsPerOwner(now: Int64) async throws -> [Int64] {
         let sql = "SELECT count(*) FROM \"\(statements.table)\" WHERE owner IS NOT NULL AND expires_at > $1 AND version <> 0 GROUP BY owner"
-        let rows = try await call("stats", retry: .again) { connection, _ in
+        let rows = try await call("stats", retry: .read) { connection, _ in
             try await Self.rows(connection, sql, [.int(now)])
         }
         return try rows.map { try $0.decode(Int64.self) }
     }
 
-    package func tableFigures(now: Int64) async throws -> ServerTableFigures {
+    package func tableFigures(now: Int64) async throws -> TableFigures {
         let table = statements.table
-        return try await call("stats", retry: .again) { connection, _ in
-            var figures = ServerTableFigures()
+        return try await call("stats", retry: .read) { connection, _ in
+            var figures = TableFigures()
             let hour: Int64 = 3_600_000
             let (day, week) = (24 * hour, 7 * 24 * hour)
             let sql = "SELECT count(*), count(*) FILTER (WHERE expires_at > $1), "
@@ -117,7 +136,7 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func integrityCheck() async throws -> [String] {
         let table = statements.table
-        return try await call("check", retry: .again) { connection, _ in
+        return try await call("check", retry: .read) { connection, _ in
             var problems: [String] = []
             let scan = "SELECT count(*), count(*) FILTER (WHERE version < 0 OR created_at > expires_at AND version > 0), "
                 + "coalesce(sum(length(data)), 0)::bigint FROM \"\(table)\""
@@ -132,7 +151,9 @@ extension PostgresBackend {
                     let index = try row.decode(String.self)
                     do {
                         _ = try await Self.rows(connection, "SELECT bt_index_check($1::regclass)", [.text(index)])
-                    } catch let error as PostgresStatementError {
+                    } catch let error as PostgresStatementError
+                        where !(error.underlying is PostgresQueryTimeout || error.underlying is PostgresConnectionClosed) {
+                        // A connection timed out or closed fails the whole check instead.
                         let failure = PostgresFailure(error.underlying, operation: "check", statement: error.statement)
                         problems.append("index \(index): \(failure?.error.message ?? "\(error.underlying)")")
                     }
@@ -146,7 +167,7 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func recordedSchema() async throws -> (version: Int64, layout: String)? {
         let table = statements.table
-        return try await call("schema", retry: .again) { connection, _ in
+        return try await call("schema", retry: .read) { connection, _ in
             try await Self.schemaRow(connection, table: table)
         }
     }
@@ -154,13 +175,13 @@ extension PostgresBackend {
     /// Up to `limit` rows after `cursor` in key order (from the start when `nil`), only
     /// those live at `liveAt` when given; one short query per page.
     /// - Throws: `StorageError`.
-    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [PostgresStoredRow] {
+    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [StoredRow] {
         let table = statements.table
         let live = liveAt == nil ? "" : " AND expires_at > $3"
         let sql = "SELECT id, data, version, created_at, expires_at FROM \"\(table)\" WHERE id > $1\(live) ORDER BY id LIMIT $2"
         let values: [PostgresValue] = [.text(cursor?.value ?? ""), .int(Int64(limit))] + (liveAt.map { [.int($0)] } ?? [])
-        return try await call("scan", retry: .again) { connection, _ in
-            try await Self.rows(connection, sql, values).map { row -> PostgresStoredRow in
+        return try await call("scan", retry: .read) { connection, _ in
+            try await Self.rows(connection, sql, values).map { row -> StoredRow in
                 do {
                     let (id, data, version, createdAt, expiresAt) = try row.decode((String, ByteBuffer, Int64, Int64, Int64).self)
                     return (SessionKey(value: id), .success(SessionRecord(
@@ -217,7 +238,7 @@ extension PostgresBackend {
     /// - Throws: `StorageError`.
     package func countExpired(before: Int64) async throws -> Int64 {
         let sql = "SELECT count(*) FROM \"\(statements.table)\" WHERE expires_at < $1"
-        return try await call("count", retry: .again) { connection, _ in
+        return try await call("count", retry: .read) { connection, _ in
             guard let row = try await Self.rows(connection, sql, [.int(before)]).first else {
                 throw StorageError(kind: .other, engine: "postgres", operation: "count", message: "no count returned", statement: sql)
             }

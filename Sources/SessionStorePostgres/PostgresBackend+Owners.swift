@@ -36,7 +36,7 @@ extension PostgresBackend {
         var values: [PostgresValue] = [.text(owner), .int(now), .int(Int64(limit))]
         if let position { values += [.int(position.createdAt), .text(position.key.value)] }
         let bound = values
-        let rows = try await call("ownedSessions", retry: .again) { connection, _ in
+        let rows = try await call("ownedSessions", retry: .read) { connection, _ in
             try await Self.rows(connection, sql, bound)
         }
         return try rows.map { row in

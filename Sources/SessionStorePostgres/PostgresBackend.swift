@@ -25,12 +25,20 @@ import Synchronization
 /// `StorageError.Kind.connection` saying the write may or may not have been committed.
 /// Serialization failures and deadlocks (SQLSTATE 40001, 40P01), which the server rolled
 /// back, are run again a few times before `StorageError.Kind.busy`.
+///
+/// Every call is bounded on the client side, since postgres-nio sets no query timeout:
+/// waiting for a pooled connection by ``PostgresConfiguration/poolWaitTimeout``, connecting
+/// by ``PostgresConfiguration/connectTimeout``, each statement by
+/// ``PostgresConfiguration/queryTimeout`` (the connection is then closed and the call fails
+/// with `StorageError.Kind.connection`, not run again).
 public final class PostgresBackend: StorageBackend {
     /// The configuration the backend was opened with.
     public let configuration: PostgresConfiguration
     let statements: PostgresStatements
-    private let pool: PostgresPool
+    let pool: PostgresPool
     private let logger: Logger
+    /// The client-side limit on one statement (`query_timeout`); `nil` for none.
+    private let queryTimeout: Duration?
     private let gate = PostgresCallGate()
     private let lost = Atomic(0)
 
@@ -60,19 +68,23 @@ public final class PostgresBackend: StorageBackend {
         guard (1...1024).contains(configuration.poolSize) else {
             throw StoreURL.invalid("PostgreSQL poolSize must be in 1...1024, got \(configuration.poolSize)")
         }
+        try configuration.validateTimeouts()
         let table = try SQLIdentifier.validated(configuration.table)
         guard table.utf8.count <= PostgresStatements.maximumTableNameLength else {
             throw StoreURL.invalid("PostgreSQL table name must have at most \(PostgresStatements.maximumTableNameLength) characters")
         }
         self.configuration = configuration
         self.logger = logger
+        let queryTimeout = configuration.effectiveQueryTimeout
+        self.queryTimeout = queryTimeout
         let statements = PostgresStatements(table: table)
         self.statements = statements
-        let connectionConfiguration = try configuration.connectionConfiguration()
+        let hosts = try PostgresHostSet(configuration, logger: logger)
         do {
-            let connection = try await PostgresConnection.connect(
-                configuration: connectionConfiguration, id: 0, logger: logger)
-            let result = await Self.settle { try await Self.createSchema(connection, statements) }
+            let connection = try await Self.$queryTimeout.withValue(queryTimeout) { try await hosts.connect(id: 0) }
+            let result = await Self.settle {
+                try await Self.$queryTimeout.withValue(queryTimeout) { try await Self.createSchema(connection, statements) }
+            }
             do {
                 try await connection.close()
             } catch {
@@ -82,7 +94,9 @@ public final class PostgresBackend: StorageBackend {
         } catch {
             throw Self.classified(error, operation: "open", statement: nil)
         }
-        pool = PostgresPool(configuration: connectionConfiguration, maximum: configuration.poolSize, logger: logger)
+        pool = PostgresPool(
+            hosts: hosts, maximum: configuration.poolSize,
+            waitTimeout: configuration.poolWaitTimeout, logger: logger)
         logger.debug("opened PostgreSQL session store", metadata: ["configuration": "\(configuration)"])
     }
 
@@ -94,7 +108,7 @@ public final class PostgresBackend: StorageBackend {
     /// Returns the live row for `key`, or `nil` when it is missing or expired at `now`.
     public func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? {
         let sql = statements.load
-        return try await call("load", retry: .again) { connection, _ in
+        return try await call("load", retry: .read) { connection, _ in
             try await Self.row(connection, sql, [.text(key.value), .int(now)])
         }
     }
@@ -318,6 +332,14 @@ public final class PostgresBackend: StorageBackend {
     ) async throws -> T {
         guard gate.enter() else { throw Self.closedError(operation) }
         defer { gate.leave() }
+        return try await Self.$queryTimeout.withValue(queryTimeout) { try await attempts(operation, retry: retry, body) }
+    }
+
+    /// ``call(_:retry:_:)``'s attempts.
+    private func attempts<T: Sendable>(
+        _ operation: String, retry: PostgresRetry,
+        _ body: @escaping @Sendable (PostgresConnection, PostgresAttempt) async throws -> T
+    ) async throws -> T {
         var attempt = PostgresAttempt(followsLostConnection: false)
         var lostConnections = 0
         var rolledBack = 0
@@ -325,7 +347,7 @@ public final class PostgresBackend: StorageBackend {
         while true {
             do {
                 let current = attempt
-                return try await pool.withConnection { connection in try await body(connection, current) }
+                return try await pool.withConnection(operation: operation) { connection in try await body(connection, current) }
             } catch let failed as PostgresStatementError {
                 // A statement failed on a leased connection: something may have been sent.
                 guard let failure = PostgresFailure(failed.underlying, operation: operation, statement: failed.statement) else {
@@ -338,7 +360,7 @@ public final class PostgresBackend: StorageBackend {
                     logger.debug("PostgreSQL connection lost mid-call", metadata: [
                         "operation": "\(operation)", "error": "\(failure.error.message)",
                     ])
-                    if retry == .again {
+                    if retry != .never {
                         attempt.followsLostConnection = true
                         continue
                     }
@@ -353,7 +375,9 @@ public final class PostgresBackend: StorageBackend {
                     continue
                 default:
                     var error = failure.error
-                    if attempt.followsLostConnection {
+                    if failure.recovery == .timedOut && retry != .read {
+                        error.message += " (a write sent on it may or may not have been committed)"
+                    } else if attempt.followsLostConnection {
                         error.message += " (after the connection was lost mid-call; a write sent then may or may not have been committed)"
                     }
                     throw error
@@ -382,8 +406,10 @@ public final class PostgresBackend: StorageBackend {
 
 /// What a pooled call may do again when its connection is lost mid-call.
 enum PostgresRetry: Sendable {
-    /// Run it again on a new connection: a read, or a write whose body decides exactly what
-    /// happened (it is told the attempt follows a lost connection).
+    /// A read that writes nothing: run it again on a new connection.
+    case read
+    /// Run it again on a new connection: a write whose body decides exactly what happened
+    /// (it is told the attempt follows a lost connection).
     case again
     /// Never again once sent: fail with `StorageError.Kind.connection`, saying the write
     /// may or may not have been committed.

@@ -1,6 +1,6 @@
 #if Postgres
 import Foundation
-import PostgresNIO
+package import PostgresNIO
 import SessionStore
 
 extension PostgresConfiguration {
@@ -28,12 +28,12 @@ extension PostgresConfiguration {
 
     /// The startup parameters every connection sends.
     private var startupParameters: [(String, String)] {
-        [("statement_timeout", String(statementTimeout.components.seconds * 1000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000)),
+        [("statement_timeout", String(statementTimeout.milliseconds)),
          ("application_name", "session-store")]
     }
 
     /// The configuration of every connection the backend opens.
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    package func connectionConfiguration() throws -> PostgresConnection.Configuration {
         var result: PostgresConnection.Configuration
         if let unixSocket {
             result = PostgresConnection.Configuration(unixSocketPath: unixSocket, username: user, password: password, database: database)
@@ -53,10 +53,20 @@ extension PostgresConfiguration {
             result = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
             if self.tls.mode == .verifyFull { result.options.tlsServerName = Self.isAddress(host) ? nil : host }
         }
-        result.options.connectTimeout = .nanoseconds(Int64(connectTimeout.components.seconds) * 1_000_000_000
-            + connectTimeout.components.attoseconds / 1_000_000_000)
+        result.options.connectTimeout = connectTimeout.timeAmount
         result.options.additionalStartupParameters = startupParameters
         return result
+    }
+
+    /// The configurations of the connections the backend opens, one per host in order
+    /// (one for a Unix socket); ``connectionConfiguration()`` is the first host's.
+    func connectionConfigurations() throws -> [PostgresConnection.Configuration] {
+        guard unixSocket == nil, hosts.count > 1 else { return [try connectionConfiguration()] }
+        return try hosts.map { server in
+            var single = self
+            single.hosts = [server]
+            return try single.connectionConfiguration()
+        }
     }
 
     /// Whether `host` is an IPv4 or IPv6 address rather than a name.
@@ -67,6 +77,16 @@ extension PostgresConfiguration {
         } catch {
             return false // not an address literal: a name
         }
+    }
+}
+
+extension Duration {
+    /// The duration as NIO's `TimeAmount` (nanoseconds; long durations saturate).
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return .nanoseconds(seconds < 0 ? .min : .max) }
+        return .nanoseconds(whole.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue)
     }
 }
 #endif

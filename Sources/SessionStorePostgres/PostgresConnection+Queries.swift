@@ -3,6 +3,34 @@ import PostgresNIO
 import SessionStore
 import Synchronization
 
+/// A statement that got no answer within the backend's `query_timeout`; its connection was
+/// closed.
+struct PostgresQueryTimeout: Error {
+    let timeout: Duration
+}
+
+/// A statement not sent because its connection had closed (the server or the network
+/// ended it since the connection was leased). Nothing was sent, so the call may run again.
+struct PostgresConnectionClosed: Error {}
+
+/// The one outcome of a statement raced against its deadline: the first to finish resumes
+/// the waiting call, the other is ignored.
+final class PostgresQueryOutcome: Sendable {
+    private let continuation: Mutex<CheckedContinuation<[PostgresRow], any Error>?>
+
+    init(_ continuation: CheckedContinuation<[PostgresRow], any Error>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    /// Resumes the call with `result` unless it was resumed already; `true` when this did.
+    @discardableResult
+    func finish(_ result: Result<[PostgresRow], any Error>) -> Bool {
+        guard let continuation = continuation.withLock({ $0.take() }) else { return false }
+        continuation.resume(with: result)
+        return true
+    }
+}
+
 /// A value bound to a statement's `$n`.
 enum PostgresValue: Sendable {
     case null
@@ -12,9 +40,46 @@ enum PostgresValue: Sendable {
 }
 
 extension PostgresBackend {
+    /// The client-side limit on one statement for the calls of the current task (the
+    /// backend's `query_timeout`); `nil` for none.
+    @TaskLocal static var queryTimeout: Duration?
+
     /// Runs `sql` with `values` bound and returns its rows. A driver or server error is
     /// thrown as a `PostgresStatementError` naming `sql`.
+    ///
+    /// Bounded by ``queryTimeout``, because postgres-nio 1.33.2 can leave a query waiting
+    /// forever: it sets no client-side timeout, a query does not end when its task is
+    /// cancelled, and a query written to a channel that closed meanwhile (the server went
+    /// away between two statements) is dropped without its promise ever being completed.
+    /// So the query runs in a task of its own, and the call waits for whichever comes first,
+    /// its answer or the deadline; at the deadline the connection is closed (so the pool
+    /// drops it and no late answer is read as another statement's) and the error is a
+    /// `PostgresQueryTimeout`. A connection already closed is refused before anything is sent.
     static func rows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        let query = PostgresQuery(unsafeSQL: sql, binds: bindings(values))
+        return try await bounded(connection, sql) {
+            try await connection.query(query, logger: silent).collect()
+        }
+    }
+
+    /// Runs `sql`, one of ``PostgresStatements``' keyed statements (a text fixed for the
+    /// backend's life), as a statement postgres-nio prepares once per connection and then
+    /// only binds and executes, and returns its rows. The server then skips parsing and
+    /// planning it on every call, which an unnamed statement (``rows(_:_:_:)``) pays each
+    /// time: measured as the difference between the store and postgres-nio's own prepared
+    /// query in the benchmark (`Performance`). Bounded by ``queryTimeout`` as `rows` is.
+    static func preparedRows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+        let statement = PostgresNamedStatement(bindings: bindings(values))
+        return try await bounded(connection, sql) {
+            try await PostgresNamedStatement.$text.withValue(sql) {
+                var rows: [PostgresRow] = []
+                for try await row in try await connection.execute(statement, logger: silent) { rows.append(row) }
+                return rows
+            }
+        }
+    }
+
+    private static func bindings(_ values: [PostgresValue]) -> PostgresBindings {
         var bindings = PostgresBindings(capacity: values.count)
         for value in values {
             switch value {
@@ -24,22 +89,57 @@ extension PostgresBackend {
             case .bytes(let bytes): bindings.append(ByteBuffer(bytes: bytes))
             }
         }
+        return bindings
+    }
+
+    /// Runs `execute` on `connection` within ``queryTimeout``; its errors and a timeout are
+    /// thrown as a `PostgresStatementError` naming `sql`.
+    private static func bounded(
+        _ connection: PostgresConnection, _ sql: String,
+        _ execute: @escaping @Sendable () async throws -> [PostgresRow]
+    ) async throws -> [PostgresRow] {
+        guard !connection.isClosed else {
+            throw PostgresStatementError(underlying: PostgresConnectionClosed(), statement: sql)
+        }
         do {
-            return try await connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: silent).collect()
+            guard let timeout = queryTimeout else { return try await execute() }
+            return try await withCheckedThrowingContinuation { continuation in
+                let outcome = PostgresQueryOutcome(continuation)
+                let deadline = connection.eventLoop.scheduleTask(in: timeout.timeAmount) {
+                    if outcome.finish(.failure(PostgresQueryTimeout(timeout: timeout))) { discard(connection) }
+                }
+                Task {
+                    do {
+                        let rows = try await execute()
+                        deadline.cancel()
+                        outcome.finish(.success(rows))
+                    } catch {
+                        deadline.cancel()
+                        outcome.finish(.failure(error))
+                    }
+                }
+            }
         } catch {
             throw PostgresStatementError(underlying: error, statement: sql)
         }
     }
 
-    /// Runs a statement that returns one row per row it wrote (`RETURNING 1`) and returns
-    /// how many it wrote.
+    /// Closes a connection that stopped answering, without waiting.
+    private static func discard(_ connection: PostgresConnection) {
+        connection.close().whenFailure { error in
+            connection.logger.debug("closing a PostgreSQL connection that timed out failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Runs a keyed statement that returns one row per row it wrote (`RETURNING 1`) and
+    /// returns how many it wrote.
     static func count(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> Int {
-        try await rows(connection, sql, values).count
+        try await preparedRows(connection, sql, values).count
     }
 
     /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
     static func row(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> SessionRecord? {
-        guard let row = try await rows(connection, sql, values).first else { return nil }
+        guard let row = try await preparedRows(connection, sql, values).first else { return nil }
         return try record(row, sql)
     }
 
@@ -80,6 +180,23 @@ extension PostgresBackend {
         try await run(connection, "COMMIT")
         return value
     }
+}
+
+/// A statement postgres-nio prepares once per connection. postgres-nio takes a prepared
+/// statement's name and text from static properties, but the backend's texts depend on its
+/// table, so both come from a task-local bound around each execution (postgres-nio reads
+/// them when it sends the statement, within that scope). The name is the text's hash: one
+/// name per text on a connection, and a connection serves one backend.
+struct PostgresNamedStatement: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    @TaskLocal static var text = ""
+    static var sql: String { text }
+    static var name: String { "ss_" + String(UInt(bitPattern: text.hashValue), radix: 36) }
+
+    let bindings: PostgresBindings
+
+    func makeBindings() -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
 }
 
 /// Counts the calls in flight so ``PostgresBackend/close()`` can wait for them, and

@@ -15,6 +15,10 @@ struct PostgresFailure: Sendable {
         /// The server rolled the statement back (serialization failure, deadlock); running
         /// it again is safe.
         case rolledBack
+        /// The server did not answer within `query_timeout`; the connection was closed. A
+        /// write sent may or may not have committed, and the call is not run again: it
+        /// would wait as long again on a server that stopped answering.
+        case timedOut
     }
 
     let error: StorageError
@@ -59,6 +63,11 @@ struct PostgresFailure: Sendable {
             self = Self.classify(error, make)
         case let error as PostgresDecodingError:
             self = make(.corrupt, .none, "column \(error.columnName) could not be decoded (\(error.code))")
+        case is PostgresConnectionClosed:
+            self = make(.connection, .lostConnection, "the connection had closed before the statement was sent")
+        case let error as PostgresQueryTimeout:
+            self = make(.connection, .timedOut, "the server did not answer within query_timeout (\(error.timeout)); "
+                + "the connection was closed")
         case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
             self = make(.connection, .none, "TLS failed: \(error)")
         case is IOError, is ChannelError, is NIOConnectionError:

@@ -1,38 +1,7 @@
 import CSessionStoreSQLite
 import Foundation
+package import Logging
 package import SessionStore
-
-/// What `session-store stats` reports about one SQLite session table.
-package struct SQLiteTableFigures: Sendable {
-    /// Every row, live or expired.
-    package var rows: Int64 = 0
-    /// Rows with `expires_at > now`.
-    package var live: Int64 = 0
-    /// Live rows retired by an id regeneration (version 0), within their grace period.
-    package var retired: Int64 = 0
-    /// Live rows expiring within an hour, a day, a week, and later.
-    package var expiring: [Int64] = [0, 0, 0, 0]
-    /// The earliest and latest `created_at` of any row, in milliseconds since the epoch.
-    package var oldestCreated: Int64?
-    package var newestCreated: Int64?
-    /// Bytes of the table's b-tree and of the expiry index earlier releases created (`dbstat`;
-    /// `0` once an open dropped it), `nil` when SQLite was built without the `dbstat` table.
-    package var tableBytes: Int64?
-    package var indexBytes: Int64?
-    /// The main database file's size (`page_count * page_size`) and the WAL file's.
-    package var fileBytes: Int64 = 0
-    package var walBytes: Int64 = 0
-    /// What ``SQLiteQueries/schemaTable`` records for the table.
-    package var schemaVersion: Int64?
-    package var keyLayout: String?
-    /// The cleanup lease row, when one is held (or was left by a holder that died).
-    package var leaseHolder: String?
-    package var leaseExpiresAt: Int64?
-}
-
-/// One stored row as the operator tools read it: the key, and the record or why its
-/// columns could not be read.
-package typealias SQLiteStoredRow = (key: SessionKey, record: Result<SessionRecord, StorageError>)
 
 extension SQLiteQueries {
     /// The schema statements in the order the backend runs them on a fresh database
@@ -138,6 +107,30 @@ struct SQLiteKeyBinding: Sendable {
     }
 }
 
+extension SQLiteBackend: AdminBackend {
+    package var engine: String { "sqlite" }
+}
+
+extension SQLiteConfiguration: AdminTarget {
+    package var databaseFile: String? { isMemory ? nil : path }
+
+    package func schemaStatements() throws -> [String] {
+        try SQLiteBackend.schemaStatements(for: self)
+    }
+
+    package func applySchema(logger: Logger) async throws -> (version: Int64, layout: String)? {
+        try SQLiteBackend.applySchema(for: self)
+    }
+
+    /// Opens the file with one reader: an operator command reads one query at a time.
+    package func openForAdmin(changingNothing: Bool, logger: Logger) async throws -> any AdminBackend {
+        var configuration = self
+        configuration.readerCount = 1
+        configuration.dropsExpiryIndex = !changingNothing
+        return try SQLiteBackend(configuration: configuration, logger: logger)
+    }
+}
+
 extension SQLiteBackend {
     /// The statements that create `configuration`'s table, exactly as the backend runs them.
     /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name.
@@ -191,11 +184,11 @@ extension SQLiteBackend {
     /// Counts, expiry histogram, sizes, schema row and cleanup lease of the table, read on
     /// the writer's thread (full-table aggregates must not occupy the cooperative pool).
     /// - Throws: ``StorageError``.
-    package func tableFigures(now: Int64) async throws -> SQLiteTableFigures {
+    package func tableFigures(now: Int64) async throws -> TableFigures {
         let queries = queries
         let path = configuration.isMemory ? nil : configuration.path
         var figures = try await adminRead("stats") { connection throws(StorageError) in
-            var figures = SQLiteTableFigures()
+            var figures = TableFigures()
             let hour: Int64 = 3_600_000
             let counts = try SQLiteStatement(
                 database: connection.database,
@@ -266,9 +259,7 @@ extension SQLiteBackend {
             }
             return figures
         }
-        if let path {
-            figures.walBytes = try Self.fileSize(path + "-wal")
-        }
+        figures.walBytes = try path.map { try Self.fileSize($0 + "-wal") } ?? 0
         return figures
     }
 
@@ -309,7 +300,7 @@ extension SQLiteBackend {
     /// check of a live database never holds a snapshot for long. Rows whose id is not text
     /// cannot be keyed and are left out (`check` counts them separately).
     /// - Throws: ``StorageError``.
-    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [SQLiteStoredRow] {
+    package func storedRows(after cursor: SessionKey?, limit: Int, liveAt: Int64?) async throws -> [StoredRow] {
         let queries = queries
         let sql = queries.scan(liveOnly: liveAt != nil, fromStart: cursor == nil)
         return try await adminRead("scan") { connection throws(StorageError) in
@@ -322,7 +313,7 @@ extension SQLiteBackend {
             }
             try statement.bind(3, Int64(limit), operation: "scan")
             if let liveAt { try statement.bind(4, liveAt, operation: "scan") }
-            var rows: [SQLiteStoredRow] = []
+            var rows: [StoredRow] = []
             while try statement.step(operation: "scan") {
                 let key = SessionKey(value: try statement.text(0, operation: "scan"))
                 let record = Result { () throws(StorageError) -> SessionRecord in

@@ -46,7 +46,8 @@ extension SQLiteBackend {
             // The open fails anyway; when the rollback failed too, closing the connection
             // discards the transaction.
             if !connection.isAutocommit { connection.close() }
-            throw error
+            // Only SQLite calls run in that transaction: its errors are all `StorageError`s.
+            throw error as? StorageError ?? StorageError(kind: .other, engine: "sqlite", operation: "open", message: "\(error)")
         }
     }
 

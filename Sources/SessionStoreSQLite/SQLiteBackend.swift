@@ -32,14 +32,22 @@ public final class SQLiteBackend: StorageBackend {
     /// Opens (creating when missing) the database and the session table, and starts the
     /// writer thread.
     ///
-    /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name;
+    /// - Throws: `SessionStoreError` `invalidConfiguration` for a bad table name, a
+    ///   `readerCount` outside 1...64, a `maxBatchSize` below 1 or a negative `mmapSize`
+    ///   (before any file is created);
     ///   `StorageError` with kind `.cannotOpen` (missing directory, permissions),
     ///   `.readOnly` (file not writable), `.corrupt` (not a database) or `.schema` (the
     ///   table has another key layout or a newer schema version).
     public init(configuration: SQLiteConfiguration, logger: Logger = Logger(label: "SessionStoreSQLite")) throws {
-        precondition((1...64).contains(configuration.readerCount), "readerCount must be in 1...64")
-        precondition(configuration.maxBatchSize >= 1, "maxBatchSize must be at least 1")
-        precondition(configuration.mmapSize >= 0, "mmapSize must not be negative")
+        guard (1...64).contains(configuration.readerCount) else {
+            throw StoreURL.invalid("SQLite readerCount must be in 1...64, got \(configuration.readerCount)")
+        }
+        guard configuration.maxBatchSize >= 1 else {
+            throw StoreURL.invalid("SQLite maxBatchSize must be at least 1, got \(configuration.maxBatchSize)")
+        }
+        guard configuration.mmapSize >= 0 else {
+            throw StoreURL.invalid("SQLite mmapSize must not be negative, got \(configuration.mmapSize)")
+        }
         let table = try SQLIdentifier.validated(configuration.table)
         self.configuration = configuration
         self.logger = logger
@@ -112,18 +120,16 @@ public final class SQLiteBackend: StorageBackend {
     var writerCheckpointRuns: Int { checkpointer?.writerRuns.load(ordering: .relaxed) ?? 0 }
 
     /// The rowid of `key`'s row in a table this release created (schema version 2): its
-    /// slot, which every statement matches with the key itself. For tools that read the
-    /// table directly.
+    /// slot, which every statement matches with the key itself. For the benchmarks, which
+    /// read the table directly (`@_spi(Benchmarks) import SessionStoreSQLite`); not part of
+    /// the supported API.
+    @_spi(Benchmarks)
     public static func slot(of key: SessionKey) -> Int64 {
         SQLiteSlot.of(key)
     }
 
     /// Write transactions run so far; group commit makes it smaller than the write count.
     var transactionCount: Int { writer.transactions.load(ordering: .relaxed) }
-
-    static func closedError(_ operation: String) -> StorageError {
-        StorageError(kind: .closed, engine: "sqlite", operation: operation, message: "the SQLite backend is closed")
-    }
 
     // MARK: - StorageBackend
 
@@ -396,7 +402,7 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     func checkOpen(_ operation: String) throws {
-        if closed.load(ordering: .acquiring) { throw Self.closedError(operation) }
+        if closed.load(ordering: .acquiring) { throw SQLiteConnection.closedError(operation) }
         if formChanged.load(ordering: .acquiring) {
             throw StorageError(
                 kind: .schema, engine: "sqlite", operation: operation,

@@ -102,9 +102,10 @@ final class SQLiteConnection {
     }
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction and commits it; rolls back when `body`
-    /// or the commit throws. A failed rollback is reported in one error with the first
+    /// or the commit throws, unless SQLite already rolled back (``isAutocommit``), and
+    /// rethrows. A failed rollback is reported in one ``StorageError`` with the first error
     /// (``isAutocommit`` is then still false: the caller may close the connection).
-    func immediateTransaction<T>(operation: String, _ body: () throws(StorageError) -> T) throws(StorageError) -> T {
+    func immediateTransaction<T>(operation: String, _ body: () throws -> T) throws -> T {
         try run("BEGIN IMMEDIATE", operation: operation)
         do {
             let result = try body()
@@ -115,13 +116,19 @@ final class SQLiteConnection {
             do {
                 try run("ROLLBACK", operation: operation)
             } catch let rollbackError {
+                let first = error as? StorageError
                 throw StorageError(
-                    kind: error.kind, engine: "sqlite", operation: operation, code: error.code,
-                    message: "\(error.message) (rollback also failed: \(rollbackError.message))",
-                    statement: error.statement)
+                    kind: first?.kind ?? .other, engine: "sqlite", operation: operation, code: first?.code,
+                    message: "\(first?.message ?? "\(error)") (rollback also failed: \(rollbackError.message))",
+                    statement: first?.statement)
             }
             throw error
         }
+    }
+
+    /// The error of every call on a backend, reader or writer that was closed.
+    static func closedError(_ operation: String) -> StorageError {
+        StorageError(kind: .closed, engine: "sqlite", operation: operation, message: "the SQLite backend is closed")
     }
 
     /// Finalizes every statement and closes the handle. Safe to call twice.

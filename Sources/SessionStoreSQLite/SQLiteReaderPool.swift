@@ -176,11 +176,11 @@ final class SQLiteReaderPool: Sendable {
         if waiting.load(ordering: .relaxed) == 0, let reader = takeFree(from: homeReader()) ?? takeLingering() {
             if closed.load(ordering: .sequentiallyConsistent) {
                 checkIn(reader)  // closes it: the pool is closing
-                throw SQLiteBackend.closedError(operation)
+                throw SQLiteConnection.closedError(operation)
             }
             return reader
         }
-        if closed.load(ordering: .sequentiallyConsistent) { throw SQLiteBackend.closedError(operation) }
+        if closed.load(ordering: .sequentiallyConsistent) { throw SQLiteConnection.closedError(operation) }
         return nil
     }
 
@@ -232,7 +232,7 @@ final class SQLiteReaderPool: Sendable {
             switch action {
             case .wait: break
             case .take(let reader): continuation.resume(returning: reader)
-            case .fail: continuation.resume(throwing: SQLiteBackend.closedError(operation))
+            case .fail: continuation.resume(throwing: SQLiteConnection.closedError(operation))
             }
         }
     }
@@ -403,7 +403,7 @@ final class SQLiteReaderPool: Sendable {
         where reader.taken.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
             retire(reader)
         }
-        for failedWaiter in failed { failedWaiter.resume(throwing: SQLiteBackend.closedError("load")) }
+        for failedWaiter in failed { failedWaiter.resume(throwing: SQLiteConnection.closedError("load")) }
         return queues.withLock { queues in
             if closedReaders.load(ordering: .sequentiallyConsistent) == readers.count { return true }
             if let waiter { queues.closeWaiters.append(waiter) }

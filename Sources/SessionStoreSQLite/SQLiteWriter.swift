@@ -140,7 +140,7 @@ final class SQLiteWriter: Sendable {
                 }
                 switch action {
                 case .queued: wakeup.signal()
-                case .closed: continuation.resume(throwing: SQLiteBackend.closedError(operation))
+                case .closed: continuation.resume(throwing: SQLiteConnection.closedError(operation))
                 case .cancelled: continuation.resume(throwing: CancellationError())
                 }
             }
@@ -327,34 +327,36 @@ final class SQLiteWriter: Sendable {
             return
         }
         transactions.add(1, ordering: .relaxed)
+        var began = false
+        var rolledBack = false
+        let results: [Result<SQLiteOutcome, any Error>]
         do {
-            try connection.run("BEGIN IMMEDIATE", operation: "begin")
-        } catch {
-            logger.warning("SQLite group commit could not begin", metadata: ["error": "\(error)"])
-            for job in jobs { job.continuation.resume(throwing: error) }
-            return
-        }
-        var results: [Result<SQLiteOutcome, any Error>] = []
-        results.reserveCapacity(jobs.count)
-        for job in jobs {
-            do {
-                results.append(.success(try job.body(connection)))
-            } catch {
-                if connection.isAutocommit {
-                    // SQLite rolled the whole transaction back (disk full, I/O error):
-                    // the writes already done are lost too.
-                    logger.error("SQLite rolled back a group-commit batch", metadata: ["error": "\(error)"])
-                    for job in jobs { job.continuation.resume(throwing: error) }
-                    return
+            // A job that fails alone fails alone; the others commit.
+            results = try connection.immediateTransaction(operation: "commit") { () throws -> [Result<SQLiteOutcome, any Error>] in
+                began = true
+                var results: [Result<SQLiteOutcome, any Error>] = []
+                results.reserveCapacity(jobs.count)
+                for job in jobs {
+                    do {
+                        results.append(.success(try job.body(connection)))
+                    } catch {
+                        // SQLite rolled the whole transaction back (disk full, I/O error):
+                        // the writes already done are lost too.
+                        rolledBack = connection.isAutocommit
+                        if rolledBack { throw error }
+                        results.append(.failure(error))
+                    }
                 }
-                results.append(.failure(error))
+                return results
             }
-        }
-        do {
-            try connection.run("COMMIT", operation: "commit")
         } catch {
-            logger.error("SQLite group commit failed", metadata: ["error": "\(error)", "writes": "\(jobs.count)"])
-            rollback(connection)
+            if !began {
+                logger.warning("SQLite group commit could not begin", metadata: ["error": "\(error)"])
+            } else if rolledBack {
+                logger.error("SQLite rolled back a group-commit batch", metadata: ["error": "\(error)"])
+            } else {
+                logger.error("SQLite group commit failed", metadata: ["error": "\(error)", "writes": "\(jobs.count)"])
+            }
             for job in jobs { job.continuation.resume(throwing: error) }
             return
         }
@@ -371,23 +373,7 @@ final class SQLiteWriter: Sendable {
         if checksFile, let error = fileMovedError(connection) { return .failure(error) }
         transactions.add(1, ordering: .relaxed)
         guard multiStatement else { return Result { try body(connection) } }
-        do {
-            try connection.run("BEGIN IMMEDIATE", operation: "begin")
-        } catch {
-            return .failure(error)
-        }
-        let result = Result { try body(connection) }
-        if case .failure = result {
-            rollback(connection)
-            return result
-        }
-        do {
-            try connection.run("COMMIT", operation: "commit")
-        } catch {
-            rollback(connection)
-            return .failure(error)
-        }
-        return result
+        return Result { try connection.immediateTransaction(operation: "write") { try body(connection) } }
     }
 
     /// An error when the database file was deleted, renamed or replaced since it was
@@ -407,14 +393,5 @@ final class SQLiteWriter: Sendable {
             logger.error("SQLite database file moved under the store; writes fail from now on", metadata: ["error": "\(error)"])
         }
         return error
-    }
-
-    private func rollback(_ connection: SQLiteConnection) {
-        guard !connection.isAutocommit else { return }
-        do {
-            try connection.run("ROLLBACK", operation: "rollback")
-        } catch {
-            logger.error("SQLite rollback failed", metadata: ["error": "\(error)"])
-        }
     }
 }

@@ -97,7 +97,7 @@ struct Fixture: Sendable {
         configure(&configuration)
         self.clock = clock
         backend = CountingBackend(try await database.open())
-        store = SessionStore(backend: backend, configuration: configuration, clock: clock)
+        store = try SessionStore(backend: backend, configuration: configuration, clock: clock)
     }
 
     /// Creates and saves a session with the given attributes.

@@ -55,7 +55,7 @@ struct EncryptedFixture: Sendable {
         configuration.corruptDataPolicy = onCorrupt
         raw = try await database.open()
         self.clock = clock
-        store = SessionStore(backend: EncryptingBackend(wrapping: raw, keys: keys), configuration: configuration, clock: clock)
+        store = try SessionStore(backend: EncryptingBackend(wrapping: raw, keys: keys), configuration: configuration, clock: clock)
     }
 
     /// The row as the engine holds it.
@@ -174,7 +174,7 @@ enum EncryptionChecks {
             let plainBackend = try await database.open()
             var configuration = SessionStoreConfiguration()
             configuration.clockSkewAllowance = .zero
-            let plain = SessionStore(backend: plainBackend, configuration: configuration, clock: clock)
+            let plain = try SessionStore(backend: plainBackend, configuration: configuration, clock: clock)
             var session = plain.newSession()
             try session.set("cart", 3)
             try await plain.save(&session)

@@ -14,7 +14,6 @@ public final class ManualClock: SessionClock {
 
     /// Moves the clock forward.
     public func advance(by duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        milliseconds.add(seconds * 1000 + attoseconds / 1_000_000_000_000_000, ordering: .relaxed)
+        milliseconds.add(duration.milliseconds, ordering: .relaxed)
     }
 }

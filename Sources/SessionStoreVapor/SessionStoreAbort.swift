@@ -11,7 +11,12 @@ public import Vapor
 /// - 409 Conflict: the session was destroyed or renewed by another request while this one
 ///   changed it; nothing was written (instead of a silent success).
 /// - 500 Internal Server Error: anything else (for example a corrupt stored session).
-public struct SessionStoreAbort: AbortError, CustomStringConvertible {
+///
+/// Vapor's error middleware logs it once, with the store's error as its cause: at `error`
+/// level for a 5xx answer, so an operator sees why storage failed at the default log level,
+/// and at Vapor's usual `warning` for a 4xx. The store's errors leave ids and payloads out
+/// of their descriptions.
+public struct SessionStoreAbort: AbortError, DebuggableError, CustomStringConvertible {
     /// The status sent to the client.
     public let status: HTTPResponseStatus
     /// A short reason for the client; never the session id or data.
@@ -56,6 +61,16 @@ public struct SessionStoreAbort: AbortError, CustomStringConvertible {
     public var description: String {
         "session store: \(status.code) \(reason)" + (underlying.map { " caused by: \($0)" } ?? "")
     }
+
+    /// The status code, as `SessionStoreAbort.503` in Vapor's log line.
+    public var identifier: String { "\(status.code)" }
+
+    /// The store's error, which Vapor's log line shows after the reason (never sent to the
+    /// client).
+    public var possibleCauses: [String] { underlying.map { ["\($0)"] } ?? [] }
+
+    /// `error` for a 5xx answer (a failure on the server's side), `warning` otherwise.
+    public var logLevel: Logger.Level { status.code >= 500 ? .error : .warning }
 }
 
 #endif

@@ -34,6 +34,14 @@ public struct SessionStoreDriver: AsyncSessionDriver {
     public let store: SessionStore
 
     /// A driver over an open store. Open the store once and share it.
+    ///
+    /// `app.sessions.use(.sessionStore(store))` also runs the store with the application; a
+    /// driver built here does not, so register the store's lifecycle too, or its background
+    /// cleanup never runs and pending writes are not flushed at exit:
+    /// ```swift
+    /// app.sessions.use { _ in SessionStoreDriver(store: store) }
+    /// app.lifecycle.use(SessionStoreLifecycle(store: store))
+    /// ```
     public init(store: SessionStore) {
         self.store = store
     }
@@ -161,7 +169,8 @@ extension Application.Sessions.Provider {
     ///
     /// The store is opened once by the caller and shared by every request (Vapor asks the
     /// provider for a driver on each use, so opening one here would open one per request).
-    /// The application shuts the store down when it stops.
+    /// The application runs the store (``SessionStoreLifecycle``): background cleanup from
+    /// boot, and a flush and close when it stops.
     ///
     /// It also adds a small middleware (`SessionStoreCookieGuard`) that keeps a response
     /// from handing a renewed session's old id back to the client: register the store
@@ -172,20 +181,7 @@ extension Application.Sessions.Provider {
             let driver = SessionStoreDriver(store: store)
             application.sessions.use { _ in driver }
             application.middleware.use(SessionStoreCookieGuard())
-            application.lifecycle.use(SessionStoreShutdown(store: store))
-        }
-    }
-}
-
-/// Shuts the store down with the application, so pending writes are flushed.
-struct SessionStoreShutdown: LifecycleHandler {
-    let store: SessionStore
-
-    func shutdownAsync(_ application: Application) async {
-        do {
-            try await store.shutdown()
-        } catch {
-            application.logger.error("session store did not shut down cleanly", metadata: ["error": "\(error)"])
+            application.lifecycle.use(SessionStoreLifecycle(store: store))
         }
     }
 }

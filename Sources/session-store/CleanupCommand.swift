@@ -70,7 +70,7 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         let progress = Progress(label: "deleted", total: expired, interval: .seconds(progressEvery))
         let observed = ObservedBackend(backend) { deleted in progress.advance(by: Int64(deleted)) }
-        let store = SessionStore(backend: observed, configuration: configuration, clock: clock, logger: toolLogger())
+        let store = try SessionStore(backend: observed, configuration: configuration, clock: clock, logger: toolLogger())
         let deleted: Int
         do {
             deleted = try await store.cleanup()
@@ -81,9 +81,9 @@ struct CleanupCommand: AsyncParsableCommand {
         }
         progress.finish()
         if observed.leaseGranted == false {
-            let lease = try await backend.figures(now: clock.now()).cleanupLease
+            let figures = try await backend.tableFigures(now: clock.now())
             try await store.shutdown()
-            let holder = lease.map { "\($0.holder) until \(Format.time($0.expiresAt))" } ?? "another process"
+            let holder = figures.leaseHolder.map { "\($0) until \(Format.time(figures.leaseExpiresAt ?? 0))" } ?? "another process"
             throw CommandFailure(
                 "cleanup did not run: the cleanup lease of table \(target.table) is held by \(holder); nothing was deleted")
         }
@@ -102,13 +102,5 @@ struct CleanupCommand: AsyncParsableCommand {
                 "deleted \(Format.count(report.deleted)) expired sessions in \(Format.seconds(report.seconds)) "
                     + "(\(Format.rate(report.deleted, report.seconds))) from \(target.display)")
         }
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

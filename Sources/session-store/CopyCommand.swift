@@ -129,7 +129,7 @@ struct CopyCommand: AsyncParsableCommand {
             throw CommandFailure(
                 "key layouts differ: the source table is keyed by \(recorded.layout), the target table by \(written.layout)")
         }
-        let live = try await source.figures(now: clock.now()).live
+        let live = try await source.tableFigures(now: clock.now()).live
         let progress = Progress(label: "read", total: live, interval: .seconds(progressEvery))
         var report = Report(live: live, copied: 0, skipped: 0, failed: 0, seconds: 0)
         var cursor: SessionKey?

@@ -45,7 +45,7 @@ struct SessionsCommand: AsyncParsableCommand {
     func run() async throws {
         let target = try StoreTarget(url)
         let backend = try await target.open(mustExist: true, logger: toolLogger())
-        let store = SessionStore(backend: backend, configuration: target.store, logger: toolLogger())
+        let store = try SessionStore(backend: backend, configuration: target.store, logger: toolLogger())
         var rows: [Row] = []
         do {
             var cursor: String?
@@ -117,7 +117,7 @@ struct RevokeCommand: AsyncParsableCommand {
     func run() async throws {
         let target = try StoreTarget(url)
         let backend = try await target.open(mustExist: true, logger: toolLogger())
-        let store = SessionStore(backend: backend, configuration: target.store, logger: toolLogger())
+        let store = try SessionStore(backend: backend, configuration: target.store, logger: toolLogger())
         let ended: Int
         do {
             if let handle {

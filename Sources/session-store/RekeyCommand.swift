@@ -91,63 +91,40 @@ struct RekeyCommand: AsyncParsableCommand {
 
     private func rekey(_ sealing: EncryptingBackend, admin: any AdminBackend) async throws -> Report {
         let clock = SystemSessionClock()
-        let live = try await admin.figures(now: clock.now()).live
+        let live = try await admin.tableFigures(now: clock.now()).live
         let progress = Progress(label: "rekeyed", total: live, interval: .seconds(progressEvery))
         var report = Report(activeKey: sealing.keys.active?.id, live: live, rewritten: 0, current: 0, retired: 0, failed: 0, seconds: 0)
-        var cursor: SessionKey?
-        while true {
-            let now = clock.now()
-            let rows = try await admin.storedRows(after: cursor, limit: batch, liveAt: now)
-            var stale: [SessionKey] = []
-            for row in rows {
-                switch row.record {
-                case .failure: report.failed += 1
-                case .success(let record) where sealing.isCurrent(record.data): report.current += 1
-                case .success(let record) where record.version == 0: report.retired += 1
-                case .success: stale.append(row.key)
+        // One paced scope for the whole run (on SQLite: the WAL's, as for cleanup).
+        report = try await sealing.resealing { resealer in
+            var report = report
+            var cursor: SessionKey?
+            while true {
+                let now = clock.now()
+                let rows = try await admin.storedRows(after: cursor, limit: batch, liveAt: now)
+                var stale: [SessionKey] = []
+                for row in rows {
+                    switch row.record {
+                    case .failure: report.failed += 1
+                    case .success(let record) where sealing.isCurrent(record.data): report.current += 1
+                    case .success(let record) where record.version == 0: report.retired += 1
+                    case .success: stale.append(row.key)
+                    }
                 }
+                let counts = try await resealer.reseal(stale, now: now, parallel: parallel)
+                report.rewritten += counts.rewritten
+                report.failed += counts.failed
+                report.current += Int64(stale.count) - counts.rewritten - counts.failed
+                progress.advance(
+                    by: Int64(rows.count),
+                    detail: "rewrote \(Format.count(report.rewritten)), failed \(Format.count(report.failed))")
+                guard rows.count == batch, let last = rows.last else { break }
+                cursor = last.key
+                if pause > 0 { try await Task.sleep(for: .seconds(pause)) }
             }
-            let (rewritten, failed) = try await reseal(stale, with: sealing, now: now)
-            report.rewritten += rewritten
-            report.failed += failed
-            report.current += Int64(stale.count) - rewritten - failed
-            progress.advance(
-                by: Int64(rows.count),
-                detail: "rewrote \(Format.count(report.rewritten)), failed \(Format.count(report.failed))")
-            guard rows.count == batch, let last = rows.last else { break }
-            cursor = last.key
-            if pause > 0 { try await Task.sleep(for: .seconds(pause)) }
+            return report
         }
         progress.finish()
         report.seconds = progress.elapsed
         return report
-    }
-
-    /// Rewrites `keys`' rows, at most `parallel` at once; returns how many were rewritten and
-    /// how many could not be decrypted. A row rewritten by a request meanwhile counts as neither.
-    private func reseal(_ keys: [SessionKey], with sealing: EncryptingBackend, now: Int64) async throws -> (Int64, Int64) {
-        try await withThrowingTaskGroup(of: Bool?.self) { group in
-            var rewritten: Int64 = 0
-            var failed: Int64 = 0
-            func collect(_ outcome: Bool?) {
-                switch outcome {
-                case true?: rewritten += 1
-                case nil: failed += 1
-                case false?: break
-                }
-            }
-            for (index, key) in keys.enumerated() {
-                if index >= parallel, let outcome = try await group.next() { collect(outcome) }
-                group.addTask {
-                    do {
-                        return try await sealing.reseal(key, now: now)
-                    } catch let error as SessionStoreError where error.code == .undecryptable {
-                        return nil
-                    }
-                }
-            }
-            for try await outcome in group { collect(outcome) }
-            return (rewritten, failed)
-        }
     }
 }

@@ -28,11 +28,12 @@ struct StatsCommand: AsyncParsableCommand {
     func run() async throws {
         let target = try StoreTarget(url)
         let backend = try await target.open(mustExist: true, logger: toolLogger())
-        var figures: TableFigures
+        var figures: StatsReport
         do {
             let now = SystemSessionClock().now()
-            figures = try await backend.figures(now: now)
-            figures.owners = TableFigures.Owners(counts: try await backend.liveSessionsPerOwner(now: now))
+            figures = StatsReport(
+                engine: backend.engine, table: target.table, figures: try await backend.tableFigures(now: now), now: now)
+            figures.owners = StatsReport.Owners(counts: try await backend.liveSessionsPerOwner(now: now))
         } catch {
             try await backend.close()
             throw error
@@ -46,7 +47,7 @@ struct StatsCommand: AsyncParsableCommand {
     }
 
     /// The figures as aligned `name  value` lines.
-    static func render(_ figures: TableFigures, display: String) -> String {
+    static func render(_ figures: StatsReport, display: String) -> String {
         var lines: [(String, String)] = [("store", display)]
         let schema = figures.schemaVersion.map { "version \($0), key layout \(figures.keyLayout ?? "?")" } ?? "no schema row"
         lines.append(("schema", schema))

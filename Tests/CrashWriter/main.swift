@@ -46,13 +46,12 @@ func runSaver(databasePath: String, reportPath: String, synchronous: SQLiteConfi
     configuration.synchronous = synchronous
     configuration.groupCommit = true
     configuration.readerCount = 2
-    let backend: SQLiteBackend
+    let store: SessionStore
     do {
-        backend = try SQLiteBackend(configuration: configuration)
+        store = try SessionStore(backend: try SQLiteBackend(configuration: configuration))
     } catch {
         fail("cannot open the database: \(error)")
     }
-    let store = SessionStore(backend: backend)
     let report = Report(path: reportPath)
     await withTaskGroup(of: Void.self) { group in
         for worker in 0..<8 {

@@ -1,5 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Logging
 import SessionStore

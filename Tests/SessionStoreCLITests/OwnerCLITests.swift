@@ -8,7 +8,7 @@ struct OwnerCLITests {
     /// Signs `owner` in on `count` devices through a store on the fixture; returns the ids.
     func signIn(_ fixture: SQLiteFixture, owner: String, count: Int) async throws -> [SessionID] {
         try await fixture.withBackend { backend async throws in
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             var ids: [SessionID] = []
             for index in 0..<count {
                 var session = store.newSession()

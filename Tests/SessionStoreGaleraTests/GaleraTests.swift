@@ -122,7 +122,7 @@ struct GaleraTests {
         let table = GaleraCluster.uniqueTable("merge")
         let first = try await GaleraCluster.backend(try GaleraCluster.nodeURL(1), options: "pool=4&causal_reads=true", table: table)
         let second = try await GaleraCluster.backend(try GaleraCluster.nodeURL(2), options: "pool=4&causal_reads=true", table: table)
-        let stores = [SessionStore(backend: first, logger: GaleraCluster.quiet), SessionStore(backend: second, logger: GaleraCluster.quiet)]
+        let stores = try [SessionStore(backend: first, logger: GaleraCluster.quiet), SessionStore(backend: second, logger: GaleraCluster.quiet)]
         func certificationFailures() async throws -> Int {
             let one = Int(try await GaleraCluster.status(first, "wsrep_local_cert_failures") ?? "") ?? 0
             let two = Int(try await GaleraCluster.status(second, "wsrep_local_cert_failures") ?? "") ?? 0
@@ -195,7 +195,7 @@ struct GaleraTests {
         let second = try await GaleraCluster.backend(try GaleraCluster.nodeURL(2), options: "pool=4&causal_reads=true", table: table)
         var configuration = SessionStoreConfiguration()
         configuration.maxSessionsPerOwner = 2
-        let stores = [first, second].map { SessionStore(backend: $0, configuration: configuration, logger: GaleraCluster.quiet) }
+        let stores = try [first, second].map { try SessionStore(backend: $0, configuration: configuration, logger: GaleraCluster.quiet) }
         for round in 0..<10 {
             let owner = "racer-\(round)"
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -252,7 +252,7 @@ struct GaleraTests {
         let second = try await GaleraCluster.backend(try GaleraCluster.nodeURL(2), options: "causal_reads=true", table: table)
         var configuration = SessionStoreConfiguration()
         configuration.cleanupBatchSize = 25
-        let stores = [first, second].map { SessionStore(backend: $0, configuration: configuration, logger: GaleraCluster.quiet) }
+        let stores = try [first, second].map { try SessionStore(backend: $0, configuration: configuration, logger: GaleraCluster.quiet) }
         let expired = 200
         for round in 0..<3 {
             let past = nowMilliseconds() - 3_600_000
@@ -295,7 +295,7 @@ struct GaleraTests {
         let backend = try await GaleraCluster.backend(
             url, options: "hosts=ordered&pool=4&connect_timeout=2s&query_timeout=20s&host_retry=1s",
             table: GaleraCluster.uniqueTable("kill"))
-        let store = SessionStore(backend: backend, logger: GaleraCluster.quiet)
+        let store = try SessionStore(backend: backend, logger: GaleraCluster.quiet)
         let control = LoadControl()
         let started = ContinuousClock.now
         let workers = (0..<8).map { index in Task { await LoadWorker.run(index, store: store, control: control) } }
@@ -365,7 +365,7 @@ struct GaleraTests {
         let backend = try await GaleraCluster.backend(
             url, options: "hosts=ordered&pool=2&connect_timeout=2s&query_timeout=20s&host_retry=1s",
             table: GaleraCluster.uniqueTable("quorum"))
-        let store = SessionStore(backend: backend, logger: GaleraCluster.quiet)
+        let store = try SessionStore(backend: backend, logger: GaleraCluster.quiet)
         var session = store.newSession()
         try session.set("n", 1)
         #expect(try await store.save(&session) == .created)

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdAuth
 import HummingbirdTesting
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting
 import Testing
@@ -17,7 +18,7 @@ struct HummingbirdAuthSessionTests {
     }
 
     func withDriver(
-        _ engine: Engine, _ body: (SessionStorePersistDriver, ManualClock, TestDatabase) async throws -> Void
+        _ engine: Engine, _ body: (SessionStorePersistDriver, ManualClock, DriverTestDatabase) async throws -> Void
     ) async throws {
         try await withDatabase(engine) { database in
             let clock = ManualClock()

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting
 import Testing
@@ -49,7 +50,7 @@ struct OwnerFlowTests {
     @Test("login on three devices, list them, end one, then all others", arguments: Engine.available)
     func devicesListedAndEnded(engine: Engine) async throws {
         try await withDatabase(engine) { database in
-            let store = SessionStore(backend: database.backend, clock: ManualClock())
+            let store = try SessionStore(backend: database.backend, clock: ManualClock())
             try await application(store).test(.router) { client in
                 var cookies: [String] = []
                 for agent in ["phone", "laptop", "tablet"] {
@@ -83,7 +84,7 @@ struct OwnerFlowTests {
     func rememberMeCookie(engine: Engine) async throws {
         try await withDatabase(engine) { database in
             let clock = ManualClock()
-            let store = SessionStore(backend: database.backend, clock: clock)
+            let store = try SessionStore(backend: database.backend, clock: clock)
             let router = Router(context: BasicSessionStoreRequestContext.self)
             router.add(middleware: SessionStoreMiddleware(store: store))
             router.post("login") { request, context -> HTTPResponse.Status in
@@ -118,7 +119,7 @@ struct OwnerFlowTests {
     @Test("a request in flight on a revoked device cannot save it back", arguments: Engine.available)
     func revokedDeviceStaysSignedOut(engine: Engine) async throws {
         try await withDatabase(engine) { database in
-            let store = SessionStore(backend: database.backend, clock: ManualClock())
+            let store = try SessionStore(backend: database.backend, clock: ManualClock())
             let router = Router(context: BasicSessionStoreRequestContext.self)
             router.add(middleware: SessionStoreMiddleware(store: store))
             router.post("login") { _, context -> HTTPResponse.Status in

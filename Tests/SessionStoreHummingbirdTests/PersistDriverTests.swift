@@ -2,10 +2,14 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import ServiceLifecycle
+import ServiceLifecycleTestKit
 import SessionStore
+import SessionStoreDriverTestSupport
 @testable import SessionStoreHummingbird
 import SessionStoreSQLite
 import SessionStoreTesting
+import Synchronization
 import Testing
 
 /// Hummingbird's `PersistDriver` behaviours, through HTTP routes like Hummingbird's own
@@ -71,7 +75,7 @@ struct PersistDriverTests {
     /// Runs `body` with a driver on a fresh database and a manual clock.
     func withDriver(
         _ engine: Engine, configure: (inout SessionStorePersistDriver.Configuration) -> Void = { _ in },
-        _ body: (SessionStorePersistDriver, ManualClock, TestDatabase) async throws -> Void
+        _ body: (SessionStorePersistDriver, ManualClock, DriverTestDatabase) async throws -> Void
     ) async throws {
         try await withDatabase(engine) { database in
             let clock = ManualClock()
@@ -344,6 +348,112 @@ struct PersistDriverTests {
         }
     }
 
+    @Test("getWithTTL on the system clock reports less than the TTL set, even in the write's millisecond")
+    func ttlIsNeverRoundedUp() async throws {
+        try await withDatabase(.sqlite) { database in
+            let driver = SessionStorePersistDriver(backend: database.backend)
+            // A write and a read take microseconds here: many of these pairs share a
+            // millisecond, where a millisecond clock reported the whole TTL.
+            for round in 0..<200 {
+                try await driver.set(key: "k\(round)", value: "v", expires: .seconds(600))
+                let ttl = try #require(try await driver.getWithTTL(key: "k\(round)", as: String.self)?.ttl)
+                #expect(ttl < .seconds(600), "round \(round): \(ttl)")
+                #expect(ttl > .seconds(590), "round \(round): \(ttl)")
+            }
+            try await driver.shutdown()
+        }
+    }
+
+    /// A driver on memory with one value that expired, cleaning every millisecond once run.
+    private func driverWithAnExpiredValue() async throws -> (SessionStorePersistDriver, InMemoryBackend, CountingBackend) {
+        let memory = InMemoryBackend()
+        let counting = CountingBackend(memory)
+        let clock = ManualClock()
+        var configuration = SessionStorePersistDriver.Configuration()
+        configuration.cleanupInterval = .milliseconds(1)
+        let driver = SessionStorePersistDriver(backend: counting, configuration: configuration, clock: clock)
+        try await driver.set(key: "a", value: "v", expires: .seconds(1))
+        clock.advance(by: .seconds(3600))
+        return (driver, memory, counting)
+    }
+
+    @Test("a driver that is not run starts no background cleanup")
+    func noCleanupBeforeRun() async throws {
+        let (driver, memory, counting) = try await driverWithAnExpiredValue()
+        // Fifty cleanup intervals: a schedule started at creation would have run by now.
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(counting.calls["deleteExpired"] == nil)
+        #expect(memory.rowCount == 1)
+        try await driver.shutdown()
+    }
+
+    @Test("run cleans in the background until graceful shutdown, then closes the backend")
+    func runIsTheService() async throws {
+        let (driver, memory, counting) = try await driverWithAnExpiredValue()
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await driver.run() }
+                // No bound on time: the background round comes when the machine lets it.
+                while memory.rowCount > 0 { try await Task.sleep(for: .milliseconds(1)) }
+                trigger.triggerGracefulShutdown()
+                try await group.waitForAll()
+            }
+        }
+        #expect((counting.calls["deleteExpired"] ?? 0) >= 1)
+        await #expect(throws: StorageError.self) { try await driver.get(key: "a", as: String.self) }
+    }
+
+    @Test("cancelling run closes the backend as graceful shutdown does")
+    func cancellingRunShutsDown() async throws {
+        let (driver, _, _) = try await driverWithAnExpiredValue()
+        let running = Task { try await driver.run() }
+        running.cancel()
+        try await running.value
+        await #expect(throws: StorageError.self) { try await driver.get(key: "a", as: String.self) }
+    }
+
+    @Test("a value over the store's size limit throws dataTooLarge and writes nothing", arguments: Engine.available)
+    func sizeLimit(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, database in
+            let limit = SessionStoreConfiguration().maxDataSize
+            let error = await #expect(throws: SessionStoreError.self) {
+                try await driver.set(key: "big", value: String(repeating: "x", count: limit), expires: nil)
+            }
+            #expect(error?.code == .dataTooLarge)
+            await #expect(throws: SessionStoreError.self) {
+                try await driver.create(key: "big", value: String(repeating: "x", count: limit), expires: nil)
+            }
+            #expect(try await database.rows() == 0)
+            try await driver.set(key: "small", value: String(repeating: "x", count: limit - 100), expires: nil)
+            #expect(try await database.rows() == 1)
+        }
+    }
+
+    @Test("a key is stored under the key the store gives the same text")
+    func keysFollowTheStoresRule() throws {
+        let id = SessionID.generate()
+        let hashed = SessionStorePersistDriver(backend: InMemoryBackend())
+        #expect(hashed.storageKey(id.text) == (try SessionStore(backend: InMemoryBackend())).storageKey(for: id))
+        var plain = SessionStorePersistDriver.Configuration()
+        plain.keyHashing = .none
+        var storePlain = SessionStoreConfiguration()
+        storePlain.idHashing = .none
+        #expect(
+            SessionStorePersistDriver(backend: InMemoryBackend(), configuration: plain).storageKey(id.text)
+                == (try SessionStore(backend: InMemoryBackend(), configuration: storePlain)).storageKey(for: id))
+    }
+
+    @Test("set gives up with conflictRetriesExhausted after the store's conflict retries")
+    func setRetriesAsTheStoreDoes() async throws {
+        let raced = AlwaysRacedBackend()
+        let driver = SessionStorePersistDriver(backend: raced)
+        let error = await #expect(throws: SessionStoreError.self) {
+            try await driver.set(key: "a", value: "v", expires: .seconds(60))
+        }
+        #expect(error?.code == .conflictRetriesExhausted)
+        #expect(raced.inserts.load(ordering: .relaxed) == SessionStoreConfiguration().maxConflictRetries + 1)
+    }
+
     @Test("shutdown closes the backend; later calls throw", arguments: Engine.available)
     func shutdown(engine: Engine) async throws {
         try await withDriver(engine) { driver, _, _ in
@@ -351,5 +461,42 @@ struct PersistDriverTests {
             await #expect(throws: StorageError.self) { try await driver.get(key: "a", as: String.self) }
         }
     }
+}
+
+/// A backend on which every write of a new row loses to another writer: each merge finds no
+/// row, each insert finds one.
+final class AlwaysRacedBackend: StorageBackend {
+    /// The inserts tried.
+    let inserts = Atomic<Int>(0)
+
+    func load(_ key: SessionKey, now: Int64) async throws -> SessionRecord? { nil }
+    func insert(_ key: SessionKey, _ record: SessionRecord) async throws -> Bool {
+        inserts.add(1, ordering: .relaxed)
+        return false
+    }
+    func update(_ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64) async throws -> Bool {
+        false
+    }
+    func merge<Result: Sendable>(
+        _ key: SessionKey, now: Int64, _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
+    ) async throws -> Result {
+        try decide(nil).1
+    }
+    func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool { false }
+    func retire(_ key: SessionKey, expiresAt: Int64) async throws -> Bool { false }
+    func delete(_ key: SessionKey, expectedVersion: Int64?) async throws -> Bool { false }
+    func deleteExpired(before: Int64, limit: Int) async throws -> Int { 0 }
+    func rebind(
+        _ key: SessionKey, data: [UInt8], owner: String?, details: [UInt8]?, expiresAt: Int64, expectedVersion: Int64,
+        now: Int64
+    ) async throws -> Bool {
+        false
+    }
+    func ownedSessions(owner: String, now: Int64, after position: OwnedRecordPosition?, limit: Int) async throws -> [OwnedRecord] {
+        []
+    }
+    func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int { 0 }
+    func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int { 0 }
+    func close() async throws {}
 }
 #endif

@@ -2,6 +2,7 @@
 import Hummingbird
 import HummingbirdTesting
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
 import SessionStoreTesting
 import Testing
@@ -25,7 +26,7 @@ struct RenewalInFlightTests {
             let clock = ManualClock()
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = grace
-            let store = SessionStore(backend: database.backend, configuration: configuration, clock: clock)
+            let store = try SessionStore(backend: database.backend, configuration: configuration, clock: clock)
             try await body(store, Fixture(clock: clock, gate: RequestGate()))
         }
     }

@@ -2,8 +2,11 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreHummingbird
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing
 
@@ -14,21 +17,24 @@ struct SessionStoreMiddlewareTests {
     struct Fixture {
         let store: SessionStore
         let clock: ManualClock
-        let database: TestDatabase
+        let database: DriverTestDatabase
     }
 
     func withStore(_ engine: Engine, _ body: (Fixture) async throws -> Void) async throws {
         try await withDatabase(engine) { database in
             let clock = ManualClock()
-            let store = SessionStore(backend: database.backend, clock: clock)
+            let store = try SessionStore(backend: database.backend, clock: clock)
             try await body(Fixture(store: store, clock: clock, database: database))
         }
     }
 
     /// Login (regenerates), logout, a read-only page, a counter, and per-key writes.
-    func application(_ store: SessionStore) -> some ApplicationProtocol {
+    func application(
+        _ store: SessionStore, cookie: SessionStoreMiddleware<BasicSessionStoreRequestContext>.CookieSettings = .init(),
+        logger: Logger? = nil
+    ) -> some ApplicationProtocol {
         let router = Router(context: BasicSessionStoreRequestContext.self)
-        router.add(middleware: SessionStoreMiddleware(store: store))
+        router.add(middleware: SessionStoreMiddleware(store: store, cookie: cookie))
         router.post("login") { request, context -> HTTPResponse.Status in
             let name = try request.uri.queryParameters.require("name")
             try await context.session.regenerateID()
@@ -73,7 +79,7 @@ struct SessionStoreMiddlewareTests {
             try context.session.set("late", 1)
             return .ok
         }
-        return Application(responder: router.buildResponder())
+        return Application(responder: router.buildResponder(), logger: logger)
     }
 
     static func cookie(_ response: TestResponse) -> ParsedCookie? {
@@ -134,6 +140,29 @@ struct SessionStoreMiddlewareTests {
                     #expect(cleared.value == "" && cleared.maxAge == 0)
                 }
                 try await client.execute(uri: "/me", method: .get, headers: [.cookie: "session=\(cookie.value)"]) { response in
+                    #expect(response.status == .unauthorized)
+                }
+            }
+            #expect(try await fixture.database.rows() == 0)
+        }
+    }
+
+    @Test("a __Host- cookie is cleared at logout over HTTP: the clearing cookie keeps Secure, Path=/ and no Domain")
+    func hostPrefixedCookieIsClearedAtLogout() async throws {
+        try await withStore(.sqlite) { fixture in
+            let app = application(fixture.store, cookie: .init(name: "__Host-session"))
+            try await app.test(.live) { client in
+                let cookie = try await client.execute(uri: "/login?name=adam", method: .post) { try #require(Self.cookie($0)) }
+                #expect(cookie.name == "__Host-session")
+                let headers: HTTPFields = [.cookie: "__Host-session=\(cookie.value)"]
+                try await client.execute(uri: "/logout", method: .post, headers: headers) { response in
+                    // What browsers demand of any __Host- cookie, the clearing one included.
+                    let cleared = try #require(Self.cookie(response))
+                    #expect(cleared.name == "__Host-session")
+                    #expect(cleared.value == "" && cleared.maxAge == 0)
+                    #expect(cleared.secure && cleared.path == "/" && cleared.domain == nil)
+                }
+                try await client.execute(uri: "/me", method: .get, headers: headers) { response in
                     #expect(response.status == .unauthorized)
                 }
             }
@@ -248,6 +277,82 @@ struct SessionStoreMiddlewareTests {
                 try await client.execute(uri: "/me", method: .get) { response in
                     #expect(response.status == .serviceUnavailable)
                 }
+            }
+        }
+    }
+
+    @Test("cookie settings from the labelled initializer change what they name and keep the other defaults")
+    func labelledCookieSettings() async throws {
+        try await withStore(.sqlite) { fixture in
+            let app = application(fixture.store, cookie: .init(name: "sid", maxAge: .seconds(1800)))
+            try await app.test(.router) { client in
+                let cookie = try await client.execute(uri: "/login?name=adam", method: .post) { response in
+                    try #require(Self.cookie(response))
+                }
+                #expect(cookie.name == "sid")
+                #expect(cookie.maxAge == 1800)
+                #expect(cookie.secure && cookie.httpOnly)
+                #expect(cookie.sameSite == "Lax")
+                #expect(cookie.path == "/")
+                #expect(cookie.domain == nil)
+                try await client.execute(uri: "/me", method: .get, headers: [.cookie: "sid=\(cookie.value)"]) { response in
+                    #expect(String(buffer: response.body) == "adam")
+                }
+            }
+        }
+    }
+
+    /// An app's own context, written as the Hummingbird article shows.
+    struct AppRequestContext: SessionStoreRequestContext {
+        var coreContext: CoreRequestContextStorage
+        let session = RequestSession()
+
+        init(source: ApplicationRequestContextSource) {
+            self.coreContext = .init(source: source)
+        }
+    }
+
+    @Test("an app's own context that adds a RequestSession gets sessions from the middleware")
+    func ownContextWithARequestSession() async throws {
+        try await withStore(.sqlite) { fixture in
+            let router = Router(context: AppRequestContext.self)
+            router.add(middleware: SessionStoreMiddleware(store: fixture.store, cookie: .init(name: "sid")))
+            router.post("login") { _, context -> HTTPResponse.Status in
+                try context.session.set("user", "adam")
+                return .ok
+            }
+            router.get("me") { _, context -> String in
+                try context.session.get("user", as: String.self) ?? "none"
+            }
+            try await Application(router: router).test(.router) { client in
+                let cookie = try await client.execute(uri: "/login", method: .post) { try #require(Self.cookie($0)) }
+                #expect(cookie.name == "sid")
+                try await client.execute(uri: "/me", method: .get, headers: [.cookie: "sid=\(cookie.value)"]) { response in
+                    #expect(String(buffer: response.body) == "adam")
+                }
+            }
+            #expect(try await fixture.database.rows() == 1)
+        }
+    }
+
+    @Test("a storage failure answers 503 and logs its cause once at error level, without the id")
+    func storageFailureLogsItsCause() async throws {
+        let log = CapturedLog()
+        try await withStore(.sqlite) { fixture in
+            try await application(fixture.store, logger: log.logger).test(.router) { client in
+                let cookie = try await client.execute(uri: "/login?name=adam", method: .post) { response in
+                    try #require(Self.cookie(response))
+                }
+                try fixture.database.dropSessionsTable()
+                try await client.execute(uri: "/me", method: .get, headers: [.cookie: "session=\(cookie.value)"]) {
+                    response in
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(!String(buffer: response.body).contains("no such table"))
+                }
+                let errors = log.lines(at: .error)
+                #expect(errors.count == 1)
+                #expect(errors.first?.contains("no such table") == true)
+                #expect(!log.text.contains(cookie.value))
             }
         }
     }

@@ -202,7 +202,7 @@ struct MySQLExactRetryTests {
         try await MySQLTestServer.withProxiedBackend("rx_regenerate") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = .seconds(10)
-            let store = SessionStore(backend: backend, configuration: configuration)
+            let store = try SessionStore(backend: backend, configuration: configuration)
             var session = store.newSession()
             try session.set("cart", "3 items")
             #expect(try await store.save(&session) == .created)
@@ -224,7 +224,7 @@ struct MySQLExactRetryTests {
         try await MySQLTestServer.withProxiedBackend("rx_regenerate0") { (backend: MySQLBackend, proxy: CuttingProxy) async throws in
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = .zero
-            let store = SessionStore(backend: backend, configuration: configuration)
+            let store = try SessionStore(backend: backend, configuration: configuration)
             var session = store.newSession()
             try session.set("cart", "3 items")
             #expect(try await store.save(&session) == .created)

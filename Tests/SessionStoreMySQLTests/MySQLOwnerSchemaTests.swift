@@ -21,7 +21,7 @@ struct MySQLOwnerSchemaTests {
             do {
                 let backend = try await MySQLBackend(configuration: configuration)
                 #expect(!backend.statements.hasOwners)
-                let store = SessionStore(backend: backend)
+                let store = try SessionStore(backend: backend)
                 for index in 0..<20 {
                     var session = store.newSession()
                     try session.set("n", index)
@@ -41,7 +41,7 @@ struct MySQLOwnerSchemaTests {
 
             let backend = try await MySQLBackend(configuration: configuration)
             #expect(backend.statements.hasOwners)
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             for (index, id) in ids.enumerated() {
                 #expect(try await store.load(id).get("n", as: Int.self) == index)
             }

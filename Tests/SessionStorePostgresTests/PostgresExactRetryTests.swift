@@ -186,7 +186,7 @@ struct PostgresExactRetryTests {
         try await PostgresTestServer.withProxiedBackend("rx_regenerate") { (backend: PostgresBackend, proxy: CuttingProxy) async throws in
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = .seconds(10)
-            let store = SessionStore(backend: backend, configuration: configuration)
+            let store = try SessionStore(backend: backend, configuration: configuration)
             var session = store.newSession()
             try session.set("cart", "3 items")
             #expect(try await store.save(&session) == .created)

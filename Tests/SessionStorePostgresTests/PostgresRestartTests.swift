@@ -19,16 +19,13 @@ struct PostgresRestartTests {
 
     /// SIGKILL of the postmaster under a saving load (`fsync=on`, `synchronous_commit` at
     /// its default `on`): no save reported successful is lost, and the same backend serves
-    /// again once the server is back, without being reopened.
-    // Disabled, visibly: in the whole suite's parallel run a call of this test's load waited
-    // forever after the postmaster's SIGKILL (postgres-nio sets no client-side query timeout, and
-    // a pooled lease has no wait limit), which would hang CI; it passed when run alone (1,380
-    // reported saves, 0 lost). Re-enable once calls are bounded on the client side (issue 22).
-    @Test(.disabled("hangs in the full parallel suite after the SIGKILL; see the comment and issue 22"))
-    func killedPostmasterLosesNoReportedSaveAndThePoolRecovers() async throws {
+    /// again once the server is back, without being reopened. Every call is bounded on the
+    /// client side (`query_timeout`, `pool_timeout`, `connect_timeout`), so no load task
+    /// waits forever on a connection the crash left unanswered.
+    @Test func killedPostmasterLosesNoReportedSaveAndThePoolRecovers() async throws {
         let server = try await Self.startServer()
         defer { server.stop() }
-        var url = try StoreURL(server.url + "?pool=4&statement_timeout=5s&connect_timeout=2s")
+        var url = try StoreURL(server.url + "?pool=4&statement_timeout=5s")
         let backend = try await PostgresBackend(configuration: try PostgresConfiguration(url: &url), logger: Self.quiet)
         let settings = try await backend.call("settings", retry: .again) { connection, _ in
             try await PostgresBackend.rows(connection, "SELECT current_setting('fsync'), current_setting('synchronous_commit')", [])
@@ -44,10 +41,54 @@ struct PostgresRestartTests {
         try await backend.close()
     }
 
+    /// Two independent servers stand for a primary and the standby promoted in its place
+    /// (same user, password and table): with both in the URL, the backend keeps saving
+    /// when the first stops, without being reopened.
+    @Test func severalHostsFailOverToTheNextWhenTheFirstStops() async throws {
+        let first = try await Self.startServer()
+        defer { first.stop() }
+        let second = try await Self.startServer()
+        defer { second.stop() }
+        var firstURL = try StoreURL(first.url + "?pool=2")
+        let firstOnly = try PostgresConfiguration(url: &firstURL)
+        var secondURL = try StoreURL(second.url + "?pool=2")
+        var secondOnly = try PostgresConfiguration(url: &secondURL)
+        // The table on both, and the first server's password on the second too.
+        let onSecond = try await PostgresBackend(configuration: secondOnly, logger: Self.quiet)
+        let password = try #require(firstOnly.password)
+        #expect(password.allSatisfy { $0.isLetter || $0.isNumber }, "the password is spliced into ALTER ROLE")
+        try await PostgresTestServer.execute(onSecond, "ALTER ROLE \"\(secondOnly.user)\" PASSWORD '\(password)'")
+        secondOnly.password = password
+        let onFirst = try await PostgresBackend(configuration: firstOnly, logger: Self.quiet)
+
+        var both = firstOnly
+        both.hosts = firstOnly.hosts + secondOnly.hosts
+        let backend = try await PostgresBackend(configuration: both, logger: Self.quiet)
+        let record = SessionRecord(data: Array("v".utf8), version: 1, createdAt: 1_000, expiresAt: 1_000_000)
+        let before = SessionKey(value: "before")
+        #expect(try await backend.insert(before, record))
+        #expect(try await onFirst.load(before, now: 2_000) == record, "saved on the first host")
+        #expect(try await onSecond.load(before, now: 2_000) == nil)
+        #expect(backend.pool.hosts.opened(on: 1) == 0, "nothing went to the second host while the first was up")
+
+        _ = try await onThread { try first.kill() }
+        // The same backend, not reopened: saves go on, to the second host.
+        for index in 0..<20 {
+            let key = SessionKey(value: "after\(index)")
+            #expect(try await backend.insert(key, record))
+            #expect(try await onSecond.load(key, now: 2_000) == record, "saved on the second host")
+        }
+        #expect(backend.pool.hosts.opened(on: 1) > 0)
+        #expect(try await backend.load(before, now: 2_000) == nil, "loads are served by the second host")
+        try await backend.close()
+        try await onSecond.close()
+        try await onFirst.close()
+    }
+
     @Test func backendRecoversAfterServerRestartWithoutBeingReopened() async throws {
         let server = try await Self.startServer()
         defer { server.stop() }
-        var url = try StoreURL(server.url + "?pool=3&connect_timeout=2s")
+        var url = try StoreURL(server.url + "?pool=3")
         let backend = try await PostgresBackend(configuration: try PostgresConfiguration(url: &url), logger: Self.quiet)
         let key = SessionKey(value: "survivor")
         let record = SessionRecord(data: Array("kept".utf8), version: 1, createdAt: 1_000, expiresAt: 1_000_000)

@@ -68,9 +68,11 @@ enum PostgresTestServer {
     }
 
     /// A backend with one pooled connection through a ``CuttingProxy`` (TLS off: the proxy
-    /// reads the protocol), no keep-alive queries, and a table of its own.
+    /// reads the protocol), no keep-alive queries, and a table of its own; `customize`
+    /// changes the configuration further.
     static func withProxiedBackend(
-        _ prefix: String, _ body: (PostgresBackend, CuttingProxy) async throws -> Void
+        _ prefix: String, _ customize: (inout PostgresConfiguration) -> Void = { _ in },
+        _ body: (PostgresBackend, CuttingProxy) async throws -> Void
     ) async throws {
         let configuration = try Self.configuration(table: prefix)
         let proxy = try CuttingProxy(targetPort: UInt16(configuration.port), wire: .postgres)
@@ -80,6 +82,7 @@ enum PostgresTestServer {
             $0.port = Int(proxy.port)
             $0.poolSize = 1
             $0.tls.mode = .disable
+            customize(&$0)
         }) { (backend: PostgresBackend) async throws in
             try await body(backend, proxy)
         }

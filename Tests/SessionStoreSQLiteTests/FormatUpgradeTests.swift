@@ -22,7 +22,7 @@ struct FormatUpgradeTests {
             try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent("format1.db").path, toPath: database.path)
             let ids = try JSONDecoder().decode(
                 [String: String].self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("format1-ids.json")))
-            let store = SessionStore(backend: try database.open())
+            let store = try SessionStore(backend: try database.open())
             try await body(store, ids, database)
             try await store.shutdown()
         }

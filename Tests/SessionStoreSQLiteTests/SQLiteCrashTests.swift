@@ -1,5 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
+import SessionStoreTestSupport
 import SessionStoreTesting
 import SessionStore
 import SessionStoreSQLite
@@ -94,7 +95,7 @@ struct SQLiteCrashTests {
                 #expect(try integrityCheck(database.path) == "ok", "integrity_check after kill \(kills)")
                 let reported = try Self.reported(in: reportPath)
                 let backend = try database.open()
-                let store = SessionStore(backend: backend)
+                let store = try SessionStore(backend: backend)
                 for (text, step) in reported {
                     let id = try #require(SessionID(validating: text))
                     checked += 1
@@ -106,7 +107,7 @@ struct SQLiteCrashTests {
             // At the end, every session reported in any round is still there.
             #expect(try integrityCheck(database.path) == "ok")
             let backend = try database.open()
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             for (text, step) in verified {
                 if try await !Self.holds(store, try #require(SessionID(validating: text)), step: step) { lost += 1 }
             }

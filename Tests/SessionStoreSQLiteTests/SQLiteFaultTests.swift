@@ -1,5 +1,6 @@
 import CSessionStoreSQLite
 import Foundation
+import SessionStoreTestSupport
 import SessionStoreTesting
 import SessionStore
 @testable import SessionStoreSQLite
@@ -72,7 +73,7 @@ struct SQLiteFaultTests {
     @Test func exclusiveLockHeldByAnotherProcessGivesBusyThenWritesResume() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open { $0.busyTimeout = .milliseconds(200) }
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             var before = store.newSession()
             try before.set("user", "alice")
             try await store.save(&before)
@@ -107,7 +108,7 @@ struct SQLiteFaultTests {
     @Test(.enabled(if: Mounts.available, "mounting is not permitted here"))
     func readOnlyFilesystemGivesReadOnlyThenOpensOnceWritable() async throws {
         try await withTemporaryDatabase { database in
-            let store = SessionStore(backend: try database.open())
+            let store = try SessionStore(backend: try database.open())
             var session = store.newSession()
             try session.set("user", "alice")
             try await store.save(&session)
@@ -128,7 +129,7 @@ struct SQLiteFaultTests {
             #expect(error?.kind == .readOnly)
 
             try Mounts.run("/bin/mount", "-o", "remount,bind,rw", view)
-            let reopened = SessionStore(backend: try SQLiteBackend(configuration: configuration))
+            let reopened = try SessionStore(backend: try SQLiteBackend(configuration: configuration))
             #expect(try await reopened.load(session.id).isStored, "the data is intact and the store opens")
             var more = reopened.newSession()
             try more.set("user", "bob")
@@ -142,7 +143,7 @@ struct SQLiteFaultTests {
         // writes with SQLITE_READONLY, as a file that became unwritable does.
         try await withTemporaryDatabase { database in
             let backend = try database.open()
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             var session = store.newSession()
             try session.set("user", "alice")
             try await store.save(&session)
@@ -173,7 +174,7 @@ struct SQLiteFaultTests {
     }
 
     private func fillTheDiskThenFreeSpace(_ database: TemporaryDatabase) async throws {
-        let store = SessionStore(backend: try database.open())
+        let store = try SessionStore(backend: try database.open())
         let (saved, error) = try await fill(store, limit: 2000)
         #expect((error as? StorageError)?.kind == .full, "the save that found the disk full: \(String(describing: error))")
         #expect(saved.count > 10 && saved.count < 2000)
@@ -194,7 +195,7 @@ struct SQLiteFaultTests {
         // exactly as a full disk does.
         try await withTemporaryDatabase { database in
             let backend = try database.open()
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             try await onWriter(backend, "PRAGMA max_page_count = 64")
             let (saved, error) = try await fill(store, limit: 2000)
             #expect((error as? StorageError)?.kind == .full, "the save that hit the cap: \(String(describing: error))")

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SessionStore
 @testable import SessionStoreSQLite
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing
 
@@ -22,7 +23,7 @@ struct SQLiteLifecycleTests {
     func deletedDatabaseFileFailsSavesWithATypedErrorAndALogLine(_ removed: [String]) async throws {
         try await withTemporaryDatabase { database in
             let log = CapturedLog()
-            let store = SessionStore(backend: try SQLiteBackend(configuration: database.configuration(), logger: log.logger))
+            let store = try SessionStore(backend: try SQLiteBackend(configuration: database.configuration(), logger: log.logger))
             var kept = try await saveOne(store)
             for name in removed {
                 try FileManager.default.removeItem(at: database.directory.appendingPathComponent(name))
@@ -39,7 +40,7 @@ struct SQLiteLifecycleTests {
 
     @Test func replacedDatabaseFileFailsSaves() async throws {
         try await withTemporaryDatabase { database in
-            let store = SessionStore(backend: try database.open())
+            let store = try SessionStore(backend: try database.open())
             _ = try await saveOne(store)
             let moved = database.path + ".old"
             try FileManager.default.moveItem(atPath: database.path, toPath: moved)
@@ -52,7 +53,7 @@ struct SQLiteLifecycleTests {
 
     @Test func shutdownLeavesNoDescriptorOfTheDatabaseFilesOpen() async throws {
         try await withTemporaryDatabase { database in
-            let store = SessionStore(backend: try database.open { $0.readerCount = 4 })
+            let store = try SessionStore(backend: try database.open { $0.readerCount = 4 })
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<16 {
                     group.addTask {
@@ -68,6 +69,35 @@ struct SQLiteLifecycleTests {
         }
     }
 
+    #if os(Linux)
+    @Test func shutdownRemovesTheReaderLockFile() async throws {
+        try await withTemporaryDatabase { database in
+            let lockFile = database.path + "-readers"
+            let store = try SessionStore(backend: try database.open())
+            _ = try await saveOne(store)
+            #expect(FileManager.default.fileExists(atPath: lockFile), "the backend announced itself")
+            try await store.shutdown()
+            #expect(!FileManager.default.fileExists(atPath: lockFile))
+            #expect(FileManager.default.fileExists(atPath: database.path))
+        }
+    }
+
+    @Test func theReaderLockFileStaysUntilTheLastBackendOnTheDatabaseCloses() async throws {
+        try await withTemporaryDatabase { database in
+            let lockFile = database.path + "-readers"
+            let first = try database.open()
+            let second = try database.open()
+            try await first.close()
+            #expect(FileManager.default.fileExists(atPath: lockFile), "the second backend still holds it")
+            let third = try database.open()
+            try await second.close()
+            #expect(FileManager.default.fileExists(atPath: lockFile), "the third backend still holds it")
+            try await third.close()
+            #expect(!FileManager.default.fileExists(atPath: lockFile))
+        }
+    }
+    #endif
+
     @Test func aCancelledWriteThatIsStillQueuedNeverRuns() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
@@ -82,6 +112,22 @@ struct SQLiteLifecycleTests {
             backend.writer.resumeForTesting()
             #expect(try await backend.insert(key, record("y")), "the cancelled insert never ran")
             try await backend.close()
+        }
+    }
+
+    @Test(arguments: [
+        { (configuration: inout SQLiteConfiguration) in configuration.readerCount = 0 },
+        { configuration in configuration.readerCount = 65 },
+        { configuration in configuration.maxBatchSize = 0 },
+        { configuration in configuration.mmapSize = -1 },
+    ] as [@Sendable (inout SQLiteConfiguration) -> Void])
+    func anInvalidConfigurationInCodeThrowsBeforeTheFileIsCreated(
+        _ change: @Sendable (inout SQLiteConfiguration) -> Void
+    ) async throws {
+        try await withTemporaryDatabase { database in
+            let error = #expect(throws: SessionStoreError.self) { _ = try database.open(change) }
+            #expect(error?.code == .invalidConfiguration)
+            #expect(!FileManager.default.fileExists(atPath: database.path), "no database file was created")
         }
     }
 

@@ -20,7 +20,7 @@ struct SQLiteOwnerSchemaTests {
             try makeVersion2Table(database, layout: layout)
             let backend = try database.open { $0.keyLayout = layout }
             #expect(!backend.queries.hasOwners)
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             var session = store.newSession()
             try session.set("cart", 3)
             #expect(try await store.save(&session) == .created)
@@ -40,7 +40,7 @@ struct SQLiteOwnerSchemaTests {
             try makeVersion2Table(database, layout: layout)
             var ids: [SessionID] = []
             do {
-                let store = SessionStore(backend: try database.open { $0.keyLayout = layout })
+                let store = try SessionStore(backend: try database.open { $0.keyLayout = layout })
                 for index in 0..<50 {
                     var session = store.newSession()
                     try session.set("n", index)
@@ -64,7 +64,7 @@ struct SQLiteOwnerSchemaTests {
 
             let backend = try database.open { $0.keyLayout = layout }
             #expect(backend.queries.hasOwners)
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             for (index, id) in ids.enumerated() {
                 #expect(try await store.load(id).get("n", as: Int.self) == index)
             }

@@ -4,11 +4,11 @@ import SessionStore
 import Synchronization
 import Testing
 
-/// `rekey` rewrites every row through ``EncryptingBackend/reseal(_:now:)``; on SQLite each
-/// rewrite is paced by the WAL as cleanup's slices are. Sizes and counts only, never times.
+/// `rekey` rewrites every row inside one ``EncryptingBackend/resealing(_:)`` scope; on SQLite
+/// each rewrite is paced by the WAL as cleanup's slices are. Sizes and counts only, never times.
 @Suite("SQLite rekey pacing")
 struct SQLiteRekeyPacingTests {
-    @Test("a rekey beside a reader and a saver keeps the WAL below the writer's back-pressure limit")
+    @Test("a rekey beside a reader and a saver keeps the WAL below the writer's back-pressure limit and never escalates a checkpoint")
     func rekeyKeepsTheWALBelowTheWritersBackPressureLimit() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
@@ -39,14 +39,11 @@ struct SQLiteRekeyPacingTests {
             }
             let saver = tally.saveSteadily(through: sealing)
             let resealed = await Result(catching: {
-                try await withThrowingTaskGroup(of: Bool.self) { group in
-                    var count = 0
-                    for (index, key) in keys.enumerated() {
-                        if index >= 8, try await group.next() == true { count += 1 }
-                        group.addTask { try await sealing.reseal(key, now: 2000) }
-                    }
-                    for try await outcome in group where outcome { count += 1 }
-                    return count
+                try await sealing.resealing { resealer in
+                    // Counted inside the scope: once it ends, the saver's own checkpoints may escalate.
+                    let atStart = backend.truncateCheckpointRuns
+                    let counts = try await resealer.reseal(keys, now: 2000, parallel: 8)
+                    return (counts, backend.truncateCheckpointRuns - atStart)
                 }
             })
             tally.done.store(true, ordering: .relaxed)
@@ -60,11 +57,13 @@ struct SQLiteRekeyPacingTests {
 
             // Frames are a page plus a 24-byte header; the file has a 32-byte header.
             let hardLimit = Int(SQLiteCheckpointer.hardLimitPages) * (4096 + 24) + 32
-            #expect(try resealed.get() == 60_000, "every row was rewritten")
+            let (counts, truncatesDuringRekey) = try resealed.get()
+            #expect(counts == EncryptingBackend.Resealer.Counts(rewritten: 60_000, failed: 0), "every row was rewritten")
             #expect(tally.saves.load(ordering: .relaxed) > 0, "saves ran during the rekey")
             #expect(tally.walPeak.load(ordering: .relaxed) < hardLimit,
                     "the WAL peaked at \(tally.walPeak.load(ordering: .relaxed)) bytes; the writer checkpoints, saves waiting, from \(hardLimit)")
             #expect(writerCheckpoints == 0, "no save waited for the writer's back-pressure checkpoint")
+            #expect(truncatesDuringRekey == 0, "the checkpointer never escalated to a TRUNCATE (which holds saves back) while the rekey ran")
             print("rekey pacing test: \(tailCopies) WAL restart(s) by the rekey, WAL peak \(tally.walPeak.load(ordering: .relaxed)) bytes, \(writerCheckpoints) writer checkpoint(s), \(truncates) TRUNCATE(s)")
         }
     }

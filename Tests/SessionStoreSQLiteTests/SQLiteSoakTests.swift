@@ -23,7 +23,7 @@ struct SQLiteSoakTests {
             policy.clockSkewAllowance = .zero
             policy.cleanupBatchSize = 200
             let backend = try database.open { $0.readerCount = 4 }
-            let store = SessionStore(backend: backend, configuration: policy)
+            let store = try SessionStore(backend: backend, configuration: policy)
             store.startBackgroundCleanup(every: .milliseconds(500))
             let walPath = database.path + "-wal"
             let deadline = ContinuousClock.now.advanced(by: .seconds(Self.seconds))

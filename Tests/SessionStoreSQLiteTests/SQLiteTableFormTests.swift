@@ -92,7 +92,7 @@ struct SQLiteTableFormTests {
     @Test func theStoreRefusesANewSessionWhoseSlotALiveRowHolds() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
-            let store = SessionStore(backend: backend)
+            let store = try SessionStore(backend: backend)
             var session = store.newSession()
             try session.set("user", "ada")
             let key = store.storageKey(for: session.id)

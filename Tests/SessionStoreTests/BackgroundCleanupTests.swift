@@ -15,7 +15,7 @@ struct BackgroundCleanupTests {
             try await Task.sleep(for: .milliseconds(5))
             rounds.withLock { $0.append((start, .now)) }
         }
-        let store = SessionStore(backend: backend)
+        let store = try SessionStore(backend: backend)
         store.startBackgroundCleanup(every: .milliseconds(1))
         while rounds.withLock({ $0.isEmpty }) {
             try await Task.sleep(for: .milliseconds(5))

@@ -1,6 +1,8 @@
+import Crypto
 import Foundation
 import MetricsTestKit
 @testable import SessionStore
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Testing
 
@@ -151,6 +153,41 @@ struct EncryptedRowTests {
         #expect(!EncryptedRow.reserved.contains(AttributeCodec.formatVersion))
     }
 
+    @Test("a row sealed by swift-crypto's AES.GCM (how earlier releases sealed) opens")
+    func opensRowsSealedBySwiftCrypto() throws {
+        let plaintext = AttributeCodec.encode(["cart": Array("[1,2,3]".utf8)])
+        let header: [UInt8] = [0xE1, 6] + Array("test-a".utf8)
+        let box = try AES.GCM.seal(
+            plaintext, using: SymmetricKey(data: [UInt8](repeating: 0xA1, count: 32)), nonce: AES.GCM.Nonce(),
+            authenticating: header + Array(key.value.utf8))
+        let row = header + [UInt8](try #require(box.combined))
+        #expect(try EncryptedRow.open(row, with: TestKeys.standard, for: key) == plaintext)
+    }
+
+    @Test("a sealed row is standard AES-256-GCM: swift-crypto's AES.GCM opens it with the header and storage key as associated data")
+    func sealsWhatSwiftCryptoOpens() throws {
+        let plaintext = AttributeCodec.encode(["cart": Array("[1,2,3]".utf8)])
+        let row = try EncryptedRow.seal(plaintext, with: TestKeys.a, for: key)
+        let headerEnd = 2 + 6
+        let box = try AES.GCM.SealedBox(combined: row[headerEnd...])
+        let opened = try AES.GCM.open(
+            box, using: SymmetricKey(data: [UInt8](repeating: 0xA1, count: 32)),
+            authenticating: Array(row[..<headerEnd]) + Array(key.value.utf8))
+        #expect([UInt8](opened) == plaintext)
+    }
+
+    @Test("an empty ciphertext (a tag alone) opens as empty bytes, and a changed tag fails")
+    func tagOnlyRow() throws {
+        let header: [UInt8] = [0xE1, 6] + Array("test-a".utf8)
+        let box = try AES.GCM.seal(
+            [UInt8](), using: SymmetricKey(data: [UInt8](repeating: 0xA1, count: 32)), nonce: AES.GCM.Nonce(),
+            authenticating: header + Array(key.value.utf8))
+        var row = header + [UInt8](try #require(box.combined))
+        #expect(try EncryptedRow.open(row, with: TestKeys.standard, for: key) == [])
+        row[row.count - 1] ^= 1
+        #expect(throws: SessionStoreError.self) { try EncryptedRow.open(row, with: TestKeys.standard, for: key) }
+    }
+
     @Test("a row moved under another storage key fails to open")
     func associatedData() throws {
         let sealed = try EncryptedRow.seal([2], with: TestKeys.a, for: key)
@@ -166,13 +203,13 @@ struct EncryptionPolicyTests {
         let label = "e\(UInt32.random(in: 0...UInt32.max))"
         let log = CapturedLog()
         let shared = InMemoryBackend()
-        let writer = SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
+        let writer = try SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
         var session = writer.newSession()
         try session.set("user", "alice")
         try await writer.save(&session)
         var configuration = SessionStoreConfiguration()
         configuration.corruptDataPolicy = .startNewSession
-        let reader = SessionStore(
+        let reader = try SessionStore(
             backend: EncryptingBackend(wrapping: shared, keys: TestKeys.ring(TestKeys.b)), configuration: configuration,
             logger: log.logger, metricsLabel: label, metricsFactory: metrics)
         let fresh = try await reader.load(session.id)
@@ -188,12 +225,12 @@ struct EncryptionPolicyTests {
     @Test("on_corrupt=error: saves, merges and regeneration of an undecryptable row throw undecryptable with the redacted id")
     func strictPolicyEverywhere() async throws {
         let shared = InMemoryBackend()
-        let writer = SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
+        let writer = try SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.standard))
         var session = writer.newSession()
         try session.set("user", "alice")
         try await writer.save(&session)
         var loaded = try await writer.load(session.id)
-        let other = SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.ring(TestKeys.b)))
+        let other = try SessionStore(backend: EncryptingBackend(wrapping: shared, keys: TestKeys.ring(TestKeys.b)))
         let error = await #expect(throws: SessionStoreError.self) { try await other.load(session.id) }
         #expect(error?.code == .undecryptable && error?.keyID == "test-a" && error?.session == session.id.redacted)
         try loaded.set("user", "bob")
@@ -209,12 +246,12 @@ struct EncryptionPolicyTests {
     @Test("the fallback backend under encryption: legacy plaintext rows read and are sealed when copied over")
     func fallbackBackend() async throws {
         let legacy = InMemoryBackend()
-        let plain = SessionStore(backend: legacy)
+        let plain = try SessionStore(backend: legacy)
         var session = plain.newSession()
         try session.set("user", "alice")
         try await plain.save(&session)
         let primary = InMemoryBackend()
-        let store = SessionStore(backend: EncryptingBackend(wrapping: FallbackBackend(primary: primary, legacy: legacy), keys: TestKeys.standard))
+        let store = try SessionStore(backend: EncryptingBackend(wrapping: FallbackBackend(primary: primary, legacy: legacy), keys: TestKeys.standard))
         var loaded = try await store.load(session.id)
         #expect(try loaded.get("user", as: String.self) == "alice")
         try loaded.set("user", "bob")

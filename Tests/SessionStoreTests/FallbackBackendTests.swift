@@ -22,12 +22,12 @@ struct FallbackBackendTests {
         init() async throws {
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = .zero
-            let old = SessionStore(backend: legacy, configuration: configuration, clock: clock)
+            let old = try SessionStore(backend: legacy, configuration: configuration, clock: clock)
             var session = old.newSession()
             try session.set("user", "alice")
             try await old.save(&session)
             legacyID = session.id
-            store = SessionStore(
+            store = try SessionStore(
                 backend: FallbackBackend(primary: primary, legacy: legacy), configuration: configuration, clock: clock)
         }
     }

@@ -1,5 +1,5 @@
 import Foundation
-import SessionStoreTesting
+import SessionStoreTestSupport
 import Testing
 
 /// Replays the seeds and every input the fuzzers (`bash .ci/fuzz`) ever failed on, so a

@@ -1,5 +1,6 @@
 import Logging
 import SessionStore
+import SessionStoreTestSupport
 import SessionStoreTesting
 import Synchronization
 import Testing
@@ -26,6 +27,21 @@ struct HostileConfigurationTests {
             Issue.record("unexpected error type: \(error)")
         }
         return nil
+    }
+
+    @Test("an invalid configuration given in code is a thrown invalidConfiguration, not a trap", arguments: [
+        { (configuration: inout SessionStoreConfiguration) in configuration.idleTimeout = .zero },
+        { configuration in configuration.absoluteLifetime = .seconds(-1) },
+        { configuration in configuration.touchInterval = .seconds(-1) },
+        { configuration in configuration.touchInterval = .seconds(3600); configuration.idleTimeout = .seconds(60) },
+    ] as [@Sendable (inout SessionStoreConfiguration) -> Void])
+    func invalidConfigurationInCodeThrows(_ change: @Sendable (inout SessionStoreConfiguration) -> Void) throws {
+        var configuration = SessionStoreConfiguration()
+        change(&configuration)
+        let error = #expect(throws: SessionStoreError.self) {
+            _ = try SessionStore(backend: InMemoryBackend(), configuration: configuration)
+        }
+        #expect(error?.code == .invalidConfiguration)
     }
 
     @Test("unknown options, bad numbers and non-identifier tables are configuration errors naming no password", arguments: [

@@ -25,7 +25,7 @@ struct HostileIDTests {
     @Test("malformed ids, including non-UTF-8 bytes, give a new session with no backend call")
     func malformedIDsNeverReachTheBackend() async throws {
         let backend = CountingBackend(InMemoryBackend())
-        let store = SessionStore(backend: backend)
+        let store = try SessionStore(backend: backend)
         for text in Self.malformed {
             let session = try await store.load(id: text)
             #expect(!session.isStored && session.isEmpty)
@@ -39,7 +39,7 @@ struct HostileIDTests {
     @Test("a well-formed unknown id costs one lookup and is never adopted, even when saved")
     func unknownIDIsNeverAdopted() async throws {
         let backend = CountingBackend(InMemoryBackend())
-        let store = SessionStore(backend: backend)
+        let store = try SessionStore(backend: backend)
         let chosen = SessionID.generate().text
         var session = try await store.load(id: chosen)
         #expect(backend.calls == ["load": 1])
@@ -55,7 +55,7 @@ struct HostileIDTests {
         var configuration = SessionStoreConfiguration()
         configuration.maxDataSize = 1024
         let backend = InMemoryBackend()
-        let store = SessionStore(backend: backend, configuration: configuration)
+        let store = try SessionStore(backend: backend, configuration: configuration)
         let id = SessionID.generate()
         let big = AttributeCodec.encode(["blob": Array("\"\(String(repeating: "x", count: 4000))\"".utf8)])
         let now = SystemSessionClock().now()

@@ -16,21 +16,38 @@ struct InMemoryConformanceTests {
         let opened = SharedOpen(backend: InMemoryBackend())
         try await check.run(on: TestDatabase { opened.next() }.encrypted())
     }
+
+    /// `StorageBackend.optimisticMerge`, the merge a backend that cannot lock a row builds
+    /// from `load` and versioned writes, meets the same contract as a locking merge.
+    @Test(arguments: BackendConformance.checks)
+    func conformanceWithOptimisticMerge(_ check: ConformanceCheck) async throws {
+        let opened = SharedOpen(backend: InMemoryBackend(), optimisticMerge: true)
+        try await check.run(on: TestDatabase { opened.next() })
+    }
 }
 
 /// Several "connections" to one in-memory database: the first open gets the backend,
 /// later ones a view that forwards to it (closing a view leaves the data alone).
 final class SharedOpen: Sendable {
     let backend: InMemoryBackend
-    init(backend: InMemoryBackend) { self.backend = backend }
-    func next() -> any StorageBackend { ClosableView(backend) }
+    let optimisticMerge: Bool
+    init(backend: InMemoryBackend, optimisticMerge: Bool = false) {
+        self.backend = backend
+        self.optimisticMerge = optimisticMerge
+    }
+    func next() -> any StorageBackend { ClosableView(backend, optimisticMerge: optimisticMerge) }
 }
 
-/// Forwards to a shared in-memory backend but closes on its own.
+/// Forwards to a shared in-memory backend but closes on its own; merges with
+/// `optimisticMerge` when asked.
 final class ClosableView: StorageBackend {
     let base: InMemoryBackend
     let closed = Closed()
-    init(_ base: InMemoryBackend) { self.base = base }
+    let optimistic: Bool
+    init(_ base: InMemoryBackend, optimisticMerge: Bool = false) {
+        self.base = base
+        self.optimistic = optimisticMerge
+    }
 
     func open() throws -> InMemoryBackend {
         guard !closed.value else { throw StorageError(kind: .closed, engine: "memory", operation: "view", message: "closed") }
@@ -45,7 +62,8 @@ final class ClosableView: StorageBackend {
     func merge<Result: Sendable>(
         _ key: SessionKey, now: Int64, _ decide: @escaping @Sendable (SessionRecord?) throws -> (MergeWrite, Result)
     ) async throws -> Result {
-        try await open().merge(key, now: now, decide)
+        if optimistic { return try await optimisticMerge(key, now: now, decide) }
+        return try await open().merge(key, now: now, decide)
     }
     func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
         try await open().touch(key, expiresAt: expiresAt, now: now)

@@ -9,7 +9,7 @@ struct MetricsTests {
     func counters() async throws {
         let metrics = TestMetrics()
         let label = "m\(UInt32.random(in: 0...UInt32.max))"
-        let store = SessionStore(backend: InMemoryBackend(), metricsLabel: label, metricsFactory: metrics)
+        let store = try SessionStore(backend: InMemoryBackend(), metricsLabel: label, metricsFactory: metrics)
         var session = store.newSession()
         try session.set("user", "alice")
         try await store.save(&session)

@@ -15,7 +15,7 @@ struct ServiceTests {
         let clock = ManualClock()
         var configuration = SessionStoreConfiguration()
         configuration.backgroundCleanupInterval = interval
-        let store = SessionStore(backend: backend, configuration: configuration, clock: clock)
+        let store = try SessionStore(backend: backend, configuration: configuration, clock: clock)
         var session = store.newSession()
         try session.set("user", "u-1")
         try await store.save(&session)

@@ -1,6 +1,7 @@
 #if Vapor
 import Foundation
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreTesting
 @testable import SessionStoreVapor
 import Testing
@@ -43,7 +44,7 @@ struct VaporOwnerFlowTests {
 
     func withOwnerApp(_ engine: Engine, _ body: (Application) async throws -> Void) async throws {
         try await withDatabase(engine) { database in
-            let store = SessionStore(backend: database.backend, clock: ManualClock())
+            let store = try SessionStore(backend: database.backend, clock: ManualClock())
             try await withApp(configure: { app in
                 app.sessions.use(.sessionStore(store))
                 app.middleware.use(app.sessions.middleware)
@@ -97,7 +98,7 @@ struct VaporOwnerFlowTests {
     @Test("Vapor's session authentication binds the owner at req.auth.login and unbinds at logout", arguments: Engine.available)
     func vaporAuthenticationBindsTheOwner(engine: Engine) async throws {
         try await withDatabase(engine) { database in
-            let store = SessionStore(backend: database.backend, clock: ManualClock())
+            let store = try SessionStore(backend: database.backend, clock: ManualClock())
             try await withApp(configure: { app in
                 app.sessions.use(.sessionStore(store))
                 app.middleware.use(app.sessions.middleware)

@@ -1,5 +1,6 @@
 #if Vapor
 import SessionStore
+import SessionStoreDriverTestSupport
 import SessionStoreTesting
 import SessionStoreVapor
 import Testing
@@ -39,7 +40,7 @@ struct RenewalInFlightTests {
             let clock = ManualClock()
             var configuration = SessionStoreConfiguration()
             configuration.regenerationGracePeriod = testCase.grace
-            let store = SessionStore(backend: database.backend, configuration: configuration, clock: clock)
+            let store = try SessionStore(backend: database.backend, configuration: configuration, clock: clock)
             let gate = RequestGate()
             @Sendable func user(_ req: Request) throws -> String? {
                 testCase.typed ? try req.typedSession.get("user", as: String.self) : req.session.data["user"]

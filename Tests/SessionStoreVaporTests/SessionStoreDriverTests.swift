@@ -1,6 +1,8 @@
 #if Vapor
 import Foundation
 import SessionStore
+import SessionStoreDriverTestSupport
+import SessionStoreTestSupport
 import SessionStoreTesting
 @testable import SessionStoreVapor
 import Synchronization
@@ -15,7 +17,7 @@ struct SessionStoreDriverTests {
     struct Fixture {
         let store: SessionStore
         let clock: ManualClock
-        let database: TestDatabase
+        let database: DriverTestDatabase
     }
 
     /// Records the order of the driver calls Vapor's middleware makes, passing them on.
@@ -50,7 +52,7 @@ struct SessionStoreDriverTests {
     func withStore(_ engine: Engine, _ body: (Fixture) async throws -> Void) async throws {
         try await withDatabase(engine) { database in
             let clock = ManualClock()
-            let store = SessionStore(backend: database.backend, clock: clock)
+            let store = try SessionStore(backend: database.backend, clock: clock)
             try await body(Fixture(store: store, clock: clock, database: database))
         }
     }
@@ -400,6 +402,75 @@ struct SessionStoreDriverTests {
                     #expect(response.status == .serviceUnavailable)
                 }
             }
+        }
+    }
+}
+
+extension SessionStoreDriverTests {
+    @Test("a storage failure answers 503 and logs its cause once at error level, without the id")
+    func storageFailureLogsItsCause() async throws {
+        let log = CapturedLog()
+        try await withStore(.sqlite) { fixture in
+            try await withApp(configure: { app in
+                app.logger = log.logger
+                app.sessions.use(.sessionStore(fixture.store))
+                app.middleware.use(app.sessions.middleware)
+                Self.routes(app, store: fixture.store)
+            }) { app in
+                let id = try await app.testing().sendRequest(.POST, "login?name=adam").cookieValue()
+                try fixture.database.dropSessionsTable()
+                try await app.testing().test(.GET, "me", headers: Self.headers(id)) { response in
+                    #expect(response.status == .serviceUnavailable)
+                    #expect(!response.body.string.contains("no such table"))
+                }
+                let errors = log.lines(at: .error)
+                #expect(errors.count == 1)
+                #expect(errors.first?.contains("no such table") == true)
+                #expect(!log.text.contains(id))
+            }
+        }
+    }
+}
+
+extension SessionStoreDriverTests {
+    @Test("the secure cookie the Vapor article recommends is set at login and cleared at logout over HTTP")
+    func recommendedCookieIsClearedAtLogout() async throws {
+        try await withStore(.sqlite) { fixture in
+            try await withApp(configure: { app in
+                // As UsingWithVapor.md recommends.
+                app.sessions.configuration = SessionsConfiguration(cookieName: "session") { id in
+                    HTTPCookies.Value(string: id.string, isSecure: true, isHTTPOnly: true, sameSite: .lax)
+                }
+                app.sessions.use(.sessionStore(fixture.store))
+                app.middleware.use(app.sessions.middleware)
+                Self.routes(app, store: fixture.store)
+            }) { app in
+                try await Self.withServer(app) { base in
+                    let login = try await app.client.post(URI(string: base + "/login?name=adam"))
+                    let set = try #require(login.headers[.setCookie].first { $0.hasPrefix("session=") })
+                    let attributes = Set(set.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) })
+                    #expect(attributes.isSuperset(of: ["Secure", "HttpOnly", "Path=/", "SameSite=Lax"]))
+                    let id = try #require(login.headers.setCookie?["session"]?.string)
+                    let cookie: HTTPHeaders = ["Cookie": "session=\(id)"]
+
+                    let logout = try await app.client.post(URI(string: base + "/logout"), headers: cookie)
+                    #expect(logout.status == .ok)
+                    // A browser removes the cookie when a Set-Cookie with its name, path and
+                    // domain has an expiry in the past: only a `__Host-` or `__Secure-` name
+                    // would also demand `Secure`, which Vapor's clearing cookie lacks.
+                    let cleared = try #require(logout.headers[.setCookie].first { $0.hasPrefix("session=") })
+                    let parts = cleared.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                    #expect(parts.first == "session=")
+                    #expect(parts.contains("Path=/"))
+                    #expect(!parts.contains { $0.hasPrefix("Domain=") })
+                    let expires = try #require(parts.first { $0.hasPrefix("Expires=") }?.dropFirst("Expires=".count))
+                    #expect(expires.contains("1970"))
+
+                    let after = try await app.client.get(URI(string: base + "/me"), headers: cookie)
+                    #expect(after.status == .unauthorized)
+                }
+            }
+            #expect(try await fixture.database.rows() == 0)
         }
     }
 }

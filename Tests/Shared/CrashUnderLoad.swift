@@ -23,7 +23,7 @@ struct CrashUnderLoad {
 
     /// Runs the load, kills and restarts `server` under it, and checks what was reported.
     func run(backend: any StorageBackend, server: PrivateServer, logger quiet: Logger) async throws {
-        let store = SessionStore(backend: backend, logger: quiet)
+        let store = try SessionStore(backend: backend, logger: quiet)
 
         let control = LoadControl()
         let started = ContinuousClock.now

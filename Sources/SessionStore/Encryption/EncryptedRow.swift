@@ -1,5 +1,3 @@
-import Crypto
-
 /// The stored form of an encrypted session row, and how it is told apart from a plaintext one.
 ///
 /// Layout: the marker byte `0xE1` (envelope version 1), the key id's length (1-32), the key
@@ -19,8 +17,8 @@ package enum EncryptedRow {
     package static let marker: UInt8 = 0xE1
     /// First bytes reserved for encrypted rows of this and later envelope versions.
     static let reserved: ClosedRange<UInt8> = 0xE0...0xEF
-    static let nonceSize = 12
-    static let tagSize = 16
+    static let nonceSize = AESGCMKey.nonceSize
+    static let tagSize = AESGCMKey.tagSize
 
     /// What a stored row's first bytes say it is; read without any key.
     package enum Kind: Hashable, Sendable {
@@ -59,30 +57,35 @@ package enum EncryptedRow {
         return .success(2 + length)
     }
 
-    /// Seals encoded attributes under `key` for the row stored under `storageKey`.
+    /// Seals encoded attributes under `key` for the row stored under `storageKey`, straight
+    /// into the row's bytes (one allocation: the row), with a nonce from the process's
+    /// random pool.
     /// - Throws: ``SessionStoreError`` `undecryptable` if the crypto library fails (it does
     ///   not for valid keys; never ignored).
     package static func seal(_ plaintext: [UInt8], with key: EncryptionKeyRing.Key, for storageKey: SessionKey) throws -> [UInt8] {
-        var output = [UInt8]()
-        output.reserveCapacity(2 + key.idBytes.count + nonceSize + plaintext.count + tagSize)
-        output.append(marker)
-        output.append(UInt8(key.idBytes.count))
-        output.append(contentsOf: key.idBytes)
-        let box: AES.GCM.SealedBox
+        let headerEnd = 2 + key.idBytes.count
+        let bodyStart = headerEnd + nonceSize
+        let count = bodyStart + plaintext.count + tagSize
         do {
-            box = try output.withUnsafeBytes { header in
-                try withAssociatedData(header, storageKey) { associatedData in
-                    try AES.GCM.seal(plaintext, using: key.symmetricKey, nonce: AES.GCM.Nonce(), authenticating: associatedData)
+            return try [UInt8](unsafeUninitializedCapacity: count) { output, initialized in
+                let row = UnsafeMutableRawBufferPointer(output)
+                row[0] = marker
+                row[1] = UInt8(key.idBytes.count)
+                key.idBytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: row[2..<headerEnd]).copyMemory(from: $0) }
+                let nonce = UnsafeMutableRawBufferPointer(rebasing: row[headerEnd..<bodyStart])
+                SecureRandomPool.fill(nonce)
+                try withAssociatedData(UnsafeRawBufferPointer(rebasing: row[..<headerEnd]), storageKey) { associatedData in
+                    try plaintext.withUnsafeBytes { input in
+                        try key.cipher.seal(
+                            input, nonce: UnsafeRawBufferPointer(nonce), associatedData: associatedData,
+                            into: UnsafeMutableRawBufferPointer(rebasing: row[bodyStart...]))
+                    }
                 }
+                initialized = count
             }
         } catch {
             throw SessionStoreError(.undecryptable, "session data could not be encrypted: \(error)", underlying: error)
         }
-        guard let combined = box.combined else {
-            throw SessionStoreError(.undecryptable, "session data could not be encrypted: no combined output")
-        }
-        combined.withUnsafeBytes { output.append(contentsOf: $0) }
-        return output
     }
 
     /// Opens a stored row: the attributes of an encrypted row, a plaintext row as it is (when
@@ -90,8 +93,9 @@ package enum EncryptedRow {
     ///
     /// The common case goes straight through: a version-1 header whose key id is the bytes of
     /// a key in the ring (valid by construction, so the id needs no other check). The nonce,
-    /// ciphertext and tag are read in place and the associated data is put together on the
-    /// stack; the only copies are the ones swift-crypto makes.
+    /// ciphertext and tag are read in place, the associated data is put together on the
+    /// stack and the key's context is set up already (``AESGCMKey``); the one allocation is
+    /// the opened attributes.
     /// - Throws: ``SessionStoreError`` `undecryptable`, with the key id when the header names
     ///   one (also for a newer envelope version this release cannot read).
     package static func open(_ data: [UInt8], with ring: EncryptionKeyRing, for storageKey: SessionKey) throws -> [UInt8] {
@@ -110,13 +114,14 @@ package enum EncryptedRow {
             throw undecryptable("encrypted session is truncated", keyID: key.id)
         }
         do {
-            let opened = try data.withUnsafeBytes { row in
-                let box = try AES.GCM.SealedBox(combined: UnsafeRawBufferPointer(rebasing: row[headerEnd...]))
+            return try data.withUnsafeBytes { row in
+                let bodyStart = headerEnd + nonceSize
                 return try withAssociatedData(UnsafeRawBufferPointer(rebasing: row[..<headerEnd]), storageKey) { associatedData in
-                    try AES.GCM.open(box, using: key.symmetricKey, authenticating: associatedData)
+                    try key.cipher.open(
+                        UnsafeRawBufferPointer(rebasing: row[bodyStart...]),
+                        nonce: UnsafeRawBufferPointer(rebasing: row[headerEnd..<bodyStart]), associatedData: associatedData)
                 }
             }
-            return opened.withUnsafeBytes { [UInt8]($0) }
         } catch {
             // One message for a wrong key, a changed byte or a row moved to another id: GCM
             // cannot tell them apart, and nobody should be told which.

@@ -16,7 +16,7 @@
 /// (`encryption_keys=/path`); in code:
 /// ```swift
 /// let ring = try EncryptionKeyRing(contentsOfFile: "/etc/app/session-keys")
-/// let store = SessionStore(backend: EncryptingBackend(wrapping: backend, keys: ring))
+/// let store = try SessionStore(backend: EncryptingBackend(wrapping: backend, keys: ring))
 /// ```
 public final class EncryptingBackend: StorageBackend {
     /// The backend rows are stored in, sealed.
@@ -60,16 +60,87 @@ public final class EncryptingBackend: StorageBackend {
     ///
     /// When the base backend paces bulk rewrites (SQLite: by its WAL, as its cleanup does),
     /// the rewrite waits for that first, so a `rekey` running beside an app keeps its saves
-    /// responsive.
+    /// responsive. A tool rewriting many rows does better with ``resealing(_:)``: one paced
+    /// scope for all of them.
     /// - Returns: Whether the row was rewritten.
     /// - Throws: ``SessionStoreError`` `undecryptable` when the row cannot be opened (it is
     ///   left as it is), ``StorageError``.
     public func reseal(_ key: SessionKey, now: Int64) async throws -> Bool {
-        guard let paced = base as? any PacedRewriting else { return try await resealNow(key, now: now) }
-        return try await paced.paced { try await resealNow(key, now: now) }
+        try await resealing { resealer in
+            try await resealer.pacer.pace()
+            return try await resealNow(key, now: now)
+        }
     }
 
-    private func resealNow(_ key: SessionKey, now: Int64) async throws -> Bool {
+    /// Runs `body`, a rewrite of many rows with ``Resealer/reseal(_:now:parallel:)`` (what
+    /// `session-store rekey` does), as one bulk job of the base backend: on SQLite, one
+    /// cleanup-like scope paced by the WAL from its first row to its last, so that the
+    /// checkpointer never holds saves back between two rows or two batches.
+    /// - Throws: What `body` throws, ``StorageError``.
+    package func resealing<Output: Sendable>(_ body: (Resealer) async throws -> Output) async throws -> Output {
+        guard let paced = base as? any PacedRewriting else {
+            return try await body(Resealer(backend: self, pacer: UnpacedRewrites()))
+        }
+        return try await paced.pacedRewrites { pacer in try await body(Resealer(backend: self, pacer: pacer)) }
+    }
+
+    /// Rewrites rows inside ``EncryptingBackend/resealing(_:)``.
+    package struct Resealer: Sendable {
+        let backend: EncryptingBackend
+        let pacer: any RewritePacer
+
+        /// What ``reseal(_:now:parallel:)`` did.
+        package struct Counts: Sendable, Equatable {
+            /// Rows rewritten under the active key (or to plaintext).
+            package var rewritten: Int64 = 0
+            /// Rows that could not be opened (`undecryptable`), left as they are.
+            package var failed: Int64 = 0
+
+            package init(rewritten: Int64 = 0, failed: Int64 = 0) {
+                self.rewritten = rewritten
+                self.failed = failed
+            }
+        }
+
+        /// Rewrites `keys`' rows as ``EncryptingBackend/reseal(_:now:)`` does, at most
+        /// `parallel` at once, pacing before each one (only this task paces, so rows in
+        /// flight never wait for each other). A row rewritten by a request meanwhile counts
+        /// as neither rewritten nor failed.
+        /// - Throws: ``StorageError`` (the rows already rewritten stay so), `CancellationError`.
+        package func reseal(_ keys: some Sequence<SessionKey>, now: Int64, parallel: Int) async throws -> Counts {
+            let backend = backend
+            return try await withThrowingTaskGroup(of: Bool?.self) { group in
+                var counts = Counts()
+                func collect(_ outcome: Bool?) {
+                    switch outcome {
+                    case true?: counts.rewritten += 1
+                    case nil: counts.failed += 1
+                    case false?: break
+                    }
+                }
+                var inFlight = 0
+                for key in keys {
+                    if inFlight >= max(parallel, 1), let outcome = try await group.next() {
+                        collect(outcome)
+                        inFlight -= 1
+                    }
+                    try await pacer.pace()
+                    group.addTask {
+                        do {
+                            return try await backend.resealNow(key, now: now)
+                        } catch let error as SessionStoreError where error.code == .undecryptable {
+                            return nil
+                        }
+                    }
+                    inFlight += 1
+                }
+                for try await outcome in group { collect(outcome) }
+                return counts
+            }
+        }
+    }
+
+    fileprivate func resealNow(_ key: SessionKey, now: Int64) async throws -> Bool {
         try await base.merge(key, now: now) { [self] current in
             guard let current, current.version > SessionStore.retiredVersion, !isCurrent(current.data) else {
                 return (.none, false)
@@ -80,7 +151,7 @@ public final class EncryptingBackend: StorageBackend {
     }
 
     /// The record with its data opened (what ``load(_:now:)`` returns for the base's record).
-    package func opened(_ record: SessionRecord?, _ key: SessionKey) throws -> SessionRecord? {
+    func opened(_ record: SessionRecord?, _ key: SessionKey) throws -> SessionRecord? {
         guard var record else { return nil }
         record.data = try open(record.data, for: key)
         return record

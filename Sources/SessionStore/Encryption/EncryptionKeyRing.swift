@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// The keys session data is encrypted with: one active key that seals every write, and any
@@ -13,8 +12,8 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
     public struct Key: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
         /// The key's name, stored in each row it seals: 1-32 ASCII letters, digits, `.`, `_` or `-`.
         public let id: String
-        private let sendableKey: SendableSymmetricKey
-        var symmetricKey: SymmetricKey { sendableKey.key }
+        /// The key, set up once for every row it seals or opens.
+        let cipher: AESGCMKey
         /// The id's bytes as stored in a row's header.
         let idBytes: [UInt8]
 
@@ -28,7 +27,7 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
             }
             self.id = id
             self.idBytes = Array(id.utf8)
-            self.sendableKey = SendableSymmetricKey(key: SymmetricKey(data: bytes))
+            self.cipher = try AESGCMKey(bytes: bytes)
         }
 
         /// A key from standard base64 text, as `openssl rand -base64 32` prints it.
@@ -124,10 +123,4 @@ public struct EncryptionKeyRing: Sendable, CustomStringConvertible, CustomReflec
     public var customMirror: Mirror {
         Mirror(self, children: ["active": active?.id ?? "none", "keys": keyIDs, "readsPlaintext": readsPlaintext])
     }
-}
-
-/// `SymmetricKey` is an immutable value (its bytes are never changed after creation), but
-/// swift-crypto 3.12 does not declare it `Sendable`.
-private struct SendableSymmetricKey: @unchecked Sendable {
-    let key: SymmetricKey
 }

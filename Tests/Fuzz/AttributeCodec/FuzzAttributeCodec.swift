@@ -1,7 +1,7 @@
 // libFuzzer target for AttributeCodec (issue 3). Built by `bash .ci/fuzz` with
 // `-sanitize=fuzzer -DFUZZING`, libFuzzer supplies `main`. Built normally, it is a
 // reproducer: pass input files as arguments to replay them.
-import SessionStoreTesting
+import SessionStoreTestSupport
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAttributeCodec(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {

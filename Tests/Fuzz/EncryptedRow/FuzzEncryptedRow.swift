@@ -1,7 +1,7 @@
 // libFuzzer target for the encrypted row header and envelope (EncryptedRow) (issue 23). Built by `bash .ci/fuzz` with
 // `-sanitize=fuzzer -DFUZZING`, libFuzzer supplies `main`. Built normally, it is a
 // reproducer: pass input files as arguments to replay them.
-import SessionStoreTesting
+import SessionStoreTestSupport
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEncryptedRow(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {

@@ -9,6 +9,11 @@ package enum Variant: String, CaseIterable, Sendable {
     case vaporFluent = "vapor-fluent"
     /// Vapor with Fluent's sessions on a SQLite file in WAL mode.
     case vaporFluentWAL = "vapor-fluent-wal"
+    /// Vapor with this store's driver on PostgreSQL (the DATABASE argument is a `postgres://` URL).
+    case vaporStorePostgres = "vapor-store-pg"
+    /// Vapor with Fluent's database sessions on PostgreSQL through fluent-postgres-driver, as
+    /// shipped (its default pool, one connection per event loop).
+    case vaporFluentPostgres = "vapor-fluent-pg"
     /// Vapor with its in-memory sessions: the ceiling.
     case vaporMemory = "vapor-memory"
     /// Hummingbird with HummingbirdAuth's sessions on this store's `PersistDriver`.

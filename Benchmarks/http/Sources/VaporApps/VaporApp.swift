@@ -1,9 +1,11 @@
 import Fluent
+import FluentPostgresDriver
 import FluentSQLiteDriver
+import HTTPApps
 import SessionStore
+import SessionStorePostgres
 import SessionStoreSQLite
 import SessionStoreVapor
-import HTTPApps
 import Vapor
 
 /// The Vapor app of `variant` on a loopback `port` and the SQLite file at `path`, not yet
@@ -26,6 +28,19 @@ package func makeVaporApp(_ variant: Variant, port: Int, path: String) async thr
         if variant == .vaporFluentWAL, let sql = app.db as? any SQLDatabase {
             try await sql.raw("PRAGMA journal_mode=WAL").run()
         }
+    case .vaporStorePostgres:
+        let store = try await SessionStore.open(path, backends: [.postgres])
+        app.sessions.use(.sessionStore(store))
+    case .vaporFluentPostgres:
+        // Fluent's PostgreSQL driver as its docs set it up; its sessions table is
+        // `_fluent_sessions`, so `table=` is the store's and is left out of Fluent's URL.
+        var components = URLComponents(string: path)
+        components?.queryItems = nil
+        guard let url = components?.url else { throw Abort(.internalServerError, reason: "bad PostgreSQL URL") }
+        try app.databases.use(.postgres(url: url), as: .psql)
+        app.sessions.use(.fluent)
+        app.migrations.add(SessionRecord.migration)
+        try await app.autoMigrate()
     case .vaporMemory:
         app.sessions.use(.memory)
     default:
@@ -55,7 +70,7 @@ package func makeVaporApp(_ variant: Variant, port: Int, path: String) async thr
         // Vapor's own API, `req.session.data`, for every driver (the store's id renewal is
         // the one call Vapor has no API for).
         app.post("login") { req async throws -> String in
-            if variant == .vaporStore { try await req.typedSession.regenerateID() }
+            if variant == .vaporStore || variant == .vaporStorePostgres { try await req.typedSession.regenerateID() }
             req.session.data["user"] = "user\(Int.random(in: 0..<1_000_000))"
             return "login:" + (req.headers.first(name: "X-Slot") ?? "")
         }

@@ -1,4 +1,6 @@
-// One binary, one app per variant: `http-app VARIANT PORT DATABASE-PATH`.
+// One binary, one app per variant: `http-app VARIANT PORT DATABASE`, where DATABASE is a
+// SQLite file's path, or for the PostgreSQL variants (`-pg`) a `postgres://` URL with
+// `table=` naming the sessions table.
 // Every variant serves the same routes, which double as examples of each driver:
 //   POST /login  sign in (a new id where the framework allows it), answers "login:" and the
 //                request's X-Slot header (the load generator's slot for the session)
@@ -24,7 +26,7 @@ guard let variant = Variant(rawValue: arguments[1]) else {
 let path = arguments[3]
 
 switch variant {
-case .vaporStore, .vaporStoreTyped, .vaporFluent, .vaporFluentWAL, .vaporMemory:
+case .vaporStore, .vaporStoreTyped, .vaporFluent, .vaporFluentWAL, .vaporStorePostgres, .vaporFluentPostgres, .vaporMemory:
     let app = try await makeVaporApp(variant, port: port, path: path)
     try await app.execute()
     try await app.asyncShutdown()

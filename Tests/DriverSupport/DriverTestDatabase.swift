@@ -1,9 +1,10 @@
-// Shared by the Vapor and Hummingbird driver test targets (a symbolic link in each); each
-// target names its files and tables with `DriverTests.name`. Needs no framework, so it
-// builds with or without the traits.
+// The database of the Vapor and Hummingbird driver tests. Needs no framework, so it builds
+// with or without the traits. It reaches the backends' internals (`@testable`), which exist
+// in debug builds only, where tests build.
+#if DEBUG
 import CSessionStoreSQLite
 import Foundation
-import SessionStore
+package import SessionStore
 @testable import SessionStoreMySQL
 import SessionStoreSQLite
 import Testing
@@ -14,32 +15,32 @@ import Testing
 /// The engines every driver test runs on: SQLite always, the test MariaDB whenever
 /// `SESSION_STORE_MYSQL_URL` is set (always under `bash .ci/test`), and with the Postgres
 /// trait the test PostgreSQL server (`SESSION_STORE_POSTGRES_URL`, required then).
-enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
+package enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case sqlite
     case mysql
     #if Postgres
     case postgres
 
-    static let postgresURL: String? = {
+    package static let postgresURL: String? = {
         let value = ProcessInfo.processInfo.environment["SESSION_STORE_POSTGRES_URL"]
         return value?.isEmpty == false ? value : nil
     }()
     #endif
 
-    static let mysqlURL: String? = {
+    package static let mysqlURL: String? = {
         let value = ProcessInfo.processInfo.environment["SESSION_STORE_MYSQL_URL"]
         return value?.isEmpty == false ? value : nil
     }()
 
     /// Whether this is a CI run, where the MySQL variants must run.
-    static let isCI: Bool = {
+    package static let isCI: Bool = {
         let value = ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? ""
         return !value.isEmpty && value != "false" && value != "0"
     }()
 
     /// SQLite, plus MySQL when a server is configured; with the Postgres trait, PostgreSQL
     /// always (a missing server fails those tests).
-    static var available: [Engine] {
+    package static var available: [Engine] {
         var engines: [Engine] = mysqlURL == nil ? [.sqlite] : [.sqlite, .mysql]
         #if Postgres
         engines.append(.postgres)
@@ -47,14 +48,14 @@ enum Engine: String, CaseIterable, Sendable, CustomTestStringConvertible {
         return engines
     }
 
-    var testDescription: String { rawValue }
+    package var testDescription: String { rawValue }
 }
 
 /// A fresh database for one test, with writes to the session table counted by triggers in
 /// the database itself (inserts, updates and deletes), not by the code under test.
-final class TestDatabase: Sendable {
-    let engine: Engine
-    let backend: any StorageBackend
+package final class DriverTestDatabase: Sendable {
+    package let engine: Engine
+    package let backend: any StorageBackend
     private let sqlitePath: String?
     private let directory: URL?
     private let table: String
@@ -82,17 +83,17 @@ final class TestDatabase: Sendable {
     }
 
     /// Opens a new database on `engine` and installs the write-counting triggers.
-    static func open(_ engine: Engine) async throws -> TestDatabase {
+    package static func open(_ engine: Engine) async throws -> DriverTestDatabase {
         switch engine {
         case .sqlite:
             let directory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("sessionstore-\(DriverTests.name)-\(UUID().uuidString)")
+                .appendingPathComponent("sessionstore-driver-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let path = directory.appendingPathComponent("sessions.db").path
             var configuration = SQLiteConfiguration(path: path)
             configuration.readerCount = 2
             let backend = try SQLiteBackend(configuration: configuration)
-            let database = TestDatabase(engine: engine, backend: backend, sqlitePath: path, directory: directory, table: "sessions")
+            let database = DriverTestDatabase(engine: engine, backend: backend, sqlitePath: path, directory: directory, table: "sessions")
             try database.sqlite(
                 """
                 CREATE TABLE write_count (n INTEGER NOT NULL);
@@ -105,7 +106,7 @@ final class TestDatabase: Sendable {
         case .mysql:
             var url = try StoreURL(try #require(Engine.mysqlURL, "SESSION_STORE_MYSQL_URL not set"))
             var configuration = try MySQLConfiguration(url: &url)
-            let table = "t_\(DriverTests.name)_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+            let table = "t_driver_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
             configuration.table = table
             let backend = try await MySQLBackend(configuration: configuration)
             let admin = try await MySQLBackend(configuration: configuration)
@@ -118,12 +119,12 @@ final class TestDatabase: Sendable {
                             + "FOR EACH ROW UPDATE `\(table)_writes` SET n = n + 1")
                 }
             }
-            return TestDatabase(engine: engine, backend: backend, sqlitePath: nil, directory: nil, table: table, admin: admin)
+            return DriverTestDatabase(engine: engine, backend: backend, sqlitePath: nil, directory: nil, table: table, admin: admin)
         #if Postgres
         case .postgres:
             var url = try StoreURL(try #require(Engine.postgresURL, "SESSION_STORE_POSTGRES_URL not set: use bash .ci/test"))
             var configuration = try PostgresConfiguration(url: &url)
-            let table = "t_\(DriverTests.name)_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
+            let table = "t_driver_\(String(UInt64.random(in: 0...UInt64.max), radix: 36))"
             configuration.table = table
             let backend = try await PostgresBackend(configuration: configuration)
             let admin = try await PostgresBackend(configuration: configuration)
@@ -139,13 +140,13 @@ final class TestDatabase: Sendable {
                     FOR EACH ROW EXECUTE FUNCTION "\(table)_count"()
                     """)
             }
-            return TestDatabase(engine: engine, backend: backend, sqlitePath: nil, directory: nil, table: table, postgresAdmin: admin)
+            return DriverTestDatabase(engine: engine, backend: backend, sqlitePath: nil, directory: nil, table: table, postgresAdmin: admin)
         #endif
         }
     }
 
     /// Rows inserted, updated or deleted in the session table since it was opened.
-    func writes() async throws -> Int {
+    package func writes() async throws -> Int {
         switch engine {
         case .sqlite: try await scalar("SELECT n FROM write_count")
         case .mysql: try await scalar("SELECT n FROM `\(table)_writes`")
@@ -156,7 +157,7 @@ final class TestDatabase: Sendable {
     }
 
     /// Rows in the session table, expired or not.
-    func rows() async throws -> Int {
+    package func rows() async throws -> Int {
         switch engine {
         case .sqlite: try await scalar("SELECT count(*) FROM sessions")
         case .mysql: try await scalar("SELECT count(*) FROM `\(table)`")
@@ -167,7 +168,7 @@ final class TestDatabase: Sendable {
     }
 
     /// Closes the backend (if the test did not) and removes the database.
-    func remove() async throws {
+    package func remove() async throws {
         do {
             try await backend.close()
         } catch let error as StorageError where error.kind == .closed {
@@ -230,6 +231,12 @@ final class TestDatabase: Sendable {
         }
     }
 
+    /// Drops the sessions table under the store (SQLite only), so the store's next
+    /// statement fails with a `StorageError`: a storage failure without a mock.
+    package func dropSessionsTable() throws {
+        try sqlite("DROP TABLE sessions")
+    }
+
     /// Runs SQL on a raw connection of its own and returns the first column of the last
     /// statement's rows.
     @discardableResult
@@ -237,11 +244,11 @@ final class TestDatabase: Sendable {
         let path = try #require(sqlitePath)
         var database: OpaquePointer?
         guard sqlite3_open(path, &database) == SQLITE_OK, let database else {
-            throw TestDatabaseError(message: "cannot open \(path)")
+            throw DriverTestDatabaseError(message: "cannot open \(path)")
         }
         defer { sqlite3_close_v2(database) }
         guard sqlite3_busy_timeout(database, 10_000) == SQLITE_OK else {
-            throw TestDatabaseError(message: String(cString: sqlite3_errmsg(database)))
+            throw DriverTestDatabaseError(message: String(cString: sqlite3_errmsg(database)))
         }
         var rows: [String?] = []
         var rest = sql
@@ -254,14 +261,14 @@ final class TestDatabase: Sendable {
                 return (code, tail.map { String(cString: $0) } ?? "")
             }
             rest = remainder
-            guard code == SQLITE_OK else { throw TestDatabaseError(message: String(cString: sqlite3_errmsg(database))) }
+            guard code == SQLITE_OK else { throw DriverTestDatabaseError(message: String(cString: sqlite3_errmsg(database))) }
             guard let statement else { continue }
             defer { sqlite3_finalize(statement) }
             rows = []
             while true {
                 let step = sqlite3_step(statement)
                 if step == SQLITE_DONE { break }
-                guard step == SQLITE_ROW else { throw TestDatabaseError(message: String(cString: sqlite3_errmsg(database))) }
+                guard step == SQLITE_ROW else { throw DriverTestDatabaseError(message: String(cString: sqlite3_errmsg(database))) }
                 rows.append(sqlite3_column_text(statement, 0).map { String(cString: $0) })
             }
         }
@@ -269,13 +276,13 @@ final class TestDatabase: Sendable {
     }
 }
 
-struct TestDatabaseError: Error {
-    let message: String
+package struct DriverTestDatabaseError: Error {
+    package let message: String
 }
 
 /// Runs `body` on a fresh database of `engine` and removes it afterwards, also on failure.
-func withDatabase(_ engine: Engine, _ body: (TestDatabase) async throws -> Void) async throws {
-    let database = try await TestDatabase.open(engine)
+package func withDatabase(_ engine: Engine, _ body: (DriverTestDatabase) async throws -> Void) async throws {
+    let database = try await DriverTestDatabase.open(engine)
     do {
         try await body(database)
     } catch {
@@ -284,12 +291,4 @@ func withDatabase(_ engine: Engine, _ body: (TestDatabase) async throws -> Void)
     }
     try await database.remove()
 }
-
-/// Fails a CI run without a MySQL server, so the MySQL variants never skip silently there.
-@Suite("Driver tests: MySQL server availability")
-struct DriverMySQLAvailabilityTests {
-    @Test("SESSION_STORE_MYSQL_URL is set (required in CI)", .enabled(if: Engine.isCI))
-    func serverConfigured() {
-        #expect(Engine.mysqlURL != nil, "SESSION_STORE_MYSQL_URL is missing although CI is set; use bash .ci/test")
-    }
-}
+#endif

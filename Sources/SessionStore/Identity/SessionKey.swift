@@ -31,18 +31,24 @@ public struct SessionKey: Hashable, Sendable {
 
     /// The key of a session id: the id itself or its SHA-256, per `hashing`.
     public init(_ id: SessionID, hashing: IDHashing) {
+        self.init(text: id.text, hashing: hashing)
+    }
+
+    /// The key of any text, per `hashing`: the text itself, or its SHA-256 in base64url
+    /// without padding. For drivers that key rows by their own strings (Hummingbird's
+    /// `PersistDriver` keys), so they store what the store stores for the same text.
+    package init(text: String, hashing: IDHashing) {
         switch hashing {
         case .none:
-            self.init(value: id.text)
+            self.init(value: text)
         case .sha256:
-            self.init(sha256Of: id.text)
+            self.init(sha256Of: text)
         }
     }
 
     /// The key of any text as the SHA-256 hashing stores it: the digest in base64url
-    /// without padding. For drivers that key rows by their own strings (Hummingbird's
-    /// `PersistDriver` keys).
-    package init(sha256Of text: String) {
+    /// without padding.
+    private init(sha256Of text: String) {
         var text = text
         let digest = text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
         self.init(value: digest.withUnsafeBytes { Base64URL.encode($0) })

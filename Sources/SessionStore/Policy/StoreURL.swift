@@ -178,8 +178,45 @@ public struct StoreURL: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The servers of a multi-host URL (`h1:p1,h2:p2,h3`, as in
+    /// `mysql://user@h1:3306,h2:3306/db`): its ``host`` and ``port`` rejoined, since the
+    /// port after the last colon is the last host's, then split at the commas. A host without
+    /// a port takes `defaultPort`; an IPv6 address is written in brackets, `[::1]:5432`.
+    /// - Throws: `SessionStoreError` `invalidConfiguration` for an empty host or a bad port,
+    ///   naming `engine`.
+    package func hostList(defaultPort: Int, engine: String) throws -> [(host: String, port: Int)] {
+        guard let host else { return [] }
+        let text = host + (port.map { ":\($0)" } ?? "")
+        var hosts: [(host: String, port: Int)] = []
+        for entry in text.split(separator: ",", omittingEmptySubsequences: false) {
+            var name = Substring(entry)
+            var port = defaultPort
+            var portText: Substring?
+            if name.hasPrefix("["), let close = name.firstIndex(of: "]") {
+                let rest = name[name.index(after: close)...]
+                name = name[name.index(after: name.startIndex)..<close]
+                if !rest.isEmpty {
+                    guard rest.hasPrefix(":") else { throw Self.invalid("invalid port in host \"\(entry)\" of \(engine) URL") }
+                    portText = rest.dropFirst()
+                }
+            } else if let colon = name.lastIndex(of: ":") {
+                portText = name[name.index(after: colon)...]
+                name = name[..<colon]
+            }
+            if let portText {
+                guard let value = Int(portText), (1...65535).contains(value) else {
+                    throw Self.invalid("invalid port in host \"\(entry)\" of \(engine) URL")
+                }
+                port = value
+            }
+            guard !name.isEmpty else { throw Self.invalid("empty host in \(engine) URL host list \"\(text)\"") }
+            hosts.append((String(name), port))
+        }
+        return hosts
+    }
+
     /// A configuration error that names the problem.
-    public static func invalid(_ message: String) -> SessionStoreError {
+    package static func invalid(_ message: String) -> SessionStoreError {
         SessionStoreError(.invalidConfiguration, message)
     }
 

@@ -60,7 +60,7 @@ final class SecureRandomPool: Sendable {
 
     /// Fills `bytes` with fresh random bytes, none handed out before (at most 4096).
     func fill(_ bytes: UnsafeMutableRawBufferPointer) {
-        // Callers are this module's id minting, 16 bytes at a time.
+        // Callers are this module's id minting (16 bytes) and nonces (12 bytes).
         precondition(bytes.count <= 4096, "at most 4096 random bytes at a time")
         _ = Self.forkHandler
         state.withLock { state in

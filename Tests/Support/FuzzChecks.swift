@@ -76,7 +76,7 @@ public enum FuzzChecks {
     }
 
     /// A store for ``sessionAPI(_:)``'s sessions; never written to.
-    static let fuzzStore = SessionStore(backend: InMemoryBackend())
+    static let fuzzStore = SessionStore(backend: InMemoryBackend(), validConfiguration: SessionStoreConfiguration())
 
     /// The public `Session` API with names and values from a request: a sequence of
     /// operations split by `0xFF`, each an opcode byte, a name, `0x00` and a value. Never

@@ -8,6 +8,9 @@ public struct StorageBackendFactory: Sendable {
     /// The URL schemes this factory opens, e.g. `["sqlite"]`.
     public let schemes: [String]
     private let configure: @Sendable (inout StoreURL) throws -> @Sendable (Logger) async throws -> any StorageBackend
+    /// The configuration as the operator CLI acts on it, when the backend's configuration
+    /// type is an `AdminTarget`.
+    private let configureAdmin: @Sendable (inout StoreURL) throws -> (any AdminTarget)?
 
     /// A factory for `schemes`, in two steps so that a bad URL never creates anything:
     /// `configure` reads every option the backend understands with the `take` methods of
@@ -23,6 +26,7 @@ public struct StorageBackendFactory: Sendable {
             let configuration = try configure(&url)
             return { logger in try await open(configuration, logger) }
         }
+        self.configureAdmin = { url in try configure(&url) as? any AdminTarget }
     }
 
     /// Reads the backend's options from `url`, checks that none is left over, and only then
@@ -35,12 +39,37 @@ public struct StorageBackendFactory: Sendable {
     }
 }
 
+extension StorageBackendFactory {
+    /// The factory among `factories` that opens URLs of `scheme`: how everything that takes
+    /// a store URL (the store, the drivers, the CLI) picks its backend.
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` naming the schemes that are
+    ///   linked, when none of `factories` handles `scheme`.
+    package static func handling(_ scheme: String, among factories: [StorageBackendFactory]) throws -> StorageBackendFactory {
+        guard let factory = factories.first(where: { $0.schemes.contains(scheme) }) else {
+            let known = factories.flatMap(\.schemes).joined(separator: ", ")
+            throw StoreURL.invalid("no linked backend handles \"\(scheme):\" (linked: \(known.isEmpty ? "none" : known))")
+        }
+        return factory
+    }
+
+    /// Reads the backend's options from `url` for the operator CLI, opening nothing; the
+    /// caller checks that no option is left over.
+    /// - Throws: ``SessionStoreError`` `invalidConfiguration` for a bad option, or when the
+    ///   backend offers the CLI nothing to act on.
+    package func adminTarget(_ url: inout StoreURL) throws -> any AdminTarget {
+        guard let target = try configureAdmin(&url) else {
+            throw StoreURL.invalid("the \(url.scheme): backend cannot be administered by session-store")
+        }
+        return target
+    }
+}
+
 /// Table names are interpolated into SQL, so they must be plain identifiers.
-public enum SQLIdentifier {
+package enum SQLIdentifier {
     /// Returns `name` when it is 1-64 ASCII letters, digits or underscores, not starting
     /// with a digit.
     /// - Throws: ``SessionStoreError`` with code `invalidConfiguration`.
-    public static func validated(_ name: String) throws -> String {
+    package static func validated(_ name: String) throws -> String {
         let bytes = Array(name.utf8)
         let valid = !bytes.isEmpty && bytes.count <= 64
             && !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[0])

@@ -1,7 +1,7 @@
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), slice-by-8.
 ///
 /// The store keys rows by `(crc32(id), id)`: a cheap, high-cardinality first column.
-public enum CRC32 {
+package enum CRC32 {
     private static let tables: [[UInt32]] = {
         var tables = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
         for index in 0..<256 {
@@ -19,14 +19,14 @@ public enum CRC32 {
     }()
 
     /// The checksum of `bytes`.
-    public static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
+    package static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
         let run: (UnsafeBufferPointer<UInt8>) -> UInt32 = { checksum(buffer: $0) }
         if let result = bytes.withContiguousStorageIfAvailable(run) { return result }
         return Array(bytes).withUnsafeBufferPointer(run)
     }
 
     /// The checksum of a string's UTF-8 bytes.
-    public static func checksum(_ text: String) -> UInt32 {
+    package static func checksum(_ text: String) -> UInt32 {
         var text = text
         return text.withUTF8 { checksum(buffer: $0) }
     }

@@ -1,1 +1,0 @@
-../Shared/RequestGate.swift
