@@ -160,28 +160,39 @@ public final class SessionStore: Sendable {
     /// - Throws: ``SessionStoreError`` `corruptData`/`unsupportedFormat`/`undecryptable` (unless the policy
     ///   is ``SessionStoreConfiguration/CorruptDataPolicy/startNewSession``), ``StorageError``.
     public func load(id text: String?) async throws -> Session {
+        try await loadIfStored(id: text) ?? newSession()
+    }
+
+    /// The stored session a client presented, or `nil` where ``load(id:)`` would give a new
+    /// session: no id is minted, so a driver that lets a request without a stored session
+    /// (a bot, an unknown cookie) go by without one pays nothing for it. Counted and logged
+    /// as ``load(id:)``.
+    /// - Throws: What ``load(id:)`` throws.
+    @inline(__always)
+    package func loadIfStored(id text: String?) async throws -> Session? {
         try checkOpen()
         guard let text else {
             metrics.loadNoID.increment()
-            return newSession()
+            return nil
         }
         guard let id = SessionID(validating: text) else {
             metrics.loadMalformed.increment()
             logger.debug("malformed session id rejected", metadata: ["length": "\(text.utf8.count)"])
-            return newSession()
+            return nil
         }
         return try await loadValidated(id)
     }
 
     /// Loads a session by a validated id, or gives a new empty one when it is unknown.
     public func load(_ id: SessionID) async throws -> Session {
-        try await loadValidated(id)
+        try await loadValidated(id) ?? newSession()
     }
 
-    /// The body of both loads, inlined into each: an async call is a task allocation and an
-    /// executor check, as much as the rest of this function's own work.
+    /// The body of the loads, inlined into each: an async call is a task allocation and an
+    /// executor check, as much as the rest of this function's own work. `nil` when no live
+    /// session is stored under `id` (or its row is unreadable and `on_corrupt` says to start over).
     @inline(__always)
-    private func loadValidated(_ id: SessionID) async throws -> Session {
+    private func loadValidated(_ id: SessionID) async throws -> Session? {
         try checkOpen()
         let key = storageKey(for: id)
         let now = clock.now()
@@ -193,7 +204,7 @@ public final class SessionStore: Sendable {
         }
         guard let record, record.expiresAt > now else {
             metrics.loadMiss.increment()
-            return newSession()
+            return nil
         }
         // One pass checks the whole row (damage shows here, under `on_corrupt`); values
         // are converted only when read.
@@ -226,14 +237,14 @@ public final class SessionStore: Sendable {
     }
 
     /// A stored row that cannot be decoded or decrypted, per `on_corrupt`: thrown, or
-    /// reported here (the only report of the lost session) and replaced by a new session.
-    private func unreadableRow(_ error: SessionStoreError, _ id: SessionID) throws -> Session {
+    /// reported here (the only report of the lost session) and `nil` (a new session follows).
+    private func unreadableRow(_ error: SessionStoreError, _ id: SessionID) throws -> Session? {
         var error = error
         error.session = id.redacted
         (error.code == .undecryptable ? metrics.loadUndecryptable : metrics.loadCorrupt).increment()
         if configuration.corruptDataPolicy == .startNewSession {
             logger.warning("stored session cannot be read; starting a new one", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
-            return newSession()
+            return nil
         }
         logger.debug("stored session cannot be read", metadata: ["session": "\(id.redacted)", "error": "\(error)"])
         throw error

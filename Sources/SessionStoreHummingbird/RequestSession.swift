@@ -10,11 +10,21 @@ import Synchronization
 public final class RequestSession: Sendable {
     struct State: Sendable {
         var store: SessionStore?
+        /// The stored session the client presented, or the new one the handler started; `nil`
+        /// while the request has no stored session and the handler has not used one, so a
+        /// request without a session (a bot, an unknown cookie) mints no id.
         var session: SessionStoreCore.Session?
-        /// The id the client sent, if it named a stored session.
-        var loadedID: String?
         /// Whether ``destroy()`` ran.
         var destroyed = false
+
+        /// The session, a new one from the store when there is none yet.
+        mutating func materialized() throws -> (SessionStore, SessionStoreCore.Session) {
+            guard let store else { throw RequestSession.noMiddleware }
+            if let session { return (store, session) }
+            let session = store.newSession()
+            self.session = session
+            return (store, session)
+        }
     }
 
     let state = Mutex(State())
@@ -22,17 +32,18 @@ public final class RequestSession: Sendable {
     /// An empty holder; ``SessionStoreMiddleware`` loads the session into it.
     public init() {}
 
-    func attach(store: SessionStore, session: SessionStoreCore.Session, loadedID: String?) {
-        state.withLock { $0 = State(store: store, session: session, loadedID: loadedID) }
+    /// Gives the request its stored session, or none (a new one is started when the handler
+    /// first uses the session).
+    func attach(store: SessionStore, session: SessionStoreCore.Session?) {
+        state.withLock { $0 = State(store: store, session: session) }
+    }
+
+    static var noMiddleware: SessionStoreError {
+        SessionStoreError(.invalidConfiguration, "no session: add SessionStoreMiddleware in front of this route")
     }
 
     private func attached() throws -> (SessionStore, SessionStoreCore.Session) {
-        let (store, session) = state.withLock { ($0.store, $0.session) }
-        guard let store, let session else {
-            throw SessionStoreError(
-                .invalidConfiguration, "no session: add SessionStoreMiddleware in front of this route")
-        }
-        return (store, session)
+        try state.withLock { try $0.materialized() }
     }
 
     /// The session as it is now: id, attributes, whether stored.
@@ -44,7 +55,12 @@ public final class RequestSession: Sendable {
     /// Reads an attribute as `type`; `nil` when absent.
     /// - Throws: ``SessionStoreError`` `attributeCoding` when the value is not a `T`.
     public func get<T: Decodable>(_ key: String, as type: T.Type = T.self) throws -> T? {
-        try attached().1.get(key, as: type)
+        let session = try state.withLock { state in
+            guard state.store != nil else { throw Self.noMiddleware }
+            return state.session
+        }
+        // No session yet: no attribute, and no id minted for asking.
+        return try session?.get(key, as: type)
     }
 
     /// Sets an attribute; saved by the middleware after the handler.
@@ -92,13 +108,11 @@ public final class RequestSession: Sendable {
 
     private func change<T>(_ body: (inout Session) throws -> T) throws -> T {
         try state.withLock { state in
-            guard var session = state.session else {
-                throw SessionStoreError(
-                    .invalidConfiguration, "no session: add SessionStoreMiddleware in front of this route")
-            }
-            let result = try body(&session)
-            state.session = session
-            return result
+            var (_, session) = try state.materialized()
+            // The only copy while it changes, so its storage is changed in place, not copied.
+            state.session = nil
+            defer { state.session = session }
+            return try body(&session)
         }
     }
 

@@ -78,9 +78,11 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let presented = request.cookies[cookie.name].map { String($0.value) }
-        let loaded = try await mapped(context) { try await store.load(id: presented) }
-        context.session.attach(store: store, session: loaded, loadedID: loaded.isStored ? presented : nil)
+        let presented = Self.cookieValue(named: cookie.name, in: request.headers)
+        // No stored session (no cookie, an unknown or expired id): the handler starts a new
+        // one only if it uses it, so such a request mints no id and writes nothing.
+        let loaded = try await mapped(context) { try await store.loadIfStored(id: presented) }
+        context.session.attach(store: store, session: loaded)
         var response: Response
         do {
             response = try await next(request, context)
@@ -89,13 +91,15 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
         } catch let error as StorageError {
             throw Self.httpError(error, context)
         }
-        var session = try context.session.current
-        let hadChanges = session.hasChanges
-        let outcome = try await mapped(context) { try await store.save(&session) }
-        context.session.state.withLock { $0.session = session }
-        if outcome == .gone && hadChanges {
-            context.logger.debug("session ended while the request changed it; nothing was written")
-            throw HTTPError(.conflict, message: "The session ended while this request changed it; the change was not saved.")
+        let (current, destroyed) = context.session.state.withLock { ($0.session, $0.destroyed) }
+        guard var session = current else { return response }
+        if session.hasChanges {
+            let outcome = try await mapped(context) { try await store.save(&session) }
+            context.session.state.withLock { $0.session = session }
+            if outcome == .gone {
+                context.logger.debug("session ended while the request changed it; nothing was written")
+                throw HTTPError(.conflict, message: "The session ended while this request changed it; the change was not saved.")
+            }
         }
         if session.isStored {
             // A retired session keeps the id the client presented: the client holds the
@@ -107,13 +111,47 @@ public struct SessionStoreMiddleware<Context: SessionStoreRequestContext>: Route
             if (session.id.text != presented || renewsCookie) && !session.isRetired {
                 response.setCookie(makeCookie(session.id.text, maxAge: persistent.map { .seconds($0) } ?? cookie.maxAge))
             }
-        } else if presented != nil && context.session.state.withLock({ $0.destroyed }) {
+        } else if presented != nil && destroyed {
             // Cleared only on logout. An id that names no stored session (unknown, expired,
             // or renewed with no grace period by a request that finished first) leaves the
             // cookie alone: clearing it could wipe the renewed id the browser holds now.
             response.setCookie(makeCookie("", maxAge: .zero))
         }
         return response
+    }
+
+    /// The value of the first cookie called `name` in the request's `Cookie` fields, as
+    /// Hummingbird's `request.cookies[name]` finds it (pairs split at `;`, leading spaces
+    /// and tabs dropped, the name up to the first `=`), read from the field bytes in one pass
+    /// without parsing every cookie into a `Cookie`.
+    static func cookieValue(named name: String, in headers: HTTPFields) -> String? {
+        var name = name
+        return name.withUTF8 { name -> String? in
+            for field in headers where field.name == .cookie {
+                var value = field.value
+                if let found = value.withUTF8({ Self.cookieValue(named: name, in: $0) }) { return found }
+            }
+            return nil
+        }
+    }
+
+    private static func cookieValue(named name: UnsafeBufferPointer<UInt8>, in field: UnsafeBufferPointer<UInt8>) -> String? {
+        var start = 0
+        while start < field.count {
+            var end = start
+            while end < field.count && field[end] != UInt8(ascii: ";") { end += 1 }
+            var pairStart = start
+            while pairStart < end && (field[pairStart] == UInt8(ascii: " ") || field[pairStart] == UInt8(ascii: "\t")) {
+                pairStart += 1
+            }
+            var equals = pairStart
+            while equals < end && field[equals] != UInt8(ascii: "=") { equals += 1 }
+            if equals < end && name.elementsEqual(field[pairStart..<equals]) {
+                return String(decoding: UnsafeBufferPointer(rebasing: field[(equals + 1)..<end]), as: UTF8.self)
+            }
+            start = end + 1
+        }
+        return nil
     }
 
     private func makeCookie(_ value: String, maxAge: Duration?) -> Cookie {

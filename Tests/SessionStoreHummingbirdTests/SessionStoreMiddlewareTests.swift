@@ -63,6 +63,14 @@ struct SessionStoreMiddlewareTests {
             try context.session.set(try request.uri.queryParameters.require("name"), 1)
             return .ok
         }
+        router.post("new-visitor") { _, context -> String in
+            // A request without a stored session: its new session's id, read before and
+            // after a change, is the one the cookie then carries.
+            let before = try context.session.current.id.text
+            try context.session.set("user", "visitor")
+            let after = try context.session.current.id.text
+            return before == after ? before : "changed"
+        }
         router.post("ended-meanwhile") { request, context -> HTTPResponse.Status in
             // Another request logs out while this one runs.
             let id = try context.session.current.id.text
@@ -359,6 +367,53 @@ struct SessionStoreMiddlewareTests {
                 }
             }
             #expect(try await fixture.database.writes() == 0)
+        }
+    }
+
+    @Test("the session cookie is found by its exact name among other cookies, in any Cookie field", arguments: Engine.available)
+    func cookieAmongOthers(engine: Engine) async throws {
+        try await withStore(engine) { fixture in
+            try await application(fixture.store).test(.router) { client in
+                let cookie = try await client.execute(uri: "/login?name=adam", method: .post) { try #require(Self.cookie($0)) }
+                let headerValues = [
+                    "theme=dark; xsession=bogus;session2=bogus; \tsession=\(cookie.value); session=second",
+                    "a=1;session=\(cookie.value)",
+                ]
+                for value in headerValues {
+                    try await client.execute(uri: "/me", method: .get, headers: [.cookie: value]) { response in
+                        #expect(String(buffer: response.body) == "adam", "\(value)")
+                        #expect(response.headers[.setCookie] == nil)
+                    }
+                }
+                var fields = HTTPFields()
+                fields[values: .cookie] = ["theme=dark; lang=en", "session=\(cookie.value)"]
+                try await client.execute(uri: "/me", method: .get, headers: fields) { response in
+                    #expect(String(buffer: response.body) == "adam", "the second Cookie field")
+                }
+                for value in ["session", "session =\(cookie.value)", "Session=\(cookie.value)", "session="] {
+                    try await client.execute(uri: "/peek", method: .get, headers: [.cookie: value]) { response in
+                        #expect(String(buffer: response.body) == "none", "\(value) names no stored session")
+                        #expect(response.headers[.setCookie] == nil)
+                    }
+                }
+            }
+            #expect(try await fixture.database.rows() == 1)
+        }
+    }
+
+    @Test("a visitor's new session keeps one id through the request, and the cookie carries it", arguments: Engine.available)
+    func newVisitorKeepsOneID(engine: Engine) async throws {
+        try await withStore(engine) { fixture in
+            try await application(fixture.store).test(.router) { client in
+                for headers: HTTPFields in [[:], [.cookie: "session=\(SessionID.generate().text)"]] {
+                    try await client.execute(uri: "/new-visitor", method: .post, headers: headers) { response in
+                        let id = String(buffer: response.body)
+                        #expect(SessionID(validating: id) != nil)
+                        #expect(Self.cookie(response)?.value == id)
+                    }
+                }
+            }
+            #expect(try await fixture.database.rows() == 2)
         }
     }
 }

@@ -7,6 +7,9 @@
 //   GET  /read   reads the user (a read-only request), answers the name or "anonymous"
 //   POST /write  changes one attribute, answers "write"
 import Foundation
+import HTTPApps
+import VaporApps
+import Hummingbird
 
 // Logging as a new app has it: swift-log's default handler (standard error, info level),
 // so Vapor logs each request, for every variant alike; run.py sends it to a file.
@@ -24,7 +27,11 @@ let path = arguments[3]
 
 switch variant {
 case .vaporStore, .vaporStoreTyped, .vaporFluent, .vaporFluentWAL, .vaporStorePostgres, .vaporFluentPostgres, .vaporMemory:
-    try await runVapor(variant, port: port, path: path)
+    let app = try await makeVaporApp(variant, port: port, path: path)
+    try await app.execute()
+    try await app.asyncShutdown()
 case .hummingbirdStore, .hummingbirdNative, .hummingbirdMemory:
-    try await runHummingbird(variant, port: port, path: path)
+    let (app, shutdown) = try await makeHummingbirdApp(variant, port: port, path: path)
+    try await app.runService()
+    try await shutdown()
 }

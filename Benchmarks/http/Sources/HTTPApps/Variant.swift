@@ -1,5 +1,5 @@
 /// The apps compared.
-enum Variant: String, CaseIterable {
+package enum Variant: String, CaseIterable, Sendable {
     /// Vapor with this store's driver (`app.sessions.use(.sessionStore(store))`), routes on
     /// `req.session.data`.
     case vaporStore = "vapor-store"

@@ -1,13 +1,16 @@
 import Fluent
 import FluentPostgresDriver
 import FluentSQLiteDriver
+import HTTPApps
 import SessionStoreCore
 import SessionStorePostgres
 import SessionStoreSQLite
 import SessionStoreVapor
 import Vapor
 
-func runVapor(_ variant: Variant, port: Int, path: String) async throws {
+/// The Vapor app of `variant` on a loopback `port` and the SQLite file at `path`, not yet
+/// started. `http-app` serves it; `http-callgrind` drives it in process.
+package func makeVaporApp(_ variant: Variant, port: Int, path: String) async throws -> Application {
     // As a new app runs: Vapor's default logging (info level, one line per request from
     // Vapor's route logging), for every variant alike.
     let app = try await Application.make(Environment(name: "production", arguments: ["http-app"]))
@@ -80,6 +83,5 @@ func runVapor(_ variant: Variant, port: Int, path: String) async throws {
             return "write:\(count)"
         }
     }
-    try await app.execute()
-    try await app.asyncShutdown()
+    return app
 }

@@ -7,7 +7,7 @@ import SessionStoreHummingbird
 import SessionStoreSQLite
 
 /// The load generator's session slot, echoed by /login so it can follow the new cookie.
-let slotHeader = HTTPField.Name("X-Slot")!
+package let slotHeader = HTTPField.Name("X-Slot")!
 
 /// The session value HummingbirdAuth stores.
 struct UserSession: Codable, Sendable {
@@ -15,7 +15,11 @@ struct UserSession: Codable, Sendable {
     var n: Int
 }
 
-func runHummingbird(_ variant: Variant, port: Int, path: String) async throws {
+/// The Hummingbird app of `variant` on a loopback `port` and the SQLite file at `path`, and
+/// what to run after it stopped. `http-app` serves it; `http-callgrind` drives it in process.
+package func makeHummingbirdApp(
+    _ variant: Variant, port: Int, path: String
+) async throws -> (app: any ApplicationProtocol, shutdown: @Sendable () async throws -> Void) {
     let configuration = ApplicationConfiguration(address: .hostname("127.0.0.1", port: port))
     // Hummingbird's default: info level, no line per request.
     let logger = Logger(label: "http-app")
@@ -36,24 +40,23 @@ func runHummingbird(_ variant: Variant, port: Int, path: String) async throws {
             "write:\(try context.session.increment("n"))"
         }
         let app = Application(router: router, configuration: configuration, logger: logger)
-        try await app.runService()
-        try await store.shutdown()
+        return (app, { try await store.shutdown() })
     case .hummingbirdStore:
         var sqlite = SQLiteConfiguration(path: path)
         sqlite.table = "sessions"
         let persist = SessionStorePersistDriver(backend: try SQLiteBackend(configuration: sqlite))
-        try await runAuthSessions(persist, configuration: configuration, logger: logger)
+        return (authSessionsApp(persist, configuration: configuration, logger: logger), {})
     case .hummingbirdMemory:
-        try await runAuthSessions(MemoryPersistDriver(), configuration: configuration, logger: logger)
+        return (authSessionsApp(MemoryPersistDriver(), configuration: configuration, logger: logger), {})
     default:
         fatalError("not a Hummingbird variant")
     }
 }
 
 /// HummingbirdAuth's session middleware on `persist`.
-func runAuthSessions(
+func authSessionsApp(
     _ persist: some PersistDriver, configuration: ApplicationConfiguration, logger: Logger
-) async throws {
+) -> any ApplicationProtocol {
     let router = Router(context: BasicSessionRequestContext<UserSession, UserSession>.self)
     router.add(middleware: SessionMiddleware(storage: persist))
     router.post("login") { request, context -> String in
@@ -67,6 +70,5 @@ func runAuthSessions(
         context.sessions.withLockedSession { $0?.n += 1 }
         return "write"
     }
-    let app = Application(router: router, configuration: configuration, services: [persist], logger: logger)
-    try await app.runService()
+    return Application(router: router, configuration: configuration, services: [persist], logger: logger)
 }
