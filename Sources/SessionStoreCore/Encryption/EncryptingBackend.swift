@@ -60,7 +60,7 @@ public final class EncryptingBackend: StorageBackend {
     ///
     /// When the base backend paces bulk rewrites (SQLite: by its WAL, as its cleanup does),
     /// the rewrite waits for that first, so a `rekey` running beside an app keeps its saves
-    /// responsive. A tool rewriting many rows does better with ``resealing(_:)``: one paced
+    /// responsive. A tool rewriting many rows does better with `resealing(_:)`: one paced
     /// scope for all of them.
     /// - Returns: Whether the row was rewritten.
     /// - Throws: ``SessionStoreError`` `undecryptable` when the row cannot be opened (it is
