@@ -40,7 +40,7 @@ let package = Package(
             name: "VaporApps",
             dependencies: [
                 "HTTPApps",
-                .product(name: "SessionStore", package: "swift-session-store"),
+                .product(name: "SessionStoreCore", package: "swift-session-store"),
                 .product(name: "SessionStoreSQLite", package: "swift-session-store"),
                 .product(name: "SessionStorePostgres", package: "swift-session-store"),
                 .product(name: "SessionStoreVapor", package: "swift-session-store"),
