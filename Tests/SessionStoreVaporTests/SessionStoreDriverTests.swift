@@ -175,7 +175,7 @@ struct SessionStoreDriverTests {
                 let id = try await app.testing().sendRequest(.POST, "login?name=adam", headers: Self.headers("foo"))
                     .cookieValue()
                 #expect(id != "foo")
-                #expect(StoreID(validating: id) != nil)
+                #expect(SessionStoreCore.SessionID(validating: id) != nil)
                 try await app.testing().test(.GET, "me", headers: Self.headers(id)) { response in
                     #expect(response.body.string == "adam")
                 }
@@ -237,7 +237,7 @@ struct SessionStoreDriverTests {
             try await withVapor(fixture.store) { app in
                 try await Self.withServer(app) { base in
                     for index in 0..<1000 {
-                        let value = index.isMultiple(of: 2) ? StoreID.generate().text : "malformed-\(index)"
+                        let value = index.isMultiple(of: 2) ? SessionStoreCore.SessionID.generate().text : "malformed-\(index)"
                         let response = try await app.client.get(URI(string: base + "/me"), headers: Self.headers(value))
                         #expect(response.status == .unauthorized)
                     }
