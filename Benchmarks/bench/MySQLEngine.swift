@@ -67,8 +67,9 @@ struct MySQLEngine: Engine {
             let keys = StoredKeys(rows: rows, hashing: hashing)
             let checksum = key.layout == .checksumAndID
             let now = wallMillis()
-            try Self.insertAll(
-                MyDB(base), keys.fillOrder(key.layout), progress: progress,
+            let db = try MyDB(base)
+            try insertAllRows(
+                begin: "START TRANSACTION", exec: db.exec, keys.fillOrder(key.layout), progress: progress,
                 prefix: "INSERT INTO `\(table)` (\(checksum ? "crc32, id" : "id"), data, version, created_at, expires_at) VALUES "
             ) { index in
                 let (created, expires) = plan.times(index, now: now)
@@ -90,8 +91,8 @@ struct MySQLEngine: Engine {
             let db = try MyDB(base)
             try db.exec(MySQLNaive.schema(table))
             let now = wallMillis()
-            try Self.insertAll(
-                db, Array(0..<rows), progress: progress, prefix: "INSERT INTO `\(table)` (sid, data, created_at, expires_at) VALUES "
+            try insertAllRows(
+                begin: "START TRANSACTION", exec: db.exec, Array(0..<rows), progress: progress, prefix: "INSERT INTO `\(table)` (sid, data, created_at, expires_at) VALUES "
             ) { index in
                 let (created, expires) = plan.times(index, now: now)
                 return "('\(IDs.id(index))', x'\(hexDigits(Payload.encoded(index)))', \(created), \(expires))"
@@ -99,32 +100,6 @@ struct MySQLEngine: Engine {
             progress.finish()
         }
         return NaiveTable(location: table)
-    }
-
-    /// Inserts every row, 1000 to a statement and 20k to a transaction.
-    private static func insertAll(
-        _ db: MyDB, _ order: [Int], progress: Progress, prefix: String, _ values: (Int) -> String
-    ) throws {
-        var statement = prefix
-        var inStatement = 0
-        try db.exec("START TRANSACTION")
-        for (done, index) in order.enumerated() {
-            if inStatement > 0 { statement += "," }
-            statement += values(index)
-            inStatement += 1
-            if inStatement == 1000 {
-                try db.exec(statement)
-                statement = prefix
-                inStatement = 0
-                if done % 20_000 == 19_999 {
-                    try db.exec("COMMIT")
-                    try db.exec("START TRANSACTION")
-                    progress.update(done + 1)
-                }
-            }
-        }
-        if inStatement > 0 { try db.exec(statement) }
-        try db.exec("COMMIT")
     }
 
     func openBackend(_ table: StoreTable, durability: Durability?, writeMode: WriteMode?) async throws -> any StorageBackend {

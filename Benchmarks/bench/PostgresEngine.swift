@@ -70,8 +70,8 @@ struct PostgresEngine: Engine {
             let keys = StoredKeys(rows: rows, hashing: hashing)
             let now = wallMillis()
             let db = try PgDB(base)
-            try Self.insertAll(
-                db, keys.fillOrder(key.layout), progress: progress,
+            try insertAllRows(
+                begin: "BEGIN", exec: { _ = try db.exec($0) }, keys.fillOrder(key.layout), progress: progress,
                 prefix: "INSERT INTO \"\(table)\" (id, data, version, created_at, expires_at) VALUES "
             ) { index in
                 let (created, expires) = plan.times(index, now: now)
@@ -93,8 +93,8 @@ struct PostgresEngine: Engine {
             let db = try PgDB(base)
             try db.exec(PostgresNaive.schema(table))
             let now = wallMillis()
-            try Self.insertAll(
-                db, Array(0..<rows), progress: progress, prefix: "INSERT INTO \"\(table)\" (sid, data, created_at, expires_at) VALUES "
+            try insertAllRows(
+                begin: "BEGIN", exec: { _ = try db.exec($0) }, Array(0..<rows), progress: progress, prefix: "INSERT INTO \"\(table)\" (sid, data, created_at, expires_at) VALUES "
             ) { index in
                 let (created, expires) = plan.times(index, now: now)
                 return "('\(IDs.id(index))', '\\x\(hexDigits(Payload.encoded(index)))', \(created), \(expires))"
@@ -103,32 +103,6 @@ struct PostgresEngine: Engine {
             progress.finish()
         }
         return NaiveTable(location: table)
-    }
-
-    /// Inserts every row, 1000 to a statement and 20k to a transaction.
-    private static func insertAll(
-        _ db: PgDB, _ order: [Int], progress: Progress, prefix: String, _ values: (Int) -> String
-    ) throws {
-        var statement = prefix
-        var inStatement = 0
-        try db.exec("BEGIN")
-        for (done, index) in order.enumerated() {
-            if inStatement > 0 { statement += "," }
-            statement += values(index)
-            inStatement += 1
-            if inStatement == 1000 {
-                try db.exec(statement)
-                statement = prefix
-                inStatement = 0
-                if done % 20_000 == 19_999 {
-                    try db.exec("COMMIT")
-                    try db.exec("BEGIN")
-                    progress.update(done + 1)
-                }
-            }
-        }
-        if inStatement > 0 { try db.exec(statement) }
-        try db.exec("COMMIT")
     }
 
     func openBackend(_ table: StoreTable, durability: Durability?, writeMode: WriteMode?) async throws -> any StorageBackend {

@@ -242,3 +242,31 @@ func hexDigits(_ bytes: [UInt8]) -> String {
     }
     return String(decoding: out, as: UTF8.self)
 }
+
+/// Inserts the rows of `order` for a server engine's fill: multi-row INSERTs of 1000 rows
+/// (`prefix` and each row's `values`), committed every 20k rows (`begin` starts a transaction).
+func insertAllRows(
+    begin: String, exec: (String) throws -> Void, _ order: [Int], progress: Progress, prefix: String,
+    _ values: (Int) -> String
+) throws {
+    var statement = prefix
+    var inStatement = 0
+    try exec(begin)
+    for (done, index) in order.enumerated() {
+        if inStatement > 0 { statement += "," }
+        statement += values(index)
+        inStatement += 1
+        if inStatement == 1000 {
+            try exec(statement)
+            statement = prefix
+            inStatement = 0
+            if done % 20_000 == 19_999 {
+                try exec("COMMIT")
+                try exec(begin)
+                progress.update(done + 1)
+            }
+        }
+    }
+    if inStatement > 0 { try exec(statement) }
+    try exec("COMMIT")
+}

@@ -120,6 +120,17 @@ extension PostgresBackend {
                 }
             }
         } catch {
+            // postgres-nio keeps a failed preparation (a lock wait cut by statement_timeout, a
+            // table missing for a moment) for the connection's life and answers every later
+            // execution of that statement with the same error; the connection is closed, so
+            // the pool replaces it and the statement is prepared afresh.
+            if !connection.isClosed {
+                do {
+                    try await connection.close()
+                } catch let closing {
+                    connection.logger.debug("closing a PostgreSQL connection after a failed statement failed", metadata: ["error": "\(closing)"])
+                }
+            }
             throw PostgresStatementError(underlying: error, statement: sql)
         }
     }
