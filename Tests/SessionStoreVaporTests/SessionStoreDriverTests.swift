@@ -274,6 +274,10 @@ struct SessionStoreDriverTests {
     func parallelRequestsKeepEveryKey(engine: Engine) async throws {
         try await withStore(engine) { fixture in
             try await withVapor(fixture.store) { app in
+                // One connection per request, and no client-side limit on waiting for one: the
+                // test is about the 20 saves, not the HTTP client's pool on a loaded machine.
+                app.http.client.configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 24
+                app.http.client.configuration.timeout = .init(connect: .seconds(600), read: .seconds(600))
                 let id = try await Self.withServer(app) { base in
                     let login = try await app.client.post(URI(string: base + "/login?name=adam"))
                     let id = try #require(login.headers.setCookie?["vapor-session"]?.string)
