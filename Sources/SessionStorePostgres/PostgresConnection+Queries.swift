@@ -70,12 +70,29 @@ extension PostgresBackend {
     /// query in the benchmark (`Performance`). Bounded by ``queryTimeout`` as `rows` is.
     static func preparedRows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
         let statement = PostgresNamedStatement(bindings: bindings(values))
-        return try await bounded(connection, sql) {
-            try await PostgresNamedStatement.$text.withValue(sql) {
-                var rows: [PostgresRow] = []
-                for try await row in try await connection.execute(statement, logger: silent) { rows.append(row) }
-                return rows
+        do {
+            return try await bounded(connection, sql) {
+                try await PostgresNamedStatement.$text.withValue(sql) {
+                    var rows: [PostgresRow] = []
+                    for try await row in try await connection.execute(statement, logger: silent) { rows.append(row) }
+                    return rows
+                }
             }
+        } catch let failed as PostgresStatementError {
+            // postgres-nio keeps a failed preparation (a lock wait cut by statement_timeout, a
+            // table missing for a moment) for the connection's life and answers every later
+            // execution of that statement with the same error: such a connection is closed,
+            // so the pool replaces it and the statement is prepared afresh. A serialization
+            // failure or deadlock (class 40) is the execution's, and the call retries on the
+            // same connection after its ROLLBACK.
+            if !connection.isClosed, !failed.isTransactionRollback {
+                do {
+                    try await connection.close()
+                } catch let closing {
+                    connection.logger.debug("closing a PostgreSQL connection after a failed statement failed", metadata: ["error": "\(closing)"])
+                }
+            }
+            throw failed
         }
     }
 
@@ -120,17 +137,6 @@ extension PostgresBackend {
                 }
             }
         } catch {
-            // postgres-nio keeps a failed preparation (a lock wait cut by statement_timeout, a
-            // table missing for a moment) for the connection's life and answers every later
-            // execution of that statement with the same error; the connection is closed, so
-            // the pool replaces it and the statement is prepared afresh.
-            if !connection.isClosed {
-                do {
-                    try await connection.close()
-                } catch let closing {
-                    connection.logger.debug("closing a PostgreSQL connection after a failed statement failed", metadata: ["error": "\(closing)"])
-                }
-            }
             throw PostgresStatementError(underlying: error, statement: sql)
         }
     }

@@ -137,3 +137,14 @@ struct PostgresFailure: Sendable {
     }
 }
 #endif
+
+#if Postgres
+extension PostgresStatementError {
+    /// Whether the server rolled the transaction back (SQLSTATE class 40: a serialization
+    /// failure or a deadlock): a failure of the statement's execution, not of its preparation.
+    var isTransactionRollback: Bool {
+        guard let error = underlying as? PSQLError, error.code == .server else { return false }
+        return error.serverInfo?[.sqlState]?.hasPrefix("40") ?? false
+    }
+}
+#endif

@@ -41,8 +41,13 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
     static let query: UInt8 = 0x03
     /// MySQL `COM_STMT_EXECUTE`, a prepared statement's execution.
     static let execute: UInt8 = 0x17
-    /// PostgreSQL's Parse message, which carries a statement's SQL text.
+    /// PostgreSQL's Parse message, which carries a statement's SQL text. Armed with it, the
+    /// proxy cuts where the statement runs: at an unnamed statement's Parse (sent with its
+    /// Bind and Execute), or at the Bind of a named (prepared) statement whose Parse carried
+    /// the text, on whichever connection prepared it, before or after arming.
     static let parse = UInt8(ascii: "P")
+    /// PostgreSQL's Bind message, which names the prepared statement to run.
+    private static let bindMessage = UInt8(ascii: "B")
 
     private struct Trigger {
         var command: UInt8
@@ -58,6 +63,8 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
     private let lock = NSLock()
     private var trigger: Trigger?
     private var firedCount = 0
+    /// The SQL text of each named statement a Parse prepared, by name.
+    private var preparedTexts: [String: String] = [:]
     private var stopped = false
 
     /// Listens on a free loopback port and forwards every connection to `targetPort`.
@@ -171,10 +178,24 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
         guard let index, packet.count > index + 1 else { return nil }
         // PostgreSQL: the type byte, then 4 length bytes; MySQL: the command, then its payload.
         let payload = wire == .postgres ? index + 5 : index + 1
+        var command = packet[index]
+        var body = String(decoding: packet[min(payload, packet.count)...], as: UTF8.self)
+        if wire == .postgres, command == Self.parse || command == Self.bindMessage {
+            // Parse: name, then SQL text; Bind: portal, then the statement's name.
+            let fields = Self.cStrings(packet[min(payload, packet.count)...], count: 2)
+            guard fields.count == 2 else { return nil }
+            if command == Self.parse, !fields[0].isEmpty {
+                lock.withLock { preparedTexts[fields[0]] = fields[1] }
+                return nil // prepared only: the cut waits for the Bind that runs it
+            }
+            if command == Self.bindMessage {
+                guard !fields[1].isEmpty, let text = lock.withLock({ preparedTexts[fields[1]] }) else { return nil }
+                (command, body) = (Self.parse, text)
+            }
+        }
         return lock.withLock { () -> Cut? in
-            guard var current = trigger, packet[index] == current.command else { return nil }
-            if let text = current.text,
-               !String(decoding: packet[min(payload, packet.count)...], as: UTF8.self).contains(text) { return nil }
+            guard var current = trigger, command == current.command else { return nil }
+            if let text = current.text, !body.contains(text) { return nil }
             if current.skip > 0 {
                 current.skip -= 1
                 trigger = current
@@ -184,6 +205,17 @@ final class CuttingProxy: @unchecked Sendable { // mutable state guarded by `loc
             firedCount += 1
             return current.cut
         }
+    }
+
+    /// The first `count` NUL-terminated strings in `bytes`.
+    private static func cStrings(_ bytes: ArraySlice<UInt8>, count: Int) -> [String] {
+        var strings: [String] = []
+        var start = bytes.startIndex
+        while strings.count < count, let end = bytes[start...].firstIndex(of: 0) {
+            strings.append(String(decoding: bytes[start..<end], as: UTF8.self))
+            start = end + 1
+        }
+        return strings
     }
 
     private func clientToServer(_ link: Link) {
