@@ -281,7 +281,7 @@ let package = Package(
             dependencies: ["SessionStoreCore", "SessionStoreMySQL", "SessionStoreTesting", "SessionStoreSQLite"],
             swiftSettings: upcoming
         ),
-        // Issue 22: the PostgreSQL backend on a private server started by .ci/postgres.sh; its
+        // The PostgreSQL backend on a private server started by .ci/postgres.sh; its
         // sources are empty unless the Postgres trait is enabled.
         .testTarget(
             name: "SessionStorePostgresTests",
@@ -291,7 +291,7 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Issue 13: the MySQL backend on a 3-node Galera cluster started by .ci/galera.sh.
+        // The MySQL backend on a 3-node Galera cluster started by .ci/galera.sh.
         .testTarget(
             name: "SessionStoreGaleraTests",
             dependencies: ["SessionStoreCore", "SessionStoreMySQL", "SessionStoreTesting"],

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import SessionStoreCore
 
-/// The scenarios of issue 4.
+/// The scenarios.
 enum Scenario: String, CaseIterable, Sendable {
     case loads, mix, saves, cleanup, keys, soak, owners, encryption
 
@@ -70,7 +70,7 @@ struct Bench: AsyncParsableCommand {
             (AES-256-GCM at rest vs plaintext, rekey under load).
             ×floor is the time per operation relative to the same work through the C API \
             (1.00 = the floor); ×naive is relative to a store written the old way (below 1 \
-            is faster). Targets from issue 4 are printed at the end and never asserted.
+            is faster). Targets are printed at the end and never asserted.
             """)
 
     @Flag(help: "Small tables and short windows; finishes in under a minute on 2 cores.")

@@ -134,12 +134,12 @@ enum EngineTarget {
     case groupCommit
     /// The soak's WAL bound.
     case walPeak
-    /// Issue 12: a point load within 1.2× the C client at every task count.
+    /// A point load within 1.2× the C client at every task count.
     case loadVsFloorByTasks
     /// The C client called from a task through a thread of its own (``BlockingLane``),
     /// measured beside the store's loads.
     case asyncClientFloor
-    /// Issue 22: a point load within 1.1× the driver's own prepared query at every task count.
+    /// A point load within 1.1× the driver's own prepared query at every task count.
     case loadVsDriverByTasks
 }
 

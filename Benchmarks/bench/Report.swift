@@ -41,7 +41,7 @@ struct ResultRow: Codable, Sendable {
     }
 }
 
-/// A target from issue 4, reported next to what was measured; never asserted.
+/// A target, reported next to what was measured; never asserted.
 struct TargetResult: Codable, Sendable {
     var target: String
     var goal: String
@@ -121,7 +121,7 @@ final class Report {
     func printTargets() {
         guard !targets.isEmpty else { return }
         print("")
-        print("== Targets (issue 4; reported, not asserted)")
+        print("== Targets (reported, not asserted)")
         let nameWidth = max(10, targets.map(\.target.count).max() ?? 10)
         let goalWidth = max(8, targets.map(\.goal.count).max() ?? 8)
         print(Fmt.pad("target", nameWidth) + "  " + Fmt.pad("goal", goalWidth) + "  " + Fmt.pad("result", 6) + "  measured")

@@ -1,5 +1,5 @@
 // swift-tools-version:6.1
-// End-to-end HTTP comparison of session back ends (issue 10): small Vapor and Hummingbird apps,
+// End-to-end HTTP comparison of session back ends: small Vapor and Hummingbird apps,
 // driven by wrk through `run.py`, and in process under callgrind through `callgrind.py`. A
 // separate package, so neither the library's users nor `swift run -c release bench` ever
 // resolve Fluent.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instructions per request, counted by callgrind, for the Hummingbird apps of `run.py` (issue 25).
+"""Instructions per request, counted by callgrind, for the Hummingbird apps of `run.py`.
 
 valgrind 3.19 dies (an internal SIGSEGV) when a program's main thread parks in
 `dispatch_main`'s `sigsuspend`, as an async `main` does: that is what stopped it at the start

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end HTTP comparison of session back ends (issue 10).
+"""End-to-end HTTP comparison of session back ends.
 
 Starts each app variant of `http-app` on loopback, creates warm sessions, drives it with
 wrk (16 connections) for each traffic mix, and prints one table: requests/s, p50/p99

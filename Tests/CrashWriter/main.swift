@@ -1,4 +1,4 @@
-// A child process for the SQLite crash and lock tests (issue 3). Not a product.
+// A child process for the SQLite crash and lock tests. Not a product.
 //
 //   session-store-crash-writer save <db-path> <report-path> <normal|full>
 //       Saves sessions from 8 tasks as fast as it can, group commit on. After each

@@ -5,7 +5,7 @@ import SessionStoreTesting
 import Synchronization
 import Testing
 
-/// Issue 13: the MySQL backend on a real three-node Galera cluster (`.ci/galera.sh`),
+/// The MySQL backend on a real three-node Galera cluster (`.ci/galera.sh`),
 /// through one URL naming every node. Serialized: some tests kill nodes, and each leaves the
 /// cluster with three Synced nodes again.
 @Suite("Galera cluster", .serialized, .galeraCluster)

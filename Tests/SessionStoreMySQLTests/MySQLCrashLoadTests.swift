@@ -5,7 +5,7 @@ import SessionStoreCore
 import Synchronization
 import Testing
 
-/// Issue 3, Faults, MySQL: the server is SIGKILLed in the middle of a load and started again.
+/// Faults, MySQL: the server is SIGKILLed in the middle of a load and started again.
 /// In-flight operations fail with typed errors, the same store recovers, and every save that
 /// was reported successful is still there afterwards.
 ///

@@ -2,7 +2,7 @@ import SessionStoreCore
 @testable import SessionStoreMySQL
 import Testing
 
-/// Issue 12, exact retries: a write whose connection is cut after the server committed it
+/// Exact retries: a write whose connection is cut after the server committed it
 /// and before the reply arrived (or before the server saw it) reports what actually
 /// happened. The backend talks to the test server through a ``CuttingProxy`` that cuts one
 /// connection at the chosen command; the retry runs on a new connection through it.

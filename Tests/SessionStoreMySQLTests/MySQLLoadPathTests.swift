@@ -3,7 +3,7 @@ import SessionStoreCore
 @testable import SessionStoreMySQL
 import Testing
 
-/// Issue 12, latency: a load on a warm connection is sent by its caller through Connector/C's
+/// Latency: a load on a warm connection is sent by its caller through Connector/C's
 /// non-blocking API and its reply read by the slot's thread, woken by the socket (no job
 /// hand-off); these tests pin what that path must keep: timeouts, cancellation, close, and
 /// the slot's thread taking over after a failure.

@@ -7,7 +7,7 @@ import Testing
 import Glibc
 #endif
 
-/// Issue 12, no leaks: threads, connections and pool-wait timers end, whether the backend is
+/// No leaks: threads, connections and pool-wait timers end, whether the backend is
 /// closed or only released.
 @Suite("MySQL resources", .mysqlServer)
 struct MySQLResourceTests {

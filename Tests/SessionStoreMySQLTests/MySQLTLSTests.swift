@@ -3,7 +3,7 @@ import SessionStoreCore
 @testable import SessionStoreMySQL
 import Testing
 
-/// Issue 12, TLS: a mode that asks for TLS never connects in clear text, and a certificate
+/// TLS: a mode that asks for TLS never connects in clear text, and a certificate
 /// that does not verify fails the open. The test server speaks TLS with a certificate that
 /// `.ci/mariadb.sh` made at start-up (`SESSION_STORE_MYSQL_CA`, and an unrelated
 /// `SESSION_STORE_MYSQL_WRONG_CA`); a private server started `plain` has no TLS at all.

@@ -1,4 +1,4 @@
-// libFuzzer target for the encrypted row header and envelope (EncryptedRow) (issue 23). Built by `bash .ci/fuzz` with
+// libFuzzer target for the encrypted row header and envelope (EncryptedRow). Built by `bash .ci/fuzz` with
 // `-sanitize=fuzzer -DFUZZING`, libFuzzer supplies `main`. Built normally, it is a
 // reproducer: pass input files as arguments to replay them.
 import SessionStoreTestSupport

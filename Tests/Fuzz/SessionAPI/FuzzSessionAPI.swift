@@ -1,4 +1,4 @@
-// libFuzzer target for the public Session API (issue 9). Built by `bash .ci/fuzz` with
+// libFuzzer target for the public Session API. Built by `bash .ci/fuzz` with
 // `-sanitize=fuzzer -DFUZZING`, libFuzzer supplies `main`. Built normally, it is a
 // reproducer: pass input files as arguments to replay them.
 import SessionStoreTestSupport
