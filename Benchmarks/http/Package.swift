@@ -56,11 +56,13 @@ let package = Package(
             dependencies: ["HTTPApps", "VaporApps", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: [.enableUpcomingFeature("ExistentialAny")]
         ),
-        // The Hummingbird apps driven in process, for callgrind (`callgrind.py`).
+        // The apps driven in process, for callgrind (`callgrind.py`).
         .executableTarget(
             name: "http-callgrind",
             dependencies: [
                 "HTTPApps",
+                "VaporApps",
+                .product(name: "Vapor", package: "vapor"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -44,6 +44,8 @@ public struct SessionStorePersistDriver: PersistDriver {
     let clock: any SessionClock
     /// Runs cleanup (batched, leased between processes) and shutdown on the same backend.
     let store: SessionStore
+    /// The last values read or written, so reading an unchanged value does not decode it again.
+    let decoded = DecodedValueCache()
 
     /// A driver over `backend`; the driver closes it on shutdown.
     /// - Parameter clock: The time source for expiry; inject one in tests.
@@ -83,9 +85,11 @@ public struct SessionStorePersistDriver: PersistDriver {
     ///   ``StorageError``; ``SessionStoreError`` `dataTooLarge`.
     public func create<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
         let now = clock.now()
-        let record = SessionRecord(
-            data: try encode(value), version: 1, createdAt: now, expiresAt: Self.expiry(expires, now: now))
-        guard try await backend.insert(storageKey(key), record) else { throw PersistError.duplicate }
+        let key = storageKey(key)
+        let data = try encode(value)
+        let record = SessionRecord(data: data, version: 1, createdAt: now, expiresAt: Self.expiry(expires, now: now))
+        guard try await backend.insert(key, record) else { throw PersistError.duplicate }
+        decoded.keep(value, for: key.value, bytes: data)
     }
 
     /// Stores `value` under `key`, replacing any value; `expires: nil` keeps a stored
@@ -124,6 +128,7 @@ public struct SessionStorePersistDriver: PersistDriver {
             await Task.yield()
             return nil
         }
+        decoded.keep(value, for: key.value, bytes: data)
     }
 
     /// The value under `key`, or `nil` when absent or expired.
@@ -146,7 +151,13 @@ public struct SessionStorePersistDriver: PersistDriver {
         let instant = clock.preciseNow()
         let now = instant.milliseconds
         guard var record = try await backend.load(key, now: now) else { return nil }
-        let object: Object = try decode(record.data)
+        let object: Object
+        if let cached = decoded.value(for: key.value, bytes: record.data, as: Object.self) {
+            object = cached
+        } else {
+            object = try decode(record.data)
+            decoded.keep(object, for: key.value, bytes: record.data)
+        }
         if let (idle, interval) = configuration.slidingExpiry, record.expiresAt != Int64.max {
             let extended = now + idle.milliseconds
             if SessionStore.touchIsDue(expiresAt: record.expiresAt, extended: extended, interval: interval.milliseconds),
@@ -161,7 +172,10 @@ public struct SessionStorePersistDriver: PersistDriver {
     /// Removes the value under `key`, if any.
     /// - Throws: ``StorageError``.
     public func remove(key: String) async throws {
-        _ = try await backend.delete(storageKey(key), expectedVersion: nil)
+        let key = storageKey(key)
+        // A removed value (a signed-out session) is not kept in memory either.
+        decoded.forget(key.value)
+        _ = try await backend.delete(key, expectedVersion: nil)
     }
 
     /// Deletes expired values now (batched; one process at a time when several share the

@@ -204,6 +204,53 @@ struct PersistDriverTests {
         }
     }
 
+    /// The same fields as `TestCodable` under another type.
+    struct OtherCodable: Codable, Equatable {
+        let buffer: String
+    }
+
+    @Test("a value another driver changed in the database is read as changed, not as last decoded", arguments: Engine.available)
+    func aValueChangedElsewhereIsReadAsChanged(engine: Engine) async throws {
+        try await withDriver(engine) { driver, clock, database in
+            let other = SessionStorePersistDriver(backend: database.backend, clock: clock)
+            try await driver.set(key: "a", value: TestCodable(buffer: "first"), expires: nil)
+            #expect(try await driver.get(key: "a", as: TestCodable.self) == TestCodable(buffer: "first"))
+            try await other.set(key: "a", value: TestCodable(buffer: "second"), expires: nil)
+            #expect(try await driver.get(key: "a", as: TestCodable.self) == TestCodable(buffer: "second"))
+            try await other.remove(key: "a")
+            #expect(try await driver.get(key: "a", as: TestCodable.self) == nil)
+        }
+    }
+
+    @Test("a value read as another type is decoded as that type, not handed back as the type last read", arguments: Engine.available)
+    func aValueReadAsAnotherTypeIsDecodedAgain(engine: Engine) async throws {
+        try await withDriver(engine) { driver, _, _ in
+            try await driver.set(key: "a", value: TestCodable(buffer: "x"), expires: nil)
+            #expect(try await driver.get(key: "a", as: TestCodable.self) == TestCodable(buffer: "x"))
+            #expect(try await driver.get(key: "a", as: OtherCodable.self) == OtherCodable(buffer: "x"))
+            await #expect(throws: PersistError.invalidConversion) { try await driver.get(key: "a", as: Int.self) }
+        }
+    }
+
+    @Test("the values kept to skip decoding stay bounded however many keys are read, and removed ones go")
+    func decodedValuesStayBounded() async throws {
+        let driver = SessionStorePersistDriver(backend: InMemoryBackend())
+        let large = String(repeating: "x", count: DecodedValueCache.largestCachedValue)
+        for index in 0..<5_000 {
+            try await driver.set(key: "k\(index)", value: "v\(index)", expires: nil)
+            #expect(try await driver.get(key: "k\(index)", as: String.self) == "v\(index)")
+        }
+        let kept = driver.decoded.count
+        #expect(kept > 0 && kept <= 1_024)
+        // A value over the size kept is stored and read, never kept.
+        try await driver.set(key: "large", value: large, expires: nil)
+        #expect(try await driver.get(key: "large", as: String.self) == large)
+        #expect(driver.decoded.count <= kept)
+        for index in 0..<5_000 { try await driver.remove(key: "k\(index)") }
+        #expect(driver.decoded.count == 0)
+        try await driver.shutdown()
+    }
+
     @Test("remove deletes the value", arguments: Engine.available)
     func remove(engine: Engine) async throws {
         try await withDriver(engine) { driver, _, database in

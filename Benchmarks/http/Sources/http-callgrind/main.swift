@@ -1,8 +1,10 @@
-// Drives one Hummingbird variant of `http-app` in process, without sockets, for instruction
-// counts under callgrind (`callgrind.py`): `http-callgrind VARIANT MIX REQUESTS DATABASE-PATH`.
+// Drives one SQLite or in-memory variant of `http-app` in process, without sockets, for
+// instruction counts under callgrind (`callgrind.py`):
+// `http-callgrind VARIANT MIX REQUESTS DATABASE-PATH`.
 //
 // The app is the one `http-app` serves (same routes, middleware, logging), given its requests
-// through HummingbirdTesting's `.router` client (straight to the responder). It
+// straight to its responder: HummingbirdTesting's `.router` client for Hummingbird, Vapor's
+// `app.responder` (the middleware chain and router a served request goes through) for Vapor. It
 // signs in 16 sessions, then sends REQUESTS requests of MIX (as `sessions.lua`: read,
 // mix = 90% read / 8% write / 2% login, bots, unknown), one at a time, from a fixed
 // pseudo-random sequence, so two runs differ only in REQUESTS: the difference of their
@@ -14,6 +16,8 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Synchronization
+import Vapor
+import VaporApps
 
 let arguments = CommandLine.arguments
 guard arguments.count == 5, let variant = Variant(rawValue: arguments[1]), let count = Int(arguments[3]), count >= 0,
@@ -108,14 +112,17 @@ struct Run: Sendable {
     }
 }
 
-guard [.hummingbirdNative, .hummingbirdStore, .hummingbirdMemory].contains(variant) else {
-    FileHandle.standardError.write(Data("http-callgrind drives the Hummingbird variants only\n".utf8))
+let vaporVariants: [Variant] = [.vaporStore, .vaporStoreTyped, .vaporFluent, .vaporFluentWAL, .vaporMemory]
+guard vaporVariants.contains(variant) || [.hummingbirdNative, .hummingbirdStore, .hummingbirdMemory].contains(variant) else {
+    FileHandle.standardError.write(Data("http-callgrind drives the SQLite and in-memory variants only\n".utf8))
     exit(2)
 }
-let run = Run(mix: arguments[2], count: count, cookieName: variant == .hummingbirdNative ? "session" : "SESSION_ID")
+let cookieName = vaporVariants.contains(variant) ? "vapor-session" : variant == .hummingbirdNative ? "session" : "SESSION_ID"
+let run = Run(mix: arguments[2], count: count, cookieName: cookieName)
 
 /// Runs the app through `run`; returns the non-2xx count.
 @Sendable func measure() async throws -> Int {
+    if vaporVariants.contains(variant) { return try await measureVapor() }
     let (app, shutdown) = try await makeHummingbirdApp(variant, port: 0, path: path)
     let failures = try await app.test(.router) { client in
         try await run.drive { call in
@@ -130,6 +137,34 @@ let run = Run(mix: arguments[2], count: count, cookieName: variant == .hummingbi
         }
     }
     try await shutdown()
+    return failures
+}
+
+/// Runs the Vapor app through `run`, each request handed to the app's responder on one of
+/// its event loops, as the HTTP server hands it; returns the non-2xx count.
+@Sendable func measureVapor() async throws -> Int {
+    let app = try await makeVaporApp(variant, port: 0, path: path)
+    let failures: Int
+    do {
+        try await app.asyncBoot()
+        let responder = app.responder.current
+        failures = try await run.drive { call in
+            var headers = Vapor.HTTPHeaders()
+            if let cookie = call.cookie { headers.add(name: .cookie, value: cookie) }
+            if let slot = call.slot { headers.add(name: "X-Slot", value: String(slot)) }
+            let request = Vapor.Request(
+                application: app, method: call.method == "GET" ? .GET : .POST, url: Vapor.URI(path: call.path),
+                headers: headers, on: app.eventLoopGroup.any())
+            let response = try await responder.respond(to: request).get()
+            return Answer(
+                status: Int(response.status.code), body: response.body.string ?? "",
+                setCookie: run.sessionCookie(response.headers[.setCookie]))
+        }
+    } catch {
+        try await app.asyncShutdown()
+        throw error
+    }
+    try await app.asyncShutdown()
     return failures
 }
 

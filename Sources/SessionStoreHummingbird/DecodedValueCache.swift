@@ -1,0 +1,83 @@
+#if Hummingbird
+import Synchronization
+
+/// The values a ``SessionStorePersistDriver`` decoded last, each with the stored bytes it
+/// came from, so a read of an unchanged value skips JSON decoding (the largest share of a
+/// read's work after the database's own: Hummingbird's in-memory driver hands its stored
+/// object back as it is).
+///
+/// A cached value is used only when the bytes just read from the database are exactly the
+/// bytes it was decoded from and it is of the type asked for, so what a read returns is
+/// what decoding those bytes returns: no entry can be stale, whatever wrote the row.
+/// Bounded: a fixed number of slots (a key always maps to the same one, and a newer value
+/// replaces what was there) holding values of at most ``largestCachedValue`` bytes.
+final class DecodedValueCache: Sendable {
+    /// One slot: the stored bytes and what they decoded to.
+    private struct Entry {
+        /// The row's key: only its own value is dropped when it is removed.
+        var key: String
+        var bytes: [UInt8]
+        /// The type the bytes were decoded as: the same bytes may decode to another type.
+        var type: ObjectIdentifier
+        var value: any Sendable
+    }
+
+    /// Slots are spread over several locks so that event-loop threads reading different
+    /// sessions rarely meet on one.
+    private final class Stripe: Sendable {
+        let slots: Mutex<[Entry?]>
+        init(slots: Int) { self.slots = Mutex(Array(repeating: nil, count: slots)) }
+    }
+
+    /// Stored values larger than this are decoded on every read, so the cache holds at most
+    /// `slots × largestCachedValue` bytes of them.
+    static let largestCachedValue = 4096
+
+    private let stripes: [Stripe]
+    private let slotsPerStripe: Int
+
+    /// A cache of `slots` entries (at least one per stripe).
+    init(slots: Int = 1024, stripes: Int = 16) {
+        let stripeCount = max(1, stripes)
+        self.slotsPerStripe = max(1, slots / stripeCount)
+        self.stripes = (0..<stripeCount).map { _ in Stripe(slots: max(1, slots / stripeCount)) }
+    }
+
+    /// The value decoded from `bytes` for the row under `key`, when it is cached as an `Object`.
+    func value<Object>(for key: String, bytes: [UInt8], as type: Object.Type) -> Object? {
+        let (stripe, slot) = location(of: key)
+        let cached: (any Sendable)? = stripe.slots.withLock { slots in
+            guard let entry = slots[slot], entry.type == ObjectIdentifier(type), entry.bytes == bytes else { return nil }
+            return entry.value
+        }
+        return cached as? Object
+    }
+
+    /// Keeps `value`, decoded from (or encoded as) `bytes` of the row under `key`, in the key's slot.
+    func keep<Object: Sendable>(_ value: Object, for key: String, bytes: [UInt8]) {
+        guard bytes.count <= Self.largestCachedValue else { return }
+        let (stripe, slot) = location(of: key)
+        let entry = Entry(key: key, bytes: bytes, type: ObjectIdentifier(Object.self), value: value)
+        stripe.slots.withLock { $0[slot] = entry }
+    }
+
+    /// Drops what the key's slot holds for the row under `key`.
+    func forget(_ key: String) {
+        let (stripe, slot) = location(of: key)
+        stripe.slots.withLock { slots in
+            if slots[slot]?.key == key { slots[slot] = nil }
+        }
+    }
+
+    /// How many slots hold a value (for tests).
+    var count: Int {
+        stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.count { $0 != nil } } }
+    }
+
+    private func location(of key: String) -> (Stripe, Int) {
+        let hash = UInt(bitPattern: key.hashValue)
+        let stripe = stripes[Int(hash % UInt(stripes.count))]
+        return (stripe, Int((hash / UInt(stripes.count)) % UInt(slotsPerStripe)))
+    }
+}
+#endif
