@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Instructions per request, counted by callgrind, for the Hummingbird apps of `run.py`.
+"""Instructions per request, counted by callgrind, for the SQLite and in-memory apps of `run.py`.
 
 valgrind 3.19 dies (an internal SIGSEGV) when a program's main thread parks in
 `dispatch_main`'s `sigsuspend`, as an async `main` does: that is what stopped it at the start
 of the `http-app` server. `http-callgrind` waits on a semaphore instead, and drives the same
-apps in process (HummingbirdTesting's `.router` client: no sockets, no event-loop threads,
-no wrk). For each variant and traffic mix it runs the
+apps in process, without sockets or wrk: Hummingbird's through HummingbirdTesting's `.router`
+client, Vapor's through the application's responder (its middleware and router, on one of
+its event loops). For each variant and traffic mix it runs the
 harness twice under `valgrind --tool=callgrind`, with a small and a large request count, on
 a fresh SQLite file each time, and prints the difference of the two instruction totals over
 the difference of the counts: one request's instructions, start-up and sign-ins cancelled.
@@ -14,8 +15,9 @@ cannot. The harness binary is copied without its DWARF sections (valgrind 3.19 c
 what Swift 6.3 emits); symbol names remain, so `callgrind_annotate` on the kept output files
 (`--keep DIR`) shows where the instructions go.
 
-    swift build -c release --product http-callgrind     # or a debug build, with --binary
-    python3 callgrind.py [--variants hb-native,hb-store,hb-memory] [--mixes read,mix,bots,unknown]
+    swift build -c release --scratch-path .build-drivers-http --product http-callgrind   # as run.py's http-app
+    python3 callgrind.py [--variants vapor-store,vapor-store-typed,vapor-memory,hb-native,hb-store,hb-memory]
+                         [--mixes read,mix,bots,unknown]
                          [--requests 200,1200] [--keep DIR]
 """
 import argparse
@@ -56,10 +58,10 @@ def instructions(binary, variant, mix, requests, keep):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default="hb-native,hb-store,hb-memory")
+    parser.add_argument("--variants", default="vapor-store,vapor-store-typed,vapor-memory,hb-native,hb-store,hb-memory")
     parser.add_argument("--mixes", default=",".join(MIXES))
     parser.add_argument("--requests", default="200,1200", help="the two request counts, small,large")
-    parser.add_argument("--binary", default=os.path.join(HERE, ".build", "release", "http-callgrind"))
+    parser.add_argument("--binary", default=os.path.join(HERE, ".build-drivers-http", "release", "http-callgrind"))
     parser.add_argument("--keep", help="directory to keep the callgrind output files in")
     arguments = parser.parse_args()
     small, large = (int(n) for n in arguments.requests.split(","))
