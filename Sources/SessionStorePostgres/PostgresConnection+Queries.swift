@@ -14,12 +14,18 @@ struct PostgresQueryTimeout: Error {
 struct PostgresConnectionClosed: Error {}
 
 /// The one outcome of a statement raced against its deadline: the first to finish resumes
-/// the waiting call, the other is ignored.
-final class PostgresQueryOutcome: Sendable {
+/// the waiting call, the other is ignored. As the deadline's handler on the connection's
+/// event loop (a callback NIO keeps inline, with no allocation), it fails the call with a
+/// `PostgresQueryTimeout` and closes the connection that stopped answering.
+final class PostgresQueryOutcome: Sendable, NIOScheduledCallbackHandler {
     private let continuation: Mutex<CheckedContinuation<[PostgresRow], any Error>?>
+    private let connection: PostgresConnection
+    private let timeout: Duration
 
-    init(_ continuation: CheckedContinuation<[PostgresRow], any Error>) {
+    init(_ continuation: CheckedContinuation<[PostgresRow], any Error>, connection: PostgresConnection, timeout: Duration) {
         self.continuation = Mutex(continuation)
+        self.connection = connection
+        self.timeout = timeout
     }
 
     /// Resumes the call with `result` unless it was resumed already; `true` when this did.
@@ -28,6 +34,13 @@ final class PostgresQueryOutcome: Sendable {
         guard let continuation = continuation.withLock({ $0.take() }) else { return false }
         continuation.resume(with: result)
         return true
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        guard finish(.failure(PostgresQueryTimeout(timeout: timeout))) else { return }
+        connection.close().whenFailure { [connection] error in
+            connection.logger.debug("closing a PostgreSQL connection that timed out failed", metadata: ["error": "\(error)"])
+        }
     }
 }
 
@@ -162,36 +175,24 @@ extension PostgresBackend {
         let timeout = queryTimeout
         do {
             return try await withCheckedThrowingContinuation { continuation in
-                let outcome = PostgresQueryOutcome(continuation)
+                let outcome = PostgresQueryOutcome(continuation, connection: connection, timeout: timeout ?? .zero)
                 Task.detached(executorPreference: PostgresLoopExecutor.executor(for: connection.eventLoop)) {
                     guard !connection.isClosed else {
                         outcome.finish(.failure(PostgresConnectionClosed()))
                         return
                     }
-                    let deadline = timeout.map { timeout in
-                        connection.eventLoop.scheduleTask(in: timeout.timeAmount) {
-                            if outcome.finish(.failure(PostgresQueryTimeout(timeout: timeout))) { discard(connection) }
-                        }
-                    }
                     do {
-                        let rows = try await execute()
+                        let deadline = try timeout.map { try connection.eventLoop.scheduleCallback(in: $0.timeAmount, handler: outcome) }
+                        let result = await settle(execute)
                         deadline?.cancel()
-                        outcome.finish(.success(rows))
+                        outcome.finish(result)
                     } catch {
-                        deadline?.cancel()
                         outcome.finish(.failure(error))
                     }
                 }
             }
         } catch {
             throw PostgresStatementError(underlying: error, statement: sql)
-        }
-    }
-
-    /// Closes a connection that stopped answering, without waiting.
-    private static func discard(_ connection: PostgresConnection) {
-        connection.close().whenFailure { error in
-            connection.logger.debug("closing a PostgreSQL connection that timed out failed", metadata: ["error": "\(error)"])
         }
     }
 
