@@ -18,11 +18,12 @@ struct PostgresConnectionClosed: Error {}
 /// event loop (a callback NIO keeps inline, with no allocation), it fails the call with a
 /// `PostgresQueryTimeout` and closes the connection that stopped answering.
 final class PostgresQueryOutcome: Sendable, NIOScheduledCallbackHandler {
-    private let continuation: Mutex<CheckedContinuation<[PostgresRow], any Error>?>
+    /// Unchecked: this class resumes it at most once (whoever takes it first).
+    private let continuation: Mutex<UnsafeContinuation<[PostgresRow], any Error>?>
     private let connection: PostgresConnection
     private let timeout: Duration
 
-    init(_ continuation: CheckedContinuation<[PostgresRow], any Error>, connection: PostgresConnection, timeout: Duration) {
+    init(_ continuation: UnsafeContinuation<[PostgresRow], any Error>, connection: PostgresConnection, timeout: Duration) {
         self.continuation = Mutex(continuation)
         self.connection = connection
         self.timeout = timeout
@@ -58,7 +59,8 @@ final class PostgresLoopExecutor: TaskExecutor {
         loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 
-    /// One executor per event loop of postgres-nio's default group, made once.
+    /// One executor per event loop of postgres-nio's default group (where the backend's
+    /// connections run), made once.
     private static let shared: [ObjectIdentifier: PostgresLoopExecutor] = {
         var executors: [ObjectIdentifier: PostgresLoopExecutor] = [:]
         for loop in PostgresConnection.defaultEventLoopGroup.makeIterator() {
@@ -66,10 +68,18 @@ final class PostgresLoopExecutor: TaskExecutor {
         }
         return executors
     }()
+    /// Executors of other loops, kept for the process's life as the shared ones are.
+    private static let others = Mutex<[ObjectIdentifier: PostgresLoopExecutor]>([:])
 
-    /// The executor of `loop` (a new one for a loop outside the default group).
+    /// The executor of `loop`.
     static func executor(for loop: any EventLoop) -> PostgresLoopExecutor {
-        shared[ObjectIdentifier(loop)] ?? PostgresLoopExecutor(loop)
+        if let executor = shared[ObjectIdentifier(loop)] { return executor }
+        return others.withLock { others in
+            if let executor = others[ObjectIdentifier(loop)] { return executor }
+            let executor = PostgresLoopExecutor(loop)
+            others[ObjectIdentifier(loop)] = executor
+            return executor
+        }
     }
 }
 
@@ -174,7 +184,7 @@ extension PostgresBackend {
         }
         let timeout = queryTimeout
         do {
-            return try await withCheckedThrowingContinuation { continuation in
+            return try await withUnsafeThrowingContinuation { continuation in
                 let outcome = PostgresQueryOutcome(continuation, connection: connection, timeout: timeout ?? .zero)
                 Task.detached(executorPreference: PostgresLoopExecutor.executor(for: connection.eventLoop)) {
                     guard !connection.isClosed else {
