@@ -66,8 +66,11 @@ PY
 declare -A per_op allocs
 printf '%-12s %18s %18s\n' operation "instructions/op" "mallocs/op"
 for operation in "${operations[@]}"; do
-    read -r i1 m1 < <(measure "$operation" "$small")
-    read -r i2 m2 < <(measure "$operation" "$large")
+    # Assignments, so that a failed run stops the script (set -e).
+    first=$(measure "$operation" "$small")
+    second=$(measure "$operation" "$large")
+    read -r i1 m1 <<<"$first"
+    read -r i2 m2 <<<"$second"
     per_op[$operation]=$(( (i2 - i1) / (large - small) ))
     allocs[$operation]=$(awk -v a="$m1" -v b="$m2" -v n="$((large - small))" 'BEGIN { printf "%.1f", (b - a) / n }')
     printf '%-12s %18d %18s\n' "$operation" "${per_op[$operation]}" "${allocs[$operation]}"
