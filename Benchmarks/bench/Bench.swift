@@ -55,7 +55,6 @@ enum IDHashOption: String, ExpressibleByArgument, CaseIterable, Sendable {
     var hashing: IDHashing { self == .sha256 ? .sha256 : .none }
 }
 
-@main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -138,7 +137,7 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp(
         "Run one operation in a loop instead of the scenarios and print its time per call.",
-        valueName: "hit|miss|read|save"))
+        valueName: "hit|miss|read|save|driver-hit"))
     var profile: String?
 
     @Option(help: "Iterations of --profile.")

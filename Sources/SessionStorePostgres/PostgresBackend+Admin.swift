@@ -225,7 +225,7 @@ extension PostgresBackend {
                         guard replaceIf(stored, record) else { continue }
                         _ = try await Self.rows(connection, statements.replace, values)
                     } else {
-                        _ = try await Self.rows(connection, statements.insert, values)
+                        _ = try await Self.rows(connection, statements.insert.sql, values)
                     }
                     written += 1
                 }

@@ -192,7 +192,7 @@ public final class PostgresBackend: StorageBackend {
                 guard try await Self.mergeWrite(connection, statements, keyValue, write, at: current.version, now: now) else {
                     throw StorageError(
                         kind: .other, engine: "postgres", operation: "merge",
-                        message: "the locked row changed under its lock", statement: statements.mergeUpdate)
+                        message: "the locked row changed under its lock", statement: statements.mergeUpdate.sql)
                 }
                 pending.prepare(outcome, result)
                 return result

@@ -14,12 +14,19 @@ struct PostgresQueryTimeout: Error {
 struct PostgresConnectionClosed: Error {}
 
 /// The one outcome of a statement raced against its deadline: the first to finish resumes
-/// the waiting call, the other is ignored.
-final class PostgresQueryOutcome: Sendable {
-    private let continuation: Mutex<CheckedContinuation<[PostgresRow], any Error>?>
+/// the waiting call, the other is ignored. As the deadline's handler on the connection's
+/// event loop (a callback NIO keeps inline, with no allocation), it fails the call with a
+/// `PostgresQueryTimeout` and closes the connection that stopped answering.
+final class PostgresQueryOutcome: Sendable, NIOScheduledCallbackHandler {
+    /// Unchecked: this class resumes it at most once (whoever takes it first).
+    private let continuation: Mutex<UnsafeContinuation<[PostgresRow], any Error>?>
+    private let connection: PostgresConnection
+    private let timeout: Duration
 
-    init(_ continuation: CheckedContinuation<[PostgresRow], any Error>) {
+    init(_ continuation: UnsafeContinuation<[PostgresRow], any Error>, connection: PostgresConnection, timeout: Duration) {
         self.continuation = Mutex(continuation)
+        self.connection = connection
+        self.timeout = timeout
     }
 
     /// Resumes the call with `result` unless it was resumed already; `true` when this did.
@@ -28,6 +35,51 @@ final class PostgresQueryOutcome: Sendable {
         guard let continuation = continuation.withLock({ $0.take() }) else { return false }
         continuation.resume(with: result)
         return true
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        guard finish(.failure(PostgresQueryTimeout(timeout: timeout))) else { return }
+        connection.close().whenFailure { [connection] error in
+            connection.logger.debug("closing a PostgreSQL connection that timed out failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Runs a task's jobs on one NIO event loop, so a statement's task runs where its
+/// connection's I/O happens (see `PostgresBackend.bounded`).
+final class PostgresLoopExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    /// One executor per event loop of postgres-nio's default group (where the backend's
+    /// connections run), made once.
+    private static let shared: [ObjectIdentifier: PostgresLoopExecutor] = {
+        var executors: [ObjectIdentifier: PostgresLoopExecutor] = [:]
+        for loop in PostgresConnection.defaultEventLoopGroup.makeIterator() {
+            executors[ObjectIdentifier(loop)] = PostgresLoopExecutor(loop)
+        }
+        return executors
+    }()
+    /// Executors of other loops, kept for the process's life as the shared ones are.
+    private static let others = Mutex<[ObjectIdentifier: PostgresLoopExecutor]>([:])
+
+    /// The executor of `loop`.
+    static func executor(for loop: any EventLoop) -> PostgresLoopExecutor {
+        if let executor = shared[ObjectIdentifier(loop)] { return executor }
+        return others.withLock { others in
+            if let executor = others[ObjectIdentifier(loop)] { return executor }
+            let executor = PostgresLoopExecutor(loop)
+            others[ObjectIdentifier(loop)] = executor
+            return executor
+        }
     }
 }
 
@@ -62,17 +114,19 @@ extension PostgresBackend {
         }
     }
 
-    /// Runs `sql`, one of ``PostgresStatements``' keyed statements (a text fixed for the
+    /// Runs `keyed`, one of ``PostgresStatements``' keyed statements (a text fixed for the
     /// backend's life), as a statement postgres-nio prepares once per connection and then
     /// only binds and executes, and returns its rows. The server then skips parsing and
     /// planning it on every call, which an unnamed statement (``rows(_:_:_:)``) pays each
     /// time: measured as the difference between the store and postgres-nio's own prepared
     /// query in the benchmark (`Performance`). Bounded by ``queryTimeout`` as `rows` is.
-    static func preparedRows(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> [PostgresRow] {
+    static func preparedRows(
+        _ connection: PostgresConnection, _ keyed: PostgresKeyedStatement, _ values: [PostgresValue]
+    ) async throws -> [PostgresRow] {
         let statement = PostgresNamedStatement(bindings: bindings(values))
         do {
-            return try await bounded(connection, sql) {
-                try await PostgresNamedStatement.$text.withValue(sql) {
+            return try await bounded(connection, keyed.sql) {
+                try await PostgresNamedStatement.$current.withValue(keyed) {
                     var rows: [PostgresRow] = []
                     for try await row in try await connection.execute(statement, logger: silent) { rows.append(row) }
                     return rows
@@ -111,6 +165,16 @@ extension PostgresBackend {
 
     /// Runs `execute` on `connection` within ``queryTimeout``; its errors and a timeout are
     /// thrown as a `PostgresStatementError` naming `sql`.
+    ///
+    /// The statement runs in a task of its own (so the caller's cancellation never cuts a
+    /// statement in the middle, which could leave a write's outcome unknown) that prefers the
+    /// connection's event loop as its executor: the write to the channel, the answer's
+    /// continuation and the rows' stream then stay on the event loop's thread, and the call
+    /// pays one hop there and one back, as postgres-nio's own `execute` awaited from a task
+    /// does. On that thread the connection is checked to be open right before the statement
+    /// is written, so the write cannot reach a channel that closed meanwhile (whose query
+    /// would never be answered), and the deadline is armed and disarmed there without waking
+    /// the loop.
     private static func bounded(
         _ connection: PostgresConnection, _ sql: String,
         _ execute: @escaping @Sendable () async throws -> [PostgresRow]
@@ -118,20 +182,21 @@ extension PostgresBackend {
         guard !connection.isClosed else {
             throw PostgresStatementError(underlying: PostgresConnectionClosed(), statement: sql)
         }
+        let timeout = queryTimeout
         do {
-            guard let timeout = queryTimeout else { return try await execute() }
-            return try await withCheckedThrowingContinuation { continuation in
-                let outcome = PostgresQueryOutcome(continuation)
-                let deadline = connection.eventLoop.scheduleTask(in: timeout.timeAmount) {
-                    if outcome.finish(.failure(PostgresQueryTimeout(timeout: timeout))) { discard(connection) }
-                }
-                Task {
+            return try await withUnsafeThrowingContinuation { continuation in
+                let outcome = PostgresQueryOutcome(continuation, connection: connection, timeout: timeout ?? .zero)
+                Task.detached(executorPreference: PostgresLoopExecutor.executor(for: connection.eventLoop)) {
+                    guard !connection.isClosed else {
+                        outcome.finish(.failure(PostgresConnectionClosed()))
+                        return
+                    }
                     do {
-                        let rows = try await execute()
-                        deadline.cancel()
-                        outcome.finish(.success(rows))
+                        let deadline = try timeout.map { try connection.eventLoop.scheduleCallback(in: $0.timeAmount, handler: outcome) }
+                        let result = await settle(execute)
+                        deadline?.cancel()
+                        outcome.finish(result)
                     } catch {
-                        deadline.cancel()
                         outcome.finish(.failure(error))
                     }
                 }
@@ -141,23 +206,16 @@ extension PostgresBackend {
         }
     }
 
-    /// Closes a connection that stopped answering, without waiting.
-    private static func discard(_ connection: PostgresConnection) {
-        connection.close().whenFailure { error in
-            connection.logger.debug("closing a PostgreSQL connection that timed out failed", metadata: ["error": "\(error)"])
-        }
-    }
-
     /// Runs a keyed statement that returns one row per row it wrote (`RETURNING 1`) and
     /// returns how many it wrote.
-    static func count(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> Int {
-        try await preparedRows(connection, sql, values).count
+    static func count(_ connection: PostgresConnection, _ keyed: PostgresKeyedStatement, _ values: [PostgresValue]) async throws -> Int {
+        try await preparedRows(connection, keyed, values).count
     }
 
     /// Runs a keyed `SELECT data, version, created_at, expires_at` and returns its row.
-    static func row(_ connection: PostgresConnection, _ sql: String, _ values: [PostgresValue]) async throws -> SessionRecord? {
-        guard let row = try await preparedRows(connection, sql, values).first else { return nil }
-        return try record(row, sql)
+    static func row(_ connection: PostgresConnection, _ keyed: PostgresKeyedStatement, _ values: [PostgresValue]) async throws -> SessionRecord? {
+        guard let row = try await preparedRows(connection, keyed, values).first else { return nil }
+        return try record(row, keyed.sql)
     }
 
     /// The record in `row` (`data, version, created_at, expires_at, owner, details, last_seen`).
@@ -202,13 +260,12 @@ extension PostgresBackend {
 /// A statement postgres-nio prepares once per connection. postgres-nio takes a prepared
 /// statement's name and text from static properties, but the backend's texts depend on its
 /// table, so both come from a task-local bound around each execution (postgres-nio reads
-/// them when it sends the statement, within that scope). The name is the text's hash: one
-/// name per text on a connection, and a connection serves one backend.
+/// them when it sends the statement, within that scope).
 struct PostgresNamedStatement: PostgresPreparedStatement {
     typealias Row = PostgresRow
-    @TaskLocal static var text = ""
-    static var sql: String { text }
-    static var name: String { "ss_" + String(UInt(bitPattern: text.hashValue), radix: 36) }
+    @TaskLocal static var current = PostgresKeyedStatement("")
+    static var sql: String { current.sql }
+    static var name: String { current.name }
 
     let bindings: PostgresBindings
 

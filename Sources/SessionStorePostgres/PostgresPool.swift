@@ -144,14 +144,13 @@ final class PostgresPool: Sendable {
                     // The flag is set before `onCancel` runs, which takes this lock: a waiter
                     // is either refused here or found there.
                     if Task.isCancelled { return .failure(CancellationError()) }
-                    state.waiters.append(Waiter(id: id, continuation: continuation))
+                    // Armed under the lock, so a waiter is never seen in the queue without its
+                    // timer (the timer takes this lock when it fires, on its event loop).
+                    let timer = scheduleTimer(for: id, after: waitTimeout, operation: operation)
+                    state.waiters.append(Waiter(id: id, continuation: continuation, timer: timer))
                     return nil
                 }
-                if let ready {
-                    continuation.resume(with: ready)
-                } else {
-                    armTimer(for: id, after: waitTimeout, operation: operation)
-                }
+                if let ready { continuation.resume(with: ready) }
             }
         } onCancel: {
             if let waiter = state.withLock({ $0.remove(id) }) {
@@ -161,12 +160,17 @@ final class PostgresPool: Sendable {
         }
     }
 
-    /// Arms waiter `id`'s timer to fire after `delay`, unless the waiter left meanwhile.
-    private func armTimer(for id: UInt64, after delay: Duration, operation: String) {
-        let timer = timerLoop.scheduleTask(in: delay.timeAmount) { [weak self] () -> Void in
+    /// A timer that fires for waiter `id` after `delay`.
+    private func scheduleTimer(for id: UInt64, after delay: Duration, operation: String) -> Scheduled<Void> {
+        timerLoop.scheduleTask(in: delay.timeAmount) { [weak self] () -> Void in
             guard let self else { return } // released: no call waits on it any more
             timerFired(for: id, operation: operation)
         }
+    }
+
+    /// Arms waiter `id`'s timer again to fire after `delay`, unless the waiter left meanwhile.
+    private func armTimer(for id: UInt64, after delay: Duration, operation: String) {
+        let timer = scheduleTimer(for: id, after: delay, operation: operation)
         let stillWaiting = state.withLock { state -> Bool in
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return false }
             state.waiters[index].timer = timer

@@ -1,6 +1,19 @@
 #if Postgres
 import SessionStoreCore
 
+/// A keyed statement's text and the name postgres-nio prepares it under, made once per
+/// backend so that no execution hashes the text again. The name is the text's hash: one
+/// name per text on a connection, and a connection serves one backend.
+struct PostgresKeyedStatement: Sendable {
+    let sql: String
+    let name: String
+
+    init(_ sql: String) {
+        self.sql = sql
+        name = "ss_" + String(UInt(bitPattern: sql.hashValue), radix: 36)
+    }
+}
+
 /// The SQL text for one table, built once per backend. Values are always bound (`$n`),
 /// never spliced into the text; the table name is a checked identifier, double-quoted.
 struct PostgresStatements: Sendable {
@@ -21,43 +34,43 @@ struct PostgresStatements: Sendable {
     /// Records the table's schema version; ignored when it is already recorded.
     let insertSchemaRow: String
     /// The live row at `now`: $1 id, $2 now.
-    let load: String
+    let load: PostgresKeyedStatement
     /// The row as stored, expired or retired included: $1 id.
-    let read: String
+    let read: PostgresKeyedStatement
     /// ``read`` with the row locked until the transaction ends: $1 id.
-    let lock: String
+    let lock: PostgresKeyedStatement
     /// A new row, or the replacement of an expired one (`expires_at <= created_at`), in one
     /// statement: $1 id, $2 data, $3 version, $4 created_at, $5 expires_at, $6 owner,
     /// $7 details, $8 last_seen. One row back when it wrote.
-    let insert: String
+    let insert: PostgresKeyedStatement
     /// Every column of an existing row: the values of ``insert``.
     let replace: String
     /// The versioned update of a live row: $1 data, $2 expires_at, $3 id, $4 version, $5 now.
-    let update: String
+    let update: PostgresKeyedStatement
     /// The merge's write at the version read: $1 data, $2 expires_at, $3 id, $4 version, $5 now.
-    let mergeUpdate: String
+    let mergeUpdate: PostgresKeyedStatement
     /// The partial index on the owner (only bound rows are in it).
     let createOwnerIndex: String
     /// Sets data, owner and details at a version: $1 data, $2 owner, $3 details,
     /// $4 expires_at, $5 now, $6 id, $7 version.
-    let rebind: String
+    let rebind: PostgresKeyedStatement
     /// Deletes one row of an owner: $1 id, $2 owner.
-    let deleteOwnedOne: String
+    let deleteOwnedOne: PostgresKeyedStatement
     /// Deletes up to $3 rows of owner $1 whose id is not $2 (NULL: none spared); returns the count.
     let deleteOwnedBatch: String
     /// Deletes the live rows of owner $1 (expiry after $2, version not 0) ranked after the
     /// $3 most recently used; returns the count.
     let trimOwned: String
     /// $1 expires_at, $2 id, $3 now.
-    let touch: String
+    let touch: PostgresKeyedStatement
     /// Counts the row whether or not it changes: $1 expires_at, $2 id.
-    let retire: String
+    let retire: PostgresKeyedStatement
     /// $1 id, $2 version.
-    let deleteVersioned: String
+    let deleteVersioned: PostgresKeyedStatement
     /// One bounded batch: $1 cut-off, $2 limit; returns the count.
     let deleteExpired: String
     /// $1 name, $2 holder, $3 expires_at, $4 now; one row back when the lease is the holder's.
-    let leaseAcquire: String
+    let leaseAcquire: PostgresKeyedStatement
     /// $1 name, $2 holder.
     let leaseRelease: String
 
@@ -74,26 +87,26 @@ struct PostgresStatements: Sendable {
         insertSchemaRow = "INSERT INTO \(Self.schemaTable) (name, version, key_layout) "
             + "VALUES ('\(table)', \(Self.schemaVersion), '\(KeyLayout.idOnly.rawValue)') ON CONFLICT (name) DO NOTHING"
         let row = "SELECT data, version, created_at, expires_at, owner, details, last_seen FROM \(quoted) WHERE id = $1"
-        load = row + " AND expires_at > $2"
-        read = row
-        lock = row + " FOR UPDATE"
-        insert = "INSERT INTO \(quoted) AS s (id, data, version, created_at, expires_at, owner, details, last_seen) "
+        load = PostgresKeyedStatement(row + " AND expires_at > $2")
+        read = PostgresKeyedStatement(row)
+        lock = PostgresKeyedStatement(row + " FOR UPDATE")
+        insert = PostgresKeyedStatement("INSERT INTO \(quoted) AS s (id, data, version, created_at, expires_at, owner, details, last_seen) "
             + "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
             + "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, version = EXCLUDED.version, "
             + "created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner, "
             + "details = EXCLUDED.details, last_seen = EXCLUDED.last_seen "
-            + "WHERE s.expires_at <= EXCLUDED.created_at RETURNING 1"
+            + "WHERE s.expires_at <= EXCLUDED.created_at RETURNING 1")
         replace = "UPDATE \(quoted) SET data = $2, version = $3, created_at = $4, expires_at = $5, owner = $6, details = $7, "
             + "last_seen = $8 WHERE id = $1"
         // A write's `now` is the session's last use.
-        update = "UPDATE \(quoted) SET data = $1, version = version + 1, expires_at = GREATEST(expires_at, $2), last_seen = $5 "
-            + "WHERE id = $3 AND version = $4 AND expires_at > $5 RETURNING 1"
-        mergeUpdate = "UPDATE \(quoted) SET data = $1, version = version + 1, expires_at = GREATEST(expires_at, $2), last_seen = $5 "
-            + "WHERE id = $3 AND version = $4 RETURNING 1"
-        touch = "UPDATE \(quoted) SET expires_at = $1, last_seen = $3 WHERE id = $2 AND expires_at > $3 AND expires_at < $1 RETURNING 1"
-        rebind = "UPDATE \(quoted) SET data = $1, owner = $2, details = $3, version = version + 1, expires_at = $4, last_seen = $5 "
-            + "WHERE id = $6 AND version = $7 AND expires_at > $5 RETURNING 1"
-        deleteOwnedOne = "DELETE FROM \(quoted) WHERE id = $1 AND owner = $2 RETURNING 1"
+        update = PostgresKeyedStatement("UPDATE \(quoted) SET data = $1, version = version + 1, expires_at = GREATEST(expires_at, $2), last_seen = $5 "
+            + "WHERE id = $3 AND version = $4 AND expires_at > $5 RETURNING 1")
+        mergeUpdate = PostgresKeyedStatement("UPDATE \(quoted) SET data = $1, version = version + 1, expires_at = GREATEST(expires_at, $2), last_seen = $5 "
+            + "WHERE id = $3 AND version = $4 RETURNING 1")
+        touch = PostgresKeyedStatement("UPDATE \(quoted) SET expires_at = $1, last_seen = $3 WHERE id = $2 AND expires_at > $3 AND expires_at < $1 RETURNING 1")
+        rebind = PostgresKeyedStatement("UPDATE \(quoted) SET data = $1, owner = $2, details = $3, version = version + 1, expires_at = $4, last_seen = $5 "
+            + "WHERE id = $6 AND version = $7 AND expires_at > $5 RETURNING 1")
+        deleteOwnedOne = PostgresKeyedStatement("DELETE FROM \(quoted) WHERE id = $1 AND owner = $2 RETURNING 1")
         deleteOwnedBatch = "WITH gone AS (DELETE FROM \(quoted) WHERE id IN (SELECT id FROM \(quoted) "
             + "WHERE owner = $1 AND id IS DISTINCT FROM $2 LIMIT $3 FOR UPDATE) RETURNING 1) SELECT count(*) FROM gone"
         // Every trim ranks the owner's rows the same way; the ranked rows are locked, so two
@@ -102,17 +115,17 @@ struct PostgresStatements: Sendable {
             + "WHERE owner = $1 AND expires_at > $2 AND version <> 0 "
             + "ORDER BY COALESCE(last_seen, created_at) DESC, created_at DESC, id DESC OFFSET $3 FOR UPDATE) RETURNING 1) "
             + "SELECT count(*) FROM gone"
-        retire = "UPDATE \(quoted) SET version = 0, expires_at = LEAST(expires_at, $1) WHERE id = $2 RETURNING 1"
-        deleteVersioned = "DELETE FROM \(quoted) WHERE id = $1 AND version = $2 RETURNING 1"
+        retire = PostgresKeyedStatement("UPDATE \(quoted) SET version = 0, expires_at = LEAST(expires_at, $1) WHERE id = $2 RETURNING 1")
+        deleteVersioned = PostgresKeyedStatement("DELETE FROM \(quoted) WHERE id = $1 AND version = $2 RETURNING 1")
         // The batch locks the rows it picks and skips rows a writer holds (being saved, so
         // not expired); the outer condition is checked again on the row version it deletes,
         // so a row saved after the pick survives.
         deleteExpired = "WITH gone AS (DELETE FROM \(quoted) WHERE id IN (SELECT id FROM \(quoted) "
             + "WHERE expires_at < $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) "
             + "AND expires_at < $1 RETURNING 1) SELECT count(*) FROM gone"
-        leaseAcquire = "INSERT INTO \(Self.leaseTable) AS l (name, holder, expires_at) VALUES ($1, $2, $3) "
+        leaseAcquire = PostgresKeyedStatement("INSERT INTO \(Self.leaseTable) AS l (name, holder, expires_at) VALUES ($1, $2, $3) "
             + "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at "
-            + "WHERE l.expires_at <= $4 OR l.holder = EXCLUDED.holder RETURNING 1"
+            + "WHERE l.expires_at <= $4 OR l.holder = EXCLUDED.holder RETURNING 1")
         leaseRelease = "UPDATE \(Self.leaseTable) SET expires_at = 0 WHERE name = $1 AND holder = $2"
     }
 

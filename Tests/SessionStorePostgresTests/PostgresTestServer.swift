@@ -63,7 +63,7 @@ enum PostgresTestServer {
     @discardableResult
     static func execute(_ backend: PostgresBackend, _ sql: String, _ values: [PostgresValue] = []) async throws -> Int {
         try await backend.call("test", retry: .again) { connection, _ in
-            try await PostgresBackend.count(connection, sql, values)
+            try await PostgresBackend.count(connection, PostgresKeyedStatement(sql), values)
         }
     }
 
