@@ -43,7 +43,7 @@ final class SQLiteCheckpointer: Sendable {
     /// The most frames a paced cleanup leaves for ``copyTail(_:)`` to copy on the writer's
     /// connection when it can: frames committed during a pass beyond these are copied by
     /// another pass on this thread first (at most ``tailRounds`` more).
-    static let tailPages: Int32 = 64
+    static let tailPages: Int32 = 16
     /// Extra passes ``paceCleanup(patience:)`` runs to bring the tail under ``tailPages``.
     static let tailRounds = 4
 
