@@ -292,10 +292,10 @@ final class SQLiteCheckpointer: Sendable {
     /// copying overlaps the cleanup's slices up to ``cleanupPacePages`` and only the rest
     /// is waited for (one pass, with no other pass started meanwhile, then more while the
     /// frames committed during the last one exceed ``tailPages``; each flushed to disk on
-    /// this thread). The WAL restarts
-    /// only when a write begins with every frame copied, which steady saves (committing
-    /// during every pass) would rarely allow; so the saves' last frames are copied on the
-    /// writer's own connection, between two writes, by the slice that restarts the WAL.
+    /// this thread). The WAL restarts only when a write begins with every frame copied,
+    /// which steady saves (committing during every pass) would rarely allow; so the last
+    /// frames are copied on the writer's own connection, between two writes, by the slice
+    /// that restarts the WAL.
     /// While a reader of an old snapshot keeps frames from being copied, the cleanup waits
     /// (1-10 ms apart) for at most `patience`, then goes on: the writer's back-pressure
     /// still bounds the WAL.
