@@ -91,10 +91,15 @@ extension BenchRun {
         let outcome = try await underStoreLoad(store, rows: large, label: engine.labelled("rekey old → new under load")) {
             try await Self.reseal(toNew, keys)
         }
+        var stalls = outcome.writes.sample
+        stalls.seconds = outcome.seconds
+        let p999 = Double(stalls.histogram.valueAtPercentile(99.9)) / 1e6
+        let over = stalls.histogram.count(above: 25_000_000)
         report.add(ResultRow(
-            scenario: scenario, name: "rekey key → new key, 1 reader + 1 writer", rows: large, sample: outcome.writes.sample,
+            scenario: scenario, name: "rekey key → new key, 1 reader + 1 writer", rows: large, sample: stalls,
             note: "\(Fmt.rows(outcome.deleted)) rows in \(Fmt.fixed(outcome.seconds, 1)) s, "
-                + "\(Fmt.num(Double(outcome.deleted) / outcome.seconds)) rows/s; latencies are the saves'"))
+                + "\(Fmt.num(Double(outcome.deleted) / outcome.seconds)) rows/s; latencies are the saves' "
+                + "(p99.9 \(Fmt.fixed(p999, 1)) ms, \(over) of \(stalls.count) over 25 ms)"))
         figures.rekeyWriterStall = (large, outcome.writes.sample.max / 1000)
         figures.rekeyRate = Double(outcome.deleted) / outcome.seconds
         try await store.shutdown()

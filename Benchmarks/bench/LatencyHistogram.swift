@@ -57,6 +57,14 @@ struct LatencyHistogram: Sendable {
         return maxValue
     }
 
+    /// How many counted values lie above `value`, to the bucket (a bucket that holds
+    /// `value` counts as not above it).
+    func count(above value: UInt64) -> UInt64 {
+        let first = Self.index(of: value) + 1
+        guard first < counts.count else { return 0 }
+        return counts[first...].reduce(0, +)
+    }
+
     /// The highest value of the largest value's bucket, as HdrHistogram reports its maximum.
     var max: UInt64 { totalCount == 0 ? 0 : Self.highestValue(inBucket: Self.index(of: maxValue)) }
 

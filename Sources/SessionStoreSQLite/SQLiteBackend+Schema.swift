@@ -26,8 +26,9 @@ extension SQLiteBackend {
         }
         try connection.execute("PRAGMA synchronous = \(configuration.synchronous.rawValue.uppercased())", operation: "open")
         if !configuration.isMemory {
-            // A WAL file that was started over is truncated back to the checkpoint threshold.
-            let limit = Int(SQLiteCheckpointer.thresholdPages) * 4096
+            // A WAL file that was started over is truncated back to what a paced cleanup
+            // lets it hold: frames of a 4 KB page and a 24-byte header, after a 32-byte header.
+            let limit = Int(SQLiteCheckpointer.fileLimitPages) * (4096 + 24) + 32
             let applied = try connection.execute("PRAGMA journal_size_limit = \(limit)", operation: "open")
             guard applied == String(limit) else {
                 throw StorageError(

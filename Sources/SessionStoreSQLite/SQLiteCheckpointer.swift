@@ -20,7 +20,7 @@ import Synchronization
 /// readers keep the WAL from being reset and it still holds ``escalationPages`` after a
 /// PASSIVE pass (checkpoint starvation), a TRUNCATE checkpoint waits for the readers of old
 /// snapshots (point lookups, microseconds), holds writers back meanwhile, and empties the
-/// file. `journal_size_limit` on the writer truncates a reset WAL to ``thresholdPages``.
+/// file. `journal_size_limit` on the writer truncates a reset WAL to ``fileLimitPages``.
 final class SQLiteCheckpointer: Sendable {
     /// WAL pages after a commit that trigger a checkpoint (SQLite's default threshold).
     static let thresholdPages: Int32 = 1000
@@ -40,6 +40,20 @@ final class SQLiteCheckpointer: Sendable {
     /// WAL pages after a commit that wake this thread while a cleanup runs.
     static let cleanupWakePages: Int32 = thresholdPages / 4
 
+    /// The most frames a paced cleanup leaves for ``copyTail(_:)`` to copy on the writer's
+    /// connection when it can: frames committed during a pass beyond these are copied by
+    /// another pass on this thread first (at most ``tailRounds`` more).
+    static let tailPages: Int32 = 16
+    /// Extra passes ``paceCleanup(patience:)`` runs to bring the tail under ``tailPages``.
+    static let tailRounds = 4
+
+    /// WAL pages a WAL file that was started over is truncated back to
+    /// (`journal_size_limit`): as many as a paced cleanup lets it hold. With the limit at
+    /// ``thresholdPages``, the commit that started the WAL over also truncated the file
+    /// each time a cleanup or a rekey had paced it (3.5 ms at the median and up to 48 ms
+    /// of a save's time during a rekey of 1M rows), and the next pages grew it again.
+    static let fileLimitPages: Int32 = cleanupPacePages + thresholdPages / 2
+
     /// Whether the WAL is past ``cleanupPacePages``: a cleanup's next slice is then one of
     /// ``SQLiteCleanupSlicer/minRows``, since a slice that failed to start the WAL over
     /// (a reader held its old end) only makes it grow.
@@ -47,9 +61,9 @@ final class SQLiteCheckpointer: Sendable {
 
     /// What a checkpoint pass ``requestCheckpoint()`` waited for found.
     enum PassOutcome: Sendable, Equatable {
-        /// Every frame the pass saw was copied back; only frames committed while it ran
-        /// (a few saves) may remain.
-        case copied
+        /// Every frame the pass saw was copied back and flushed to disk; `behind` frames
+        /// committed while it ran remain.
+        case copied(behind: Int32)
         /// Frames remain that a reader of an old snapshot still needs, or the checkpoint
         /// failed (logged by the pass).
         case incomplete
@@ -115,7 +129,8 @@ final class SQLiteCheckpointer: Sendable {
         sqlite3_wal_hook(writer.database, sqliteWALHook, context)
     }
 
-    /// WAL pages after the last commit.
+    /// WAL pages after the last commit; 0 once the writer copied them all back (the next
+    /// write starts the WAL over).
     private let lastPages = Atomic<Int32>(0)
     /// Cleanups running; while there is one, passes do not escalate to TRUNCATE.
     private let cleanups = Atomic<Int>(0)
@@ -215,7 +230,12 @@ final class SQLiteCheckpointer: Sendable {
                 result = checkpoint(connection, mode: SQLITE_CHECKPOINT_TRUNCATE)
             }
             if let pages = result?.walPages { walPagesGauge.record(Int64(pages)) }
-            let outcome: PassOutcome = result.map { $0.copied >= $0.walPages } ?? false ? .copied : .incomplete
+            var outcome = PassOutcome.incomplete
+            if let result, result.copied >= result.walPages {
+                // Flushed here, the pass's pages cost the waiting cleanup's tail copy nothing.
+                if !passWaiters.isEmpty { flush(connection) }
+                outcome = .copied(behind: max(0, lastPages.load(ordering: .relaxed) - result.copied))
+            }
             for waiter in passWaiters { waiter.resume(returning: outcome) }
         }
         connection.close()
@@ -270,10 +290,12 @@ final class SQLiteCheckpointer: Sendable {
     /// until the WAL reaches ``hardLimitPages`` and the writer runs a TRUNCATE checkpoint
     /// itself, with every save queued behind it (measured: a 155-230 ms stall). Paced, the
     /// copying overlaps the cleanup's slices up to ``cleanupPacePages`` and only the rest
-    /// is waited for (one pass, with no other pass started meanwhile). The WAL restarts
-    /// only when a write begins with every frame copied, which steady saves (committing
-    /// during every pass) would rarely allow; so the saves' last frames are copied on the
-    /// writer's own connection, between two writes, by the slice that restarts the WAL.
+    /// is waited for (one pass, with no other pass started meanwhile, then more while the
+    /// frames committed during the last one exceed ``tailPages``; each flushed to disk on
+    /// this thread). The WAL restarts only when a write begins with every frame copied,
+    /// which steady saves (committing during every pass) would rarely allow; so the last
+    /// frames are copied on the writer's own connection, between two writes, by the slice
+    /// that restarts the WAL.
     /// While a reader of an old snapshot keeps frames from being copied, the cleanup waits
     /// (1-10 ms apart) for at most `patience`, then goes on: the writer's back-pressure
     /// still bounds the WAL.
@@ -286,8 +308,14 @@ final class SQLiteCheckpointer: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + patience
         var pause = Duration.milliseconds(1)
+        var rounds = 0
         while true {
             switch await requestCheckpoint() {
+            case .copied(let behind) where behind > Self.tailPages && rounds < Self.tailRounds:
+                // The saves (and the cleanup's writes in flight) committed while the pass ran
+                // would make the tail long: copy them here too.
+                rounds += 1
+                continue
             case .copied:
                 holding = false  // Released by copyTail(_:), after the copy.
                 return true
@@ -306,8 +334,9 @@ final class SQLiteCheckpointer: Sendable {
     /// Copies the WAL's last frames back on the writer's connection, just before a cleanup
     /// slice writes, so that the slice starts the WAL over. Runs on the writer thread; only
     /// after ``paceCleanup(patience:)`` returned `true`, when the checkpointer already copied
-    /// all but the frames of the saves committed since (a few pages). A failure is logged
-    /// and counted like the thread's own; the slice goes on regardless.
+    /// and flushed all but the frames committed since (about ``tailPages`` at most), so the
+    /// saves queued behind this copy wait for little more than its two flushes. A failure
+    /// is logged and counted like the thread's own; the slice goes on regardless.
     func copyTail(_ database: OpaquePointer) {
         defer { releasePasses() }
         var walPages: Int32 = 0
@@ -316,6 +345,10 @@ final class SQLiteCheckpointer: Sendable {
         tailRuns.add(1, ordering: .relaxed)
         checkpointCounter.increment()
         record(code, mode: "cleanup tail", walPages: walPages, copied: copied, database: database)
+        // Every frame is copied: the next write starts the WAL over (its commit then reports
+        // the new size). Until then the cleanup must not pace again for the old size: that
+        // ran a pass and a flush beside the restarting commit and paused the cleanup for it.
+        if code == SQLITE_OK, walPages >= 0, copied >= walPages { lastPages.store(0, ordering: .relaxed) }
     }
 
     /// Whether passes are held for a cleanup's WAL restart; for tests.
@@ -343,6 +376,24 @@ final class SQLiteCheckpointer: Sendable {
             return nil
         }
         return (pages, code == SQLITE_OK ? copied : -1)
+    }
+
+    /// Flushes the WAL and the database file to disk on this thread, after a pass a
+    /// cleanup waits for. A PASSIVE checkpoint flushes the database file only when no
+    /// commit landed while it copied, which steady saves rarely allow; the next checkpoint
+    /// that copies anything flushes it, and that was the cleanup's copy of the last frames
+    /// on the writer's connection (``copyTail(_:)``), with every save queued behind it. It
+    /// flushed the pass's scattered pages (up to ``cleanupPacePages``): during a rekey of 1M
+    /// rows it took 24 ms at p90 and up to 109 ms, the saves' worst stalls. A failure is
+    /// logged and counted; the tail's own checkpoint flushes again.
+    private func flush(_ connection: SQLiteConnection) {
+        for (file, control) in [("WAL", SQLITE_FCNTL_JOURNAL_POINTER), ("database", SQLITE_FCNTL_FILE_POINTER)] {
+            let code = csessionstore_sqlite3_sync_file(connection.database, control, SQLITE_SYNC_NORMAL)
+            guard code != SQLITE_OK else { continue }
+            failureCounter.increment()
+            let error = SQLiteConnection.error(database: connection.database, code: code, operation: "checkpoint", statement: nil)
+            logger.error("SQLite checkpointer could not flush the \(file) file", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Logs a checkpoint's result and returns the WAL's pages, `nil` after a failure. BUSY is

@@ -67,4 +67,61 @@ struct SQLiteRekeyPacingTests {
             print("rekey pacing test: \(tailCopies) WAL restart(s) by the rekey, WAL peak \(tally.walPeak.load(ordering: .relaxed)) bytes, \(writerCheckpoints) writer checkpoint(s), \(truncates) TRUNCATE(s)")
         }
     }
+
+    @Test("once a paced rewrite has copied the WAL back, it does not pace again before the next write starts the WAL over")
+    func aPacedRewriteThatCopiedTheWALBackDoesNotPaceAgainBeforeTheRestart() async throws {
+        try await withTemporaryDatabase { database in
+            let restart = try await Self.pacedRestart(database)
+            #expect(restart.reachedPace, "the inserts brought the WAL to the pace limit")
+            #expect(restart.firstTails == 1, "the first pace copied the tail on the writer's connection")
+            #expect(restart.secondTails == 0, "the second pace found every frame copied and did not pace again")
+            #expect(!restart.pastPaceAfterWrite, "the next write started the WAL over")
+        }
+    }
+
+    @Test("the write that starts the WAL over after a paced rewrite keeps the WAL file instead of truncating it")
+    func theRestartAfterAPacedRewriteKeepsTheWALFile() async throws {
+        try await withTemporaryDatabase { database in
+            let restart = try await Self.pacedRestart(database)
+            #expect(restart.reachedPace && !restart.pastPaceAfterWrite, "the WAL reached the pace limit and started over")
+            // Frames are a page plus a 24-byte header; the file has a 32-byte header.
+            let thresholdBytes = Int(SQLiteCheckpointer.thresholdPages) * 4096
+            let fileLimit = Int(SQLiteCheckpointer.fileLimitPages) * (4096 + 24) + 32
+            let size = try #require(restart.walBytes)
+            #expect(size > thresholdBytes && size <= fileLimit, "the WAL file holds \(size) bytes after the restart")
+        }
+    }
+
+    /// Inserts rows inside a paced rewrite until the WAL reaches the pace limit, paces twice,
+    /// then writes once more (which starts the WAL over).
+    private static func pacedRestart(_ database: TemporaryDatabase) async throws
+        -> (reachedPace: Bool, firstTails: Int, secondTails: Int, pastPaceAfterWrite: Bool, walBytes: Int?)
+    {
+        let backend = try database.open()
+        let checkpointer = try #require(backend.checkpointer)
+        // Rows of 3,000 bytes: each insert dirties about a page of its own.
+        let record = SessionRecord(data: [0x01] + [UInt8](repeating: 7, count: 3000), version: 1, createdAt: 0, expiresAt: 1_000_000_000_000)
+        let outcome = await Result(catching: {
+            try await backend.pacedRewrites { pacer in
+                var written = 0
+                while !checkpointer.pastCleanupPace, written < 20_000 {
+                    _ = try await backend.insert(SessionKey(value: "row-\(written)"), record)
+                    written += 1
+                }
+                let reachedPace = checkpointer.pastCleanupPace
+                let tailsBefore = checkpointer.tailRuns.load(ordering: .relaxed)
+                try await pacer.pace()
+                let tailsAfterFirst = checkpointer.tailRuns.load(ordering: .relaxed)
+                try await pacer.pace()
+                let tailsAfterSecond = checkpointer.tailRuns.load(ordering: .relaxed)
+                _ = try await backend.insert(SessionKey(value: "after"), record)
+                return (reachedPace, tailsAfterFirst - tailsBefore, tailsAfterSecond - tailsAfterFirst, checkpointer.pastCleanupPace)
+            }
+        })
+        var info = stat()
+        let walBytes = stat(database.path + "-wal", &info) == 0 ? Int(info.st_size) : nil
+        try await backend.close()
+        let (reachedPace, firstTails, secondTails, pastPaceAfterWrite) = try outcome.get()
+        return (reachedPace, firstTails, secondTails, pastPaceAfterWrite, walBytes)
+    }
 }
