@@ -153,7 +153,13 @@ def http_section(path):
         for name, value in ratios.items():
             mix, pair = name.split(": ", 1)
             first, second = pair.split(" / ")
-            lines.append(f"- {mix}: {HTTP_LABELS.get(first, first)} / {HTTP_LABELS.get(second, second)}: {value:.2f}×")
+            # run.py writes the median and each round's ratio; older files hold the ratio alone.
+            if isinstance(value, dict):
+                rounds = ", ".join(f"{ratio:.2f}" for ratio in value.get("rounds", []))
+                value = f"{value['median']:.2f}× (rounds: {rounds})"
+            else:
+                value = f"{value:.2f}×"
+            lines.append(f"- {mix}: {HTTP_LABELS.get(first, first)} / {HTTP_LABELS.get(second, second)}: {value}")
         lines.append("")
     return lines
 
