@@ -61,6 +61,13 @@ final class DecodedValueCache: Sendable {
         stripe.slots.withLock { $0[slot] = entry }
     }
 
+    /// Whether the key's slot holds a value of the row under `key`: the driver read or wrote
+    /// it lately (unless another key's value took the slot since).
+    func holds(_ key: String) -> Bool {
+        let (stripe, slot) = location(of: key)
+        return stripe.slots.withLock { $0[slot]?.key == key }
+    }
+
     /// Drops what the key's slot holds for the row under `key`.
     func forget(_ key: String) {
         let (stripe, slot) = location(of: key)

@@ -100,6 +100,19 @@ public struct SessionStorePersistDriver: PersistDriver {
     public func set<Object: Codable & Sendable>(key: String, value: Object, expires: Duration?) async throws {
         let data = try encode(value)
         let key = storageKey(key)
+        // A key this driver has neither read nor written lately is most likely new
+        // (HummingbirdAuth's sign-in sets a freshly drawn key): an insert stores it in one
+        // round trip, where the merge below would first find no row and then insert. When a
+        // live row exists after all, the insert writes nothing and the merge replaces it.
+        if !decoded.holds(key.value) {
+            let now = clock.now()
+            let record = SessionRecord(
+                data: data, version: 1, createdAt: now, expiresAt: expires.map { Self.expiry($0, now: now) } ?? Int64.max)
+            if try await backend.insert(key, record) {
+                decoded.keep(value, for: key.value, bytes: data)
+                return
+            }
+        }
         // A lost round means another writer's change landed: decide again on what it left.
         try await store.retryingConflicts("the key kept changing; the value was not set", session: nil) { () -> Void? in
             let now = clock.now()

@@ -502,7 +502,25 @@ struct PersistDriverTests {
             try await driver.set(key: "a", value: "v", expires: .seconds(60))
         }
         #expect(error?.code == .conflictRetriesExhausted)
-        #expect(raced.inserts.load(ordering: .relaxed) == SessionStoreConfiguration().maxConflictRetries + 1)
+        // One insert first (a key the driver has not seen), then one per round.
+        #expect(raced.inserts.load(ordering: .relaxed) == 1 + SessionStoreConfiguration().maxConflictRetries + 1)
+    }
+
+    @Test("set on a new key is one insert; on a key it read, one merge; on a live key it never saw, the merge replaces it")
+    func setOnANewKeyIsOneInsert() async throws {
+        let counting = CountingBackend(InMemoryBackend())
+        let driver = SessionStorePersistDriver(backend: counting)
+        try await driver.set(key: "new", value: "v1", expires: .seconds(60))
+        #expect((counting.calls["insert"] ?? 0) == 1 && (counting.calls["merge"] ?? 0) == 0)
+        #expect(try await driver.get(key: "new", as: String.self) == "v1")
+        try await driver.set(key: "new", value: "v2", expires: nil)
+        #expect((counting.calls["insert"] ?? 0) == 1 && (counting.calls["merge"] ?? 0) == 1)
+        // Another driver on the same rows has not seen the key: its insert finds the live row
+        // and writes nothing, then its merge replaces the value.
+        let other = SessionStorePersistDriver(backend: counting)
+        try await other.set(key: "new", value: "v3", expires: nil)
+        #expect(try await driver.get(key: "new", as: String.self) == "v3")
+        #expect(try await other.get(key: "new", as: String.self) == "v3")
     }
 
     @Test("shutdown closes the backend; later calls throw", arguments: Engine.available)
