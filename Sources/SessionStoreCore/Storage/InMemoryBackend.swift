@@ -8,6 +8,17 @@ public final class InMemoryBackend: StorageBackend {
         var rows: [SessionKey: SessionRecord] = [:]
         var lease: (holder: String, expiresAt: Int64)?
         var closed = false
+
+        /// Deletes at most `limit` rows that `matches` accepts; returns how many.
+        mutating func removeRows(limit: Int, where matches: (SessionKey, SessionRecord) -> Bool) -> Int {
+            var keys: [SessionKey] = []
+            for (key, row) in rows {
+                if keys.count >= limit { break }
+                if matches(key, row) { keys.append(key) }
+            }
+            for key in keys { rows.removeValue(forKey: key) }
+            return keys.count
+        }
     }
 
     private let state = Mutex(State())
@@ -144,15 +155,7 @@ public final class InMemoryBackend: StorageBackend {
 
     public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
         try withOpenState("deleteOwned") { state in
-            let keys = state.rows.lazy
-                .filter { $0.value.owner == owner && (only == nil || $0.key == only) && $0.key != except }
-                .prefix(limit).map(\.key)
-            var count = 0
-            for key in Array(keys) {
-                state.rows.removeValue(forKey: key)
-                count += 1
-            }
-            return count
+            state.removeRows(limit: limit) { key, row in row.owner == owner && (only == nil || key == only) && key != except }
         }
     }
 
@@ -191,13 +194,7 @@ public final class InMemoryBackend: StorageBackend {
 
     public func deleteExpired(before: Int64, limit: Int) async throws -> Int {
         try withOpenState("deleteExpired") { state in
-            let expired = state.rows.lazy.filter { $0.value.expiresAt < before }.prefix(limit).map(\.key)
-            var count = 0
-            for key in Array(expired) {
-                state.rows.removeValue(forKey: key)
-                count += 1
-            }
-            return count
+            state.removeRows(limit: limit) { _, row in row.expiresAt < before }
         }
     }
 
