@@ -29,6 +29,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIXES = ["read", "mix", "bots", "unknown"]
+# Also accepted by --mixes: "write" (every request a counter increment), to look at saves alone.
 
 
 def instructions(binary, variant, mix, requests, keep):

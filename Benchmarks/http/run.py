@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VARIANTS = ["vapor-store", "vapor-store-typed", "vapor-fluent", "vapor-fluent-wal", "vapor-memory", "hb-store", "hb-native", "hb-memory",
             "vapor-store-pg", "vapor-fluent-pg"]
 MIXES = ["read", "mix", "bots", "unknown"]
+# Also accepted by --mixes: "write" (every request a counter increment), to look at saves alone.
 COOKIE = {"vapor": "vapor-session", "hb-native": "session", "hb": "SESSION_ID"}
 TABLE = {"vapor-store": "sessions", "vapor-store-typed": "sessions", "hb-store": "sessions", "hb-native": "sessions",
          "vapor-fluent": "_fluent_sessions", "vapor-fluent-wal": "_fluent_sessions",

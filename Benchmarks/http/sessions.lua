@@ -1,7 +1,8 @@
 -- wrk script for the session comparison:
 -- `wrk -tTHREADS ... -s sessions.lua -- MODE COOKIE-FILE COOKIE-NAME THREADS`.
 -- MODE: read (warm sessions, read-only), mix (90% read / 8% write / 2% login), bots (no
--- cookie), unknown (a random, never-issued id in the cookie). COOKIE-FILE holds one
+-- cookie), unknown (a random, never-issued id in the cookie), write (every request a counter
+-- increment on a warm session: saves alone). COOKIE-FILE holds one
 -- "name=value" per line: the warm sessions, created by run.py before the run. Each wrk
 -- thread has its own Lua state, so each takes its own share of the sessions: a login then
 -- renews the only copy of that session's cookie, as a browser would.
@@ -51,6 +52,9 @@ function request()
     end
     local slot = math.random(1, #cookies)
     local headers = { Cookie = cookies[slot] }
+    if mode == "write" then
+        return wrk.format("POST", "/write", headers)
+    end
     if mode == "mix" then
         local roll = math.random(1, 100)
         if roll > 98 then

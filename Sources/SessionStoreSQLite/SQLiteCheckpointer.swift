@@ -21,6 +21,16 @@ import Synchronization
 /// PASSIVE pass (checkpoint starvation), a TRUNCATE checkpoint waits for the readers of old
 /// snapshots (point lookups, microseconds), holds writers back meanwhile, and empties the
 /// file. `journal_size_limit` on the writer truncates a reset WAL to ``fileLimitPages``.
+///
+/// **Starting the WAL over under steady saves.** SQLite starts the WAL over only at a write
+/// that begins with every frame copied back and no reader on a snapshot that needs one. With
+/// saves committing during every pass, a pass on this thread almost never leaves that state,
+/// so the WAL stayed past the threshold and every commit woke another pass (measured: a
+/// pass and a WAL flush every 15 saves under saves alone). So once a
+/// pass has copied all but the frames committed while it ran, the next write goes to the
+/// writer thread, which copies those few frames on its own connection with lingering reads
+/// paused (``copyTailIfDue(_:)``); the write after it starts the WAL over, as SQLite's own
+/// automatic checkpoint would, without the bulk of the copying in a save's path.
 final class SQLiteCheckpointer: Sendable {
     /// WAL pages after a commit that trigger a checkpoint (SQLite's default threshold).
     static let thresholdPages: Int32 = 1000
@@ -87,6 +97,8 @@ final class SQLiteCheckpointer: Sendable {
     let truncateRuns = Atomic<Int>(0)
     let writerRuns = Atomic<Int>(0)
     let tailRuns = Atomic<Int>(0)
+    /// Tail copies the writer ran to start the WAL over under steady saves; for tests.
+    let restartTailRuns = Atomic<Int>(0)
     private let logger: Logger
     /// The backend's readers, whose lingering read lock (``SQLiteReaderPool``) each
     /// checkpoint and cleanup pauses: it would keep the WAL from being copied or started over.
@@ -138,6 +150,9 @@ final class SQLiteCheckpointer: Sendable {
     /// copy of the last frames on the writer's connection finds no checkpoint running.
     private let holdPasses = Atomic<Bool>(false)
     private let inlineRunning = Atomic<Bool>(false)
+    /// Set by a pass that copied all but a short tail: the writer copies the tail before its
+    /// next write (``copyTailIfDue(_:)``), so that write starts the WAL over.
+    private let tailDue = Atomic<Bool>(false)
 
     /// Set while a write commits on a caller's thread, where the back-pressure checkpoint
     /// must not run (it may wait); the writer thread runs it at its next commit.
@@ -146,10 +161,11 @@ final class SQLiteCheckpointer: Sendable {
         set { inlineRunning.store(newValue, ordering: .relaxed) }
     }
 
-    /// Whether the WAL is small enough for writes to commit on callers' threads; past
-    /// three quarters of the hard limit they go to the writer thread, which checkpoints.
+    /// Whether writes may commit on callers' threads: not while the writer is to copy the
+    /// WAL's tail (a flush, kept off callers' threads), nor past three quarters of the hard
+    /// limit, where the writer thread checkpoints.
     var allowsInlineCommit: Bool {
-        lastPages.load(ordering: .relaxed) < Self.hardLimitPages / 4 * 3
+        !tailDue.load(ordering: .relaxed) && lastPages.load(ordering: .relaxed) < Self.hardLimitPages / 4 * 3
     }
 
     /// Called by the WAL hook after a commit, on the writer thread or an inline caller's.
@@ -162,7 +178,8 @@ final class SQLiteCheckpointer: Sendable {
         }
         // During a cleanup, copying starts early so that little is left when it pauses.
         let threshold = cleanups.load(ordering: .relaxed) > 0 ? Self.cleanupWakePages : Self.thresholdPages
-        guard pages >= threshold, !pending.exchange(true, ordering: .relaxed) else { return }
+        // While the writer is to copy the tail, another pass would only hold it off.
+        guard pages >= threshold, !tailDue.load(ordering: .relaxed), !pending.exchange(true, ordering: .relaxed) else { return }
         wakeup.signal()
     }
 
@@ -229,12 +246,23 @@ final class SQLiteCheckpointer: Sendable {
             if let pages = result?.walPages, pages >= Self.escalationPages, cleanups.load(ordering: .relaxed) == 0 {
                 result = checkpoint(connection, mode: SQLITE_CHECKPOINT_TRUNCATE)
             }
+            // Saves alone (no cleanup pacing the WAL, which restarts it itself): copy what
+            // they committed during the pass too, then leave the writer the last frames.
+            let restarts = passWaiters.isEmpty && cleanups.load(ordering: .relaxed) == 0
+            var rounds = 0
+            while restarts, rounds < Self.tailRounds, let last = result, last.walPages > 0, last.copied >= last.walPages,
+                  lastPages.load(ordering: .relaxed) - last.copied > Self.tailPages {
+                rounds += 1
+                result = checkpoint(connection, mode: SQLITE_CHECKPOINT_PASSIVE)
+            }
             if let pages = result?.walPages { walPagesGauge.record(Int64(pages)) }
             var outcome = PassOutcome.incomplete
             if let result, result.copied >= result.walPages {
-                // Flushed here, the pass's pages cost the waiting cleanup's tail copy nothing.
-                if !passWaiters.isEmpty { flush(connection) }
+                // Flushed here, the pass's pages cost the tail copy that follows (a waiting
+                // cleanup's, or the writer's) nothing.
+                if !passWaiters.isEmpty || (restarts && result.walPages > 0) { flush(connection) }
                 outcome = .copied(behind: max(0, lastPages.load(ordering: .relaxed) - result.copied))
+                if restarts && result.walPages > 0 { tailDue.store(true, ordering: .relaxed) }
             }
             for waiter in passWaiters { waiter.resume(returning: outcome) }
         }
@@ -349,6 +377,34 @@ final class SQLiteCheckpointer: Sendable {
         // the new size). Until then the cleanup must not pace again for the old size: that
         // ran a pass and a flush beside the restarting commit and paused the cleanup for it.
         if code == SQLITE_OK, walPages >= 0, copied >= walPages { lastPages.store(0, ordering: .relaxed) }
+    }
+
+    /// Copies the WAL's last frames back on the writer's connection when a pass left them
+    /// for it, with lingering reads paused meanwhile, so that the write about to run starts
+    /// the WAL over (a lingering read of an older snapshot would keep it from that). Runs on
+    /// the writer thread, between two writes; the pass already flushed what it copied, so
+    /// this costs the few frames and two small flushes. BUSY (a pass or another process's
+    /// checkpoint running) leaves the WAL as it was: the next commit past the threshold
+    /// wakes another pass. Failures are logged and counted like the thread's own.
+    func copyTailIfDue(_ database: OpaquePointer) {
+        guard tailDue.load(ordering: .relaxed), tailDue.exchange(false, ordering: .relaxed),
+              cleanups.load(ordering: .relaxed) == 0,
+              lastPages.load(ordering: .relaxed) >= Self.thresholdPages  // else started over already
+        else { return }
+        readers?.pauseLingering()
+        defer { readers?.resumeLingering() }
+        var walPages: Int32 = 0
+        var copied: Int32 = 0
+        let code = sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_PASSIVE, &walPages, &copied)
+        restartTailRuns.add(1, ordering: .relaxed)
+        checkpointCounter.increment()
+        record(code, mode: "tail", walPages: walPages, copied: copied, database: database)
+        if code == SQLITE_OK, walPages >= 0, copied >= walPages {
+            lastPages.store(0, ordering: .relaxed)
+        } else if code == SQLITE_BUSY, walPages < 0 {
+            // Another checkpoint ran (a pass woken before this was due): the next write tries again.
+            tailDue.store(true, ordering: .relaxed)
+        }
     }
 
     /// Whether passes are held for a cleanup's WAL restart; for tests.

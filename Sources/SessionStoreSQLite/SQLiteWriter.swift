@@ -252,6 +252,7 @@ final class SQLiteWriter: Sendable {
             switch takeNext() {
             case .jobs(let jobs):
                 let started = clock.now
+                checkpointer?.copyTailIfDue(connection.database)
                 execute(jobs, on: connection)
                 state.withLock { $0.executing = false }
                 last = (jobs.count, clock.now - started)

@@ -6,7 +6,7 @@
 // straight to its responder: HummingbirdTesting's `.router` client for Hummingbird, Vapor's
 // `app.responder` (the middleware chain and router a served request goes through) for Vapor. It
 // signs in 16 sessions, then sends REQUESTS requests of MIX (as `sessions.lua`: read,
-// mix = 90% read / 8% write / 2% login, bots, unknown), one at a time, from a fixed
+// mix = 90% read / 8% write / 2% login, bots, unknown, write), one at a time, from a fixed
 // pseudo-random sequence, so two runs differ only in REQUESTS: the difference of their
 // instruction counts over the difference of REQUESTS is the cost of one request.
 import Foundation
@@ -21,9 +21,9 @@ import VaporApps
 
 let arguments = CommandLine.arguments
 guard arguments.count == 5, let variant = Variant(rawValue: arguments[1]), let count = Int(arguments[3]), count >= 0,
-      ["read", "mix", "bots", "unknown"].contains(arguments[2])
+      ["read", "mix", "bots", "unknown", "write"].contains(arguments[2])
 else {
-    FileHandle.standardError.write(Data("usage: http-callgrind VARIANT read|mix|bots|unknown REQUESTS DATABASE-PATH\n".utf8))
+    FileHandle.standardError.write(Data("usage: http-callgrind VARIANT read|mix|bots|unknown|write REQUESTS DATABASE-PATH\n".utf8))
     exit(2)
 }
 let path = arguments[4]
@@ -90,7 +90,9 @@ struct Run: Sendable {
             default:
                 let slot = random.next(warmSessions)
                 call.cookie = cookies[slot]
-                if mix == "mix" {
+                if mix == "write" {
+                    call = Call(method: "POST", path: "/write", cookie: cookies[slot])
+                } else if mix == "mix" {
                     let roll = random.next(100)
                     if roll >= 98 {
                         call = Call(method: "POST", path: "/login", cookie: cookies[slot], slot: slot)
