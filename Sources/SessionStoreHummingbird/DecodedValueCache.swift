@@ -20,6 +20,9 @@ final class DecodedValueCache: Sendable {
         /// The type the bytes were decoded as: the same bytes may decode to another type.
         var type: ObjectIdentifier
         var value: any Sendable
+        /// The row's version when this driver last read or wrote it: a write that expects it
+        /// replaces the row in one conditional update while nobody else changed it.
+        var version: Int64
     }
 
     /// Slots are spread over several locks so that event-loop threads reading different
@@ -43,22 +46,37 @@ final class DecodedValueCache: Sendable {
         self.stripes = (0..<stripeCount).map { _ in Stripe(slots: max(1, slots / stripeCount)) }
     }
 
-    /// The value decoded from `bytes` for the row under `key`, when it is cached as an `Object`.
-    func value<Object>(for key: String, bytes: [UInt8], as type: Object.Type) -> Object? {
+    /// The value decoded from `bytes` for the row under `key`, when it is cached as an `Object`;
+    /// the entry takes `version`, the row's version that was just read with those bytes.
+    func value<Object>(for key: String, bytes: [UInt8], version: Int64, as type: Object.Type) -> Object? {
         let (stripe, slot) = location(of: key)
         let cached: (any Sendable)? = stripe.slots.withLock { slots in
-            guard let entry = slots[slot], entry.type == ObjectIdentifier(type), entry.bytes == bytes else { return nil }
-            return entry.value
+            guard slots[slot]?.key == key, slots[slot]?.type == ObjectIdentifier(type), slots[slot]?.bytes == bytes else {
+                return nil
+            }
+            slots[slot]?.version = version
+            return slots[slot]?.value
         }
         return cached as? Object
     }
 
-    /// Keeps `value`, decoded from (or encoded as) `bytes` of the row under `key`, in the key's slot.
-    func keep<Object: Sendable>(_ value: Object, for key: String, bytes: [UInt8]) {
-        guard bytes.count <= Self.largestCachedValue else { return }
+    /// Keeps `value`, decoded from (or encoded as) `bytes` of the row under `key` at
+    /// `version`, in the key's slot.
+    func keep<Object: Sendable>(_ value: Object, for key: String, bytes: [UInt8], version: Int64) {
+        guard bytes.count <= Self.largestCachedValue else {
+            forget(key)  // What the slot held for the key is no longer the row.
+            return
+        }
         let (stripe, slot) = location(of: key)
-        let entry = Entry(key: key, bytes: bytes, type: ObjectIdentifier(Object.self), value: value)
+        let entry = Entry(key: key, bytes: bytes, type: ObjectIdentifier(Object.self), value: value, version: version)
         stripe.slots.withLock { $0[slot] = entry }
+    }
+
+    /// The version of the row under `key` when this driver last read or wrote it, if its
+    /// slot still holds it.
+    func version(of key: String) -> Int64? {
+        let (stripe, slot) = location(of: key)
+        return stripe.slots.withLock { slots in slots[slot]?.key == key ? slots[slot]?.version : nil }
     }
 
     /// Whether the key's slot holds a value of the row under `key`: the driver read or wrote

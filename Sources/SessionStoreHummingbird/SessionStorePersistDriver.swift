@@ -89,7 +89,7 @@ public struct SessionStorePersistDriver: PersistDriver {
         let data = try encode(value)
         let record = SessionRecord(data: data, version: 1, createdAt: now, expiresAt: Self.expiry(expires, now: now))
         guard try await backend.insert(key, record) else { throw PersistError.duplicate }
-        decoded.keep(value, for: key.value, bytes: data)
+        decoded.keep(value, for: key.value, bytes: data, version: 1)
     }
 
     /// Stores `value` under `key`, replacing any value; `expires: nil` keeps a stored
@@ -109,12 +109,21 @@ public struct SessionStorePersistDriver: PersistDriver {
             let record = SessionRecord(
                 data: data, version: 1, createdAt: now, expiresAt: expires.map { Self.expiry($0, now: now) } ?? Int64.max)
             if try await backend.insert(key, record) {
-                decoded.keep(value, for: key.value, bytes: data)
+                decoded.keep(value, for: key.value, bytes: data, version: 1)
                 return
             }
         }
+        // A key read or written lately (HummingbirdAuth loads the session before the handler
+        // changes it): while the row is still at the version seen and the expiry stays, one
+        // conditional update replaces the value, where the merge below reads and writes in a
+        // transaction. Anything else (another writer, an expired row) takes the merge.
+        if expires == nil, let version = decoded.version(of: key.value),
+           try await backend.update(key, data: data, expectedVersion: version, expiresAt: 0, now: clock.now()) {
+            decoded.keep(value, for: key.value, bytes: data, version: version + 1)
+            return
+        }
         // A lost round means another writer's change landed: decide again on what it left.
-        try await store.retryingConflicts("the key kept changing; the value was not set", session: nil) { () -> Void? in
+        let version = try await store.retryingConflicts("the key kept changing; the value was not set", session: nil) { () -> Int64? in
             let now = clock.now()
             let expiresAt = expires.map { Self.expiry($0, now: now) }
             // Atomic read-decide-write: replace in place unless the expiry moves backwards,
@@ -123,25 +132,25 @@ public struct SessionStorePersistDriver: PersistDriver {
                 guard let current else { return (.none, .missing) }
                 let target = expiresAt ?? current.expiresAt
                 if target < current.expiresAt { return (.none, .shorten(version: current.version)) }
-                return (.replace(data: data, expiresAt: target), .written)
+                return (.replace(data: data, expiresAt: target), .written(version: current.version + 1))
             }
             switch step {
-            case .written:
-                return ()
+            case .written(let version):
+                return version
             case .missing:
                 let record = SessionRecord(data: data, version: 1, createdAt: now, expiresAt: expiresAt ?? Int64.max)
-                if try await backend.insert(key, record) { return () }
+                if try await backend.insert(key, record) { return 1 }
             case .shorten(let version):
                 // An earlier expiry: replace the row (delete at the version read, then insert).
                 if try await backend.delete(key, expectedVersion: version) {
                     let record = SessionRecord(data: data, version: version + 1, createdAt: now, expiresAt: expiresAt ?? now)
-                    if try await backend.insert(key, record) { return () }
+                    if try await backend.insert(key, record) { return version + 1 }
                 }
             }
             await Task.yield()
             return nil
         }
-        decoded.keep(value, for: key.value, bytes: data)
+        decoded.keep(value, for: key.value, bytes: data, version: version)
     }
 
     /// The value under `key`, or `nil` when absent or expired.
@@ -165,11 +174,11 @@ public struct SessionStorePersistDriver: PersistDriver {
         let now = instant.milliseconds
         guard var record = try await backend.load(key, now: now) else { return nil }
         let object: Object
-        if let cached = decoded.value(for: key.value, bytes: record.data, as: Object.self) {
+        if let cached = decoded.value(for: key.value, bytes: record.data, version: record.version, as: Object.self) {
             object = cached
         } else {
             object = try decode(record.data)
-            decoded.keep(object, for: key.value, bytes: record.data)
+            decoded.keep(object, for: key.value, bytes: record.data, version: record.version)
         }
         if let (idle, interval) = configuration.slidingExpiry, record.expiresAt != Int64.max {
             let extended = now + idle.milliseconds
@@ -263,7 +272,7 @@ public struct SessionStorePersistDriver: PersistDriver {
 
 /// What ``SessionStorePersistDriver/set(key:value:expires:)`` found in one atomic step.
 private enum SetStep: Sendable {
-    case written
+    case written(version: Int64)
     case missing
     case shorten(version: Int64)
 }

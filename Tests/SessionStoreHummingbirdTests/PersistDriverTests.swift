@@ -507,7 +507,7 @@ struct PersistDriverTests {
         #expect(raced.inserts.load(ordering: .relaxed) == 1 + SessionStoreConfiguration().maxConflictRetries + 1)
     }
 
-    @Test("set on a new key is one insert; on a key it read, one merge; on a live key it never saw, the merge replaces it")
+    @Test("set on a new key is one insert; on a key it read, one update; on a live key it never saw, the merge replaces it")
     func setOnANewKeyIsOneInsert() async throws {
         let counting = CountingBackend(InMemoryBackend())
         let driver = SessionStorePersistDriver(backend: counting)
@@ -515,13 +515,48 @@ struct PersistDriverTests {
         #expect((counting.calls["insert"] ?? 0) == 1 && (counting.calls["merge"] ?? 0) == 0)
         #expect(try await driver.get(key: "new", as: String.self) == "v1")
         try await driver.set(key: "new", value: "v2", expires: nil)
-        #expect((counting.calls["insert"] ?? 0) == 1 && (counting.calls["merge"] ?? 0) == 1)
+        #expect((counting.calls["insert"] ?? 0) == 1 && (counting.calls["update"] ?? 0) == 1)
+        #expect((counting.calls["merge"] ?? 0) == 0)
         // Another driver on the same rows has not seen the key: its insert finds the live row
         // and writes nothing, then its merge replaces the value.
         let other = SessionStorePersistDriver(backend: counting)
         try await other.set(key: "new", value: "v3", expires: nil)
         #expect(try await driver.get(key: "new", as: String.self) == "v3")
         #expect(try await other.get(key: "new", as: String.self) == "v3")
+    }
+
+    @Test("a set expecting a version another driver has since changed takes the merge and stores its value", arguments: Engine.available)
+    func aSetAtAStaleVersionTakesTheMerge(engine: Engine) async throws {
+        try await withDriver(engine) { driver, clock, database in
+            let counting = CountingBackend(database.backend)
+            let mine = SessionStorePersistDriver(backend: counting, clock: clock)
+            let other = SessionStorePersistDriver(backend: database.backend, clock: clock)
+            try await mine.set(key: "a", value: TestCodable(buffer: "first"), expires: .seconds(60))
+            #expect(try await mine.get(key: "a", as: TestCodable.self) == TestCodable(buffer: "first"))
+            try await other.set(key: "a", value: TestCodable(buffer: "second"), expires: nil)
+            counting.reset()
+            try await mine.set(key: "a", value: TestCodable(buffer: "third"), expires: nil)
+            #expect(counting.calls["update"] == 1 && counting.calls["merge"] == 1, "\(counting.calls)")
+            #expect(try await other.get(key: "a", as: TestCodable.self) == TestCodable(buffer: "third"))
+            // The merge noted the version it wrote: the next set is one update again.
+            counting.reset()
+            try await mine.set(key: "a", value: TestCodable(buffer: "fourth"), expires: nil)
+            #expect(counting.calls["update"] == 1 && counting.calls["merge"] == nil, "\(counting.calls)")
+            #expect(try await driver.get(key: "a", as: TestCodable.self) == TestCodable(buffer: "fourth"))
+        }
+    }
+
+    @Test("set with an expiry takes the merge, which may shorten it, even on a key it read")
+    func setWithAnExpiryTakesTheMerge() async throws {
+        let counting = CountingBackend(InMemoryBackend())
+        let driver = SessionStorePersistDriver(backend: counting)
+        try await driver.set(key: "a", value: "v1", expires: .seconds(600))
+        #expect(try await driver.get(key: "a", as: String.self) == "v1")
+        counting.reset()
+        try await driver.set(key: "a", value: "v2", expires: .seconds(60))
+        #expect(counting.calls["update"] == nil && counting.calls["merge"] == 1, "\(counting.calls)")
+        let ttl = try #require(try await driver.getWithTTL(key: "a", as: String.self)?.ttl)
+        #expect(ttl <= .seconds(60), "the expiry was shortened to the one set")
     }
 
     @Test("shutdown closes the backend; later calls throw", arguments: Engine.available)
