@@ -51,11 +51,11 @@ final class DecodedValueCache: Sendable {
     func value<Object>(for key: String, bytes: [UInt8], version: Int64, as type: Object.Type) -> Object? {
         let (stripe, slot) = location(of: key)
         let cached: (any Sendable)? = stripe.slots.withLock { slots in
-            guard slots[slot]?.key == key, slots[slot]?.type == ObjectIdentifier(type), slots[slot]?.bytes == bytes else {
+            guard let entry = slots[slot], entry.type == ObjectIdentifier(type), entry.bytes == bytes, entry.key == key else {
                 return nil
             }
-            slots[slot]?.version = version
-            return slots[slot]?.value
+            if entry.version != version { slots[slot]?.version = version }
+            return entry.value
         }
         return cached as? Object
     }
