@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""System calls per request of one app under one traffic mix.
+
+Serves VARIANT of `http-app` on loopback with 256 warm sessions, drives it with wrk (2
+threads, 16 connections) for SECONDS, and counts the server's file-syncs, file reads and
+writes, lock calls (`fcntl`), futex calls and context switches with `perf stat` tracepoints
+(which need no hardware counters), then prints each per request. Counts, unlike requests/s,
+barely move with other load on the machine: they show where a durable store's request
+differs from an in-memory one (a flush, a page read again after another connection's write).
+
+    python3 syscalls.py [--binary PATH] [--seconds 4] VARIANT MIX
+
+Needs `perf` (Debian package `linux-perf`) and root, or a `perf_event_paranoid` that allows it.
+"""
+import argparse
+import os
+import signal
+import subprocess
+import tempfile
+
+import run
+
+EVENTS = ["syscalls:sys_enter_fdatasync", "syscalls:sys_enter_pwrite64", "syscalls:sys_enter_pread64",
+          "syscalls:sys_enter_fcntl", "syscalls:sys_enter_futex", "context-switches", "task-clock"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variant")
+    parser.add_argument("mix", choices=run.MIXES + ["write"])
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--binary", default=os.path.join(run.HERE, ".build-drivers-http/release/http-app"))
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="http-syscalls-") as directory:
+        port = run.free_port()
+        with open(os.path.join(directory, "server.log"), "w") as log:
+            server = subprocess.Popen([arguments.binary, arguments.variant, str(port), os.path.join(directory, "sessions.db")],
+                                      stdout=log, stderr=subprocess.STDOUT)
+            try:
+                run.wait_for_port(port, server)
+                name = run.cookie_name(arguments.variant)
+                cookies = os.path.join(directory, "cookies.txt")
+                with open(cookies, "w") as file:
+                    file.write("\n".join(run.login(port, name) for _ in range(run.WARM_SESSIONS)) + "\n")
+                counts = os.path.join(directory, "perf.txt")
+                perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(EVENTS), "-p", str(server.pid), "-o", counts],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                output = subprocess.run(
+                    ["wrk", "-t2", "-c16", f"-d{arguments.seconds}s", "-s", os.path.join(run.HERE, "sessions.lua"),
+                     f"http://127.0.0.1:{port}", "--", arguments.mix, cookies, name, "2"],
+                    capture_output=True, text=True, check=True).stdout
+                perf.send_signal(signal.SIGINT)
+                # perf stat writes its counts and ends on the interrupt it was sent.
+                if perf.wait() not in (0, -signal.SIGINT, 128 + signal.SIGINT):
+                    raise RuntimeError(f"perf stat exited with {perf.returncode} (is perf installed and allowed?)")
+            finally:
+                server.send_signal(signal.SIGINT)
+                server.wait()
+        result = next(line for line in output.splitlines() if line.startswith("RESULT"))
+        requests = int(result.split('"requests": ')[1].split(",")[0])
+        print(f"{arguments.variant} {arguments.mix}: {requests:,} requests")
+        with open(counts) as file:
+            for line in file:
+                fields = line.strip().split(",")
+                if len(fields) < 3 or line.startswith("#"):
+                    continue
+                value, event = fields[0], fields[2]
+                if value in ("<not counted>", "<not supported>"):
+                    raise RuntimeError(f"perf could not count {event}")
+                per_request = float(value) / requests
+                unit = " ms" if event == "task-clock" else ""
+                print(f"  {event.replace('syscalls:sys_enter_', ''):18} {per_request:10.4f}{unit} per request")
+
+
+if __name__ == "__main__":
+    main()
