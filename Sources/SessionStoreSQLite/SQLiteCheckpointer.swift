@@ -367,25 +367,36 @@ final class SQLiteCheckpointer: Sendable {
     /// is logged and counted like the thread's own; the slice goes on regardless.
     func copyTail(_ database: OpaquePointer) {
         defer { releasePasses() }
+        tailRuns.add(1, ordering: .relaxed)
+        // Until the next write starts the WAL over, the cleanup must not pace again for the
+        // old size: that ran a pass and a flush beside the restarting commit and paused the
+        // cleanup for it.
+        _ = checkpointOnWriter(database, mode: "cleanup tail")
+    }
+
+    /// A PASSIVE checkpoint on the writer's connection, counted and logged as `mode`. When
+    /// it copied every frame, the next write starts the WAL over (its commit then reports the
+    /// new size), so the WAL counts as empty until then. Returns SQLite's result code and
+    /// whether the checkpoint started at all (not when another one was running).
+    private func checkpointOnWriter(_ database: OpaquePointer, mode: String) -> (code: Int32, started: Bool) {
         var walPages: Int32 = 0
         var copied: Int32 = 0
         let code = sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_PASSIVE, &walPages, &copied)
-        tailRuns.add(1, ordering: .relaxed)
         checkpointCounter.increment()
-        record(code, mode: "cleanup tail", walPages: walPages, copied: copied, database: database)
-        // Every frame is copied: the next write starts the WAL over (its commit then reports
-        // the new size). Until then the cleanup must not pace again for the old size: that
-        // ran a pass and a flush beside the restarting commit and paused the cleanup for it.
+        record(code, mode: mode, walPages: walPages, copied: copied, database: database)
         if code == SQLITE_OK, walPages >= 0, copied >= walPages { lastPages.store(0, ordering: .relaxed) }
+        return (code, walPages >= 0)
     }
 
     /// Copies the WAL's last frames back on the writer's connection when a pass left them
     /// for it, with lingering reads paused meanwhile, so that the write about to run starts
     /// the WAL over (a lingering read of an older snapshot would keep it from that). Runs on
     /// the writer thread, between two writes; the pass already flushed what it copied, so
-    /// this costs the few frames and two small flushes. BUSY (a pass or another process's
-    /// checkpoint running) leaves the WAL as it was: the next commit past the threshold
-    /// wakes another pass. Failures are logged and counted like the thread's own.
+    /// this costs the few frames and two small flushes. When another checkpoint was running
+    /// (a pass woken before this was due, another process's), the next write tries again; a
+    /// reader of an old snapshot that kept frames from being copied leaves the WAL to grow
+    /// until the next commit past the threshold wakes a pass. Failures are logged and
+    /// counted like the thread's own.
     func copyTailIfDue(_ database: OpaquePointer) {
         guard tailDue.load(ordering: .relaxed), tailDue.exchange(false, ordering: .relaxed),
               cleanups.load(ordering: .relaxed) == 0,
@@ -393,18 +404,9 @@ final class SQLiteCheckpointer: Sendable {
         else { return }
         readers?.pauseLingering()
         defer { readers?.resumeLingering() }
-        var walPages: Int32 = 0
-        var copied: Int32 = 0
-        let code = sqlite3_wal_checkpoint_v2(database, nil, SQLITE_CHECKPOINT_PASSIVE, &walPages, &copied)
         restartTailRuns.add(1, ordering: .relaxed)
-        checkpointCounter.increment()
-        record(code, mode: "tail", walPages: walPages, copied: copied, database: database)
-        if code == SQLITE_OK, walPages >= 0, copied >= walPages {
-            lastPages.store(0, ordering: .relaxed)
-        } else if code == SQLITE_BUSY, walPages < 0 {
-            // Another checkpoint ran (a pass woken before this was due): the next write tries again.
-            tailDue.store(true, ordering: .relaxed)
-        }
+        let (code, started) = checkpointOnWriter(database, mode: "tail")
+        if code == SQLITE_BUSY && !started { tailDue.store(true, ordering: .relaxed) }
     }
 
     /// Whether passes are held for a cleanup's WAL restart; for tests.
