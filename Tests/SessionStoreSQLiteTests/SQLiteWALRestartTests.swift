@@ -65,21 +65,4 @@ struct SQLiteWALRestartTests {
                     "\(passes) checkpoint passes for \(Self.saves) saves")
         }
     }
-
-    @Test func theWALFileStaysNearTheThresholdUnderSteadySaves() async throws {
-        try await withTemporaryDatabase { database in
-            let backend = try database.open { $0.readerCount = 4 }
-            let errors = try await saveAfterLoads(backend)
-            var info = stat()
-            #expect(stat(database.path + "-wal", &info) == 0)
-            let frames = Int(info.st_size) / (4096 + 24)
-            try await backend.close()
-
-            #expect(errors.isEmpty, "\(errors.count) errors, first: \(errors.first ?? "")")
-            // The file keeps its largest size: what the WAL held before a write started it
-            // over. A pass leaves the writer at most the frames committed during a few passes.
-            #expect(frames <= Int(SQLiteCheckpointer.thresholdPages) * 3 / 2,
-                    "the WAL file grew to \(frames) frames (threshold \(SQLiteCheckpointer.thresholdPages))")
-        }
-    }
 }
