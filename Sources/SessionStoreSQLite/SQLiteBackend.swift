@@ -20,9 +20,6 @@ public final class SQLiteBackend: StorageBackend {
     let readers: SQLiteReaderPool?
     /// `nil` for an in-memory database, which has no WAL.
     let checkpointer: SQLiteCheckpointer?
-    /// Rows loaded lately, answered again while the database has not changed; `nil` for an
-    /// in-memory database, or when the WAL index cannot be mapped.
-    let loadCache: SQLiteLoadCache?
     /// Sizes cleanup slices (see ``deleteExpired(before:limit:)``).
     let cleanupSlicer = SQLiteCleanupSlicer()
     /// Where the last cleanup call that reached its limit stopped its key-order walk.
@@ -87,13 +84,9 @@ public final class SQLiteBackend: StorageBackend {
                 metricsLabel: "session_store_sqlite")
             checkpointer.install(on: writerConnection)
             self.checkpointer = checkpointer
-            // The connections above keep the WAL index open, so no other process truncates it.
-            loadCache = configuration.loadCacheSlots > 0
-                ? SQLiteLoadCache(databasePath: path, logger: logger, slots: configuration.loadCacheSlots) : nil
         } else {
             readers = nil
             checkpointer = nil
-            loadCache = nil
         }
         writer = SQLiteWriter(
             connection: SQLiteTransfer(value: writerConnection),
@@ -156,14 +149,10 @@ public final class SQLiteBackend: StorageBackend {
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
         }
-        let (cached, before) = loadCache?.lookup(key, now: now) ?? (nil, nil)
-        if let cached { return cached }
         let binding = queries.keyBinding
-        let record = try await readers.withReader(operation: "load") { reader throws(StorageError) in
+        return try await readers.withReader(operation: "load") { reader throws(StorageError) in
             try Self.load(key, now: now, binding: binding, with: reader.load)
         }
-        if let record, let before { loadCache?.keep(record, for: key, before: before) }
-        return record
     }
 
     /// Stores a new row, replacing an expired one; `false` when a live row exists.
@@ -398,7 +387,6 @@ public final class SQLiteBackend: StorageBackend {
     /// database files. A second call does nothing.
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loadCache?.close()
         await writer.close()
         await checkpointer?.stop()
         await readers?.close()
