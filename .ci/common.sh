@@ -41,11 +41,28 @@ GRANT ALL ON $DATABASE.* TO '$DB_USER'@'127.0.0.1';
 SQL
 }
 
+# A random port outside the kernel's ephemeral range: a port in that range can be taken at any
+# time as the local end of an outgoing connection (a test's pool to another server), and a
+# server restarted on it (start-again, a Galera node's state-transfer daemon) then fails to bind.
+random_port() {
+    local low=32768 high=60999 range
+    if range=$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null); then read -r low high <<<"$range"; fi
+    if [ "$low" -gt 11024 ]; then
+        echo $(( 10000 + RANDOM % (low - 10000) ))
+    elif [ "$high" -lt 64511 ]; then
+        echo $(( high + 1 + RANDOM % (65535 - high) ))
+    else
+        echo $(( 1024 + RANDOM % 30000 )) # no room outside the range: any unprivileged port
+    fi
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 free_port() {
     local port
     for _ in $(seq 1 100); do
-        port=$(( 20000 + RANDOM % 40000 ))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+        port=$(random_port)
+        if port_free "$port"; then echo "$port"; return 0; fi
     done
     die "no free port found"
 }

@@ -52,13 +52,11 @@ ensure_packages() {
     id mysql >/dev/null 2>&1 || die "no mysql user (it comes with mariadb-server)"
 }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # Twelve free ports: per node SQL, group communication, IST and SST.
 pick_ports() {
     local ports=() port
     for _ in $(seq 1 400); do
-        port=$(( 20000 + RANDOM % 40000 ))
+        port=$(random_port)
         if port_free "$port" && [[ " ${ports[*]} " != *" $port "* ]]; then ports+=("$port"); fi
         [ ${#ports[@]} = 12 ] && { echo "${ports[*]}"; return 0; }
     done
