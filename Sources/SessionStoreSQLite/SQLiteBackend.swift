@@ -20,6 +20,9 @@ public final class SQLiteBackend: StorageBackend {
     let readers: SQLiteReaderPool?
     /// `nil` for an in-memory database, which has no WAL.
     let checkpointer: SQLiteCheckpointer?
+    /// Rows loaded lately, answered again while the database has not changed; `nil` for an
+    /// in-memory database, or when the WAL index cannot be mapped.
+    let loadCache: SQLiteLoadCache?
     /// Sizes cleanup slices (see ``deleteExpired(before:limit:)``).
     let cleanupSlicer = SQLiteCleanupSlicer()
     /// Where the last cleanup call that reached its limit stopped its key-order walk.
@@ -84,9 +87,14 @@ public final class SQLiteBackend: StorageBackend {
                 metricsLabel: "session_store_sqlite")
             checkpointer.install(on: writerConnection)
             self.checkpointer = checkpointer
+            // The writer connection has read the database, so SQLite has mapped its WAL index;
+            // no other thread uses the connection yet.
+            loadCache = configuration.loadCacheSlots > 0
+                ? SQLiteLoadCache(connection: writerConnection, logger: logger, slots: configuration.loadCacheSlots) : nil
         } else {
             readers = nil
             checkpointer = nil
+            loadCache = nil
         }
         writer = SQLiteWriter(
             connection: SQLiteTransfer(value: writerConnection),
@@ -149,10 +157,14 @@ public final class SQLiteBackend: StorageBackend {
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
         }
+        let (cached, before) = loadCache?.lookup(key, now: now) ?? (nil, nil)
+        if let cached { return cached }
         let binding = queries.keyBinding
-        return try await readers.withReader(operation: "load") { reader throws(StorageError) in
+        let record = try await readers.withReader(operation: "load") { reader throws(StorageError) in
             try Self.load(key, now: now, binding: binding, with: reader.load)
         }
+        if let record, let before { loadCache?.keep(record, for: key, before: before) }
+        return record
     }
 
     /// Stores a new row, replacing an expired one; `false` when a live row exists.
@@ -387,6 +399,7 @@ public final class SQLiteBackend: StorageBackend {
     /// database files. A second call does nothing.
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loadCache?.close()
         await writer.close()
         await checkpointer?.stop()
         await readers?.close()

@@ -54,6 +54,9 @@ public struct SQLiteConfiguration: Sendable {
     /// cleanup created (see `createOrCheckSchema`). Off only where an open must change
     /// nothing (`session-store upgrade --dry-run`, which lists the drop instead).
     package var dropsExpiryIndex = true
+    /// Rows the load cache keeps (``SQLiteLoadCache``); `0` turns it off, for tests of what
+    /// loads do in SQLite itself.
+    package var loadCacheSlots = 1024
 
     /// A configuration with the defaults above.
     ///

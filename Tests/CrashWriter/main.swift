@@ -7,6 +7,16 @@
 //       Each session is created (step 1) and then updated twice (steps 2, 3), so both
 //       inserts and updates are reported. Runs until killed.
 //
+//   session-store-crash-writer set-data <db-path> <text>
+//       Sets every row's data of the `sessions` table to <text> and increments its version,
+//       on a raw connection, then exits: another process's commit, for the load cache test.
+//
+//   session-store-crash-writer wal-index-holder <db-path>
+//       Prints the process id holding SQLite's "a connection is open" lock on the WAL index
+//       (byte 128 of `<db-path>-shm`, shared by every process with a connection), or 0 when
+//       none does: a process that lost it lets the next one to open the database reset the
+//       WAL index under its mappings.
+//
 //   session-store-crash-writer lock <db-path> <seconds>
 //       Holds `BEGIN EXCLUSIVE` on the database for <seconds>, printing "locked" once it
 //       holds the lock, then rolls back and exits (or is killed earlier).
@@ -94,6 +104,35 @@ func runLock(databasePath: String, seconds: Double) -> Never {
     exit(0)
 }
 
+func runSetData(databasePath: String, text: String) -> Never {
+    var database: OpaquePointer?
+    guard sqlite3_open(databasePath, &database) == SQLITE_OK, let database else { fail("cannot open \(databasePath)") }
+    guard sqlite3_busy_timeout(database, 5_000) == SQLITE_OK else { fail("busy_timeout failed") }
+    var statement: OpaquePointer?
+    let sql = "UPDATE sessions SET data = CAST(?1 AS BLOB), version = version + 1"
+    guard sqlite3_prepare_v2(database, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+        fail("prepare failed: \(String(cString: sqlite3_errmsg(database)))")
+    }
+    guard sqlite3_bind_text(statement, 1, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self)) == SQLITE_OK,
+          sqlite3_step(statement) == SQLITE_DONE
+    else { fail("update failed: \(String(cString: sqlite3_errmsg(database)))") }
+    guard sqlite3_finalize(statement) == SQLITE_OK, sqlite3_close(database) == SQLITE_OK else { fail("close failed") }
+    exit(0)
+}
+
+func printWALIndexHolder(databasePath: String) -> Never {
+    let descriptor = open(databasePath + "-shm", O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { fail("cannot open the WAL index: errno \(errno)") }
+    var lock = flock()
+    lock.l_type = Int16(F_WRLCK)
+    lock.l_whence = Int16(SEEK_SET)
+    lock.l_start = 128
+    lock.l_len = 1
+    guard fcntl(descriptor, F_GETLK, &lock) == 0 else { fail("F_GETLK failed: errno \(errno)") }
+    print(lock.l_type == Int16(F_UNLCK) ? 0 : lock.l_pid)
+    exit(0)
+}
+
 /// Exits when the test process that started this one is gone (killed, or stopped by a
 /// closed pipe): an orphaned saver would otherwise write at full speed until the machine
 /// restarts. Checked every 100 ms on a thread of its own.
@@ -114,9 +153,13 @@ switch arguments.count > 1 ? arguments[1] : "" {
 case "save" where arguments.count == 5:
     guard let synchronous = SQLiteConfiguration.Synchronous(rawValue: arguments[4]) else { fail("bad synchronous level") }
     await runSaver(databasePath: arguments[2], reportPath: arguments[3], synchronous: synchronous)
+case "set-data" where arguments.count == 4:
+    runSetData(databasePath: arguments[2], text: arguments[3])
+case "wal-index-holder" where arguments.count == 3:
+    printWALIndexHolder(databasePath: arguments[2])
 case "lock" where arguments.count == 4:
     guard let seconds = Double(arguments[3]) else { fail("bad seconds") }
     runLock(databasePath: arguments[2], seconds: seconds)
 default:
-    fail("usage: session-store-crash-writer save <db> <report> <normal|full> | lock <db> <seconds>")
+    fail("usage: session-store-crash-writer save <db> <report> <normal|full> | set-data <db> <text> | wal-index-holder <db> | lock <db> <seconds>")
 }

@@ -5,6 +5,8 @@ import Testing
 
 /// The last load's read lock lingers until the next load holds it (``SQLiteReaderPool``):
 /// never at the cost of a stale read, a checkpoint held back for long, or another backend.
+/// The backends here load through SQLite every time (no load cache), as these are the
+/// reader pool's behaviours.
 @Suite("SQLite lingering read lock")
 struct SQLiteLingeringReadTests {
     static let row = SessionKey(value: "lingering-row")
@@ -21,7 +23,7 @@ struct SQLiteLingeringReadTests {
 
     @Test func aHitAndAMissBothLeaveTheirReadLockAndTheSweepEndsIt() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
+            let backend = try database.open { $0.loadCacheSlots = 0 }
             #expect(try await backend.insert(Self.row, record("a")))
             let readers = try #require(backend.readers)
             for key in [Self.row, SessionKey(value: "never-stored")] {
@@ -39,7 +41,7 @@ struct SQLiteLingeringReadTests {
 
     @Test func everyLoadSeesTheSaveThatReturnedBeforeIt() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
+            let backend = try database.open { $0.loadCacheSlots = 0 }
             #expect(try await backend.insert(Self.row, record("v1", version: 1, expiresAt: 1_000_000)))
             var stale = 0
             for version in Int64(1)..<500 {
@@ -55,7 +57,7 @@ struct SQLiteLingeringReadTests {
 
     @Test func anotherConnectionTruncatesTheWALWhileLoadsRunWithoutPause() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
+            let backend = try database.open { $0.loadCacheSlots = 0 }
             #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
             let stop = StartedCounter()
             let running = StartedCounter()
@@ -84,10 +86,10 @@ struct SQLiteLingeringReadTests {
 
     @Test func twoBackendsOnOneDatabaseDoNotLinger() async throws {
         try await withTemporaryDatabase { database in
-            let first = try database.open()
+            let first = try database.open { $0.loadCacheSlots = 0 }
             #expect(try await first.insert(Self.row, record("a")))
             let readers = try #require(first.readers)
-            let second = try database.open()
+            let second = try database.open { $0.loadCacheSlots = 0 }
             // The first backend learns of the second at its next sweep.
             let stopped = try await eventually {
                 _ = try await first.load(Self.row, now: 2)
@@ -107,7 +109,7 @@ struct SQLiteLingeringReadTests {
 
     @Test func closingWhileALoadLingersClosesEveryReader() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
+            let backend = try database.open { $0.loadCacheSlots = 0 }
             #expect(try await backend.insert(Self.row, record("a")))
             _ = try await backend.load(Self.row, now: 2)
             try await backend.close()

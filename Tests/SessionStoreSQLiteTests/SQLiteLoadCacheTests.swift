@@ -1,0 +1,205 @@
+import Foundation
+import SessionStoreCore
+@testable import SessionStoreSQLite
+import Synchronization
+import Testing
+
+/// A load of a row nothing changed since it was last loaded is answered without SQLite
+/// (``SQLiteLoadCache``); any commit, by this backend or anything else on the file, makes
+/// the next load read the database again.
+@Suite("SQLite load cache")
+struct SQLiteLoadCacheTests {
+    static let row = SessionKey(value: "cached-row")
+
+    func hits(_ backend: SQLiteBackend) throws -> Int {
+        try #require(backend.loadCache).hits.load(ordering: .relaxed)
+    }
+
+    @Test func aLoadOfAnUnchangedRowIsAnsweredFromTheCache() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            let first = try await backend.load(Self.row, now: 2)
+            let second = try await backend.load(Self.row, now: 2)
+            #expect(first?.data == Array("a".utf8) && second == first)
+            #expect(try hits(backend) == 1)
+            try await backend.close()
+        }
+    }
+
+    @Test func aSaveOfThisBackendIsSeenByTheNextLoad() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            #expect(try await backend.update(Self.row, data: Array("b".utf8), expectedVersion: 1, expiresAt: 0, now: 2))
+            let loaded = try await backend.load(Self.row, now: 2)
+            #expect(loaded?.data == Array("b".utf8) && loaded?.version == 2)
+            #expect(try hits(backend) == 0)
+            try await backend.close()
+        }
+    }
+
+    @Test func aCommitOfAnotherConnectionIsSeenByTheNextLoad() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            _ = try rawSQL(database.path, "UPDATE sessions SET data = CAST('raw' AS BLOB), version = version + 1")
+            let loaded = try await backend.load(Self.row, now: 2)
+            #expect(loaded?.data == Array("raw".utf8) && loaded?.version == 2)
+            _ = try rawSQL(database.path, "DELETE FROM sessions")
+            #expect(try await backend.load(Self.row, now: 2) == nil, "a row deleted elsewhere is not answered")
+            #expect(try hits(backend) == 0)
+            try await backend.close()
+        }
+    }
+
+    @Test func aSaveOfAnotherBackendOnTheFileIsSeenByTheNextLoad() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let other = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            _ = try await backend.load(Self.row, now: 2)
+            #expect(try await other.update(Self.row, data: Array("other".utf8), expectedVersion: 1, expiresAt: 0, now: 2))
+            #expect(try await backend.load(Self.row, now: 2)?.data == Array("other".utf8))
+            #expect(try await other.delete(Self.row, expectedVersion: nil))
+            #expect(try await backend.load(Self.row, now: 2) == nil)
+            #expect(try hits(backend) == 1, "only the load before any change was answered from the cache")
+            try await other.close()
+            try await backend.close()
+        }
+    }
+
+    @Test func aCommitOfAnotherProcessIsSeenByTheNextLoad() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            _ = try await backend.load(Self.row, now: 2)
+            let child = try CrashWriter.launch(["set-data", database.path, "from another process"])
+            #expect(await child.wait() == .exited(0))
+            let loaded = try await backend.load(Self.row, now: 2)
+            #expect(loaded?.data == Array("from another process".utf8) && loaded?.version == 2)
+            #expect(try hits(backend) == 1, "only the load before the other process's commit was answered from the cache")
+            try await backend.close()
+        }
+    }
+
+    @Test func theCacheKeepsThisProcesssHoldOnTheWALIndex() async throws {
+        // Closing any descriptor of the `-shm` file would drop SQLite's lock on it, and the
+        // next process to open the database would reset the file under this one's mappings.
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            _ = try await backend.load(Self.row, now: 2)
+            #expect(try hits(backend) == 1)
+            let output = database.path + ".holder"
+            let child = try CrashWriter.launch(["wal-index-holder", database.path], output: .file(output))
+            #expect(await child.wait() == .exited(0))
+            let holder = try String(contentsOfFile: output, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(holder == String(getpid()), "the WAL index lock is held by \(holder), not this process")
+            try await backend.close()
+        }
+    }
+
+    /// The version another backend's save acknowledged last.
+    final class Acknowledged: Sendable {
+        let version = Atomic<Int64>(1)
+        let done = Atomic<Bool>(false)
+    }
+
+    @Test func noLoadReadsAnOlderVersionThanASaveElsewhereAcknowledgedBeforeIt() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let other = try database.open()
+            #expect(try await backend.insert(Self.row, record("v1", version: 1, expiresAt: 1_000_000)))
+            let acknowledged = Acknowledged()
+            let stale = try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    defer { acknowledged.done.store(true, ordering: .sequentiallyConsistent) }
+                    for version in Int64(1)..<1_500 {
+                        guard try await other.update(
+                            Self.row, data: Array("v\(version + 1)".utf8), expectedVersion: version, expiresAt: 0, now: 2)
+                        else { return 1 }
+                        acknowledged.version.store(version + 1, ordering: .sequentiallyConsistent)
+                    }
+                    return 0
+                }
+                for _ in 0..<2 {
+                    group.addTask {
+                        var stale = 0
+                        while !acknowledged.done.load(ordering: .sequentiallyConsistent) {
+                            let floor = acknowledged.version.load(ordering: .sequentiallyConsistent)
+                            let loaded = try await backend.load(Self.row, now: 2)
+                            if (loaded?.version ?? 0) < floor { stale += 1 }
+                            // A load answered from the cache never suspends: let the saver run.
+                            await Task.yield()
+                        }
+                        return stale
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(stale == 0, "loads older than an acknowledged save (or a failed save)")
+            try await other.close()
+            try await backend.close()
+        }
+    }
+
+    @Test func aKeptRowThatExpiredSinceIsNotReturned() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000)))
+            #expect(try await backend.load(Self.row, now: 2) != nil)
+            #expect(try await backend.load(Self.row, now: 1_000) == nil, "expired at its expiry, as the database answers")
+            #expect(try await backend.load(Self.row, now: 999) != nil)
+            try await backend.close()
+        }
+    }
+
+    @Test func eachKeyIsAnsweredWithItsOwnRow() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let keys = (0..<3_000).map { SessionKey(value: "key-\($0)") }
+            for (index, key) in keys.enumerated() {
+                #expect(try await backend.insert(key, record("row \(index)", expiresAt: 1_000_000)))
+            }
+            var wrong = 0
+            for _ in 0..<2 {
+                for (index, key) in keys.enumerated() where try await backend.load(key, now: 2)?.data != Array("row \(index)".utf8) {
+                    wrong += 1
+                }
+            }
+            #expect(wrong == 0)
+            let cache = try #require(backend.loadCache)
+            #expect(cache.count <= 1_024, "the cache keeps at most its slots")
+            #expect(try hits(backend) > 0)
+            try await backend.close()
+        }
+    }
+
+    @Test func rowsWithMoreDataThanTheLimitAreNotKept() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let large = String(repeating: "x", count: SQLiteLoadCache.largestCachedRow + 1)
+            #expect(try await backend.insert(Self.row, record(large, expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            #expect(try await backend.load(Self.row, now: 2)?.data.count == large.utf8.count)
+            #expect(try hits(backend) == 0)
+            try await backend.close()
+        }
+    }
+
+    @Test func loadsAfterCloseThrowClosed() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            try await backend.close()
+            await #expect(throws: StorageError.self) { _ = try await backend.load(Self.row, now: 2) }
+        }
+    }
+}
