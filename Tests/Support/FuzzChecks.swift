@@ -206,7 +206,16 @@ public enum FuzzChecks {
         } catch {
             return "parsing threw an untyped error: \(error)"
         }
-        if let secret = secrets.first(where: { shown.contains($0) && !$0.allSatisfy(isKeyIDCharacter) }) {
+        // Messages quote a line's key id, which is not secret: a value that is part of a
+        // quoted id (`"nt2Y` of another line's `nt2Y…:`) does not count as shown.
+        let quotedIDs = text.split(whereSeparator: \.isNewline).compactMap { line -> String? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            var id = line[..<colon].trimmingCharacters(in: .whitespaces)
+            if id.hasPrefix("*") { id = String(id.dropFirst()).trimmingCharacters(in: .whitespaces) }
+            return "\"" + id + "\""
+        }
+        let isQuotedID: (String) -> Bool = { value in quotedIDs.contains { $0.contains(value) } }
+        if let secret = secrets.first(where: { shown.contains($0) && !$0.allSatisfy(isKeyIDCharacter) && !isQuotedID($0) }) {
             return "key material shows: \(secret.prefix(4))…"
         }
         return nil
