@@ -101,7 +101,7 @@ public final class SQLiteBackend: StorageBackend {
             maxBatchSize: configuration.groupCommit ? configuration.maxBatchSize : 1,
             checksFile: !configuration.isMemory,
             inlineCommits: configuration.synchronous != .full,
-            checkpointer: checkpointer, logger: logger)
+            checkpointer: checkpointer, loadCache: loadCache, logger: logger)
         logger.debug(
             "Opened SQLite session store",
             metadata: [
@@ -157,13 +157,13 @@ public final class SQLiteBackend: StorageBackend {
             guard case .record(let record) = outcome else { preconditionFailure("load produced no record") }
             return record
         }
-        let (cached, before) = loadCache?.lookup(key, now: now) ?? (nil, nil)
+        let (cached, ticket) = loadCache?.lookup(key, now: now) ?? (nil, nil)
         if let cached { return cached }
         let binding = queries.keyBinding
         let record = try await readers.withReader(operation: "load") { reader throws(StorageError) in
             try Self.load(key, now: now, binding: binding, with: reader.load)
         }
-        if let record, let before { loadCache?.keep(record, for: key, before: before) }
+        if let record, let ticket { loadCache?.keep(record, for: key, after: ticket) }
         return record
     }
 
@@ -178,7 +178,7 @@ public final class SQLiteBackend: StorageBackend {
         }
         let sql = queries.insert
         let binding = queries.keyBinding
-        return try await write("insert") { connection in
+        return try await write("insert", keys: [key]) { connection in
             let statement = try connection.statement(sql, operation: "insert")
             defer { statement.reset() }
             try binding.bind(key, to: statement, operation: "insert")
@@ -214,7 +214,7 @@ public final class SQLiteBackend: StorageBackend {
         let queries = queries
         let box = SQLiteResultBox<Result>()
         _ = try await writer.submit(
-            configuration.groupCommit ? .batched : .alone, operation: "merge", multiStatement: true
+            configuration.groupCommit ? .batched : .alone, operation: "merge", multiStatement: true, keys: [key]
         ) { connection in
             let read = try connection.statement(queries.load, operation: "merge")
             let current: SessionRecord?
@@ -424,13 +424,14 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     /// Queues a single-statement write and returns the rows it changed.
+    /// `keys`: the rows it may change, `nil` when unknown (for the load cache).
     private func write(
-        _ operation: String, mode: SQLiteJob.Mode = .batched,
+        _ operation: String, mode: SQLiteJob.Mode = .batched, keys: [SessionKey]? = nil,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> Int
     ) async throws -> Int {
         try checkOpen(operation)
         let effective: SQLiteJob.Mode = configuration.groupCommit ? mode : .alone
-        let outcome = try await writer.submit(effective, operation: operation) { connection in
+        let outcome = try await writer.submit(effective, operation: operation, keys: keys) { connection in
             .changes(try body(connection))
         }
         guard case .changes(let count) = outcome else { preconditionFailure("write produced no count") }
@@ -457,7 +458,7 @@ public final class SQLiteBackend: StorageBackend {
         _ operation: String, _ sql: String, _ key: SessionKey, blob: [UInt8]? = nil, _ values: [Int64]
     ) async throws -> Bool {
         let binding = queries.keyBinding
-        return try await write(operation) { connection in
+        return try await write(operation, keys: [key]) { connection in
             let statement = try connection.statement(sql, operation: operation)
             defer { statement.reset() }
             try binding.bind(key, to: statement, operation: operation)

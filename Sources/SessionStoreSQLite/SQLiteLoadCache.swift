@@ -11,18 +11,30 @@ import Musl
 import Darwin
 #endif
 
-/// Rows loaded lately, answered again without SQLite while the database has not changed.
+/// Rows loaded lately, answered again without SQLite while their rows have not changed.
 ///
-/// Whether it changed is read from the WAL index (the `-shm` file every connection to the
-/// database maps, in this process or another): its header starts the file, twice (48 bytes
-/// each, <https://www.sqlite.org/walformat.html>), and every commit of any connection rewrites
-/// it with a new frame count and counter, second copy first. A row is kept with the header
-/// read before and after its load when the two are equal (no commit landed meanwhile, so the
-/// load read exactly that state), and handed back only while the header is still the same:
-/// then no commit happened since, and loading again would read the same row. Any commit (a
-/// save of this process, another backend's, a `sqlite3` shell's) makes every kept row miss,
-/// so it answers read-only traffic, not a mix of reads and writes. A header whose two copies
-/// differ (a commit writing it) counts as changed.
+/// Whether the database changed is read from the WAL index (the `-shm` file every connection
+/// to the database maps, in this process or another): its header starts the file, twice (48
+/// bytes each, <https://www.sqlite.org/walformat.html>), and every commit of any connection
+/// rewrites it with a new frame count and counter, second copy first. A row is kept with the
+/// header read before and after its load when the two are equal (no commit landed meanwhile,
+/// so the load read exactly that state). A kept row is handed back
+///
+/// - while the header is still the one it was loaded at: no commit happened since, or
+/// - while every commit since was this backend's own and none wrote its key: the writer
+///   tells the cache which keys a write changes before it commits (``writeWillBegin(keys:)``),
+///   and afterwards confirms, with `PRAGMA data_version` on its connection read before and
+///   after the header (it changes with every other connection's commit and never with the
+///   writer's own), that no other connection or process committed; only then does the header
+///   it read become the one that kept rows of the current *epoch* are valid at
+///   (``writeDidEnd(on:)``). Any doubt (another commit, a write of unknown rows such as a
+///   cleanup, a failed check) starts a new epoch, which drops the older rows.
+///
+/// So a mix of reads and this backend's saves keeps answering reads of the rows it did not
+/// write, and any commit from elsewhere (another backend, a `sqlite3` shell, another process)
+/// makes every kept row miss until it is loaded again. A load that overlaps one of this
+/// backend's writes is not kept for the epoch (it may have read the row just before the write
+/// changed it). A header whose two copies differ (a commit writing it) counts as changed.
 ///
 /// The header is read through SQLite's own mapping of the WAL index (the connection's
 /// `xShmMap`), never a descriptor of this cache's: closing a descriptor of the file would drop
@@ -44,13 +56,39 @@ final class SQLiteLoadCache: Sendable {
 
     private struct Entry {
         var key: String
+        /// The key's slot (``SQLiteSlot``), which also places the entry: an insert of another
+        /// key into an expired row of the slot replaces this row, and removes this entry.
+        var slot: Int64
         var record: SessionRecord
+        /// The header the row was loaded at.
         var header: Header
+        /// The epoch the row is valid in across this backend's own commits; `0` for none.
+        var epoch: UInt64
+    }
+
+    /// A stripe's slots, with its copy of the header the current epoch's rows are valid at,
+    /// so that a lookup reads both under one lock.
+    private struct Slots {
+        var entries: [Entry?]
+        /// `nil` while no write confirmed a header for ``epoch``.
+        var trustedHeader: Header?
+        var epoch: UInt64 = 1
     }
 
     private final class Stripe: Sendable {
-        let slots: Mutex<[Entry?]>
-        init(slots: Int) { self.slots = Mutex(Array(repeating: nil, count: slots)) }
+        let slots: Mutex<Slots>
+        init(slots: Int) { self.slots = Mutex(Slots(entries: Array(repeating: nil, count: slots))) }
+    }
+
+    /// What a lookup saw, for ``keep(_:for:after:)`` of the load that follows a miss.
+    struct Ticket: Sendable {
+        fileprivate let before: Header
+        /// The epoch whose trusted header `before` was, `0` when none.
+        fileprivate let epoch: UInt64
+        /// ``writeSequence`` read before `before`.
+        fileprivate let sequence: UInt64
+        /// Whether a write of this backend was under way then.
+        fileprivate let writing: Bool
     }
 
     /// Rows with more data than this are loaded from SQLite every time.
@@ -69,6 +107,17 @@ final class SQLiteLoadCache: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Loads answered from the cache; for tests.
     let hits = Atomic<Int>(0)
+
+    /// Bumped when a write of this backend begins and when it ends: a load that saw it move
+    /// overlapped a write, and its row is not kept for the epoch.
+    private let writeSequence = Atomic<UInt64>(0)
+    /// Writes of this backend between ``writeWillBegin(keys:)`` and ``writeDidEnd(on:)``.
+    private let writesUnderWay = Atomic<Int>(0)
+    /// Set by a write of rows the cache is not told; its end starts a new epoch.
+    private let unknownRowsWritten = Atomic<Bool>(false)
+    /// The writer's: the current epoch and the data version its last check read.
+    private let writerState: Mutex<(epoch: UInt64, dataVersion: Int64?)>
+    private let logger: Logger
 
     /// Reads the WAL index through `connection`'s mapping, or returns `nil` (no cache) when it
     /// cannot: loads then go to SQLite as before. Call it once the database is open in WAL
@@ -90,6 +139,8 @@ final class SQLiteLoadCache: Sendable {
             return nil
         }
         base = UInt(bitPattern: region)
+        self.logger = logger
+        writerState = Mutex((epoch: 1, dataVersion: Self.dataVersion(connection, logger: logger)))
         let stripeCount = max(1, stripes)
         slotsPerStripe = max(1, slots / stripeCount)
         self.stripes = (0..<stripeCount).map { _ in Stripe(slots: max(1, slots / stripeCount)) }
@@ -117,33 +168,112 @@ final class SQLiteLoadCache: Sendable {
         return header()
     }
 
-    /// The result of loading `key` at `now` when the database has not changed since it was
-    /// kept: the row, or `.some(nil)` when the kept row has expired by `now`; `nil` to load
-    /// from SQLite. `before` is the header read now, for ``keep(_:for:before:)``.
-    func lookup(_ key: SessionKey, now: Int64) -> (result: SessionRecord??, before: Header?) {
+    /// The result of loading `key` at `now` when its row has not changed since it was kept:
+    /// the row, or `.some(nil)` when the kept row has expired by `now`; `nil` to load from
+    /// SQLite, with a ticket for ``keep(_:for:after:)`` when the load may be kept.
+    func lookup(_ key: SessionKey, now: Int64) -> (result: SessionRecord??, ticket: Ticket?) {
+        let sequence = writeSequence.load(ordering: .sequentiallyConsistent)
+        let writing = writesUnderWay.load(ordering: .sequentiallyConsistent) > 0
         guard let current = guardedHeader() else { return (nil, nil) }
-        let (stripe, slot) = location(of: key.value)
-        let record: SessionRecord? = stripe.slots.withLock { slots in
-            guard let entry = slots[slot], entry.header == current, entry.key == key.value else { return nil }
-            return entry.record
+        let (stripe, slot) = location(of: SQLiteSlot.of(key))
+        let (record, epoch): (SessionRecord?, UInt64) = stripe.slots.withLock { slots in
+            let epoch = slots.trustedHeader == current ? slots.epoch : 0
+            guard let entry = slots.entries[slot], entry.key == key.value,
+                  entry.header == current || (entry.epoch != 0 && entry.epoch == epoch)
+            else { return (nil, epoch) }
+            return (entry.record, epoch)
         }
-        guard let record else { return (nil, current) }
+        guard let record else {
+            return (nil, Ticket(before: current, epoch: epoch, sequence: sequence, writing: writing))
+        }
         hits.add(1, ordering: .relaxed)
-        return (.some(record.expiresAt > now ? record : nil), current)
+        return (.some(record.expiresAt > now ? record : nil), nil)
     }
 
-    /// Keeps `record`, just loaded for `key` after the header read `before`, when no commit
-    /// landed since that read (the header is unchanged): the load read exactly that state.
-    func keep(_ record: SessionRecord, for key: SessionKey, before: Header) {
-        guard record.data.count <= Self.largestCachedRow, let after = guardedHeader(), after == before else { return }
-        let (stripe, slot) = location(of: key.value)
-        let entry = Entry(key: key.value, record: record, header: before)
-        stripe.slots.withLock { $0[slot] = entry }
+    /// Keeps `record`, loaded for `key` after the lookup that gave `ticket`, when no commit
+    /// landed since that lookup (the header is unchanged): the load read exactly that state.
+    /// It stays valid across this backend's later writes only when none was under way.
+    func keep(_ record: SessionRecord, for key: SessionKey, after ticket: Ticket) {
+        guard record.data.count <= Self.largestCachedRow, let after = guardedHeader(), after == ticket.before else { return }
+        let keySlot = SQLiteSlot.of(key)
+        let (stripe, slot) = location(of: keySlot)
+        stripe.slots.withLock { slots in
+            // Under the stripe's lock: a write that begins after this check removes the entry.
+            let overlapped = ticket.writing || writesUnderWay.load(ordering: .sequentiallyConsistent) > 0
+                || writeSequence.load(ordering: .sequentiallyConsistent) != ticket.sequence
+            let epoch = !overlapped && ticket.epoch != 0 && ticket.epoch == slots.epoch
+                && slots.trustedHeader == ticket.before ? ticket.epoch : 0
+            slots.entries[slot] = Entry(key: key.value, slot: keySlot, record: record, header: ticket.before, epoch: epoch)
+        }
+    }
+
+    // MARK: - This backend's writes
+
+    /// Called by the writer before a write transaction: `keys` are the rows it may change,
+    /// `nil` when unknown (a cleanup, an import, a lease). Their kept rows go now, before the
+    /// commit, and loads under way are not kept for the epoch.
+    func writeWillBegin(keys: [SessionKey]?) {
+        writesUnderWay.add(1, ordering: .sequentiallyConsistent)
+        writeSequence.add(1, ordering: .sequentiallyConsistent)
+        guard let keys else {
+            unknownRowsWritten.store(true, ordering: .sequentiallyConsistent)
+            return
+        }
+        for key in keys {
+            let keySlot = SQLiteSlot.of(key)
+            let (stripe, slot) = location(of: keySlot)
+            stripe.slots.withLock { slots in
+                if slots.entries[slot]?.slot == keySlot { slots.entries[slot] = nil }
+            }
+        }
+    }
+
+    /// Called by the writer after the transaction ended (committed or not), on its
+    /// connection: confirms that no other connection committed since the last confirmation
+    /// and trusts the header it read for the current epoch, or starts a new epoch.
+    func writeDidEnd(on connection: SQLiteConnection) {
+        defer {
+            writeSequence.add(1, ordering: .sequentiallyConsistent)
+            writesUnderWay.subtract(1, ordering: .sequentiallyConsistent)
+        }
+        let unknownRows = unknownRowsWritten.exchange(false, ordering: .sequentiallyConsistent)
+        // The header read between two data versions equal to the last one: no other
+        // connection committed from the last check until after the header was read.
+        let first = Self.dataVersion(connection, logger: logger)
+        let header = guardedHeader()
+        let second = Self.dataVersion(connection, logger: logger)
+        let (epoch, trusted): (UInt64, Header?) = writerState.withLock { state in
+            let confirmed = !unknownRows && first != nil && first == second && first == state.dataVersion && header != nil
+            state.dataVersion = second
+            if !confirmed { state.epoch += 1 }
+            return (state.epoch, confirmed ? header : nil)
+        }
+        for stripe in stripes {
+            stripe.slots.withLock { slots in
+                slots.epoch = epoch
+                slots.trustedHeader = trusted
+            }
+        }
+    }
+
+    /// `PRAGMA data_version` of `connection`, or `nil` when it cannot be read (a busy
+    /// database): the caller then trusts nothing.
+    private static func dataVersion(_ connection: SQLiteConnection, logger: Logger) -> Int64? {
+        do {
+            let statement = try connection.statement("PRAGMA data_version", operation: "data_version")
+            defer { statement.reset() }
+            guard try statement.step(operation: "data_version") else { return nil }
+            return try statement.int64(0, operation: "data_version")
+        } catch {
+            // Not a failure of the write: the cache only stops trusting its rows.
+            logger.debug("SQLite load cache: data_version unreadable; kept rows dropped", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// How many slots hold a row (for tests).
     var count: Int {
-        stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.count { $0 != nil } } }
+        stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.entries.count { $0 != nil } } }
     }
 
     /// Stops answering once no lookup reads the mapping; before the backend's connections
@@ -153,8 +283,8 @@ final class SQLiteLoadCache: Sendable {
         while readers.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
     }
 
-    private func location(of key: String) -> (Stripe, Int) {
-        let hash = UInt(bitPattern: key.hashValue)
+    private func location(of keySlot: Int64) -> (Stripe, Int) {
+        let hash = UInt(truncatingIfNeeded: keySlot)
         let stripe = stripes[Int(hash % UInt(stripes.count))]
         return (stripe, Int((hash / UInt(stripes.count)) % UInt(slotsPerStripe)))
     }

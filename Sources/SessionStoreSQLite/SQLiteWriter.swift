@@ -32,6 +32,8 @@ struct SQLiteJob: Sendable {
     /// Whether the body runs more than one statement (a read, then a write), so it needs a
     /// transaction even when it runs alone.
     let multiStatement: Bool
+    /// The rows the write may change, `nil` when unknown (see ``SQLiteLoadCache``).
+    let keys: [SessionKey]?
     let body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     let continuation: CheckedContinuation<SQLiteOutcome, any Error>
 }
@@ -78,6 +80,8 @@ final class SQLiteWriter: Sendable {
     /// with group commit where commits wait for the disk.
     private let gathersBatches: Bool
     private let checkpointer: SQLiteCheckpointer?
+    /// Told which rows each write transaction may change, before it begins and after it ends.
+    private let loadCache: SQLiteLoadCache?
 
     /// Starts the writer thread, which takes ownership of `connection`.
     ///
@@ -87,7 +91,7 @@ final class SQLiteWriter: Sendable {
     ///     where a commit never waits for the disk (`synchronous` below FULL).
     init(
         connection: SQLiteTransfer<SQLiteConnection>, maxBatchSize: Int, checksFile: Bool, inlineCommits: Bool,
-        checkpointer: SQLiteCheckpointer?, logger: Logger
+        checkpointer: SQLiteCheckpointer?, loadCache: SQLiteLoadCache?, logger: Logger
     ) {
         self.maxBatchSize = maxBatchSize
         self.logger = logger
@@ -96,6 +100,7 @@ final class SQLiteWriter: Sendable {
         self.inlineAllowed = inlineCommits
         self.gathersBatches = !inlineCommits && maxBatchSize > 1
         self.checkpointer = checkpointer
+        self.loadCache = loadCache
         let thread = Thread { [self] in
             self.run(connection.value)
         }
@@ -117,11 +122,14 @@ final class SQLiteWriter: Sendable {
     /// write already on its way is never abandoned half-known).
     /// - Throws: ``StorageError`` `.closed` after ``close()``, `CancellationError`, or what
     ///   `body` threw.
+    ///
+    /// `keys` names the rows the write may change (`nil`: unknown), for the load cache.
     func submit(
-        _ mode: SQLiteJob.Mode, operation: String, multiStatement: Bool = false,
+        _ mode: SQLiteJob.Mode, operation: String, multiStatement: Bool = false, keys: [SessionKey]? = nil,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) async throws -> SQLiteOutcome {
-        if mode == .batched || mode == .alone, let outcome = try runInline(multiStatement: multiStatement, body) {
+        if mode == .batched || mode == .alone,
+           let outcome = try runInline(multiStatement: multiStatement, keys: keys, body) {
             return outcome
         }
         let id = state.withLock { state in
@@ -135,7 +143,9 @@ final class SQLiteWriter: Sendable {
                     guard !state.closing else { return .closed }
                     if Task.isCancelled { return .cancelled }
                     state.jobs.append(
-                        SQLiteJob(id: id, mode: mode, multiStatement: multiStatement, body: body, continuation: continuation))
+                        SQLiteJob(
+                            id: id, mode: mode, multiStatement: multiStatement, keys: keys, body: body,
+                            continuation: continuation))
                     return .queued
                 }
                 switch action {
@@ -156,7 +166,7 @@ final class SQLiteWriter: Sendable {
     /// Commits `body` on the caller's thread when the writer is idle; `nil` when it is not
     /// (or the database is busy), and the write must be queued.
     private func runInline(
-        multiStatement: Bool, _ body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
+        multiStatement: Bool, keys: [SessionKey]?, _ body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) throws -> SQLiteOutcome? {
         guard inlineAllowed, checkpointer?.allowsInlineCommit ?? true else { return nil }
         let taken = state.withLock { state in
@@ -174,7 +184,9 @@ final class SQLiteWriter: Sendable {
             connection.failFastWhenBusy = false
             checkpointer?.inlineCommitRunning = false
         }
+        loadCache?.writeWillBegin(keys: keys)
         let result = runAlone(multiStatement: multiStatement, body, on: connection)
+        loadCache?.writeDidEnd(on: connection)
         if case .failure(let error as StorageError) = result, error.kind == .busy {
             return nil  // Nothing was written: the writer thread waits for the lock instead.
         }
@@ -315,6 +327,28 @@ final class SQLiteWriter: Sendable {
     }
 
     private func execute(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
+        guard let first = jobs.first else { return }
+        if let loadCache, first.mode != .read {
+            loadCache.writeWillBegin(keys: Self.keys(of: jobs))
+            defer { loadCache.writeDidEnd(on: connection) }
+            executeWrites(jobs, on: connection)
+        } else {
+            executeWrites(jobs, on: connection)
+        }
+    }
+
+    /// The rows a batch may change, `nil` when any job's are unknown.
+    private static func keys(of jobs: [SQLiteJob]) -> [SessionKey]? {
+        guard jobs.count > 1 else { return jobs.first?.keys }
+        var keys: [SessionKey] = []
+        for job in jobs {
+            guard let jobKeys = job.keys else { return nil }
+            keys += jobKeys
+        }
+        return keys
+    }
+
+    private func executeWrites(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
         guard let first = jobs.first else { return }
         if jobs.count == 1 {
             let result = first.mode == .read

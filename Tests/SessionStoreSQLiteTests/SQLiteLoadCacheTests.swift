@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SessionStoreCore
 @testable import SessionStoreSQLite
 import Synchronization
@@ -37,6 +38,88 @@ struct SQLiteLoadCacheTests {
             #expect(loaded?.data == Array("b".utf8) && loaded?.version == 2)
             #expect(try hits(backend) == 0)
             try await backend.close()
+        }
+    }
+
+    @Test func aSaveOfThisBackendLeavesTheOtherKeptRowsAnswered() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let other = SessionKey(value: "other-row")
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            #expect(try await backend.insert(other, record("o", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            _ = try await backend.load(other, now: 2)
+            #expect(try await backend.update(Self.row, data: Array("b".utf8), expectedVersion: 1, expiresAt: 0, now: 2))
+            #expect(try await backend.load(other, now: 2)?.data == Array("o".utf8))
+            #expect(try hits(backend) == 1, "the row the save did not write is still answered from the cache")
+            let saved = try await backend.load(Self.row, now: 2)
+            #expect(saved?.data == Array("b".utf8) && saved?.version == 2)
+            #expect(try hits(backend) == 1, "the saved row is loaded again")
+            try await backend.close()
+        }
+    }
+
+    @Test func aCommitElsewhereBetweenTwoSavesOfThisBackendDropsEveryKeptRow() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let other = SessionKey(value: "other-row")
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            #expect(try await backend.insert(other, record("o", expiresAt: 1_000_000)))
+            _ = try await backend.load(Self.row, now: 2)
+            _ = try rawSQL(database.path, "UPDATE sessions SET data = CAST('raw' AS BLOB), version = version + 1")
+            // The next save of this backend must not take the other connection's commit for its own.
+            #expect(try await backend.update(other, data: Array("p".utf8), expectedVersion: 2, expiresAt: 0, now: 2))
+            let loaded = try await backend.load(Self.row, now: 2)
+            #expect(loaded?.data == Array("raw".utf8) && loaded?.version == 2)
+            #expect(try hits(backend) == 0)
+            try await backend.close()
+        }
+    }
+
+    @Test func aWriteOfRowsTheCacheIsNotToldDropsEveryKeptRow() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let lasting = SessionKey(value: "lasting-row")
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000)))
+            #expect(try await backend.insert(lasting, record("l", expiresAt: 1_000_000)))
+            #expect(try await backend.load(Self.row, now: 2) != nil)
+            // A cleanup deletes by expiry, not by key: a caller whose clock is behind the
+            // cleanup's then finds no row, as the database answers.
+            #expect(try await backend.deleteExpired(before: 5_000, limit: 100) == 1)
+            #expect(try await backend.load(Self.row, now: 2) == nil)
+            #expect(try hits(backend) == 0)
+            try await backend.close()
+        }
+    }
+
+    @Test func aLoadOverlappingASaveOfThisBackendIsNotKeptPastTheSave() async throws {
+        // Driven step by step on the cache itself: the load reads the row, the save begins
+        // (its commit not visible yet, so the header is unchanged) and the load is kept; once
+        // the save committed, the kept row must not be answered.
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            #expect(try await backend.insert(Self.row, record("old", expiresAt: 1_000_000)))
+            try await backend.close()
+            let connection = try SQLiteConnection(path: database.path, uri: false, busyTimeoutMilliseconds: 1_000)
+            let count = try connection.statement("SELECT count(*) FROM sessions", operation: "test")
+            #expect(try count.step(operation: "test"))
+            count.reset()
+            let cache = try #require(SQLiteLoadCache(connection: connection, logger: Logger(label: "test")))
+            defer { cache.close() }
+            cache.writeWillBegin(keys: [])
+            cache.writeDidEnd(on: connection)  // the header now is trusted for the epoch
+            let (missed, ticket) = cache.lookup(Self.row, now: 2)
+            #expect(missed == nil)
+            let loaded = try #require(ticket)
+            cache.writeWillBegin(keys: [Self.row])
+            cache.keep(record("old", expiresAt: 1_000_000), for: Self.row, after: loaded)
+            let update = try connection.statement(
+                "UPDATE sessions SET data = CAST('new' AS BLOB), version = version + 1", operation: "test")
+            try update.run(operation: "test")
+            update.reset()
+            cache.writeDidEnd(on: connection)
+            let (answered, _) = cache.lookup(Self.row, now: 2)
+            #expect(answered == nil, "the row loaded before the save is answered after it")
         }
     }
 
@@ -145,6 +228,57 @@ struct SQLiteLoadCacheTests {
             }
             #expect(stale == 0, "loads older than an acknowledged save (or a failed save)")
             try await other.close()
+            try await backend.close()
+        }
+    }
+
+    @Test func noLoadReadsAnOlderVersionThanASaveOfThisBackendAcknowledgedBeforeIt() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let others = (0..<8).map { SessionKey(value: "other-\($0)") }
+            #expect(try await backend.insert(Self.row, record("v1", version: 1, expiresAt: 1_000_000)))
+            for key in others { #expect(try await backend.insert(key, record("o", expiresAt: 1_000_000))) }
+            let acknowledged = Acknowledged()
+            let stale = try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    defer { acknowledged.done.store(true, ordering: .sequentiallyConsistent) }
+                    for version in Int64(1)..<1_500 {
+                        guard try await backend.update(
+                            Self.row, data: Array("v\(version + 1)".utf8), expectedVersion: version, expiresAt: 0, now: 2)
+                        else { return 1 }
+                        acknowledged.version.store(version + 1, ordering: .sequentiallyConsistent)
+                    }
+                    return 0
+                }
+                // Saves of other rows move the trusted header while the row is loaded.
+                group.addTask {
+                    var version: Int64 = 1
+                    while !acknowledged.done.load(ordering: .sequentiallyConsistent) {
+                        for key in others {
+                            guard try await backend.update(key, data: [UInt8(version & 0x7F)], expectedVersion: version, expiresAt: 0, now: 2)
+                            else { return 1 }
+                        }
+                        version += 1
+                    }
+                    return 0
+                }
+                for _ in 0..<2 {
+                    group.addTask {
+                        var stale = 0
+                        while !acknowledged.done.load(ordering: .sequentiallyConsistent) {
+                            let floor = acknowledged.version.load(ordering: .sequentiallyConsistent)
+                            let loaded = try await backend.load(Self.row, now: 2)
+                            if (loaded?.version ?? 0) < floor { stale += 1 }
+                            for key in others { _ = try await backend.load(key, now: 2) }
+                            await Task.yield()
+                        }
+                        return stale
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(stale == 0, "loads older than an acknowledged save (or a failed save)")
+            #expect(try hits(backend) > 0, "the rows no save wrote lately were answered from the cache")
             try await backend.close()
         }
     }
