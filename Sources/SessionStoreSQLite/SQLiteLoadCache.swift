@@ -23,11 +23,11 @@ import Darwin
 /// - while the header is still the one it was loaded at: no commit happened since, or
 /// - while every commit since was this backend's own and none wrote its key: the writer
 ///   tells the cache which keys a write changes before it commits (``writeWillBegin(keys:)``),
-///   and afterwards confirms, with `PRAGMA data_version` on its connection read before and
-///   after the header (it changes with every other connection's commit and never with the
-///   writer's own), that no other connection or process committed; only then does the header
-///   it read become the one that kept rows of the current *epoch* are valid at
-///   (``writeDidEnd(on:)``). Any doubt (another commit, a write of unknown rows such as a
+///   and afterwards confirms, with `PRAGMA data_version` on its connection read after the
+///   header (it changes with every other connection's commit and never with the writer's
+///   own), that no other connection or process committed since the last write; only then
+///   does the header it read become the one that kept rows of the current *epoch* are valid
+///   at (``writeDidEnd(on:)``). Any doubt (another commit, a write of unknown rows such as a
 ///   cleanup, a failed check) starts a new epoch, which drops the older rows.
 ///
 /// So a mix of reads and this backend's saves keeps answering reads of the rows it did not
@@ -237,14 +237,15 @@ final class SQLiteLoadCache: Sendable {
             writesUnderWay.subtract(1, ordering: .sequentiallyConsistent)
         }
         let unknownRows = unknownRowsWritten.exchange(false, ordering: .sequentiallyConsistent)
-        // The header read between two data versions equal to the last one: no other
-        // connection committed from the last check until after the header was read.
-        let first = Self.dataVersion(connection, logger: logger)
+        // The header, then the data version: equal to the one the last call read, it says no
+        // other connection committed from that read until after this header was read. The
+        // last call published its header only when the same held before it, so every commit
+        // from that header to this one is this backend's (whose keys were dropped).
         let header = guardedHeader()
-        let second = Self.dataVersion(connection, logger: logger)
+        let version = Self.dataVersion(connection, logger: logger)
         let (epoch, trusted): (UInt64, Header?) = writerState.withLock { state in
-            let confirmed = !unknownRows && first != nil && first == second && first == state.dataVersion && header != nil
-            state.dataVersion = second
+            let confirmed = !unknownRows && header != nil && version != nil && version == state.dataVersion
+            state.dataVersion = version
             if !confirmed { state.epoch += 1 }
             return (state.epoch, confirmed ? header : nil)
         }
