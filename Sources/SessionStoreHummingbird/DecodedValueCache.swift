@@ -1,4 +1,5 @@
 #if Hummingbird
+import SessionStoreCore
 import Synchronization
 
 /// The values a ``SessionStorePersistDriver`` decoded last, each with the stored bytes it
@@ -9,8 +10,8 @@ import Synchronization
 /// A cached value is used only when the bytes just read from the database are exactly the
 /// bytes it was decoded from and it is of the type asked for, so what a read returns is
 /// what decoding those bytes returns: no entry can be stale, whatever wrote the row.
-/// Bounded: a fixed number of slots (a key always maps to the same one, and a newer value
-/// replaces what was there) holding values of at most ``largestCachedValue`` bytes.
+/// Bounded: a fixed number of slots (a key maps to a pair of them, ``SlotPairs``, and a newer
+/// value replaces the older of the pair) holding values of at most ``largestCachedValue`` bytes.
 final class DecodedValueCache: Sendable {
     /// One slot: the stored bytes and what they decoded to.
     private struct Entry {
@@ -42,8 +43,8 @@ final class DecodedValueCache: Sendable {
     /// A cache of `slots` entries (at least one per stripe).
     init(slots: Int = 1024, stripes: Int = 16) {
         let stripeCount = max(1, stripes)
-        self.slotsPerStripe = max(1, slots / stripeCount)
-        self.stripes = (0..<stripeCount).map { _ in Stripe(slots: max(1, slots / stripeCount)) }
+        self.slotsPerStripe = max(2, slots / stripeCount / 2 * 2)
+        self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe) }
     }
 
     /// The value decoded from `bytes` for the row under `key`, when it is cached as an `Object`;
@@ -51,17 +52,17 @@ final class DecodedValueCache: Sendable {
     func value<Object>(for key: String, bytes: [UInt8], version: Int64, as type: Object.Type) -> Object? {
         let (stripe, slot) = location(of: key)
         let cached: (any Sendable)? = stripe.slots.withLock { slots in
-            guard let entry = slots[slot], entry.type == ObjectIdentifier(type), entry.bytes == bytes, entry.key == key else {
-                return nil
-            }
-            if entry.version != version { slots[slot]?.version = version }
+            guard let index = SlotPairs.find(in: slots, at: slot, { $0.key == key }), let entry = slots[index],
+                  entry.type == ObjectIdentifier(type), entry.bytes == bytes
+            else { return nil }
+            if entry.version != version { slots[index]?.version = version }
             return entry.value
         }
         return cached as? Object
     }
 
     /// Keeps `value`, decoded from (or encoded as) `bytes` of the row under `key` at
-    /// `version`, in the key's slot.
+    /// `version`, in the key's pair of slots.
     func keep<Object: Sendable>(_ value: Object, for key: String, bytes: [UInt8], version: Int64) {
         guard bytes.count <= Self.largestCachedValue else {
             forget(key)  // What the slot held for the key is no longer the row.
@@ -69,29 +70,29 @@ final class DecodedValueCache: Sendable {
         }
         let (stripe, slot) = location(of: key)
         let entry = Entry(key: key, bytes: bytes, type: ObjectIdentifier(Object.self), value: value, version: version)
-        stripe.slots.withLock { $0[slot] = entry }
+        stripe.slots.withLock { SlotPairs.place(entry, in: &$0, at: slot) { $0.key == key } }
     }
 
     /// The version of the row under `key` when this driver last read or wrote it, if its
-    /// slot still holds it.
+    /// pair of slots still holds it.
     func version(of key: String) -> Int64? {
         let (stripe, slot) = location(of: key)
-        return stripe.slots.withLock { slots in slots[slot]?.key == key ? slots[slot]?.version : nil }
+        return stripe.slots.withLock { slots in
+            SlotPairs.find(in: slots, at: slot, { $0.key == key }).flatMap { slots[$0]?.version }
+        }
     }
 
-    /// Whether the key's slot holds a value of the row under `key`: the driver read or wrote
+    /// Whether the key's pair of slots holds a value of the row under `key`: the driver read or wrote
     /// it lately (unless another key's value took the slot since).
     func holds(_ key: String) -> Bool {
         let (stripe, slot) = location(of: key)
-        return stripe.slots.withLock { $0[slot]?.key == key }
+        return stripe.slots.withLock { SlotPairs.find(in: $0, at: slot, { $0.key == key }) != nil }
     }
 
-    /// Drops what the key's slot holds for the row under `key`.
+    /// Drops what the key's pair of slots holds for the row under `key`.
     func forget(_ key: String) {
         let (stripe, slot) = location(of: key)
-        stripe.slots.withLock { slots in
-            if slots[slot]?.key == key { slots[slot] = nil }
-        }
+        stripe.slots.withLock { SlotPairs.remove(from: &$0, at: slot) { $0.key == key } }
     }
 
     /// How many slots hold a value (for tests).
@@ -99,10 +100,11 @@ final class DecodedValueCache: Sendable {
         stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.count { $0 != nil } } }
     }
 
+    /// The key's stripe and the first slot of its pair there.
     private func location(of key: String) -> (Stripe, Int) {
         let hash = UInt(bitPattern: key.hashValue)
         let stripe = stripes[Int(hash % UInt(stripes.count))]
-        return (stripe, Int((hash / UInt(stripes.count)) % UInt(slotsPerStripe)))
+        return (stripe, SlotPairs.pair(of: hash / UInt(stripes.count), slotCount: slotsPerStripe))
     }
 }
 #endif

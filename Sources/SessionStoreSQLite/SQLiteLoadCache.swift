@@ -41,8 +41,8 @@ import Darwin
 /// every POSIX lock this process holds on it, SQLite's included, and let another process
 /// truncate the file under the mappings.
 ///
-/// Bounded: a fixed number of slots (a key always maps to the same one), rows of at most
-/// ``largestCachedRow`` bytes of data.
+/// Bounded: a fixed number of slots (a key maps to a pair of them, ``SlotPairs``), rows of at
+/// most ``largestCachedRow`` bytes of data.
 final class SQLiteLoadCache: Sendable {
     /// The WAL index header, both copies: 96 bytes.
     struct Header: Equatable, Sendable {
@@ -142,8 +142,8 @@ final class SQLiteLoadCache: Sendable {
         self.logger = logger
         writerState = Mutex((epoch: 1, dataVersion: Self.dataVersion(connection, logger: logger)))
         let stripeCount = max(1, stripes)
-        slotsPerStripe = max(1, slots / stripeCount)
-        self.stripes = (0..<stripeCount).map { _ in Stripe(slots: max(1, slots / stripeCount)) }
+        slotsPerStripe = max(2, slots / stripeCount / 2 * 2)
+        self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe) }
     }
 
     /// The header now, `nil` when its two copies differ (a commit is writing it). Read as
@@ -178,8 +178,8 @@ final class SQLiteLoadCache: Sendable {
         let (stripe, slot) = location(of: SQLiteSlot.of(key))
         let (record, epoch): (SessionRecord?, UInt64) = stripe.slots.withLock { slots in
             let epoch = slots.trustedHeader == current ? slots.epoch : 0
-            guard let entry = slots.entries[slot], entry.key == key.value,
-                  entry.header == current || (entry.epoch != 0 && entry.epoch == epoch)
+            guard let index = SlotPairs.find(in: slots.entries, at: slot, { $0.key == key.value }),
+                  let entry = slots.entries[index], entry.header == current || (entry.epoch != 0 && entry.epoch == epoch)
             else { return (nil, epoch) }
             return (entry.record, epoch)
         }
@@ -203,7 +203,8 @@ final class SQLiteLoadCache: Sendable {
                 || writeSequence.load(ordering: .sequentiallyConsistent) != ticket.sequence
             let epoch = !overlapped && ticket.epoch != 0 && ticket.epoch == slots.epoch
                 && slots.trustedHeader == ticket.before ? ticket.epoch : 0
-            slots.entries[slot] = Entry(key: key.value, slot: keySlot, record: record, header: ticket.before, epoch: epoch)
+            let entry = Entry(key: key.value, slot: keySlot, record: record, header: ticket.before, epoch: epoch)
+            SlotPairs.place(entry, in: &slots.entries, at: slot) { $0.slot == keySlot }
         }
     }
 
@@ -223,7 +224,7 @@ final class SQLiteLoadCache: Sendable {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
             stripe.slots.withLock { slots in
-                if slots.entries[slot]?.slot == keySlot { slots.entries[slot] = nil }
+                SlotPairs.remove(from: &slots.entries, at: slot) { $0.slot == keySlot }
             }
         }
     }
@@ -284,9 +285,10 @@ final class SQLiteLoadCache: Sendable {
         while readers.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
     }
 
+    /// The key's stripe and the first slot of its pair there (``SlotPairs``).
     private func location(of keySlot: Int64) -> (Stripe, Int) {
         let hash = UInt(truncatingIfNeeded: keySlot)
         let stripe = stripes[Int(hash % UInt(stripes.count))]
-        return (stripe, Int((hash / UInt(stripes.count)) % UInt(slotsPerStripe)))
+        return (stripe, SlotPairs.pair(of: hash / UInt(stripes.count), slotCount: slotsPerStripe))
     }
 }

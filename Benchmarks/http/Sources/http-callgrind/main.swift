@@ -5,7 +5,7 @@
 // The app is the one `http-app` serves (same routes, middleware, logging), given its requests
 // straight to its responder: HummingbirdTesting's `.router` client for Hummingbird, Vapor's
 // `app.responder` (the middleware chain and router a served request goes through) for Vapor. It
-// signs in 16 sessions, then sends REQUESTS requests of MIX (as `sessions.lua`: read,
+// signs in 256 sessions (as `run.py`), then sends REQUESTS requests of MIX (as `sessions.lua`: read,
 // mix = 90% read / 8% write / 2% login, bots, unknown, write), one at a time, from a fixed
 // pseudo-random sequence, so two runs differ only in REQUESTS: the difference of their
 // instruction counts over the difference of REQUESTS is the cost of one request.
@@ -65,7 +65,7 @@ struct Run: Sendable {
     var mix: String
     var count: Int
     var cookieName: String
-    let warmSessions = 16
+    let warmSessions = 256
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
     /// Signs in the warm sessions, then sends `count` requests of `mix`; returns the non-2xx count.
