@@ -12,6 +12,16 @@ import Testing
 struct SQLiteLoadCacheTests {
     static let row = SessionKey(value: "cached-row")
 
+    static let other = SessionKey(value: "other-row")
+
+    /// A backend on `database` with ``row`` ("a") and ``other`` ("o") stored, both live.
+    func openWithTwoRows(_ database: TemporaryDatabase) async throws -> SQLiteBackend {
+        let backend = try database.open()
+        #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+        #expect(try await backend.insert(Self.other, record("o", expiresAt: 1_000_000)))
+        return backend
+    }
+
     func hits(_ backend: SQLiteBackend) throws -> Int {
         try #require(backend.loadCache).hits.load(ordering: .relaxed)
     }
@@ -43,10 +53,8 @@ struct SQLiteLoadCacheTests {
 
     @Test func aSaveOfThisBackendLeavesTheOtherKeptRowsAnswered() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
-            let other = SessionKey(value: "other-row")
-            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
-            #expect(try await backend.insert(other, record("o", expiresAt: 1_000_000)))
+            let backend = try await openWithTwoRows(database)
+            let other = Self.other
             _ = try await backend.load(Self.row, now: 2)
             _ = try await backend.load(other, now: 2)
             #expect(try await backend.update(Self.row, data: Array("b".utf8), expectedVersion: 1, expiresAt: 0, now: 2))
@@ -61,10 +69,8 @@ struct SQLiteLoadCacheTests {
 
     @Test func aCommitElsewhereBetweenTwoSavesOfThisBackendDropsEveryKeptRow() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
-            let other = SessionKey(value: "other-row")
-            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
-            #expect(try await backend.insert(other, record("o", expiresAt: 1_000_000)))
+            let backend = try await openWithTwoRows(database)
+            let other = Self.other
             _ = try await backend.load(Self.row, now: 2)
             _ = try rawSQL(database.path, "UPDATE sessions SET data = CAST('raw' AS BLOB), version = version + 1")
             // The next save of this backend must not take the other connection's commit for its own.
