@@ -42,6 +42,7 @@ struct Settings: Sendable {
     var cleanupBatch: Int
     var mmapSize: Int
     var readers: Int
+    var loadCacheSlots: Int
     var dir: String
     var url: String?
     var idHashing: IDHashing
@@ -126,6 +127,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Reader connections of the store's SQLite backend.")
     var readers: Int = 4
 
+    @Option(help: "Rows the SQLite backend's load cache keeps (0 = off: every load reads SQLite, as the floor does).")
+    var loadCacheSlots: Int = 1024
+
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
@@ -160,6 +164,7 @@ struct Bench: AsyncParsableCommand {
         _ = try Self.parseList(writers, "writers")
         if let rows { _ = try Self.parseList(rows, "rows") }
         if let soak, soak < 1 { throw ValidationError("--soak wants a positive number of seconds") }
+        if loadCacheSlots < 0 { throw ValidationError("--load-cache-slots wants 0 (off) or a positive number of rows") }
     }
 
     /// `--profile` on `engine`, or the chosen scenarios.
@@ -201,14 +206,14 @@ struct Bench: AsyncParsableCommand {
             mixRows: tableRows ?? (quick ? 10_000 : 100_000),
             saveRows: tableRows ?? (quick ? 10_000 : 100_000),
             mixSessions: mixSessions, mixRate: mixRate, cleanupBatch: cleanupBatch,
-            mmapSize: mmapSize, readers: readers, dir: workDir, url: backend == .sqlite ? nil : url, idHashing: idHash.hashing,
+            mmapSize: mmapSize, readers: readers, loadCacheSlots: loadCacheSlots, dir: workDir, url: backend == .sqlite ? nil : url, idHashing: idHash.hashing,
             soakSeconds: soak ?? (quick ? 6 : 60))
         let chosen = try Scenario.parse(scenarios)
         let report = Report()
         report.environment = [
             "backend": backend.rawValue, "quick": "\(quick)", "rows": sizes.map(String.init).joined(separator: ","),
             "duration_s": "\(seconds)", "cores": "\(ProcessInfo.processInfo.activeProcessorCount)",
-            "mmap_size": "\(mmapSize)", "readers": "\(readers)", "id_hash": idHash.rawValue,
+            "mmap_size": "\(mmapSize)", "readers": "\(readers)", "load_cache_slots": "\(loadCacheSlots)", "id_hash": idHash.rawValue,
             // For the figures' page (Benchmarks/report.py): when, and the command that measured.
             "date": ISO8601DateFormatter().string(from: Date()),
             "command": (["swift run -c release bench"] + CommandLine.arguments.dropFirst()).joined(separator: " "),

@@ -12,7 +12,7 @@ struct SQLiteEngine: Engine {
     var label: String? { nil }
     var floorName: String { "C API" }
     var environment: [String: String] {
-        ["sqlite": "libsqlite3 \(String(cString: sqlite3_libversion())), WAL, mmap_size \(settings.mmapSize), \(settings.readers) readers"]
+        ["sqlite": "libsqlite3 \(String(cString: sqlite3_libversion())), WAL, mmap_size \(settings.mmapSize), \(settings.readers) readers, load cache \(settings.loadCacheSlots) rows"]
     }
     var keyVariants: [KeyVariant] { [.idOnly, .checksumAndID] }
     var durabilities: [Durability] { [.normal, .full] }
@@ -45,6 +45,7 @@ struct SQLiteEngine: Engine {
         configuration.groupCommit = groupCommit
         configuration.mmapSize = settings.mmapSize
         configuration.readerCount = settings.readers
+        configuration.loadCacheSlots = settings.loadCacheSlots
         configuration.busyTimeout = .seconds(120)
         return configuration
     }

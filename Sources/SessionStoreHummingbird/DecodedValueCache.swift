@@ -52,7 +52,7 @@ final class DecodedValueCache: Sendable {
     func value<Object>(for key: String, bytes: [UInt8], version: Int64, as type: Object.Type) -> Object? {
         let (stripe, slot) = location(of: key)
         let cached: (any Sendable)? = stripe.slots.withLock { slots in
-            guard let index = SlotPairs.find(in: slots, at: slot, { $0.key == key }), let entry = slots[index],
+            guard let index = SlotPairs.find(at: slot, { slots[$0]?.key == key }), let entry = slots[index],
                   entry.type == ObjectIdentifier(type), entry.bytes == bytes
             else { return nil }
             if entry.version != version { slots[index]?.version = version }
@@ -70,7 +70,11 @@ final class DecodedValueCache: Sendable {
         }
         let (stripe, slot) = location(of: key)
         let entry = Entry(key: key, bytes: bytes, type: ObjectIdentifier(Object.self), value: value, version: version)
-        stripe.slots.withLock { SlotPairs.place(entry, in: &$0, at: slot) { $0.key == key } }
+        stripe.slots.withLock { slots in
+            let (index, moveFirst) = SlotPairs.destination(at: slot, firstIsEmpty: slots[slot] == nil) { slots[$0]?.key == key }
+            if moveFirst { slots[slot + 1] = slots[slot] }
+            slots[index] = entry
+        }
     }
 
     /// The version of the row under `key` when this driver last read or wrote it, if its
@@ -78,7 +82,7 @@ final class DecodedValueCache: Sendable {
     func version(of key: String) -> Int64? {
         let (stripe, slot) = location(of: key)
         return stripe.slots.withLock { slots in
-            SlotPairs.find(in: slots, at: slot, { $0.key == key }).flatMap { slots[$0]?.version }
+            SlotPairs.find(at: slot, { slots[$0]?.key == key }).flatMap { slots[$0]?.version }
         }
     }
 
@@ -86,13 +90,15 @@ final class DecodedValueCache: Sendable {
     /// it lately (unless another key's value took the slot since).
     func holds(_ key: String) -> Bool {
         let (stripe, slot) = location(of: key)
-        return stripe.slots.withLock { SlotPairs.find(in: $0, at: slot, { $0.key == key }) != nil }
+        return stripe.slots.withLock { slots in SlotPairs.find(at: slot, { slots[$0]?.key == key }) != nil }
     }
 
     /// Drops what the key's pair of slots holds for the row under `key`.
     func forget(_ key: String) {
         let (stripe, slot) = location(of: key)
-        stripe.slots.withLock { SlotPairs.remove(from: &$0, at: slot) { $0.key == key } }
+        stripe.slots.withLock { slots in
+            if let index = SlotPairs.find(at: slot, { slots[$0]?.key == key }) { slots[index] = nil }
+        }
     }
 
     /// How many slots hold a value (for tests).

@@ -83,6 +83,8 @@ final class SQLiteLoadCache: Sendable {
     /// What a lookup saw, for ``keep(_:for:after:)`` of the load that follows a miss.
     struct Ticket: Sendable {
         fileprivate let before: Header
+        /// The key's slot (``SQLiteSlot``).
+        fileprivate let keySlot: Int64
         /// The epoch whose trusted header `before` was, `0` when none.
         fileprivate let epoch: UInt64
         /// ``writeSequence`` read before `before`.
@@ -175,16 +177,18 @@ final class SQLiteLoadCache: Sendable {
         let sequence = writeSequence.load(ordering: .sequentiallyConsistent)
         let writing = writesUnderWay.load(ordering: .sequentiallyConsistent) > 0
         guard let current = guardedHeader() else { return (nil, nil) }
-        let (stripe, slot) = location(of: SQLiteSlot.of(key))
+        let keySlot = SQLiteSlot.of(key)
+        let (stripe, slot) = location(of: keySlot)
         let (record, epoch): (SessionRecord?, UInt64) = stripe.slots.withLock { slots in
             let epoch = slots.trustedHeader == current ? slots.epoch : 0
-            guard let index = SlotPairs.find(in: slots.entries, at: slot, { $0.key == key.value }),
-                  let entry = slots.entries[index], entry.header == current || (entry.epoch != 0 && entry.epoch == epoch)
-            else { return (nil, epoch) }
-            return (entry.record, epoch)
+            let found = SlotPairs.find(at: slot) { index in
+                guard let entry = slots.entries[index], entry.slot == keySlot, entry.key == key.value else { return false }
+                return entry.header == current || (entry.epoch != 0 && entry.epoch == epoch)
+            }
+            return (found.flatMap { slots.entries[$0]?.record }, epoch)
         }
         guard let record else {
-            return (nil, Ticket(before: current, epoch: epoch, sequence: sequence, writing: writing))
+            return (nil, Ticket(before: current, keySlot: keySlot, epoch: epoch, sequence: sequence, writing: writing))
         }
         hits.add(1, ordering: .relaxed)
         return (.some(record.expiresAt > now ? record : nil), nil)
@@ -195,7 +199,7 @@ final class SQLiteLoadCache: Sendable {
     /// It stays valid across this backend's later writes only when none was under way.
     func keep(_ record: SessionRecord, for key: SessionKey, after ticket: Ticket) {
         guard record.data.count <= Self.largestCachedRow, let after = guardedHeader(), after == ticket.before else { return }
-        let keySlot = SQLiteSlot.of(key)
+        let keySlot = ticket.keySlot
         let (stripe, slot) = location(of: keySlot)
         stripe.slots.withLock { slots in
             // Under the stripe's lock: a write that begins after this check removes the entry.
@@ -203,8 +207,11 @@ final class SQLiteLoadCache: Sendable {
                 || writeSequence.load(ordering: .sequentiallyConsistent) != ticket.sequence
             let epoch = !overlapped && ticket.epoch != 0 && ticket.epoch == slots.epoch
                 && slots.trustedHeader == ticket.before ? ticket.epoch : 0
-            let entry = Entry(key: key.value, slot: keySlot, record: record, header: ticket.before, epoch: epoch)
-            SlotPairs.place(entry, in: &slots.entries, at: slot) { $0.slot == keySlot }
+            let (index, moveFirst) = SlotPairs.destination(at: slot, firstIsEmpty: slots.entries[slot] == nil) {
+                slots.entries[$0]?.slot == keySlot
+            }
+            if moveFirst { slots.entries[slot + 1] = slots.entries[slot] }
+            slots.entries[index] = Entry(key: key.value, slot: keySlot, record: record, header: ticket.before, epoch: epoch)
         }
     }
 
@@ -224,7 +231,7 @@ final class SQLiteLoadCache: Sendable {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
             stripe.slots.withLock { slots in
-                SlotPairs.remove(from: &slots.entries, at: slot) { $0.slot == keySlot }
+                if let index = SlotPairs.find(at: slot, { slots.entries[$0]?.slot == keySlot }) { slots.entries[index] = nil }
             }
         }
     }

@@ -283,8 +283,9 @@ struct SQLiteLoadCacheTests {
                 }
                 return try await group.reduce(0, +)
             }
+            // Whether any load was answered from the cache depends on scheduling (every row is
+            // written all along); that one is, aSaveOfThisBackendLeavesTheOtherKeptRowsAnswered shows.
             #expect(stale == 0, "loads older than an acknowledged save (or a failed save)")
-            #expect(try hits(backend) > 0, "the rows no save wrote lately were answered from the cache")
             try await backend.close()
         }
     }

@@ -4,42 +4,39 @@ import Testing
 /// Two-way placement of the small caches' entries (``SlotPairs``).
 @Suite("Slot pairs")
 struct SlotPairsTests {
-    struct Entry: Equatable {
-        var key: String
-        var value: Int
+    /// A pair of slots holding keys, stored as the caches store them.
+    struct Pair {
+        var slots: [String?] = [nil, nil]
+
+        mutating func store(_ key: String) {
+            let (slot, moveFirst) = SlotPairs.destination(at: 0, firstIsEmpty: slots[0] == nil) { slots[$0] == key }
+            if moveFirst { slots[1] = slots[0] }
+            slots[slot] = key
+        }
+
+        func holds(_ key: String) -> Bool { SlotPairs.find(at: 0) { slots[$0] == key } != nil }
     }
 
     @Test func twoKeysOfOnePairBothStay() {
-        var slots = [Entry?](repeating: nil, count: 4)
-        SlotPairs.place(Entry(key: "a", value: 1), in: &slots, at: 2) { $0.key == "a" }
-        SlotPairs.place(Entry(key: "b", value: 2), in: &slots, at: 2) { $0.key == "b" }
-        #expect(SlotPairs.find(in: slots, at: 2) { $0.key == "a" }.map { slots[$0]?.value } == 1)
-        #expect(SlotPairs.find(in: slots, at: 2) { $0.key == "b" }.map { slots[$0]?.value } == 2)
-        #expect(slots[0] == nil && slots[1] == nil, "the other pair is untouched")
+        var pair = Pair()
+        pair.store("a")
+        pair.store("b")
+        #expect(pair.holds("a") && pair.holds("b"))
     }
 
-    @Test func aKeyStoredAgainReplacesItsOwnEntry() {
-        var slots = [Entry?](repeating: nil, count: 2)
-        SlotPairs.place(Entry(key: "a", value: 1), in: &slots, at: 0) { $0.key == "a" }
-        SlotPairs.place(Entry(key: "b", value: 2), in: &slots, at: 0) { $0.key == "b" }
-        SlotPairs.place(Entry(key: "b", value: 3), in: &slots, at: 0) { $0.key == "b" }
-        #expect(slots.compactMap { $0 }.sorted { $0.key < $1.key } == [Entry(key: "a", value: 1), Entry(key: "b", value: 3)])
+    @Test func aKeyStoredAgainTakesItsOwnSlot() {
+        var pair = Pair()
+        pair.store("a")
+        pair.store("b")
+        pair.store("a")
+        #expect(pair.slots.compactMap { $0 }.sorted() == ["a", "b"])
     }
 
-    @Test func aThirdKeyDropsTheEntryStoredEarlier() {
-        var slots = [Entry?](repeating: nil, count: 2)
-        for (index, key) in ["a", "b", "c"].enumerated() {
-            SlotPairs.place(Entry(key: key, value: index), in: &slots, at: 0) { $0.key == key }
-        }
-        #expect(SlotPairs.find(in: slots, at: 0) { $0.key == "a" } == nil, "the earliest entry went")
-        #expect(SlotPairs.find(in: slots, at: 0) { $0.key == "b" } != nil)
-        #expect(SlotPairs.find(in: slots, at: 0) { $0.key == "c" } != nil)
-    }
-
-    @Test func removeEmptiesOnlyTheMatchingSlot() {
-        var slots: [Entry?] = [Entry(key: "a", value: 1), Entry(key: "b", value: 2)]
-        SlotPairs.remove(from: &slots, at: 0) { $0.key == "b" }
-        #expect(slots == [Entry(key: "a", value: 1), nil])
+    @Test func aThirdKeyDropsTheKeyStoredEarliest() {
+        var pair = Pair()
+        for key in ["a", "b", "c"] { pair.store(key) }
+        #expect(!pair.holds("a"))
+        #expect(pair.holds("b") && pair.holds("c"))
     }
 
     @Test func pairsStartAtEvenSlotsWithinTheArray() {

@@ -3,34 +3,30 @@
 /// sit in either, so two hot keys that share a hash pair do not evict each other on every
 /// read, as they did with one slot per hash (256 sessions in 1,024 direct slots: about a fifth
 /// of them shared a slot with another and missed on most reads).
+///
+/// It works on slot indices, not on the caches' entries: a generic function over the entry
+/// type, called across modules, ran unspecialized (metadata lookups and value-witness copies
+/// cost more than the lookup itself).
 package enum SlotPairs {
     /// The first slot of the pair `hash` picks among `slotCount` slots (an even count).
-    package static func pair(of hash: UInt, slotCount: Int) -> Int {
+    @inlinable package static func pair(of hash: UInt, slotCount: Int) -> Int {
         Int(hash % UInt(max(1, slotCount / 2))) * 2
     }
 
-    /// The index of the entry of the pair at `first` that `matches`, if either does.
-    package static func find<Entry>(in slots: [Entry?], at first: Int, _ matches: (Entry) -> Bool) -> Int? {
-        for index in first...(first + 1) {
-            if let entry = slots[index], matches(entry) { return index }
-        }
+    /// The slot of the pair at `first` whose entry `matches`, if either.
+    @inlinable package static func find(at first: Int, _ matches: (Int) -> Bool) -> Int? {
+        if matches(first) { return first }
+        if matches(first + 1) { return first + 1 }
         return nil
     }
 
-    /// Stores `entry` in the pair at `first`: over the entry `matches` finds (the same key's),
-    /// else in the first slot, whose entry moves to the second (dropping the second's): a pair
-    /// keeps the two keys stored last.
-    package static func place<Entry>(_ entry: Entry, in slots: inout [Entry?], at first: Int, _ matches: (Entry) -> Bool) {
-        if let index = find(in: slots, at: first, matches) {
-            slots[index] = entry
-            return
-        }
-        if slots[first] != nil { slots[first + 1] = slots[first] }
-        slots[first] = entry
-    }
-
-    /// Empties the slot of the pair at `first` whose entry `matches`, if any.
-    package static func remove<Entry>(from slots: inout [Entry?], at first: Int, _ matches: (Entry) -> Bool) {
-        if let index = find(in: slots, at: first, matches) { slots[index] = nil }
+    /// Where a key's entry goes in the pair at `first`: over the entry `matches` finds (the
+    /// key's own), else in the first slot, whose entry (if any) moves to the second first
+    /// (`moveFirst`), dropping the second's: a pair keeps the two keys stored last.
+    @inlinable package static func destination(
+        at first: Int, firstIsEmpty: Bool, _ matches: (Int) -> Bool
+    ) -> (slot: Int, moveFirst: Bool) {
+        if let own = find(at: first, matches) { return (own, false) }
+        return (first, !firstIsEmpty)
     }
 }
