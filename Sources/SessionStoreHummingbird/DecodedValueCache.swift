@@ -43,7 +43,7 @@ final class DecodedValueCache: Sendable {
     /// A cache of `slots` entries (at least one per stripe).
     init(slots: Int = 1024, stripes: Int = 16) {
         let stripeCount = max(1, stripes)
-        self.slotsPerStripe = max(2, slots / stripeCount / 2 * 2)
+        self.slotsPerStripe = SlotPairs.slotsPerStripe(slots, stripes: stripeCount)
         self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe) }
     }
 
@@ -52,11 +52,11 @@ final class DecodedValueCache: Sendable {
     func value<Object>(for key: String, bytes: [UInt8], version: Int64, as type: Object.Type) -> Object? {
         let (stripe, slot) = location(of: key)
         let cached: (any Sendable)? = stripe.slots.withLock { slots in
-            guard let index = SlotPairs.find(at: slot, { slots[$0]?.key == key }), let entry = slots[index],
-                  entry.type == ObjectIdentifier(type), entry.bytes == bytes
+            guard let index = SlotPairs.find(at: slot, { slots[$0]?.key == key }),
+                  slots[index]?.type == ObjectIdentifier(type), slots[index]?.bytes == bytes
             else { return nil }
-            if entry.version != version { slots[index]?.version = version }
-            return entry.value
+            if slots[index]?.version != version { slots[index]?.version = version }
+            return slots[index]?.value
         }
         return cached as? Object
     }
@@ -108,9 +108,9 @@ final class DecodedValueCache: Sendable {
 
     /// The key's stripe and the first slot of its pair there.
     private func location(of key: String) -> (Stripe, Int) {
-        let hash = UInt(bitPattern: key.hashValue)
-        let stripe = stripes[Int(hash % UInt(stripes.count))]
-        return (stripe, SlotPairs.pair(of: hash / UInt(stripes.count), slotCount: slotsPerStripe))
+        let (stripe, first) = SlotPairs.locate(
+            UInt(bitPattern: key.hashValue), stripeCount: stripes.count, slotsPerStripe: slotsPerStripe)
+        return (stripes[stripe], first)
     }
 }
 #endif

@@ -144,7 +144,7 @@ final class SQLiteLoadCache: Sendable {
         self.logger = logger
         writerState = Mutex((epoch: 1, dataVersion: Self.dataVersion(connection, logger: logger)))
         let stripeCount = max(1, stripes)
-        slotsPerStripe = max(2, slots / stripeCount / 2 * 2)
+        slotsPerStripe = SlotPairs.slotsPerStripe(slots, stripes: stripeCount)
         self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe) }
     }
 
@@ -294,8 +294,8 @@ final class SQLiteLoadCache: Sendable {
 
     /// The key's stripe and the first slot of its pair there (``SlotPairs``).
     private func location(of keySlot: Int64) -> (Stripe, Int) {
-        let hash = UInt(truncatingIfNeeded: keySlot)
-        let stripe = stripes[Int(hash % UInt(stripes.count))]
-        return (stripe, SlotPairs.pair(of: hash / UInt(stripes.count), slotCount: slotsPerStripe))
+        let (stripe, first) = SlotPairs.locate(
+            UInt(truncatingIfNeeded: keySlot), stripeCount: stripes.count, slotsPerStripe: slotsPerStripe)
+        return (stripes[stripe], first)
     }
 }

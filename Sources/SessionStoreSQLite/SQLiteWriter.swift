@@ -327,14 +327,11 @@ final class SQLiteWriter: Sendable {
     }
 
     private func execute(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
-        guard let first = jobs.first else { return }
-        if let loadCache, first.mode != .read {
-            loadCache.writeWillBegin(keys: Self.keys(of: jobs))
-            defer { loadCache.writeDidEnd(on: connection) }
-            executeWrites(jobs, on: connection)
-        } else {
-            executeWrites(jobs, on: connection)
-        }
+        // Reads (in-memory databases only, which have no load cache) change no row.
+        let tracking = jobs.first?.mode == .read ? nil : loadCache
+        tracking?.writeWillBegin(keys: Self.keys(of: jobs))
+        defer { tracking?.writeDidEnd(on: connection) }
+        executeWrites(jobs, on: connection)
     }
 
     /// The rows a batch may change, `nil` when any job's are unknown.

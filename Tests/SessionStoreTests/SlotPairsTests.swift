@@ -39,6 +39,18 @@ struct SlotPairsTests {
         #expect(pair.holds("b") && pair.holds("c"))
     }
 
+    @Test func stripesHoldWholePairsAndLocateStaysWithinThem() {
+        for (slots, stripes) in [(1_024, 16), (1, 16), (7, 2), (100, 0)] {
+            let perStripe = SlotPairs.slotsPerStripe(slots, stripes: stripes)
+            #expect(perStripe >= 2 && perStripe % 2 == 0, "\(slots) slots over \(stripes) stripes: \(perStripe)")
+            let stripeCount = max(1, stripes)
+            for hash in [UInt(0), 5, 1_000_003, UInt.max] {
+                let (stripe, first) = SlotPairs.locate(hash, stripeCount: stripeCount, slotsPerStripe: perStripe)
+                #expect(stripe < stripeCount && first % 2 == 0 && first + 1 < perStripe)
+            }
+        }
+    }
+
     @Test func pairsStartAtEvenSlotsWithinTheArray() {
         for hash in [UInt(0), 1, 2, 7, 1_000_003, UInt.max] {
             let first = SlotPairs.pair(of: hash, slotCount: 64)

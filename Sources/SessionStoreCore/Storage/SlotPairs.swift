@@ -13,6 +13,19 @@ package enum SlotPairs {
         Int(hash % UInt(max(1, slotCount / 2))) * 2
     }
 
+    /// Slots per stripe when `slots` are spread over `stripes` locks: an even count, at
+    /// least one pair.
+    @inlinable package static func slotsPerStripe(_ slots: Int, stripes: Int) -> Int {
+        max(2, slots / max(1, stripes) / 2 * 2)
+    }
+
+    /// The stripe `hash` picks among `stripeCount`, and the first slot of its pair there.
+    @inlinable package static func locate(
+        _ hash: UInt, stripeCount: Int, slotsPerStripe: Int
+    ) -> (stripe: Int, first: Int) {
+        (Int(hash % UInt(stripeCount)), pair(of: hash / UInt(stripeCount), slotCount: slotsPerStripe))
+    }
+
     /// The slot of the pair at `first` whose entry `matches`, if either.
     @inlinable package static func find(at first: Int, _ matches: (Int) -> Bool) -> Int? {
         if matches(first) { return first }
