@@ -10,8 +10,8 @@ import Synchronization
 /// A cached value is used only when the bytes just read from the database are exactly the
 /// bytes it was decoded from and it is of the type asked for, so what a read returns is
 /// what decoding those bytes returns: no entry can be stale, whatever wrote the row.
-/// Bounded: a fixed number of slots (a key maps to a pair of them, ``SlotPairs``, and a newer
-/// value replaces the older of the pair) holding values of at most ``largestCachedValue`` bytes.
+/// Bounded: a fixed number of slots (a key maps to a set of them, ``SlotSets``, and a full
+/// set drops its earliest value) holding values of at most ``largestCachedValue`` bytes.
 final class DecodedValueCache: Sendable {
     /// One slot: the stored bytes and what they decoded to.
     private struct Entry {
@@ -43,7 +43,7 @@ final class DecodedValueCache: Sendable {
     /// A cache of `slots` entries (at least one per stripe).
     init(slots: Int = 1024, stripes: Int = 16) {
         let stripeCount = max(1, stripes)
-        self.slotsPerStripe = SlotPairs.slotsPerStripe(slots, stripes: stripeCount)
+        self.slotsPerStripe = SlotSets.slotsPerStripe(slots, stripes: stripeCount)
         self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe) }
     }
 
@@ -52,7 +52,7 @@ final class DecodedValueCache: Sendable {
     func value<Object>(for key: String, bytes: [UInt8], version: Int64, as type: Object.Type) -> Object? {
         let (stripe, slot) = location(of: key)
         let cached: (any Sendable)? = stripe.slots.withLock { slots in
-            guard let index = SlotPairs.find(at: slot, { slots[$0]?.key == key }),
+            guard let index = SlotSets.find(at: slot, { slots[$0]?.key == key }),
                   slots[index]?.type == ObjectIdentifier(type), slots[index]?.bytes == bytes
             else { return nil }
             if slots[index]?.version != version { slots[index]?.version = version }
@@ -62,7 +62,7 @@ final class DecodedValueCache: Sendable {
     }
 
     /// Keeps `value`, decoded from (or encoded as) `bytes` of the row under `key` at
-    /// `version`, in the key's pair of slots.
+    /// `version`, in the key's set of slots.
     func keep<Object: Sendable>(_ value: Object, for key: String, bytes: [UInt8], version: Int64) {
         guard bytes.count <= Self.largestCachedValue else {
             forget(key)  // What the slot held for the key is no longer the row.
@@ -71,33 +71,33 @@ final class DecodedValueCache: Sendable {
         let (stripe, slot) = location(of: key)
         let entry = Entry(key: key, bytes: bytes, type: ObjectIdentifier(Object.self), value: value, version: version)
         stripe.slots.withLock { slots in
-            let (index, moveFirst) = SlotPairs.destination(at: slot, firstIsEmpty: slots[slot] == nil) { slots[$0]?.key == key }
-            if moveFirst { slots[slot + 1] = slots[slot] }
+            let index = SlotSets.place(
+                at: slot, isEmpty: { slots[$0] == nil }, matches: { slots[$0]?.key == key }, move: { slots[$1] = slots[$0] })
             slots[index] = entry
         }
     }
 
     /// The version of the row under `key` when this driver last read or wrote it, if its
-    /// pair of slots still holds it.
+    /// set of slots still holds it.
     func version(of key: String) -> Int64? {
         let (stripe, slot) = location(of: key)
         return stripe.slots.withLock { slots in
-            SlotPairs.find(at: slot, { slots[$0]?.key == key }).flatMap { slots[$0]?.version }
+            SlotSets.find(at: slot, { slots[$0]?.key == key }).flatMap { slots[$0]?.version }
         }
     }
 
-    /// Whether the key's pair of slots holds a value of the row under `key`: the driver read or wrote
+    /// Whether the key's set of slots holds a value of the row under `key`: the driver read or wrote
     /// it lately (unless another key's value took the slot since).
     func holds(_ key: String) -> Bool {
         let (stripe, slot) = location(of: key)
-        return stripe.slots.withLock { slots in SlotPairs.find(at: slot, { slots[$0]?.key == key }) != nil }
+        return stripe.slots.withLock { slots in SlotSets.find(at: slot, { slots[$0]?.key == key }) != nil }
     }
 
-    /// Drops what the key's pair of slots holds for the row under `key`.
+    /// Drops what the key's set of slots holds for the row under `key`.
     func forget(_ key: String) {
         let (stripe, slot) = location(of: key)
         stripe.slots.withLock { slots in
-            if let index = SlotPairs.find(at: slot, { slots[$0]?.key == key }) { slots[index] = nil }
+            if let index = SlotSets.find(at: slot, { slots[$0]?.key == key }) { slots[index] = nil }
         }
     }
 
@@ -106,9 +106,9 @@ final class DecodedValueCache: Sendable {
         stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.count { $0 != nil } } }
     }
 
-    /// The key's stripe and the first slot of its pair there.
+    /// The key's stripe and the first slot of its set there.
     private func location(of key: String) -> (Stripe, Int) {
-        let (stripe, first) = SlotPairs.locate(
+        let (stripe, first) = SlotSets.locate(
             UInt(bitPattern: key.hashValue), stripeCount: stripes.count, slotsPerStripe: slotsPerStripe)
         return (stripes[stripe], first)
     }

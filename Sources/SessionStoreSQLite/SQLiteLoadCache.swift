@@ -41,7 +41,7 @@ import Darwin
 /// every POSIX lock this process holds on it, SQLite's included, and let another process
 /// truncate the file under the mappings.
 ///
-/// Bounded: a fixed number of slots (a key maps to a pair of them, ``SlotPairs``), rows of at
+/// Bounded: a fixed number of slots (a key maps to a set of them, ``SlotSets``), rows of at
 /// most ``largestCachedRow`` bytes of data.
 final class SQLiteLoadCache: Sendable {
     /// The WAL index header, both copies: 96 bytes.
@@ -144,7 +144,7 @@ final class SQLiteLoadCache: Sendable {
         self.logger = logger
         writerState = Mutex((epoch: 1, dataVersion: Self.dataVersion(connection, logger: logger)))
         let stripeCount = max(1, stripes)
-        slotsPerStripe = SlotPairs.slotsPerStripe(slots, stripes: stripeCount)
+        slotsPerStripe = SlotSets.slotsPerStripe(slots, stripes: stripeCount)
         self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe) }
     }
 
@@ -181,9 +181,9 @@ final class SQLiteLoadCache: Sendable {
         let (stripe, slot) = location(of: keySlot)
         let (record, epoch): (SessionRecord?, UInt64) = stripe.slots.withLock { slots in
             let epoch = slots.trustedHeader == current ? slots.epoch : 0
-            let found = SlotPairs.find(at: slot) { index in
-                guard let entry = slots.entries[index], entry.slot == keySlot, entry.key == key.value else { return false }
-                return entry.header == current || (entry.epoch != 0 && entry.epoch == epoch)
+            let found = SlotSets.find(at: slot) { index in
+                guard slots.entries[index]?.slot == keySlot, slots.entries[index]?.key == key.value else { return false }
+                return slots.entries[index]?.header == current || (epoch != 0 && slots.entries[index]?.epoch == epoch)
             }
             return (found.flatMap { slots.entries[$0]?.record }, epoch)
         }
@@ -207,10 +207,9 @@ final class SQLiteLoadCache: Sendable {
                 || writeSequence.load(ordering: .sequentiallyConsistent) != ticket.sequence
             let epoch = !overlapped && ticket.epoch != 0 && ticket.epoch == slots.epoch
                 && slots.trustedHeader == ticket.before ? ticket.epoch : 0
-            let (index, moveFirst) = SlotPairs.destination(at: slot, firstIsEmpty: slots.entries[slot] == nil) {
-                slots.entries[$0]?.slot == keySlot
-            }
-            if moveFirst { slots.entries[slot + 1] = slots.entries[slot] }
+            let index = SlotSets.place(
+                at: slot, isEmpty: { slots.entries[$0] == nil }, matches: { slots.entries[$0]?.slot == keySlot },
+                move: { slots.entries[$1] = slots.entries[$0] })
             slots.entries[index] = Entry(key: key.value, slot: keySlot, record: record, header: ticket.before, epoch: epoch)
         }
     }
@@ -231,7 +230,7 @@ final class SQLiteLoadCache: Sendable {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
             stripe.slots.withLock { slots in
-                if let index = SlotPairs.find(at: slot, { slots.entries[$0]?.slot == keySlot }) { slots.entries[index] = nil }
+                if let index = SlotSets.find(at: slot, { slots.entries[$0]?.slot == keySlot }) { slots.entries[index] = nil }
             }
         }
     }
@@ -292,9 +291,9 @@ final class SQLiteLoadCache: Sendable {
         while readers.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
     }
 
-    /// The key's stripe and the first slot of its pair there (``SlotPairs``).
+    /// The key's stripe and the first slot of its set there (``SlotSets``).
     private func location(of keySlot: Int64) -> (Stripe, Int) {
-        let (stripe, first) = SlotPairs.locate(
+        let (stripe, first) = SlotSets.locate(
             UInt(truncatingIfNeeded: keySlot), stripeCount: stripes.count, slotsPerStripe: slotsPerStripe)
         return (stripes[stripe], first)
     }
