@@ -29,8 +29,42 @@ final class DecodedValueCache: Sendable {
     /// Slots are spread over several locks so that event-loop threads reading different
     /// sessions rarely meet on one.
     private final class Stripe: Sendable {
-        let slots: Mutex<[Entry?]>
-        init(slots: Int) { self.slots = Mutex(Array(repeating: nil, count: slots)) }
+        let slots: Mutex<Slots>
+        init(slots: Int) { self.slots = Mutex(Slots(count: slots)) }
+    }
+
+    /// A stripe's entries, with each entry's key hash beside it: probes compare hashes and
+    /// touch an entry (its key string) only when they match.
+    private struct Slots {
+        var entries: [Entry?]
+        /// The `hashValue` of each slot's key, `nil` while empty.
+        var hashes: [Int?]
+
+        init(count: Int) {
+            entries = Array(repeating: nil, count: count)
+            hashes = Array(repeating: nil, count: count)
+        }
+
+        /// The slot of the set at `first` holding `key` (whose hash is `hash`), if any.
+        func index(of key: String, hash: Int, inSetAt first: Int) -> Int? {
+            SlotSets.find(at: first) { hashes[$0] == hash && entries[$0]?.key == key }
+        }
+
+        mutating func store(_ entry: Entry, hash: Int, inSetAt first: Int) {
+            let index = SlotSets.place(
+                at: first, isEmpty: { hashes[$0] == nil }, matches: { hashes[$0] == hash && entries[$0]?.key == entry.key },
+                move: { from, to in
+                    entries[to] = entries[from]
+                    hashes[to] = hashes[from]
+                })
+            entries[index] = entry
+            hashes[index] = hash
+        }
+
+        mutating func remove(at index: Int) {
+            entries[index] = nil
+            hashes[index] = nil
+        }
     }
 
     /// Stored values larger than this are decoded on every read, so the cache holds at most
@@ -50,13 +84,13 @@ final class DecodedValueCache: Sendable {
     /// The value decoded from `bytes` for the row under `key`, when it is cached as an `Object`;
     /// the entry takes `version`, the row's version that was just read with those bytes.
     func value<Object>(for key: String, bytes: [UInt8], version: Int64, as type: Object.Type) -> Object? {
-        let (stripe, slot) = location(of: key)
+        let (stripe, slot, hash) = location(of: key)
         let cached: (any Sendable)? = stripe.slots.withLock { slots in
-            guard let index = SlotSets.find(at: slot, { slots[$0]?.key == key }),
-                  slots[index]?.type == ObjectIdentifier(type), slots[index]?.bytes == bytes
+            guard let index = slots.index(of: key, hash: hash, inSetAt: slot),
+                  slots.entries[index]?.type == ObjectIdentifier(type), slots.entries[index]?.bytes == bytes
             else { return nil }
-            if slots[index]?.version != version { slots[index]?.version = version }
-            return slots[index]?.value
+            if slots.entries[index]?.version != version { slots.entries[index]?.version = version }
+            return slots.entries[index]?.value
         }
         return cached as? Object
     }
@@ -68,49 +102,45 @@ final class DecodedValueCache: Sendable {
             forget(key)  // What the slot held for the key is no longer the row.
             return
         }
-        let (stripe, slot) = location(of: key)
+        let (stripe, slot, hash) = location(of: key)
         let entry = Entry(key: key, bytes: bytes, type: ObjectIdentifier(Object.self), value: value, version: version)
-        stripe.slots.withLock { slots in
-            let index = SlotSets.place(
-                at: slot, isEmpty: { slots[$0] == nil }, matches: { slots[$0]?.key == key }, move: { slots[$1] = slots[$0] })
-            slots[index] = entry
-        }
+        stripe.slots.withLock { slots in slots.store(entry, hash: hash, inSetAt: slot) }
     }
 
     /// The version of the row under `key` when this driver last read or wrote it, if its
     /// set of slots still holds it.
     func version(of key: String) -> Int64? {
-        let (stripe, slot) = location(of: key)
+        let (stripe, slot, hash) = location(of: key)
         return stripe.slots.withLock { slots in
-            SlotSets.find(at: slot, { slots[$0]?.key == key }).flatMap { slots[$0]?.version }
+            slots.index(of: key, hash: hash, inSetAt: slot).flatMap { slots.entries[$0]?.version }
         }
     }
 
     /// Whether the key's set of slots holds a value of the row under `key`: the driver read or wrote
     /// it lately (unless another key's value took the slot since).
     func holds(_ key: String) -> Bool {
-        let (stripe, slot) = location(of: key)
-        return stripe.slots.withLock { slots in SlotSets.find(at: slot, { slots[$0]?.key == key }) != nil }
+        let (stripe, slot, hash) = location(of: key)
+        return stripe.slots.withLock { slots in slots.index(of: key, hash: hash, inSetAt: slot) != nil }
     }
 
     /// Drops what the key's set of slots holds for the row under `key`.
     func forget(_ key: String) {
-        let (stripe, slot) = location(of: key)
+        let (stripe, slot, hash) = location(of: key)
         stripe.slots.withLock { slots in
-            if let index = SlotSets.find(at: slot, { slots[$0]?.key == key }) { slots[index] = nil }
+            if let index = slots.index(of: key, hash: hash, inSetAt: slot) { slots.remove(at: index) }
         }
     }
 
     /// How many slots hold a value (for tests).
     var count: Int {
-        stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.count { $0 != nil } } }
+        stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.hashes.count { $0 != nil } } }
     }
 
-    /// The key's stripe and the first slot of its set there.
-    private func location(of key: String) -> (Stripe, Int) {
-        let (stripe, first) = SlotSets.locate(
-            UInt(bitPattern: key.hashValue), stripeCount: stripes.count, slotsPerStripe: slotsPerStripe)
-        return (stripes[stripe], first)
+    /// The key's stripe, the first slot of its set there, and its hash.
+    private func location(of key: String) -> (Stripe, Int, Int) {
+        let hash = key.hashValue
+        let (stripe, first) = SlotSets.locate(UInt(bitPattern: hash), stripeCount: stripes.count, slotsPerStripe: slotsPerStripe)
+        return (stripes[stripe], first, hash)
     }
 }
 #endif

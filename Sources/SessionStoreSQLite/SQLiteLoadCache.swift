@@ -56,9 +56,6 @@ final class SQLiteLoadCache: Sendable {
 
     private struct Entry {
         var key: String
-        /// The key's slot (``SQLiteSlot``), which also places the entry: an insert of another
-        /// key into an expired row of the slot replaces this row, and removes this entry.
-        var slot: Int64
         var record: SessionRecord
         /// The header the row was loaded at.
         var header: Header
@@ -70,6 +67,11 @@ final class SQLiteLoadCache: Sendable {
     /// so that a lookup reads both under one lock.
     private struct Slots {
         var entries: [Entry?]
+        /// The key slot (``SQLiteSlot``) of each slot's entry, `nil` while empty; probes
+        /// compare these and never copy an entry. It also places the entry: an insert of
+        /// another key into an expired row of the key slot replaces that row, and removes its
+        /// entry.
+        var keySlots: [Int64?]
         /// `nil` while no write confirmed a header for ``epoch``.
         var trustedHeader: Header?
         var epoch: UInt64 = 1
@@ -77,7 +79,9 @@ final class SQLiteLoadCache: Sendable {
 
     private final class Stripe: Sendable {
         let slots: Mutex<Slots>
-        init(slots: Int) { self.slots = Mutex(Slots(entries: Array(repeating: nil, count: slots))) }
+        init(slots: Int) {
+            self.slots = Mutex(Slots(entries: Array(repeating: nil, count: slots), keySlots: Array(repeating: nil, count: slots)))
+        }
     }
 
     /// What a lookup saw, for ``keep(_:for:after:)`` of the load that follows a miss.
@@ -182,7 +186,7 @@ final class SQLiteLoadCache: Sendable {
         let (record, epoch): (SessionRecord?, UInt64) = stripe.slots.withLock { slots in
             let epoch = slots.trustedHeader == current ? slots.epoch : 0
             let found = SlotSets.find(at: slot) { index in
-                guard slots.entries[index]?.slot == keySlot, slots.entries[index]?.key == key.value else { return false }
+                guard slots.keySlots[index] == keySlot, slots.entries[index]?.key == key.value else { return false }
                 return slots.entries[index]?.header == current || (epoch != 0 && slots.entries[index]?.epoch == epoch)
             }
             return (found.flatMap { slots.entries[$0]?.record }, epoch)
@@ -208,9 +212,13 @@ final class SQLiteLoadCache: Sendable {
             let epoch = !overlapped && ticket.epoch != 0 && ticket.epoch == slots.epoch
                 && slots.trustedHeader == ticket.before ? ticket.epoch : 0
             let index = SlotSets.place(
-                at: slot, isEmpty: { slots.entries[$0] == nil }, matches: { slots.entries[$0]?.slot == keySlot },
-                move: { slots.entries[$1] = slots.entries[$0] })
-            slots.entries[index] = Entry(key: key.value, slot: keySlot, record: record, header: ticket.before, epoch: epoch)
+                at: slot, isEmpty: { slots.keySlots[$0] == nil }, matches: { slots.keySlots[$0] == keySlot },
+                move: { from, to in
+                    slots.entries[to] = slots.entries[from]
+                    slots.keySlots[to] = slots.keySlots[from]
+                })
+            slots.entries[index] = Entry(key: key.value, record: record, header: ticket.before, epoch: epoch)
+            slots.keySlots[index] = keySlot
         }
     }
 
@@ -230,7 +238,10 @@ final class SQLiteLoadCache: Sendable {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
             stripe.slots.withLock { slots in
-                if let index = SlotSets.find(at: slot, { slots.entries[$0]?.slot == keySlot }) { slots.entries[index] = nil }
+                if let index = SlotSets.find(at: slot, { slots.keySlots[$0] == keySlot }) {
+                    slots.entries[index] = nil
+                    slots.keySlots[index] = nil
+                }
             }
         }
     }
