@@ -178,6 +178,7 @@ public final class SQLiteBackend: StorageBackend {
         }
         let sql = queries.insert
         let binding = queries.keyBinding
+        let cache = loadCache
         return try await write("insert", keys: [key]) { connection in
             let statement = try connection.statement(sql, operation: "insert")
             defer { statement.reset() }
@@ -190,7 +191,10 @@ public final class SQLiteBackend: StorageBackend {
             try statement.bind(9, optionalBlob: record.details, operation: "insert")
             try statement.bind(10, record.lastSeen, operation: "insert")
             try statement.run(operation: "insert")
-            return connection.changes
+            // Inserted, or written over an expired row: the row is exactly `record`.
+            let changes = connection.changes
+            if changes == 1 { cache?.rowWritten(record, for: key) }
+            return changes
         } > 0
     }
 
@@ -200,7 +204,19 @@ public final class SQLiteBackend: StorageBackend {
     public func update(
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool {
-        try await keyedWrite("update", queries.update, key, blob: data, [expiresAt, expectedVersion, now])
+        let sql = queries.update
+        let binding = queries.keyBinding
+        let cache = loadCache
+        return try await write("update", keys: [key]) { connection in
+            let statement = try connection.statement(sql, operation: "update")
+            defer { statement.reset() }
+            try binding.bind(key, to: statement, operation: "update")
+            try statement.bind(3, blob: data, operation: "update")
+            try statement.bind(4, expiresAt, operation: "update")
+            try statement.bind(5, expectedVersion, operation: "update")
+            try statement.bind(6, now, operation: "update")
+            return try Self.runUpdate(statement, of: key, on: connection, cache: cache, operation: "update") ? 1 : 0
+        } > 0
     }
 
     /// Reads the row and writes `decide`'s choice in one writer job: inside the single
@@ -212,6 +228,7 @@ public final class SQLiteBackend: StorageBackend {
     ) async throws -> Result {
         try checkOpen("merge")
         let queries = queries
+        let cache = loadCache
         let box = SQLiteResultBox<Result>()
         _ = try await writer.submit(
             configuration.groupCommit ? .batched : .alone, operation: "merge", multiStatement: true, keys: [key]
@@ -236,7 +253,7 @@ public final class SQLiteBackend: StorageBackend {
                 try statement.bind(4, expiresAt, operation: "merge")
                 try statement.bind(5, current.version, operation: "merge")
                 try statement.bind(6, now, operation: "merge")
-                try statement.run(operation: "merge")
+                return .changes(try Self.runUpdate(statement, of: key, on: connection, cache: cache, operation: "merge") ? 1 : 0)
             case .delete:
                 let statement = try connection.statement(queries.deleteVersion, operation: "merge")
                 defer { statement.reset() }
@@ -486,17 +503,38 @@ public final class SQLiteBackend: StorageBackend {
         // No live row: the one row holds NULLs (a stored row's `expires_at` is never NULL,
         // or it would not have matched `expires_at > now`).
         guard try statement.step(operation: "load"), statement.columnType(3) != SQLITE_NULL else { return nil }
+        return try record(at: statement, operation: "load")
+    }
+
+    /// The row `statement` is on, in the load's columns (data, version, created, expires,
+    /// then owner, details and last seen in a table that has them).
+    private static func record(at statement: SQLiteStatement, operation: String) throws(StorageError) -> SessionRecord {
         var record = SessionRecord(
-            data: try statement.blob(0, operation: "load"),
-            version: try statement.int64(1, operation: "load"),
-            createdAt: try statement.int64(2, operation: "load"),
-            expiresAt: try statement.int64(3, operation: "load"))
+            data: try statement.blob(0, operation: operation),
+            version: try statement.int64(1, operation: operation),
+            createdAt: try statement.int64(2, operation: operation),
+            expiresAt: try statement.int64(3, operation: operation))
         // A table with the owner columns (schema version 3); NULL for an unbound row.
         if statement.columnCount > 4 {
-            if statement.columnType(4) != SQLITE_NULL { record.owner = try statement.text(4, operation: "load") }
-            if statement.columnType(5) != SQLITE_NULL { record.details = try statement.blob(5, operation: "load") }
-            if statement.columnType(6) != SQLITE_NULL { record.lastSeen = try statement.int64(6, operation: "load") }
+            if statement.columnType(4) != SQLITE_NULL { record.owner = try statement.text(4, operation: operation) }
+            if statement.columnType(5) != SQLITE_NULL { record.details = try statement.blob(5, operation: operation) }
+            if statement.columnType(6) != SQLITE_NULL { record.lastSeen = try statement.int64(6, operation: operation) }
         }
         return record
+    }
+
+    /// Runs a bound ``SQLiteQueries/update`` of `key` and returns whether it changed the row.
+    /// Where it returns the row it left (``SQLiteQueries/returnsRows``), `cache` is handed
+    /// that row, to keep once the transaction committed.
+    private static func runUpdate(
+        _ statement: SQLiteStatement, of key: SessionKey, on connection: SQLiteConnection, cache: SQLiteLoadCache?,
+        operation: String
+    ) throws(StorageError) -> Bool {
+        guard try statement.step(operation: operation) else { return connection.changes > 0 }
+        let row = try record(at: statement, operation: operation)
+        // On to the statement's end: the change is complete (committed, outside a transaction) there.
+        try statement.run(operation: operation)
+        cache?.rowWritten(row, for: key)
+        return true
     }
 }

@@ -27,11 +27,17 @@ import Darwin
 ///   header (it changes with every other connection's commit and never with the writer's
 ///   own), that no other connection or process committed since the last write; only then
 ///   does the header it read become the one that kept rows of the current *epoch* are valid
-///   at (``writeDidEnd(on:)``). Any doubt (another commit, a write of unknown rows such as a
+///   at (``writeDidEnd(on:committed:)``). Any doubt (another commit, a write of unknown rows such as a
 ///   cleanup, a failed check) starts a new epoch, which drops the older rows.
 ///
-/// So a mix of reads and this backend's saves keeps answering reads of the rows it did not
-/// write, and any commit from elsewhere (another backend, a `sqlite3` shell, another process)
+/// A row this backend's write wrote, as the write reports it (``rowWritten(_:for:)``: the
+/// row an `UPDATE ... RETURNING` or an insert left), is kept the same way once the write
+/// committed and that confirmation held: it is exactly the row at the trusted header. A key
+/// written twice in one transaction is not kept (only the last write's row would be right,
+/// and not every write reports its row).
+///
+/// So a mix of reads and this backend's saves keeps answering reads, the saved rows'
+/// included, and any commit from elsewhere (another backend, a `sqlite3` shell, another process)
 /// makes every kept row miss until it is loaded again. A load that overlaps one of this
 /// backend's writes is not kept for the epoch (it may have read the row just before the write
 /// changed it). A header whose two copies differ (a commit writing it) counts as changed.
@@ -75,6 +81,18 @@ final class SQLiteLoadCache: Sendable {
         /// `nil` while no write confirmed a header for ``epoch``.
         var trustedHeader: Header?
         var epoch: UInt64 = 1
+
+        /// Puts `entry` (of the row in `keySlot`) in the set at `first`, over the row's own.
+        mutating func store(_ entry: Entry, keySlot: Int64, inSetAt first: Int) {
+            let index = SlotSets.place(
+                at: first, isEmpty: { keySlots[$0] == nil }, matches: { keySlots[$0] == keySlot },
+                move: { from, to in
+                    entries[to] = entries[from]
+                    keySlots[to] = keySlots[from]
+                })
+            entries[index] = entry
+            keySlots[index] = keySlot
+        }
     }
 
     private final class Stripe: Sendable {
@@ -117,12 +135,15 @@ final class SQLiteLoadCache: Sendable {
     /// Bumped when a write of this backend begins and when it ends: a load that saw it move
     /// overlapped a write, and its row is not kept for the epoch.
     private let writeSequence = Atomic<UInt64>(0)
-    /// Writes of this backend between ``writeWillBegin(keys:)`` and ``writeDidEnd(on:)``.
+    /// Writes of this backend between ``writeWillBegin(keys:)`` and ``writeDidEnd(on:committed:)``.
     private let writesUnderWay = Atomic<Int>(0)
     /// Set by a write of rows the cache is not told; its end starts a new epoch.
     private let unknownRowsWritten = Atomic<Bool>(false)
     /// The writer's: the current epoch and the data version its last check read.
     private let writerState: Mutex<(epoch: UInt64, dataVersion: Int64?)>
+    /// The write transaction under way: the keys it was told of, and the rows its writes
+    /// reported. Only the writer (whoever holds the connection) touches it.
+    private let transaction = Mutex<(keys: [SessionKey], rows: [(key: SessionKey, record: SessionRecord)])>(([], []))
     private let logger: Logger
 
     /// Reads the WAL index through `connection`'s mapping, or returns `nil` (no cache) when it
@@ -211,14 +232,7 @@ final class SQLiteLoadCache: Sendable {
                 || writeSequence.load(ordering: .sequentiallyConsistent) != ticket.sequence
             let epoch = !overlapped && ticket.epoch != 0 && ticket.epoch == slots.epoch
                 && slots.trustedHeader == ticket.before ? ticket.epoch : 0
-            let index = SlotSets.place(
-                at: slot, isEmpty: { slots.keySlots[$0] == nil }, matches: { slots.keySlots[$0] == keySlot },
-                move: { from, to in
-                    slots.entries[to] = slots.entries[from]
-                    slots.keySlots[to] = slots.keySlots[from]
-                })
-            slots.entries[index] = Entry(key: key.value, record: record, header: ticket.before, epoch: epoch)
-            slots.keySlots[index] = keySlot
+            slots.store(Entry(key: key.value, record: record, header: ticket.before, epoch: epoch), keySlot: keySlot, inSetAt: slot)
         }
     }
 
@@ -230,6 +244,7 @@ final class SQLiteLoadCache: Sendable {
     func writeWillBegin(keys: [SessionKey]?) {
         writesUnderWay.add(1, ordering: .sequentiallyConsistent)
         writeSequence.add(1, ordering: .sequentiallyConsistent)
+        transaction.withLock { $0 = (keys ?? [], []) }
         guard let keys else {
             unknownRowsWritten.store(true, ordering: .sequentiallyConsistent)
             return
@@ -246,10 +261,17 @@ final class SQLiteLoadCache: Sendable {
         }
     }
 
-    /// Called by the writer after the transaction ended (committed or not), on its
-    /// connection: confirms that no other connection committed since the last confirmation
-    /// and trusts the header it read for the current epoch, or starts a new epoch.
-    func writeDidEnd(on connection: SQLiteConnection) {
+    /// Called by a write, inside its transaction, with the row it left under `key` (one of
+    /// the keys ``writeWillBegin(keys:)`` was told): kept once the transaction committed.
+    func rowWritten(_ record: SessionRecord, for key: SessionKey) {
+        transaction.withLock { $0.rows.append((key, record)) }
+    }
+
+    /// Called by the writer after the transaction ended, on its connection, with whether it
+    /// committed: confirms that no other connection committed since the last confirmation
+    /// and trusts the header it read for the current epoch (keeping the rows the
+    /// transaction's writes reported), or starts a new epoch.
+    func writeDidEnd(on connection: SQLiteConnection, committed: Bool) {
         defer {
             writeSequence.add(1, ordering: .sequentiallyConsistent)
             writesUnderWay.subtract(1, ordering: .sequentiallyConsistent)
@@ -271,6 +293,19 @@ final class SQLiteLoadCache: Sendable {
             stripe.slots.withLock { slots in
                 slots.epoch = epoch
                 slots.trustedHeader = trusted
+            }
+        }
+        let (keys, rows) = transaction.withLock { transaction in
+            defer { transaction = ([], []) }
+            return transaction
+        }
+        guard committed, let trusted, !rows.isEmpty else { return }
+        for (key, record) in rows where record.data.count <= Self.largestCachedRow {
+            guard keys.count(where: { $0 == key }) == 1, rows.count(where: { $0.key == key }) == 1 else { continue }
+            let keySlot = SQLiteSlot.of(key)
+            let (stripe, slot) = location(of: keySlot)
+            stripe.slots.withLock { slots in
+                slots.store(Entry(key: key.value, record: record, header: trusted, epoch: epoch), keySlot: keySlot, inSetAt: slot)
             }
         }
     }

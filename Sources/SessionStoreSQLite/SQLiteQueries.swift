@@ -1,3 +1,4 @@
+import CSessionStoreSQLite
 import SessionStoreCore
 
 /// How a session table keeps its rows, by schema version.
@@ -56,7 +57,8 @@ struct SQLiteQueries: Sendable {
     let load: String
     /// Upsert that replaces only an expired row; `?3` data, `?4` version, `?5` created, `?6` expires.
     let insert: String
-    /// `?3` data, `?4` expires, `?5` expected version, `?6` now.
+    /// `?3` data, `?4` expires, `?5` expected version, `?6` now. Returns the row it left, in
+    /// the load's columns, where SQLite has `RETURNING` (``returnsRows``).
     let update: String
     /// `?3` expires, `?4` now.
     let touch: String
@@ -81,6 +83,10 @@ struct SQLiteQueries: Sendable {
     let keyColumns: String
     /// How many columns the key has: the values a walk position binds.
     let keyWidth: Int32
+
+    /// Whether the SQLite linked has `RETURNING` (3.35 on): ``update`` then hands back the
+    /// row it left, which the load cache keeps.
+    static let returnsRows = sqlite3_libversion_number() >= 3_035_000
 
     /// The statements for `table` with `layout`, in the form of schema `version` (by
     /// default the one this code creates).
@@ -138,9 +144,10 @@ struct SQLiteQueries: Sendable {
             FROM (SELECT 1) AS one LEFT JOIN \(table) AS s ON \(key) AND expires_at > ?3
             """
         let seen = owners ? ", last_seen = ?6" : ""
+        let returning = Self.returnsRows ? " RETURNING data, version, created_at, expires_at\(ownerColumns)" : ""
         update = """
             UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4)\(seen) \
-            WHERE \(key) AND version = ?5 AND expires_at > ?6
+            WHERE \(key) AND version = ?5 AND expires_at > ?6\(returning)
             """
         touch = "UPDATE \(table) SET expires_at = ?3\(owners ? ", last_seen = ?4" : "") WHERE \(key) AND expires_at < ?3 AND expires_at > ?4"
         rebind = """

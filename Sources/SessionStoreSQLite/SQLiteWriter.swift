@@ -186,7 +186,8 @@ final class SQLiteWriter: Sendable {
         }
         loadCache?.writeWillBegin(keys: keys)
         let result = runAlone(multiStatement: multiStatement, body, on: connection)
-        loadCache?.writeDidEnd(on: connection)
+        let committed = if case .success = result { true } else { false }
+        loadCache?.writeDidEnd(on: connection, committed: committed)
         if case .failure(let error as StorageError) = result, error.kind == .busy {
             return nil  // Nothing was written: the writer thread waits for the lock instead.
         }
@@ -330,8 +331,8 @@ final class SQLiteWriter: Sendable {
         // Reads (in-memory databases only, which have no load cache) change no row.
         let tracking = jobs.first?.mode == .read ? nil : loadCache
         tracking?.writeWillBegin(keys: Self.keys(of: jobs))
-        defer { tracking?.writeDidEnd(on: connection) }
-        executeWrites(jobs, on: connection)
+        let committed = executeWrites(jobs, on: connection)
+        tracking?.writeDidEnd(on: connection, committed: committed)
     }
 
     /// The rows a batch may change, `nil` when any job's are unknown.
@@ -345,18 +346,22 @@ final class SQLiteWriter: Sendable {
         return keys
     }
 
-    private func executeWrites(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
-        guard let first = jobs.first else { return }
+    /// Runs `jobs` and resumes their callers; returns whether a transaction committed (a
+    /// batch whose jobs failed alone still committed the others').
+    @discardableResult
+    private func executeWrites(_ jobs: [SQLiteJob], on connection: SQLiteConnection) -> Bool {
+        guard let first = jobs.first else { return false }
         if jobs.count == 1 {
             let result = first.mode == .read
                 ? Result { try first.body(connection) }
                 : runAlone(multiStatement: first.multiStatement, first.body, on: connection)
+            let committed = if case .success = result { true } else { false }
             first.continuation.resume(with: result)
-            return
+            return committed
         }
         if checksFile, let error = fileMovedError(connection) {
             for job in jobs { job.continuation.resume(throwing: error) }
-            return
+            return false
         }
         transactions.add(1, ordering: .relaxed)
         var began = false
@@ -390,11 +395,12 @@ final class SQLiteWriter: Sendable {
                 logger.error("SQLite group commit failed", metadata: ["error": "\(error)", "writes": "\(jobs.count)"])
             }
             for job in jobs { job.continuation.resume(throwing: error) }
-            return
+            return false
         }
         for (job, result) in zip(jobs, results) {
             job.continuation.resume(with: result)
         }
+        return true
     }
 
     /// Runs one write as its own transaction: a single statement needs no BEGIN/COMMIT;
