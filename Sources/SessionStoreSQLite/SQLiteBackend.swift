@@ -204,18 +204,24 @@ public final class SQLiteBackend: StorageBackend {
     public func update(
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool {
-        let sql = queries.update
-        let binding = queries.keyBinding
+        let queries = queries
         let cache = loadCache
         return try await write("update", keys: [key]) { connection in
-            let statement = try connection.statement(sql, operation: "update")
+            let statement = try connection.statement(queries.update, operation: "update")
             defer { statement.reset() }
-            try binding.bind(key, to: statement, operation: "update")
+            try queries.keyBinding.bind(key, to: statement, operation: "update")
             try statement.bind(3, blob: data, operation: "update")
             try statement.bind(4, expiresAt, operation: "update")
             try statement.bind(5, expectedVersion, operation: "update")
             try statement.bind(6, now, operation: "update")
-            return try Self.runUpdate(statement, of: key, on: connection, cache: cache, operation: "update") ? 1 : 0
+            try statement.run(operation: "update")
+            let changes = connection.changes
+            // The row the statement matched was at `expectedVersion`: when the cache held
+            // that row as the transaction began, the row now stored follows from it.
+            if changes == 1, let cache, let previous = cache.rowBeforeWrite(of: key), previous.version == expectedVersion {
+                cache.rowWritten(queries.row(updating: previous, data: data, expiresAt: expiresAt, now: now), for: key)
+            }
+            return changes
         } > 0
     }
 
@@ -253,7 +259,11 @@ public final class SQLiteBackend: StorageBackend {
                 try statement.bind(4, expiresAt, operation: "merge")
                 try statement.bind(5, current.version, operation: "merge")
                 try statement.bind(6, now, operation: "merge")
-                return .changes(try Self.runUpdate(statement, of: key, on: connection, cache: cache, operation: "merge") ? 1 : 0)
+                try statement.run(operation: "merge")
+                // `current` was read in this transaction: the row now stored follows from it.
+                if connection.changes == 1 {
+                    cache?.rowWritten(queries.row(updating: current, data: data, expiresAt: expiresAt, now: now), for: key)
+                }
             case .delete:
                 let statement = try connection.statement(queries.deleteVersion, operation: "merge")
                 defer { statement.reset() }
@@ -523,18 +533,4 @@ public final class SQLiteBackend: StorageBackend {
         return record
     }
 
-    /// Runs a bound ``SQLiteQueries/update`` of `key` and returns whether it changed the row.
-    /// Where it returns the row it left (``SQLiteQueries/returnsRows``), `cache` is handed
-    /// that row, to keep once the transaction committed.
-    private static func runUpdate(
-        _ statement: SQLiteStatement, of key: SessionKey, on connection: SQLiteConnection, cache: SQLiteLoadCache?,
-        operation: String
-    ) throws(StorageError) -> Bool {
-        guard try statement.step(operation: operation) else { return connection.changes > 0 }
-        let row = try record(at: statement, operation: operation)
-        // On to the statement's end: the change is complete (committed, outside a transaction) there.
-        try statement.run(operation: operation)
-        cache?.rowWritten(row, for: key)
-        return true
-    }
 }

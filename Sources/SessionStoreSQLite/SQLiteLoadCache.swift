@@ -31,10 +31,12 @@ import Darwin
 ///   cleanup, a failed check) starts a new epoch, which drops the older rows.
 ///
 /// A row this backend's write wrote, as the write reports it (``rowWritten(_:for:)``: the
-/// row an `UPDATE ... RETURNING` or an insert left), is kept the same way once the write
-/// committed and that confirmation held: it is exactly the row at the trusted header. A key
-/// written twice in one transaction is not kept (only the last write's row would be right,
-/// and not every write reports its row).
+/// row an insert stored, or the row an update leaves, derived from the row as it stood: read
+/// in the transaction, or kept here and still valid when the transaction began,
+/// ``rowBeforeWrite(of:)``), is kept the same way once the write committed and that
+/// confirmation held: no other connection committed meanwhile, so it is exactly the row at
+/// the trusted header. A key written twice in one transaction is not kept (only the last
+/// write's row would be right, and not every write reports its row).
 ///
 /// So a mix of reads and this backend's saves keeps answering reads, the saved rows'
 /// included, and any commit from elsewhere (another backend, a `sqlite3` shell, another process)
@@ -141,9 +143,16 @@ final class SQLiteLoadCache: Sendable {
     private let unknownRowsWritten = Atomic<Bool>(false)
     /// The writer's: the current epoch and the data version its last check read.
     private let writerState: Mutex<(epoch: UInt64, dataVersion: Int64?)>
-    /// The write transaction under way: the keys it was told of, and the rows its writes
-    /// reported. Only the writer (whoever holds the connection) touches it.
-    private let transaction = Mutex<(keys: [SessionKey], rows: [(key: SessionKey, record: SessionRecord)])>(([], []))
+    /// The write transaction under way: the keys it was told of, their rows as kept here
+    /// when it began, and the rows its writes reported. Only the writer (whoever holds the
+    /// connection) touches it.
+    private let transaction = Mutex(Transaction())
+
+    private struct Transaction {
+        var keys: [SessionKey] = []
+        var before: [(key: SessionKey, record: SessionRecord)] = []
+        var rows: [(key: SessionKey, record: SessionRecord)] = []
+    }
     private let logger: Logger
 
     /// Reads the WAL index through `connection`'s mapping, or returns `nil` (no cache) when it
@@ -244,21 +253,38 @@ final class SQLiteLoadCache: Sendable {
     func writeWillBegin(keys: [SessionKey]?) {
         writesUnderWay.add(1, ordering: .sequentiallyConsistent)
         writeSequence.add(1, ordering: .sequentiallyConsistent)
-        transaction.withLock { $0 = (keys ?? [], []) }
         guard let keys else {
+            transaction.withLock { $0 = Transaction() }
             unknownRowsWritten.store(true, ordering: .sequentiallyConsistent)
             return
         }
+        let current = guardedHeader()
+        var before: [(key: SessionKey, record: SessionRecord)] = []
         for key in keys {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
-            stripe.slots.withLock { slots in
-                if let index = SlotSets.find(at: slot, { slots.keySlots[$0] == keySlot }) {
+            let valid: SessionRecord? = stripe.slots.withLock { slots in
+                guard let index = SlotSets.find(at: slot, { slots.keySlots[$0] == keySlot }) else { return nil }
+                defer {
                     slots.entries[index] = nil
                     slots.keySlots[index] = nil
                 }
+                // Valid as a lookup would answer it: the row as stored now.
+                guard let current, slots.entries[index]?.key == key.value,
+                      slots.entries[index]?.header == current
+                        || (slots.trustedHeader == current && slots.entries[index]?.epoch == slots.epoch)
+                else { return nil }
+                return slots.entries[index]?.record
             }
+            if let valid { before.append((key, valid)) }
         }
+        transaction.withLock { $0 = Transaction(keys: keys, before: before) }
+    }
+
+    /// The row of `key` as this cache held it, valid, when the write transaction under way
+    /// began; `nil` when it held none. For the writer, inside the transaction.
+    func rowBeforeWrite(of key: SessionKey) -> SessionRecord? {
+        transaction.withLock { transaction in transaction.before.first { $0.key == key }?.record }
     }
 
     /// Called by a write, inside its transaction, with the row it left under `key` (one of
@@ -296,8 +322,8 @@ final class SQLiteLoadCache: Sendable {
             }
         }
         let (keys, rows) = transaction.withLock { transaction in
-            defer { transaction = ([], []) }
-            return transaction
+            defer { transaction = Transaction() }
+            return (transaction.keys, transaction.rows)
         }
         guard committed, let trusted, !rows.isEmpty else { return }
         for (key, record) in rows where record.data.count <= Self.largestCachedRow {

@@ -1,4 +1,3 @@
-import CSessionStoreSQLite
 import SessionStoreCore
 
 /// How a session table keeps its rows, by schema version.
@@ -57,8 +56,8 @@ struct SQLiteQueries: Sendable {
     let load: String
     /// Upsert that replaces only an expired row; `?3` data, `?4` version, `?5` created, `?6` expires.
     let insert: String
-    /// `?3` data, `?4` expires, `?5` expected version, `?6` now. Returns the row it left, in
-    /// the load's columns, where SQLite has `RETURNING` (``returnsRows``).
+    /// `?3` data, `?4` expires, `?5` expected version, `?6` now; ``row(updating:data:expiresAt:now:)``
+    /// is the row it leaves.
     let update: String
     /// `?3` expires, `?4` now.
     let touch: String
@@ -83,10 +82,6 @@ struct SQLiteQueries: Sendable {
     let keyColumns: String
     /// How many columns the key has: the values a walk position binds.
     let keyWidth: Int32
-
-    /// Whether the SQLite linked has `RETURNING` (3.35 on): ``update`` then hands back the
-    /// row it left, which the load cache keeps.
-    static let returnsRows = sqlite3_libversion_number() >= 3_035_000
 
     /// The statements for `table` with `layout`, in the form of schema `version` (by
     /// default the one this code creates).
@@ -144,10 +139,9 @@ struct SQLiteQueries: Sendable {
             FROM (SELECT 1) AS one LEFT JOIN \(table) AS s ON \(key) AND expires_at > ?3
             """
         let seen = owners ? ", last_seen = ?6" : ""
-        let returning = Self.returnsRows ? " RETURNING data, version, created_at, expires_at\(ownerColumns)" : ""
         update = """
             UPDATE \(table) SET data = ?3, version = version + 1, expires_at = MAX(expires_at, ?4)\(seen) \
-            WHERE \(key) AND version = ?5 AND expires_at > ?6\(returning)
+            WHERE \(key) AND version = ?5 AND expires_at > ?6
             """
         touch = "UPDATE \(table) SET expires_at = ?3\(owners ? ", last_seen = ?4" : "") WHERE \(key) AND expires_at < ?3 AND expires_at > ?4"
         rebind = """
@@ -169,6 +163,17 @@ struct SQLiteQueries: Sendable {
         retire = "UPDATE \(table) SET version = 0, expires_at = MIN(expires_at, ?3) WHERE \(key)"
         delete = "DELETE FROM \(table) WHERE \(key)"
         deleteVersion = "DELETE FROM \(table) WHERE \(key) AND version = ?3"
+    }
+
+    /// The row ``update`` leaves when it changes `previous` (the row as stored before it):
+    /// kept in step with that statement, for the load cache (``SQLiteLoadCache/rowWritten(_:for:)``).
+    func row(updating previous: SessionRecord, data: [UInt8], expiresAt: Int64, now: Int64) -> SessionRecord {
+        var row = previous
+        row.data = data
+        row.version += 1
+        row.expiresAt = max(previous.expiresAt, expiresAt)
+        if hasOwners { row.lastSeen = now }
+        return row
     }
 
     /// A cleanup slice's scan: up to `?2` rows in key order after the position bound from

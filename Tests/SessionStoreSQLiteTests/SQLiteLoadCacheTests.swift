@@ -93,6 +93,27 @@ struct SQLiteLoadCacheTests {
         }
     }
 
+    @Test func theRowAMergeOfThisBackendLeftIsAnsweredFromTheCacheAsStored() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            var bound = record("a", expiresAt: 1_000_000)
+            bound.owner = "user-1"
+            #expect(try await backend.insert(Self.row, bound))
+            let merged: Bool = try await backend.merge(Self.row, now: 9) { current in
+                (.replace(data: Array("m".utf8), expiresAt: 500), current != nil)
+            }
+            #expect(merged)
+            let answered = try hits(backend)
+            let loaded = try await backend.load(Self.row, now: 10)
+            #expect(try hits(backend) == answered + 1, "the merged row is answered without SQLite")
+            try await backend.close()
+            let reopened = try database.open()
+            let stored = try await reopened.load(Self.row, now: 10)
+            #expect(loaded == stored && stored?.data == Array("m".utf8) && stored?.expiresAt == 1_000_000 && stored?.lastSeen == 9)
+            try await reopened.close()
+        }
+    }
+
     @Test func aSaveThatChangesNoRowKeepsNothing() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
