@@ -8,9 +8,12 @@ writes, lock calls (`fcntl`), futex calls and context switches with `perf stat` 
 barely move with other load on the machine: they show where a durable store's request
 differs from an in-memory one (a flush, a page read again after another connection's write).
 
-    python3 syscalls.py [--binary PATH] [--seconds 4] VARIANT MIX
+    python3 syscalls.py [--binary PATH] [--seconds 4] [--event EVENT ...] VARIANT MIX
 
 Needs `perf` (Debian package `linux-perf`) and root, or a `perf_event_paranoid` that allows it.
+`--event` counts more events, such as SQLite statements stepped through a probe on the library
+(`perf probe -x /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 sqlite3_step`, then
+`--event probe_libsqlite3:sqlite3_step`): how many requests reach SQLite at all.
 """
 import argparse
 import os
@@ -30,6 +33,7 @@ def main():
     parser.add_argument("mix", choices=run.MIXES + ["write"])
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--binary", default=os.path.join(run.HERE, ".build-drivers-http/release/http-app"))
+    parser.add_argument("--event", action="append", default=[], help="another perf event to count")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="http-syscalls-") as directory:
         port = run.free_port()
@@ -43,7 +47,7 @@ def main():
                 with open(cookies, "w") as file:
                     file.write("\n".join(run.login(port, name) for _ in range(run.WARM_SESSIONS)) + "\n")
                 counts = os.path.join(directory, "perf.txt")
-                perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(EVENTS), "-p", str(server.pid), "-o", counts],
+                perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(EVENTS + arguments.event), "-p", str(server.pid), "-o", counts],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 output = subprocess.run(
                     ["wrk", "-t2", "-c16", f"-d{arguments.seconds}s", "-s", os.path.join(run.HERE, "sessions.lua"),
