@@ -11,7 +11,7 @@ import Synchronization
 /// bytes it was decoded from and it is of the type asked for, so what a read returns is
 /// what decoding those bytes returns: no entry can be stale, whatever wrote the row.
 /// Bounded: a fixed number of slots (a key maps to a set of them, ``SlotSets``, and a full
-/// set drops its earliest value) holding values of at most ``largestCachedValue`` bytes.
+/// set replaces its values in turn) holding values of at most ``largestCachedValue`` bytes.
 final class DecodedValueCache: Sendable {
     /// One slot: the stored bytes and what they decoded to.
     private struct Entry {
@@ -50,13 +50,14 @@ final class DecodedValueCache: Sendable {
             SlotSets.find(at: first) { hashes[$0] == hash && entries[$0]?.key == key }
         }
 
+        /// Advanced by each value that replaces another in a full set (``SlotSets``).
+        var victim = 0
+
         mutating func store(_ entry: Entry, hash: Int, inSetAt first: Int) {
             let index = SlotSets.place(
-                at: first, isEmpty: { hashes[$0] == nil }, matches: { hashes[$0] == hash && entries[$0]?.key == entry.key },
-                move: { from, to in
-                    entries[to] = entries[from]
-                    hashes[to] = hashes[from]
-                })
+                at: first, victim: victim, isEmpty: { hashes[$0] == nil },
+                matches: { hashes[$0] == hash && entries[$0]?.key == entry.key })
+            if hashes[index] != nil && !(hashes[index] == hash && entries[index]?.key == entry.key) { victim &+= 1 }
             entries[index] = entry
             hashes[index] = hash
         }

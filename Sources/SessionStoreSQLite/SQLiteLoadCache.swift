@@ -84,14 +84,14 @@ final class SQLiteLoadCache: Sendable {
         var trustedHeader: Header?
         var epoch: UInt64 = 1
 
+        /// Advanced by each entry that replaces another in a full set (``SlotSets``).
+        var victim = 0
+
         /// Puts `entry` (of the row in `keySlot`) in the set at `first`, over the row's own.
         mutating func store(_ entry: Entry, keySlot: Int64, inSetAt first: Int) {
             let index = SlotSets.place(
-                at: first, isEmpty: { keySlots[$0] == nil }, matches: { keySlots[$0] == keySlot },
-                move: { from, to in
-                    entries[to] = entries[from]
-                    keySlots[to] = keySlots[from]
-                })
+                at: first, victim: victim, isEmpty: { keySlots[$0] == nil }, matches: { keySlots[$0] == keySlot })
+            if keySlots[index] != nil && keySlots[index] != keySlot { victim &+= 1 }
             entries[index] = entry
             keySlots[index] = keySlot
         }

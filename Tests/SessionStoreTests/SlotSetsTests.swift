@@ -7,10 +7,11 @@ struct SlotSetsTests {
     /// One set of slots holding keys, stored as the caches store them.
     struct OneSet {
         var slots = [String?](repeating: nil, count: SlotSets.ways)
+        var victim = 0
 
         mutating func store(_ key: String) {
-            let slot = SlotSets.place(
-                at: 0, isEmpty: { slots[$0] == nil }, matches: { slots[$0] == key }, move: { slots[$1] = slots[$0] })
+            let slot = SlotSets.place(at: 0, victim: victim, isEmpty: { slots[$0] == nil }, matches: { slots[$0] == key })
+            if slots[slot] != nil && slots[slot] != key { victim += 1 }
             slots[slot] = key
         }
 
@@ -36,13 +37,22 @@ struct SlotSetsTests {
         #expect(set.slots.compactMap { $0 }.sorted() == Self.keys.sorted())
     }
 
-    @Test func oneKeyTooManyDropsTheKeyStoredEarliest() {
+    @Test func oneKeyTooManyReplacesOneKeyInPlace() {
         var set = OneSet()
-        for key in Self.keys + ["late"] { set.store(key) }
-        #expect(!set.holds("key0"))
-        #expect(Self.keys.dropFirst().allSatisfy(set.holds) && set.holds("late"))
-        set.store("later")
-        #expect(!set.holds("key1") && set.holds("late") && set.holds("later"))
+        for key in Self.keys { set.store(key) }
+        set.store("late")
+        #expect(set.holds("late"))
+        #expect(Self.keys.count(where: set.holds) == SlotSets.ways - 1)
+        #expect(set.slots.compactMap { $0 }.count == SlotSets.ways)
+    }
+
+    @Test func aFullSetReplacesItsKeysInTurn() {
+        var set = OneSet()
+        for key in Self.keys { set.store(key) }
+        let late = (0..<SlotSets.ways).map { "late\($0)" }
+        for key in late { set.store(key) }
+        #expect(late.allSatisfy(set.holds), "each replacement took another slot")
+        #expect(!Self.keys.contains(where: set.holds))
     }
 
     @Test func aRemovedKeysSlotIsReusedWithoutDroppingAnother() {

@@ -4,7 +4,10 @@
 /// not evict each other on every read. With 256 sessions in 1,024 slots, one slot per hash
 /// left about a fifth of them sharing a slot with another; pairs of slots still left about
 /// 3% of reads missing (a pair drawn by three keys keeps two of them: `perf` counted 0.027
-/// SQLite steps per read-only request); sets of eight leave none in nearly every draw.
+/// SQLite steps per read-only request); sets of eight leave none in nearly every draw. A
+/// full set replaces one entry in place: moving the others along to drop the oldest cost
+/// about 4,000 instructions per stored entry where most loads miss (entries hold strings
+/// and arrays, each move a copy with reference counting).
 ///
 /// It works on slot indices, not on the caches' entries: a generic function over the entry
 /// type, called across modules, ran unspecialized (metadata lookups and value-witness copies
@@ -38,15 +41,14 @@ package enum SlotSets {
     }
 
     /// Where a key's entry goes in the set at `first`: over the entry `matches` finds (the
-    /// key's own), else in the first empty slot, else in the last slot once `move` has moved
-    /// every other entry one slot towards the first, dropping the first's. Entries fill a
-    /// set from its first slot, so a full set drops the entry stored earliest.
+    /// key's own), else in the first empty slot, else over the entry in the set's slot
+    /// `victim` (taken modulo ``ways``). Callers pass a counter they advance on each
+    /// replacement, so a full set drops its entries in turn, with no entry moved.
     @inlinable package static func place(
-        at first: Int, isEmpty: (Int) -> Bool, matches: (Int) -> Bool, move: (_ from: Int, _ to: Int) -> Void
+        at first: Int, victim: Int, isEmpty: (Int) -> Bool, matches: (Int) -> Bool
     ) -> Int {
         if let own = find(at: first, matches) { return own }
         for slot in first..<first + ways where isEmpty(slot) { return slot }
-        for slot in first..<first + ways - 1 { move(slot + 1, slot) }
-        return first + ways - 1
+        return first + Int(UInt(bitPattern: victim) % UInt(ways))
     }
 }
