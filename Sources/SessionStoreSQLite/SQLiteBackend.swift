@@ -206,23 +206,13 @@ public final class SQLiteBackend: StorageBackend {
     ) async throws -> Bool {
         let queries = queries
         let cache = loadCache
-        return try await write("update", keys: [key]) { connection in
-            let statement = try connection.statement(queries.update, operation: "update")
-            defer { statement.reset() }
-            try queries.keyBinding.bind(key, to: statement, operation: "update")
-            try statement.bind(3, blob: data, operation: "update")
-            try statement.bind(4, expiresAt, operation: "update")
-            try statement.bind(5, expectedVersion, operation: "update")
-            try statement.bind(6, now, operation: "update")
-            try statement.run(operation: "update")
-            let changes = connection.changes
+        return try await keyedWrite("update", queries.update, key, blob: data, [expiresAt, expectedVersion, now]) { changes in
             // The row the statement matched was at `expectedVersion`: when the cache held
             // that row as the transaction began, the row now stored follows from it.
             if changes == 1, let cache, let previous = cache.rowBeforeWrite(of: key), previous.version == expectedVersion {
                 cache.rowWritten(queries.row(updating: previous, data: data, expiresAt: expiresAt, now: now), for: key)
             }
-            return changes
-        } > 0
+        }
     }
 
     /// Reads the row and writes `decide`'s choice in one writer job: inside the single
@@ -480,9 +470,11 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     /// Runs one write keyed like every table statement: `?1`/`?2` the key, then `blob` (if
-    /// any) and `values` from `?3` on. Returns whether a row changed.
+    /// any) and `values` from `?3` on, and `written` with the rows it changed, inside its
+    /// transaction. Returns whether a row changed.
     private func keyedWrite(
-        _ operation: String, _ sql: String, _ key: SessionKey, blob: [UInt8]? = nil, _ values: [Int64]
+        _ operation: String, _ sql: String, _ key: SessionKey, blob: [UInt8]? = nil, _ values: [Int64],
+        written: (@Sendable (Int) -> Void)? = nil
     ) async throws -> Bool {
         let binding = queries.keyBinding
         return try await write(operation, keys: [key]) { connection in
@@ -499,7 +491,9 @@ public final class SQLiteBackend: StorageBackend {
                 index += 1
             }
             try statement.run(operation: operation)
-            return connection.changes
+            let changes = connection.changes
+            written?(changes)
+            return changes
         } > 0
     }
 
@@ -532,5 +526,4 @@ public final class SQLiteBackend: StorageBackend {
         }
         return record
     }
-
 }

@@ -150,7 +150,7 @@ final class SQLiteLoadCache: Sendable {
 
     private struct Transaction {
         var keys: [SessionKey] = []
-        var before: [(key: SessionKey, record: SessionRecord)] = []
+        var before: [SessionKey: SessionRecord] = [:]
         var rows: [(key: SessionKey, record: SessionRecord)] = []
     }
     private let logger: Logger
@@ -259,7 +259,7 @@ final class SQLiteLoadCache: Sendable {
             return
         }
         let current = guardedHeader()
-        var before: [(key: SessionKey, record: SessionRecord)] = []
+        var before: [SessionKey: SessionRecord] = [:]
         for key in keys {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
@@ -276,7 +276,7 @@ final class SQLiteLoadCache: Sendable {
                 else { return nil }
                 return slots.entries[index]?.record
             }
-            if let valid { before.append((key, valid)) }
+            if let valid { before[key] = valid }
         }
         transaction.withLock { $0 = Transaction(keys: keys, before: before) }
     }
@@ -284,11 +284,12 @@ final class SQLiteLoadCache: Sendable {
     /// The row of `key` as this cache held it, valid, when the write transaction under way
     /// began; `nil` when it held none. For the writer, inside the transaction.
     func rowBeforeWrite(of key: SessionKey) -> SessionRecord? {
-        transaction.withLock { transaction in transaction.before.first { $0.key == key }?.record }
+        transaction.withLock { $0.before[key] }
     }
 
     /// Called by a write, inside its transaction, with the row it left under `key` (one of
-    /// the keys ``writeWillBegin(keys:)`` was told): kept once the transaction committed.
+    /// the keys ``writeWillBegin(keys:)`` was told; at most once per write and key): kept
+    /// once the transaction committed.
     func rowWritten(_ record: SessionRecord, for key: SessionKey) {
         transaction.withLock { $0.rows.append((key, record)) }
     }
@@ -326,14 +327,24 @@ final class SQLiteLoadCache: Sendable {
             return (transaction.keys, transaction.rows)
         }
         guard committed, let trusted, !rows.isEmpty else { return }
-        for (key, record) in rows where record.data.count <= Self.largestCachedRow {
-            guard keys.count(where: { $0 == key }) == 1, rows.count(where: { $0.key == key }) == 1 else { continue }
+        // A key written twice in the transaction: only the database knows its last state.
+        let repeated = Self.repeated(keys).union(Self.repeated(rows.map(\.key)))
+        for (key, record) in rows where record.data.count <= Self.largestCachedRow && !repeated.contains(key) {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
             stripe.slots.withLock { slots in
                 slots.store(Entry(key: key.value, record: record, header: trusted, epoch: epoch), keySlot: keySlot, inSetAt: slot)
             }
         }
+    }
+
+    /// The keys that appear more than once in `keys`.
+    private static func repeated(_ keys: [SessionKey]) -> Set<SessionKey> {
+        guard keys.count > 1 else { return [] }
+        var seen = Set<SessionKey>(minimumCapacity: keys.count)
+        var repeated = Set<SessionKey>()
+        for key in keys where !seen.insert(key).inserted { repeated.insert(key) }
+        return repeated
     }
 
     /// `PRAGMA data_version` of `connection`, or `nil` when it cannot be read (a busy

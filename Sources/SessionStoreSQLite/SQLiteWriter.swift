@@ -348,7 +348,6 @@ final class SQLiteWriter: Sendable {
 
     /// Runs `jobs` and resumes their callers; returns whether a transaction committed (a
     /// batch whose jobs failed alone still committed the others').
-    @discardableResult
     private func executeWrites(_ jobs: [SQLiteJob], on connection: SQLiteConnection) -> Bool {
         guard let first = jobs.first else { return false }
         if jobs.count == 1 {
