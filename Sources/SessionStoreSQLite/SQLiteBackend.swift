@@ -272,7 +272,15 @@ public final class SQLiteBackend: StorageBackend {
     /// Moves a live row's expiry forward. Returns after commit.
     /// - Throws: `StorageError`.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
-        try await keyedWrite("touch", queries.touch, key, [expiresAt, now])
+        let queries = queries
+        let cache = loadCache
+        return try await keyedWrite("touch", queries.touch, key, [expiresAt, now]) { changes in
+            // As for ``update(_:data:expectedVersion:expiresAt:now:)``: the row it changed
+            // was the one kept, when the cache held it as the transaction began.
+            if changes == 1, let cache, let previous = cache.rowBeforeWrite(of: key) {
+                cache.rowWritten(queries.row(touching: previous, expiresAt: expiresAt, now: now), for: key)
+            }
+        }
     }
 
     /// Marks a row retired (version 0) and moves its expiry back. Returns after commit.

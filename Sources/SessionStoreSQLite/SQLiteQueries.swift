@@ -59,7 +59,7 @@ struct SQLiteQueries: Sendable {
     /// `?3` data, `?4` expires, `?5` expected version, `?6` now; ``row(updating:data:expiresAt:now:)``
     /// is the row it leaves.
     let update: String
-    /// `?3` expires, `?4` now.
+    /// `?3` expires, `?4` now; ``row(touching:expiresAt:now:)`` is the row it leaves.
     let touch: String
     /// `?3` data, `?4` expires, `?5` expected version, `?6` now, `?8` owner, `?9` details.
     let rebind: String
@@ -172,6 +172,14 @@ struct SQLiteQueries: Sendable {
         row.data = data
         row.version += 1
         row.expiresAt = max(previous.expiresAt, expiresAt)
+        if hasOwners { row.lastSeen = now }
+        return row
+    }
+
+    /// The row ``touch`` leaves when it changes `previous` (the row as stored before it).
+    func row(touching previous: SessionRecord, expiresAt: Int64, now: Int64) -> SessionRecord {
+        var row = previous
+        row.expiresAt = expiresAt
         if hasOwners { row.lastSeen = now }
         return row
     }

@@ -114,6 +114,24 @@ struct SQLiteLoadCacheTests {
         }
     }
 
+    @Test func theRowATouchOfThisBackendLeftIsAnsweredFromTheCacheAsStored() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            var bound = record("a", expiresAt: 1_000_000)
+            bound.owner = "user-1"
+            #expect(try await backend.insert(Self.row, bound))
+            #expect(try await backend.touch(Self.row, expiresAt: 3_000_000, now: 11))
+            let touched = try hits(backend)
+            let loaded = try await backend.load(Self.row, now: 12)
+            #expect(try hits(backend) == touched + 1, "the touched row is answered without SQLite")
+            try await backend.close()
+            let reopened = try database.open()
+            let stored = try await reopened.load(Self.row, now: 12)
+            #expect(loaded == stored && stored?.expiresAt == 3_000_000 && stored?.lastSeen == 11 && stored?.version == 1)
+            try await reopened.close()
+        }
+    }
+
     @Test func aSaveThatChangesNoRowKeepsNothing() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
