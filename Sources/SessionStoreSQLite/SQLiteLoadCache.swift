@@ -150,7 +150,7 @@ final class SQLiteLoadCache: Sendable {
 
     private struct Transaction {
         var keys: [SessionKey] = []
-        var before: [SessionKey: SessionRecord] = [:]
+        var before: [(key: SessionKey, record: SessionRecord)] = []
         var rows: [(key: SessionKey, record: SessionRecord)] = []
     }
     private let logger: Logger
@@ -259,7 +259,7 @@ final class SQLiteLoadCache: Sendable {
             return
         }
         let current = guardedHeader()
-        var before: [SessionKey: SessionRecord] = [:]
+        var before: [(key: SessionKey, record: SessionRecord)] = []
         for key in keys {
             let keySlot = SQLiteSlot.of(key)
             let (stripe, slot) = location(of: keySlot)
@@ -276,7 +276,7 @@ final class SQLiteLoadCache: Sendable {
                 else { return nil }
                 return slots.entries[index]?.record
             }
-            if let valid { before[key] = valid }
+            if let valid { before.append((key, valid)) }
         }
         transaction.withLock { $0 = Transaction(keys: keys, before: before) }
     }
@@ -284,7 +284,8 @@ final class SQLiteLoadCache: Sendable {
     /// The row of `key` as this cache held it, valid, when the write transaction under way
     /// began; `nil` when it held none. For the writer, inside the transaction.
     func rowBeforeWrite(of key: SessionKey) -> SessionRecord? {
-        transaction.withLock { $0.before[key] }
+        // A linear search: a transaction holds one write, or a group commit's batch.
+        transaction.withLock { transaction in transaction.before.first { $0.key.value == key.value }?.record }
     }
 
     /// Called by a write, inside its transaction, with the row it left under `key` (one of
