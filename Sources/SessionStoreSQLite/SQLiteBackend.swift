@@ -204,15 +204,9 @@ public final class SQLiteBackend: StorageBackend {
     public func update(
         _ key: SessionKey, data: [UInt8], expectedVersion: Int64, expiresAt: Int64, now: Int64
     ) async throws -> Bool {
-        let queries = queries
-        let cache = loadCache
-        return try await keyedWrite("update", queries.update, key, blob: data, [expiresAt, expectedVersion, now]) { changes in
-            // The row the statement matched was at `expectedVersion`: when the cache held
-            // that row as the transaction began, the row now stored follows from it.
-            if changes == 1, let cache, let previous = cache.rowBeforeWrite(of: key), previous.version == expectedVersion {
-                cache.rowWritten(queries.row(updating: previous, data: data, expiresAt: expiresAt, now: now), for: key)
-            }
-        }
+        try await keyedWrite(
+            "update", queries.update, key, blob: data, [expiresAt, expectedVersion, now],
+            change: (.update(data: data, expiresAt: expiresAt, now: now), expectedVersion: expectedVersion))
     }
 
     /// Reads the row and writes `decide`'s choice in one writer job: inside the single
@@ -252,7 +246,8 @@ public final class SQLiteBackend: StorageBackend {
                 try statement.run(operation: "merge")
                 // `current` was read in this transaction: the row now stored follows from it.
                 if connection.changes == 1 {
-                    cache?.rowWritten(queries.row(updating: current, data: data, expiresAt: expiresAt, now: now), for: key)
+                    let change = SQLiteRowChange.update(data: data, expiresAt: expiresAt, now: now)
+                    cache?.rowWritten(change.row(from: current, owners: queries.hasOwners), for: key)
                 }
             case .delete:
                 let statement = try connection.statement(queries.deleteVersion, operation: "merge")
@@ -272,15 +267,7 @@ public final class SQLiteBackend: StorageBackend {
     /// Moves a live row's expiry forward. Returns after commit.
     /// - Throws: `StorageError`.
     public func touch(_ key: SessionKey, expiresAt: Int64, now: Int64) async throws -> Bool {
-        let queries = queries
-        let cache = loadCache
-        return try await keyedWrite("touch", queries.touch, key, [expiresAt, now]) { changes in
-            // As for ``update(_:data:expectedVersion:expiresAt:now:)``: the row it changed
-            // was the one kept, when the cache held it as the transaction began.
-            if changes == 1, let cache, let previous = cache.rowBeforeWrite(of: key) {
-                cache.rowWritten(queries.row(touching: previous, expiresAt: expiresAt, now: now), for: key)
-            }
-        }
+        try await keyedWrite("touch", queries.touch, key, [expiresAt, now], change: (.touch(expiresAt: expiresAt, now: now), nil))
     }
 
     /// Marks a row retired (version 0) and moves its expiry back. Returns after commit.
@@ -478,13 +465,18 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     /// Runs one write keyed like every table statement: `?1`/`?2` the key, then `blob` (if
-    /// any) and `values` from `?3` on, and `written` with the rows it changed, inside its
-    /// transaction. Returns whether a row changed.
+    /// any) and `values` from `?3` on. Returns whether a row changed.
+    ///
+    /// `change` says what the statement does to the row it changes (and the version it
+    /// matches, if any): when it changed one and the load cache held that row, still valid,
+    /// as the transaction began, the cache keeps the row it left.
     private func keyedWrite(
         _ operation: String, _ sql: String, _ key: SessionKey, blob: [UInt8]? = nil, _ values: [Int64],
-        written: (@Sendable (Int) -> Void)? = nil
+        change: (SQLiteRowChange, expectedVersion: Int64?)? = nil
     ) async throws -> Bool {
         let binding = queries.keyBinding
+        let cache = change == nil ? nil : loadCache
+        let owners = queries.hasOwners
         return try await write(operation, keys: [key]) { connection in
             let statement = try connection.statement(sql, operation: operation)
             defer { statement.reset() }
@@ -500,7 +492,10 @@ public final class SQLiteBackend: StorageBackend {
             }
             try statement.run(operation: operation)
             let changes = connection.changes
-            written?(changes)
+            if changes == 1, let cache, let (change, expectedVersion) = change, let previous = cache.rowBeforeWrite(of: key),
+               expectedVersion.map({ $0 == previous.version }) ?? true {
+                cache.rowWritten(change.row(from: previous, owners: owners), for: key)
+            }
             return changes
         } > 0
     }

@@ -152,6 +152,14 @@ final class SQLiteLoadCache: Sendable {
         var keys: [SessionKey] = []
         var before: [(key: SessionKey, record: SessionRecord)] = []
         var rows: [(key: SessionKey, record: SessionRecord)] = []
+
+        /// Empties it for the next transaction, keeping the lists' storage: a save then
+        /// allocates nothing here.
+        mutating func clear(keys: [SessionKey] = []) {
+            self.keys = keys
+            before.removeAll(keepingCapacity: true)
+            rows.removeAll(keepingCapacity: true)
+        }
     }
     private let logger: Logger
 
@@ -254,31 +262,34 @@ final class SQLiteLoadCache: Sendable {
         writesUnderWay.add(1, ordering: .sequentiallyConsistent)
         writeSequence.add(1, ordering: .sequentiallyConsistent)
         guard let keys else {
-            transaction.withLock { $0 = Transaction() }
+            transaction.withLock { $0.clear() }
             unknownRowsWritten.store(true, ordering: .sequentiallyConsistent)
             return
         }
         let current = guardedHeader()
-        var before: [(key: SessionKey, record: SessionRecord)] = []
-        for key in keys {
-            let keySlot = SQLiteSlot.of(key)
-            let (stripe, slot) = location(of: keySlot)
-            let valid: SessionRecord? = stripe.slots.withLock { slots in
-                guard let index = SlotSets.find(at: slot, { slots.keySlots[$0] == keySlot }) else { return nil }
-                defer {
-                    slots.entries[index] = nil
-                    slots.keySlots[index] = nil
+        // Locks: the transaction's, then a stripe's (``writeDidEnd(on:committed:)`` too; no
+        // other path holds both).
+        transaction.withLock { transaction in
+            transaction.clear(keys: keys)
+            for key in keys {
+                let keySlot = SQLiteSlot.of(key)
+                let (stripe, slot) = location(of: keySlot)
+                let valid: SessionRecord? = stripe.slots.withLock { slots in
+                    guard let index = SlotSets.find(at: slot, { slots.keySlots[$0] == keySlot }) else { return nil }
+                    defer {
+                        slots.entries[index] = nil
+                        slots.keySlots[index] = nil
+                    }
+                    // Valid as a lookup would answer it: the row as stored now.
+                    guard let current, slots.entries[index]?.key == key.value,
+                          slots.entries[index]?.header == current
+                            || (slots.trustedHeader == current && slots.entries[index]?.epoch == slots.epoch)
+                    else { return nil }
+                    return slots.entries[index]?.record
                 }
-                // Valid as a lookup would answer it: the row as stored now.
-                guard let current, slots.entries[index]?.key == key.value,
-                      slots.entries[index]?.header == current
-                        || (slots.trustedHeader == current && slots.entries[index]?.epoch == slots.epoch)
-                else { return nil }
-                return slots.entries[index]?.record
+                if let valid { transaction.before.append((key, valid)) }
             }
-            if let valid { before.append((key, valid)) }
         }
-        transaction.withLock { $0 = Transaction(keys: keys, before: before) }
     }
 
     /// The row of `key` as this cache held it, valid, when the write transaction under way
@@ -323,24 +334,23 @@ final class SQLiteLoadCache: Sendable {
                 slots.trustedHeader = trusted
             }
         }
-        let (keys, rows) = transaction.withLock { transaction in
-            defer { transaction = Transaction() }
-            return (transaction.keys, transaction.rows)
-        }
-        guard committed, let trusted, !rows.isEmpty else { return }
-        // A key written twice in the transaction: only the database knows its last state.
-        let repeated = Self.repeated(keys).union(Self.repeated(rows.map(\.key)))
-        for (key, record) in rows where record.data.count <= Self.largestCachedRow && !repeated.contains(key) {
-            let keySlot = SQLiteSlot.of(key)
-            let (stripe, slot) = location(of: keySlot)
-            stripe.slots.withLock { slots in
-                slots.store(Entry(key: key.value, record: record, header: trusted, epoch: epoch), keySlot: keySlot, inSetAt: slot)
+        transaction.withLock { transaction in
+            defer { transaction.clear() }
+            guard committed, let trusted, !transaction.rows.isEmpty else { return }
+            // A key written twice in the transaction: only the database knows its last state.
+            let repeated = Self.repeated(transaction.keys).union(Self.repeated(transaction.rows.lazy.map(\.key)))
+            for (key, record) in transaction.rows where record.data.count <= Self.largestCachedRow && !repeated.contains(key) {
+                let keySlot = SQLiteSlot.of(key)
+                let (stripe, slot) = location(of: keySlot)
+                stripe.slots.withLock { slots in
+                    slots.store(Entry(key: key.value, record: record, header: trusted, epoch: epoch), keySlot: keySlot, inSetAt: slot)
+                }
             }
         }
     }
 
     /// The keys that appear more than once in `keys`.
-    private static func repeated(_ keys: [SessionKey]) -> Set<SessionKey> {
+    private static func repeated(_ keys: some Collection<SessionKey>) -> Set<SessionKey> {
         guard keys.count > 1 else { return [] }
         var seen = Set<SessionKey>(minimumCapacity: keys.count)
         var repeated = Set<SessionKey>()

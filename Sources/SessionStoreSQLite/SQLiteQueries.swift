@@ -56,10 +56,10 @@ struct SQLiteQueries: Sendable {
     let load: String
     /// Upsert that replaces only an expired row; `?3` data, `?4` version, `?5` created, `?6` expires.
     let insert: String
-    /// `?3` data, `?4` expires, `?5` expected version, `?6` now; ``row(updating:data:expiresAt:now:)``
-    /// is the row it leaves.
+    /// `?3` data, `?4` expires, `?5` expected version, `?6` now; ``SQLiteRowChange/update``
+    /// gives the row it leaves.
     let update: String
-    /// `?3` expires, `?4` now; ``row(touching:expiresAt:now:)`` is the row it leaves.
+    /// `?3` expires, `?4` now; ``SQLiteRowChange/touch`` gives the row it leaves.
     let touch: String
     /// `?3` data, `?4` expires, `?5` expected version, `?6` now, `?8` owner, `?9` details.
     let rebind: String
@@ -165,25 +165,6 @@ struct SQLiteQueries: Sendable {
         deleteVersion = "DELETE FROM \(table) WHERE \(key) AND version = ?3"
     }
 
-    /// The row ``update`` leaves when it changes `previous` (the row as stored before it):
-    /// kept in step with that statement, for the load cache (``SQLiteLoadCache/rowWritten(_:for:)``).
-    func row(updating previous: SessionRecord, data: [UInt8], expiresAt: Int64, now: Int64) -> SessionRecord {
-        var row = previous
-        row.data = data
-        row.version += 1
-        row.expiresAt = max(previous.expiresAt, expiresAt)
-        if hasOwners { row.lastSeen = now }
-        return row
-    }
-
-    /// The row ``touch`` leaves when it changes `previous` (the row as stored before it).
-    func row(touching previous: SessionRecord, expiresAt: Int64, now: Int64) -> SessionRecord {
-        var row = previous
-        row.expiresAt = expiresAt
-        if hasOwners { row.lastSeen = now }
-        return row
-    }
-
     /// A cleanup slice's scan: up to `?2` rows in key order after the position bound from
     /// `?3` (from the table's start when `afterPosition` is false), each row's key, whether
     /// it expired before `?1`, and the bytes of its data (which SQLite reads from the
@@ -223,5 +204,30 @@ extension SQLiteQueries {
             SELECT id, created_at, coalesce(last_seen, created_at), expires_at, details FROM \(table) \
             WHERE owner = ?8 AND expires_at > ?3 AND version <> 0\(after) ORDER BY created_at DESC, id DESC LIMIT ?4
             """
+    }
+}
+
+/// What ``SQLiteQueries/update`` or ``SQLiteQueries/touch`` does to the one row it changes,
+/// with the values bound: the load cache keeps the row it leaves
+/// (``SQLiteLoadCache/rowWritten(_:for:)``). Kept in step with those statements.
+enum SQLiteRowChange: Sendable {
+    case update(data: [UInt8], expiresAt: Int64, now: Int64)
+    case touch(expiresAt: Int64, now: Int64)
+
+    /// The row the statement leaves when it changed `previous` (the row as stored before it),
+    /// in a table with the owner columns when `owners`.
+    func row(from previous: SessionRecord, owners: Bool) -> SessionRecord {
+        var row = previous
+        switch self {
+        case .update(let data, let expiresAt, let now):
+            row.data = data
+            row.version += 1
+            row.expiresAt = max(previous.expiresAt, expiresAt)
+            if owners { row.lastSeen = now }
+        case .touch(let expiresAt, let now):
+            row.expiresAt = expiresAt
+            if owners { row.lastSeen = now }
+        }
+        return row
     }
 }
