@@ -66,69 +66,74 @@ struct SQLiteLoadCacheTests {
         }
     }
 
+    /// ``row`` bound to an owner, with details: what the saves below start from.
+    static var bound: SessionRecord {
+        var bound = record("a", expiresAt: 1_000_000)
+        bound.owner = "user-1"
+        bound.details = Array("device".utf8)
+        return bound
+    }
+
+    /// Inserts ``bound``, runs `write` on the backend, then loads ``row`` at `now`: the load
+    /// must be answered from the cache. Returns that row and the row the database holds,
+    /// read after reopening it.
+    func keptAndStored(
+        _ database: TemporaryDatabase, now: Int64, _ write: (SQLiteBackend) async throws -> Void
+    ) async throws -> (kept: SessionRecord?, stored: SessionRecord?) {
+        let backend = try database.open()
+        #expect(try await backend.insert(Self.row, Self.bound))
+        try await write(backend)
+        let answered = try hits(backend)
+        let kept = try await backend.load(Self.row, now: now)
+        #expect(try hits(backend) == answered + 1, "the written row is answered without SQLite")
+        try await backend.close()
+        let reopened = try database.open()
+        let stored = try await reopened.load(Self.row, now: now)
+        try await reopened.close()
+        return (kept, stored)
+    }
+
+    @Test func theRowAnInsertOfThisBackendLeftIsAnsweredFromTheCacheAsStored() async throws {
+        try await withTemporaryDatabase { database in
+            let (kept, stored) = try await keptAndStored(database, now: 2) { _ in }
+            #expect(kept == Self.bound && stored == Self.bound)
+        }
+    }
+
     @Test func theRowASaveOfThisBackendLeftIsAnsweredFromTheCacheAsStored() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
-            var bound = record("a", expiresAt: 1_000_000)
-            bound.owner = "user-1"
-            bound.details = Array("device".utf8)
-            #expect(try await backend.insert(Self.row, bound))
-            let inserted = try hits(backend)
-            #expect(try await backend.load(Self.row, now: 2) == bound, "the inserted row, as inserted")
-            #expect(try hits(backend) == inserted + 1)
-            #expect(try await backend.update(Self.row, data: Array("b".utf8), expectedVersion: 1, expiresAt: 2_000_000, now: 7))
-            let saved = try hits(backend)
-            let loaded = try await backend.load(Self.row, now: 8)
-            #expect(try hits(backend) == saved + 1, "the saved row is answered without SQLite")
-            var expected = bound
+            let (kept, stored) = try await keptAndStored(database, now: 8) { backend in
+                _ = try await backend.load(Self.row, now: 2)
+                #expect(try await backend.update(Self.row, data: Array("b".utf8), expectedVersion: 1, expiresAt: 2_000_000, now: 7))
+            }
+            var expected = Self.bound
             expected.data = Array("b".utf8)
             expected.version = 2
             expected.expiresAt = 2_000_000
             expected.lastSeen = 7
-            #expect(loaded == expected)
-            try await backend.close()
-            let reopened = try database.open()
-            #expect(try await reopened.load(Self.row, now: 8) == expected, "what the database holds")
-            try await reopened.close()
+            #expect(kept == expected && stored == expected)
         }
     }
 
     @Test func theRowAMergeOfThisBackendLeftIsAnsweredFromTheCacheAsStored() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
-            var bound = record("a", expiresAt: 1_000_000)
-            bound.owner = "user-1"
-            #expect(try await backend.insert(Self.row, bound))
-            let merged: Bool = try await backend.merge(Self.row, now: 9) { current in
-                (.replace(data: Array("m".utf8), expiresAt: 500), current != nil)
+            let (kept, stored) = try await keptAndStored(database, now: 10) { backend in
+                let merged: Bool = try await backend.merge(Self.row, now: 9) { current in
+                    (.replace(data: Array("m".utf8), expiresAt: 500), current != nil)
+                }
+                #expect(merged)
             }
-            #expect(merged)
-            let answered = try hits(backend)
-            let loaded = try await backend.load(Self.row, now: 10)
-            #expect(try hits(backend) == answered + 1, "the merged row is answered without SQLite")
-            try await backend.close()
-            let reopened = try database.open()
-            let stored = try await reopened.load(Self.row, now: 10)
-            #expect(loaded == stored && stored?.data == Array("m".utf8) && stored?.expiresAt == 1_000_000 && stored?.lastSeen == 9)
-            try await reopened.close()
+            #expect(kept == stored && stored?.data == Array("m".utf8) && stored?.expiresAt == 1_000_000 && stored?.lastSeen == 9)
         }
     }
 
     @Test func theRowATouchOfThisBackendLeftIsAnsweredFromTheCacheAsStored() async throws {
         try await withTemporaryDatabase { database in
-            let backend = try database.open()
-            var bound = record("a", expiresAt: 1_000_000)
-            bound.owner = "user-1"
-            #expect(try await backend.insert(Self.row, bound))
-            #expect(try await backend.touch(Self.row, expiresAt: 3_000_000, now: 11))
-            let touched = try hits(backend)
-            let loaded = try await backend.load(Self.row, now: 12)
-            #expect(try hits(backend) == touched + 1, "the touched row is answered without SQLite")
-            try await backend.close()
-            let reopened = try database.open()
-            let stored = try await reopened.load(Self.row, now: 12)
-            #expect(loaded == stored && stored?.expiresAt == 3_000_000 && stored?.lastSeen == 11 && stored?.version == 1)
-            try await reopened.close()
+            let (kept, stored) = try await keptAndStored(database, now: 12) { backend in
+                let touched = try await backend.touch(Self.row, expiresAt: 3_000_000, now: 11)
+                #expect(touched)
+            }
+            #expect(kept == stored && stored?.expiresAt == 3_000_000 && stored?.lastSeen == 11 && stored?.version == 1)
         }
     }
 
