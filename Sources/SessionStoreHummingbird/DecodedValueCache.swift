@@ -55,9 +55,8 @@ final class DecodedValueCache: Sendable {
 
         mutating func store(_ entry: Entry, hash: Int, inSetAt first: Int) {
             let index = SlotSets.place(
-                at: first, victim: victim, isEmpty: { hashes[$0] == nil },
+                at: first, victim: &victim, isEmpty: { hashes[$0] == nil },
                 matches: { hashes[$0] == hash && entries[$0]?.key == entry.key })
-            if hashes[index] != nil && !(hashes[index] == hash && entries[index]?.key == entry.key) { victim &+= 1 }
             entries[index] = entry
             hashes[index] = hash
         }

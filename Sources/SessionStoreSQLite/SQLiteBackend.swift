@@ -510,22 +510,16 @@ public final class SQLiteBackend: StorageBackend {
         // No live row: the one row holds NULLs (a stored row's `expires_at` is never NULL,
         // or it would not have matched `expires_at > now`).
         guard try statement.step(operation: "load"), statement.columnType(3) != SQLITE_NULL else { return nil }
-        return try record(at: statement, operation: "load")
-    }
-
-    /// The row `statement` is on, in the load's columns (data, version, created, expires,
-    /// then owner, details and last seen in a table that has them).
-    private static func record(at statement: SQLiteStatement, operation: String) throws(StorageError) -> SessionRecord {
         var record = SessionRecord(
-            data: try statement.blob(0, operation: operation),
-            version: try statement.int64(1, operation: operation),
-            createdAt: try statement.int64(2, operation: operation),
-            expiresAt: try statement.int64(3, operation: operation))
+            data: try statement.blob(0, operation: "load"),
+            version: try statement.int64(1, operation: "load"),
+            createdAt: try statement.int64(2, operation: "load"),
+            expiresAt: try statement.int64(3, operation: "load"))
         // A table with the owner columns (schema version 3); NULL for an unbound row.
         if statement.columnCount > 4 {
-            if statement.columnType(4) != SQLITE_NULL { record.owner = try statement.text(4, operation: operation) }
-            if statement.columnType(5) != SQLITE_NULL { record.details = try statement.blob(5, operation: operation) }
-            if statement.columnType(6) != SQLITE_NULL { record.lastSeen = try statement.int64(6, operation: operation) }
+            if statement.columnType(4) != SQLITE_NULL { record.owner = try statement.text(4, operation: "load") }
+            if statement.columnType(5) != SQLITE_NULL { record.details = try statement.blob(5, operation: "load") }
+            if statement.columnType(6) != SQLITE_NULL { record.lastSeen = try statement.int64(6, operation: "load") }
         }
         return record
     }

@@ -90,8 +90,7 @@ final class SQLiteLoadCache: Sendable {
         /// Puts `entry` (of the row in `keySlot`) in the set at `first`, over the row's own.
         mutating func store(_ entry: Entry, keySlot: Int64, inSetAt first: Int) {
             let index = SlotSets.place(
-                at: first, victim: victim, isEmpty: { keySlots[$0] == nil }, matches: { keySlots[$0] == keySlot })
-            if keySlots[index] != nil && keySlots[index] != keySlot { victim &+= 1 }
+                at: first, victim: &victim, isEmpty: { keySlots[$0] == nil }, matches: { keySlots[$0] == keySlot })
             entries[index] = entry
             keySlots[index] = keySlot
         }

@@ -10,8 +10,7 @@ struct SlotSetsTests {
         var victim = 0
 
         mutating func store(_ key: String) {
-            let slot = SlotSets.place(at: 0, victim: victim, isEmpty: { slots[$0] == nil }, matches: { slots[$0] == key })
-            if slots[slot] != nil && slots[slot] != key { victim += 1 }
+            let slot = SlotSets.place(at: 0, victim: &victim, isEmpty: { slots[$0] == nil }, matches: { slots[$0] == key })
             slots[slot] = key
         }
 

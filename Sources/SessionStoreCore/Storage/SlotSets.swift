@@ -42,13 +42,14 @@ package enum SlotSets {
 
     /// Where a key's entry goes in the set at `first`: over the entry `matches` finds (the
     /// key's own), else in the first empty slot, else over the entry in the set's slot
-    /// `victim` (taken modulo ``ways``). Callers pass a counter they advance on each
-    /// replacement, so a full set drops its entries in turn, with no entry moved.
+    /// `victim` (taken modulo ``ways``), which then advances: a full set drops its entries in
+    /// turn, with no entry moved.
     @inlinable package static func place(
-        at first: Int, victim: Int, isEmpty: (Int) -> Bool, matches: (Int) -> Bool
+        at first: Int, victim: inout Int, isEmpty: (Int) -> Bool, matches: (Int) -> Bool
     ) -> Int {
         if let own = find(at: first, matches) { return own }
         for slot in first..<first + ways where isEmpty(slot) { return slot }
+        defer { victim &+= 1 }
         return first + Int(UInt(bitPattern: victim) % UInt(ways))
     }
 }
