@@ -40,9 +40,13 @@ import Darwin
 ///
 /// So a mix of reads and this backend's saves keeps answering reads, the saved rows'
 /// included, and any commit from elsewhere (another backend, a `sqlite3` shell, another process)
-/// makes every kept row miss until it is loaded again. A load that overlaps one of this
-/// backend's writes is not kept for the epoch (it may have read the row just before the write
-/// changed it). A header whose two copies differ (a commit writing it) counts as changed.
+/// makes every kept row miss until it is loaded again. A load kept while one of this backend's
+/// writes is under way (it may have read the row just before the write changed it), or at a
+/// header no write confirmed yet, is answered at its own header only, until a write's end
+/// confirms exactly that header: then it read the confirmed state and joins the epoch (a
+/// load in the moment between a save's commit and its confirmation, common under a steady
+/// mix, would otherwise miss again after every later save). A header whose two copies differ
+/// (a commit writing it) counts as changed.
 ///
 /// The header is read through SQLite's own mapping of the WAL index (the connection's
 /// `xShmMap`), never a descriptor of this cache's: closing a descriptor of the file would drop
@@ -86,20 +90,43 @@ final class SQLiteLoadCache: Sendable {
 
         /// Advanced by each entry that replaces another in a full set (``SlotSets``).
         var victim = 0
+        /// Slots given, since the last write ended, a row kept outside the epoch (loaded at a
+        /// header no write had confirmed yet): the next write's end takes into the epoch those
+        /// loaded at the header it confirms. At most ``pendingLimit``; storage kept.
+        var pending: [Int]
 
         /// Puts `entry` (of the row in `keySlot`) in the set at `first`, over the row's own.
-        mutating func store(_ entry: Entry, keySlot: Int64, inSetAt first: Int) {
+        mutating func store(_ entry: Entry, keySlot: Int64, inSetAt first: Int) -> Int {
             let index = SlotSets.place(
                 at: first, victim: &victim, isEmpty: { keySlots[$0] == nil }, matches: { keySlots[$0] == keySlot })
             entries[index] = entry
             keySlots[index] = keySlot
+            return index
+        }
+
+        /// Starts the epoch's rows at `trusted` (`nil`: none yet), taking into it the pending
+        /// rows loaded at exactly that header: they read the state it stands for.
+        mutating func trust(_ trusted: Header?, epoch: UInt64) {
+            self.epoch = epoch
+            trustedHeader = trusted
+            if let trusted {
+                for index in pending where entries[index]?.epoch == 0 && entries[index]?.header == trusted {
+                    entries[index]?.epoch = epoch
+                }
+            }
+            pending.removeAll(keepingCapacity: true)
         }
     }
 
     private final class Stripe: Sendable {
         let slots: Mutex<Slots>
         init(slots: Int) {
-            self.slots = Mutex(Slots(entries: Array(repeating: nil, count: slots), keySlots: Array(repeating: nil, count: slots)))
+            var pending: [Int] = []
+            pending.reserveCapacity(SQLiteLoadCache.pendingLimit)
+            self.slots = Mutex(
+                Slots(
+                    entries: Array(repeating: nil, count: slots), keySlots: Array(repeating: nil, count: slots),
+                    pending: pending))
         }
     }
 
@@ -108,16 +135,12 @@ final class SQLiteLoadCache: Sendable {
         fileprivate let before: Header
         /// The key's slot (``SQLiteSlot``).
         fileprivate let keySlot: Int64
-        /// The epoch whose trusted header `before` was, `0` when none.
-        fileprivate let epoch: UInt64
-        /// ``writeSequence`` read before `before`.
-        fileprivate let sequence: UInt64
-        /// Whether a write of this backend was under way then.
-        fileprivate let writing: Bool
     }
 
     /// Rows with more data than this are loaded from SQLite every time.
     static let largestCachedRow = 4096
+    /// Rows a stripe holds for the next write's end to take into the epoch (``Slots/pending``).
+    static let pendingLimit = 16
     /// Bytes of the first WAL-index region SQLite maps (`WALINDEX_PGSZ`): the headers lie in
     /// its first 136.
     private static let regionBytes: Int32 = 32768
@@ -133,9 +156,6 @@ final class SQLiteLoadCache: Sendable {
     /// Loads answered from the cache; for tests.
     let hits = Atomic<Int>(0)
 
-    /// Bumped when a write of this backend begins and when it ends: a load that saw it move
-    /// overlapped a write, and its row is not kept for the epoch.
-    private let writeSequence = Atomic<UInt64>(0)
     /// Writes of this backend between ``writeWillBegin(keys:)`` and ``writeDidEnd(on:committed:)``.
     private let writesUnderWay = Atomic<Int>(0)
     /// Set by a write of rows the cache is not told; its end starts a new epoch.
@@ -215,21 +235,19 @@ final class SQLiteLoadCache: Sendable {
     /// the row, or `.some(nil)` when the kept row has expired by `now`; `nil` to load from
     /// SQLite, with a ticket for ``keep(_:for:after:)`` when the load may be kept.
     func lookup(_ key: SessionKey, now: Int64) -> (result: SessionRecord??, ticket: Ticket?) {
-        let sequence = writeSequence.load(ordering: .sequentiallyConsistent)
-        let writing = writesUnderWay.load(ordering: .sequentiallyConsistent) > 0
         guard let current = guardedHeader() else { return (nil, nil) }
         let keySlot = SQLiteSlot.of(key)
         let (stripe, slot) = location(of: keySlot)
-        let (record, epoch): (SessionRecord?, UInt64) = stripe.slots.withLock { slots in
+        let record: SessionRecord? = stripe.slots.withLock { slots in
             let epoch = slots.trustedHeader == current ? slots.epoch : 0
             let found = SlotSets.find(at: slot) { index in
                 guard slots.keySlots[index] == keySlot, slots.entries[index]?.key == key.value else { return false }
                 return slots.entries[index]?.header == current || (epoch != 0 && slots.entries[index]?.epoch == epoch)
             }
-            return (found.flatMap { slots.entries[$0]?.record }, epoch)
+            return found.flatMap { slots.entries[$0]?.record }
         }
         guard let record else {
-            return (nil, Ticket(before: current, keySlot: keySlot, epoch: epoch, sequence: sequence, writing: writing))
+            return (nil, Ticket(before: current, keySlot: keySlot))
         }
         hits.add(1, ordering: .relaxed)
         return (.some(record.expiresAt > now ? record : nil), nil)
@@ -237,18 +255,25 @@ final class SQLiteLoadCache: Sendable {
 
     /// Keeps `record`, loaded for `key` after the lookup that gave `ticket`, when no commit
     /// landed since that lookup (the header is unchanged): the load read exactly that state.
-    /// It stays valid across this backend's later writes only when none was under way.
+    ///
+    /// It stays valid across this backend's later writes (joins the epoch) when that state is
+    /// the trusted one and no write is under way; otherwise it is answered at its header only,
+    /// until the next write's end confirms that header (a load that read the state a write of
+    /// this backend left before the write's end confirmed it) and takes the row into the epoch.
+    /// A row read before a write under way changed it was read at the header before that
+    /// write's commit, which its end never confirms.
     func keep(_ record: SessionRecord, for key: SessionKey, after ticket: Ticket) {
         guard record.data.count <= Self.largestCachedRow, let after = guardedHeader(), after == ticket.before else { return }
         let keySlot = ticket.keySlot
         let (stripe, slot) = location(of: keySlot)
         stripe.slots.withLock { slots in
-            // Under the stripe's lock: a write that begins after this check removes the entry.
-            let overlapped = ticket.writing || writesUnderWay.load(ordering: .sequentiallyConsistent) > 0
-                || writeSequence.load(ordering: .sequentiallyConsistent) != ticket.sequence
-            let epoch = !overlapped && ticket.epoch != 0 && ticket.epoch == slots.epoch
-                && slots.trustedHeader == ticket.before ? ticket.epoch : 0
-            slots.store(Entry(key: key.value, record: record, header: ticket.before, epoch: epoch), keySlot: keySlot, inSetAt: slot)
+            // Under the stripe's lock: a write that begins after this check removes the entry,
+            // and a write's end updates this stripe before it stops counting as under way.
+            let trusted = writesUnderWay.load(ordering: .sequentiallyConsistent) == 0 && slots.trustedHeader == ticket.before
+            let epoch = trusted ? slots.epoch : 0
+            let index = slots.store(
+                Entry(key: key.value, record: record, header: ticket.before, epoch: epoch), keySlot: keySlot, inSetAt: slot)
+            if !trusted, slots.pending.count < Self.pendingLimit { slots.pending.append(index) }
         }
     }
 
@@ -259,7 +284,6 @@ final class SQLiteLoadCache: Sendable {
     /// commit, and loads under way are not kept for the epoch.
     func writeWillBegin(keys: [SessionKey]?) {
         writesUnderWay.add(1, ordering: .sequentiallyConsistent)
-        writeSequence.add(1, ordering: .sequentiallyConsistent)
         guard let keys else {
             transaction.withLock { $0.clear() }
             unknownRowsWritten.store(true, ordering: .sequentiallyConsistent)
@@ -311,7 +335,6 @@ final class SQLiteLoadCache: Sendable {
     /// transaction's writes reported), or starts a new epoch.
     func writeDidEnd(on connection: SQLiteConnection, committed: Bool) {
         defer {
-            writeSequence.add(1, ordering: .sequentiallyConsistent)
             writesUnderWay.subtract(1, ordering: .sequentiallyConsistent)
         }
         let unknownRows = unknownRowsWritten.exchange(false, ordering: .sequentiallyConsistent)
@@ -328,10 +351,7 @@ final class SQLiteLoadCache: Sendable {
             return (state.epoch, confirmed ? header : nil)
         }
         for stripe in stripes {
-            stripe.slots.withLock { slots in
-                slots.epoch = epoch
-                slots.trustedHeader = trusted
-            }
+            stripe.slots.withLock { slots in slots.trust(trusted, epoch: epoch) }
         }
         transaction.withLock { transaction in
             defer { transaction.clear() }
@@ -341,9 +361,8 @@ final class SQLiteLoadCache: Sendable {
             for (key, record) in transaction.rows where record.data.count <= Self.largestCachedRow && !repeated.contains(key) {
                 let keySlot = SQLiteSlot.of(key)
                 let (stripe, slot) = location(of: keySlot)
-                stripe.slots.withLock { slots in
-                    slots.store(Entry(key: key.value, record: record, header: trusted, epoch: epoch), keySlot: keySlot, inSetAt: slot)
-                }
+                let entry = Entry(key: key.value, record: record, header: trusted, epoch: epoch)
+                stripe.slots.withLock { slots in _ = slots.store(entry, keySlot: keySlot, inSetAt: slot) }
             }
         }
     }

@@ -1,3 +1,4 @@
+import CSessionStoreSQLite
 import Foundation
 import Logging
 import SessionStoreCore
@@ -240,9 +241,91 @@ struct SQLiteLoadCacheTests {
                 "UPDATE sessions SET data = CAST('new' AS BLOB), version = version + 1", operation: "test")
             try update.run(operation: "test")
             update.reset()
+            #expect(sqlite3_changes(connection.database) == 1)
             cache.writeDidEnd(on: connection, committed: true)
             let (answered, _) = cache.lookup(Self.row, now: 2)
             #expect(answered == nil, "the row loaded before the save is answered after it")
+        }
+    }
+
+    /// A database with ``row`` and ``other`` stored, a connection on it and a cache over
+    /// that connection whose header is trusted for the epoch, as after a first save.
+    func withCacheOnTwoRows(_ body: (SQLiteConnection, SQLiteLoadCache) throws -> Void) async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try await openWithTwoRows(database)
+            try await backend.close()
+            let connection = try SQLiteConnection(path: database.path, uri: false, busyTimeoutMilliseconds: 1_000)
+            let count = try connection.statement("SELECT count(*) FROM sessions", operation: "test")
+            #expect(try count.step(operation: "test"))
+            count.reset()
+            let cache = try #require(SQLiteLoadCache(connection: connection, logger: Logger(label: "test")))
+            defer { cache.close() }
+            cache.writeWillBegin(keys: [])
+            cache.writeDidEnd(on: connection, committed: true)
+            try body(connection, cache)
+        }
+    }
+
+    /// Commits a change of ``row`` on `connection`, as the writer does between
+    /// ``SQLiteLoadCache/writeWillBegin(keys:)`` and ``SQLiteLoadCache/writeDidEnd(on:committed:)``.
+    func commitChangeOfRow(on connection: SQLiteConnection) throws {
+        let update = try connection.statement(
+            "UPDATE sessions SET version = version + 1 WHERE id = 'cached-row'", operation: "test")
+        defer { update.reset() }
+        try update.run(operation: "test")
+        #expect(sqlite3_changes(connection.database) == 1)
+    }
+
+    @Test func aLoadOfTheStateASaveLeftIsKeptPastTheNextSaveWhenKeptBeforeTheSaveEnded() async throws {
+        // The load runs between the save's commit and the save's end (which confirms the
+        // header the load read): the next save must not make it miss.
+        try await withCacheOnTwoRows { connection, cache in
+            cache.writeWillBegin(keys: [Self.row])
+            try commitChangeOfRow(on: connection)
+            let (missed, ticket) = cache.lookup(Self.other, now: 2)
+            #expect(missed == nil)
+            cache.keep(record("o", expiresAt: 1_000_000), for: Self.other, after: try #require(ticket))
+            cache.writeDidEnd(on: connection, committed: true)
+            cache.writeWillBegin(keys: [Self.row])
+            try commitChangeOfRow(on: connection)
+            cache.writeDidEnd(on: connection, committed: true)
+            let (answered, _) = cache.lookup(Self.other, now: 2)
+            #expect(answered??.data == Array("o".utf8))
+        }
+    }
+
+    @Test func aLoadOfTheStateASaveLeftIsKeptPastTheNextSaveWhenKeptAfterTheSaveEnded() async throws {
+        // The lookup runs between the save's commit and its end, the keep after the end.
+        try await withCacheOnTwoRows { connection, cache in
+            cache.writeWillBegin(keys: [Self.row])
+            try commitChangeOfRow(on: connection)
+            let (missed, ticket) = cache.lookup(Self.other, now: 2)
+            #expect(missed == nil)
+            cache.writeDidEnd(on: connection, committed: true)
+            cache.keep(record("o", expiresAt: 1_000_000), for: Self.other, after: try #require(ticket))
+            cache.writeWillBegin(keys: [Self.row])
+            try commitChangeOfRow(on: connection)
+            cache.writeDidEnd(on: connection, committed: true)
+            let (answered, _) = cache.lookup(Self.other, now: 2)
+            #expect(answered??.data == Array("o".utf8))
+        }
+    }
+
+    @Test func aLoadKeptDuringASaveThatWroteNothingStaysAnsweredPastIt() async throws {
+        try await withCacheOnTwoRows { connection, cache in
+            let (_, ticket) = cache.lookup(Self.row, now: 2)
+            cache.writeWillBegin(keys: [Self.row])
+            cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: try #require(ticket))
+            cache.writeDidEnd(on: connection, committed: false)
+            cache.writeWillBegin(keys: [Self.other])
+            let update = try connection.statement(
+                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
+            try update.run(operation: "test")
+            update.reset()
+            #expect(sqlite3_changes(connection.database) == 1)
+            cache.writeDidEnd(on: connection, committed: true)
+            let (answered, _) = cache.lookup(Self.row, now: 2)
+            #expect(answered??.data == Array("a".utf8))
         }
     }
 
