@@ -85,12 +85,12 @@ public final class SQLiteBackend: StorageBackend {
             let checkpointer = SQLiteCheckpointer(
                 connection: SQLiteTransfer(value: checkpointConnection), readers: readers, logger: logger,
                 metricsLabel: "session_store_sqlite")
-            checkpointer.install(on: writerConnection)
             self.checkpointer = checkpointer
             // The writer connection has read the database, so SQLite has mapped its WAL index;
             // no other thread uses the connection yet.
             loadCache = configuration.loadCacheSlots > 0
                 ? SQLiteLoadCache(connection: writerConnection, logger: logger, slots: configuration.loadCacheSlots) : nil
+            SQLiteCommitHooks.install(on: writerConnection, checkpointer: checkpointer, loadCache: loadCache)
         } else {
             readers = nil
             checkpointer = nil

@@ -12,8 +12,8 @@ import Synchronization
 /// SQLite's automatic checkpoint runs inside the commit that crosses the threshold: on
 /// the writer thread, stalling every save queued behind it (measured here: 60-210 ms
 /// during a cleanup, against 4-6 ms with checkpoints moved away). The writer's WAL hook
-/// wakes this thread instead (installing the hook turns the automatic checkpoint off, so
-/// this thread is the only one that checkpoints).
+/// (``SQLiteCommitHooks``) wakes this thread instead (installing the hook turns the
+/// automatic checkpoint off, so this thread is the only one that checkpoints).
 ///
 /// Each wake-up runs a PASSIVE checkpoint: it copies what no reader still needs and never
 /// blocks the writer or the readers; the next write then starts the WAL file over. When
@@ -133,14 +133,6 @@ final class SQLiteCheckpointer: Sendable {
         thread.start()
     }
 
-    /// Makes `writer`'s commits wake this checkpointer instead of checkpointing inline.
-    /// The connection keeps the checkpointer alive until it closes.
-    func install(on writer: SQLiteConnection) {
-        writer.hookOwner = self
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        sqlite3_wal_hook(writer.database, sqliteWALHook, context)
-    }
-
     /// WAL pages after the last commit; 0 once the writer copied them all back (the next
     /// write starts the WAL over).
     private let lastPages = Atomic<Int32>(0)
@@ -168,8 +160,9 @@ final class SQLiteCheckpointer: Sendable {
         !tailDue.load(ordering: .relaxed) && lastPages.load(ordering: .relaxed) < Self.hardLimitPages / 4 * 3
     }
 
-    /// Called by the WAL hook after a commit, on the writer thread or an inline caller's.
-    fileprivate func walGrew(to pages: Int32, writer database: OpaquePointer?) {
+    /// Called by the writer's WAL hook (``SQLiteCommitHooks``) after a commit, on the writer
+    /// thread or an inline caller's.
+    func walGrew(to pages: Int32, writer database: OpaquePointer?) {
         lastPages.store(pages, ordering: .relaxed)
         if pages >= Self.hardLimitPages, !inlineRunning.load(ordering: .relaxed), let database {
             // SQLite's own auto-checkpoint runs from this hook the same way.
@@ -473,14 +466,4 @@ final class SQLiteCheckpointer: Sendable {
             return nil
         }
     }
-}
-
-/// The writer connection's WAL hook: hands the WAL size to the checkpointer. Returns
-/// SQLITE_OK so the commit itself is unaffected.
-private func sqliteWALHook(
-    _ context: UnsafeMutableRawPointer?, _ database: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ pages: Int32
-) -> Int32 {
-    guard let context else { return SQLITE_OK }
-    Unmanaged<SQLiteCheckpointer>.fromOpaque(context).takeUnretainedValue().walGrew(to: pages, writer: database)
-    return SQLITE_OK
 }

@@ -23,12 +23,17 @@ import Darwin
 /// - while the header is still the one it was loaded at: no commit happened since, or
 /// - while every commit since was this backend's own and none wrote its key: the writer
 ///   tells the cache which keys a write changes before it commits (``writeWillBegin(keys:)``),
-///   and afterwards confirms, with `PRAGMA data_version` on its connection read after the
-///   header (it changes with every other connection's commit and never with the writer's
-///   own), that no other connection or process committed since the last write; only then
-///   does the header it read become the one that kept rows of the current *epoch* are valid
-///   at (``writeDidEnd(on:committed:)``). Any doubt (another commit, a write of unknown rows such as a
-///   cleanup, a failed check) starts a new epoch, which drops the older rows.
+///   and afterwards confirms that the header it reads is the trusted one with only that
+///   write's commit on top (``writeDidEnd(committed:)``): SQLite's commit hook, which runs
+///   under the write lock, gives the header the commit wrote over, and its WAL hook the
+///   frame count the commit left; a header with that count and the same WAL salts (or the
+///   first salt one up, for a commit that started the WAL over) is that commit's, since any
+///   later commit adds frames or starts the WAL over again. Only then does the header
+///   become the one that kept rows of the current *epoch* are valid at. Anything else
+///   (another connection's or process's commit, a write of unknown rows such as a cleanup,
+///   an unreadable header) starts a new epoch at the header read, which drops the older
+///   rows. No statement runs for the check: the `PRAGMA data_version` it replaced took a
+///   read transaction, two to four `fcntl` calls per save.
 ///
 /// A row this backend's write wrote, as the write reports it (``rowWritten(_:for:)``: the
 /// row an insert stored, or the row an update leaves, derived from the row as it stood: read
@@ -63,6 +68,25 @@ final class SQLiteLoadCache: Sendable {
         static func == (lhs: Header, rhs: Header) -> Bool {
             lhs.words.0 == rhs.words.0 && lhs.words.1 == rhs.words.1 && lhs.words.2 == rhs.words.2
                 && lhs.words.3 == rhs.words.3 && lhs.words.4 == rhs.words.4 && lhs.words.5 == rhs.words.5
+        }
+
+        /// The WAL's frame count (`mxFrame`, bytes 16-19, in the machine's order).
+        var frames: UInt32 { UInt32(truncatingIfNeeded: words.2.littleEndian) }
+        /// Both salts of the WAL file (bytes 32-39): a commit that starts the WAL over changes them.
+        var salts: UInt64 { words.4 }
+        /// The first salt, which each start of the WAL over increments (stored big-endian).
+        var firstSalt: UInt32 { UInt32(bigEndian: UInt32(truncatingIfNeeded: words.4.littleEndian)) }
+
+        /// Whether this header, read after a commit that left `frames` frames in the WAL, is
+        /// the one that commit wrote over `before` (read when it began, under the write lock),
+        /// with no commit or restart of the WAL by anything else since: a later commit adds
+        /// frames or starts the WAL over, and each start increments the first salt.
+        func isOnlyCommit(after before: Header, frames committed: UInt32) -> Bool {
+            guard frames == committed else { return false }
+            if salts == before.salts { return committed > before.frames }
+            // The commit started the WAL over; a count past the old one could also be
+            // another writer's after a later start, so only a smaller one is taken.
+            return committed <= before.frames && firstSalt == before.firstSalt &+ 1
         }
     }
 
@@ -120,13 +144,13 @@ final class SQLiteLoadCache: Sendable {
 
     private final class Stripe: Sendable {
         let slots: Mutex<Slots>
-        init(slots: Int) {
+        init(slots: Int, trusted: Header?) {
             var pending: [Int] = []
             pending.reserveCapacity(SQLiteLoadCache.pendingLimit)
             self.slots = Mutex(
                 Slots(
                     entries: Array(repeating: nil, count: slots), keySlots: Array(repeating: nil, count: slots),
-                    pending: pending))
+                    trustedHeader: trusted, pending: pending))
         }
     }
 
@@ -156,12 +180,12 @@ final class SQLiteLoadCache: Sendable {
     /// Loads answered from the cache; for tests.
     let hits = Atomic<Int>(0)
 
-    /// Writes of this backend between ``writeWillBegin(keys:)`` and ``writeDidEnd(on:committed:)``.
+    /// Writes of this backend between ``writeWillBegin(keys:)`` and ``writeDidEnd(committed:)``.
     private let writesUnderWay = Atomic<Int>(0)
     /// Set by a write of rows the cache is not told; its end starts a new epoch.
     private let unknownRowsWritten = Atomic<Bool>(false)
-    /// The writer's: the current epoch and the data version its last check read.
-    private let writerState: Mutex<(epoch: UInt64, dataVersion: Int64?)>
+    /// The writer's: the current epoch and the header its rows are valid at (`nil`: none).
+    private let writerState: Mutex<(epoch: UInt64, trusted: Header?)>
     /// The write transaction under way: the keys it was told of, their rows as kept here
     /// when it began, and the rows its writes reported. Only the writer (whoever holds the
     /// connection) touches it.
@@ -171,6 +195,13 @@ final class SQLiteLoadCache: Sendable {
         var keys: [SessionKey] = []
         var before: [(key: SessionKey, record: SessionRecord)] = []
         var rows: [(key: SessionKey, record: SessionRecord)] = []
+        /// Commits SQLite began on the writer's connection (its commit hook), and the header
+        /// when the first began, under the write lock: the state the transaction wrote over.
+        var commitsBegun = 0
+        var headerAtCommit: Header?
+        /// Commits that reached the WAL (its WAL hook), and the frame count the last left.
+        var commitsLogged = 0
+        var framesAfterCommit: UInt32 = 0
 
         /// Empties it for the next transaction, keeping the lists' storage: a save then
         /// allocates nothing here.
@@ -178,6 +209,10 @@ final class SQLiteLoadCache: Sendable {
             self.keys = keys
             before.removeAll(keepingCapacity: true)
             rows.removeAll(keepingCapacity: true)
+            commitsBegun = 0
+            headerAtCommit = nil
+            commitsLogged = 0
+            framesAfterCommit = 0
         }
     }
     private let logger: Logger
@@ -203,15 +238,22 @@ final class SQLiteLoadCache: Sendable {
         }
         base = UInt(bitPattern: region)
         self.logger = logger
-        writerState = Mutex((epoch: 1, dataVersion: Self.dataVersion(connection, logger: logger)))
+        // No row is kept yet: the state now is trusted as it is, and a first write on top of
+        // it continues the epoch.
+        let trusted = Self.header(at: base)
+        writerState = Mutex((epoch: 1, trusted: trusted))
         let stripeCount = max(1, stripes)
         slotsPerStripe = SlotSets.slotsPerStripe(slots, stripes: stripeCount)
-        self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe) }
+        self.stripes = (0..<stripeCount).map { [slotsPerStripe] _ in Stripe(slots: slotsPerStripe, trusted: trusted) }
     }
 
     /// The header now, `nil` when its two copies differ (a commit is writing it). Read as
     /// SQLite's readers do: the first copy, a barrier, then the second.
     private func header() -> Header? {
+        Self.header(at: base)
+    }
+
+    private static func header(at base: UInt) -> Header? {
         guard let pointer = UnsafeRawPointer(bitPattern: base) else { return nil }
         var first = Header(words: (0, 0, 0, 0, 0, 0))
         var second = first
@@ -290,7 +332,7 @@ final class SQLiteLoadCache: Sendable {
             return
         }
         let current = guardedHeader()
-        // Locks: the transaction's, then a stripe's (``writeDidEnd(on:committed:)`` too; no
+        // Locks: the transaction's, then a stripe's (``writeDidEnd(committed:)`` too; no
         // other path holds both).
         transaction.withLock { transaction in
             transaction.clear(keys: keys)
@@ -329,33 +371,71 @@ final class SQLiteLoadCache: Sendable {
         transaction.withLock { $0.rows.append((key, record)) }
     }
 
-    /// Called by the writer after the transaction ended, on its connection, with whether it
-    /// committed: confirms that no other connection committed since the last confirmation
-    /// and trusts the header it read for the current epoch (keeping the rows the
-    /// transaction's writes reported), or starts a new epoch.
-    func writeDidEnd(on connection: SQLiteConnection, committed: Bool) {
+    /// Called from SQLite's commit hook on the writer's connection: a commit begins, under
+    /// the write lock, so the header is the state the transaction writes over.
+    func commitWillBegin() {
+        let header = guardedHeader()
+        transaction.withLock { transaction in
+            if transaction.commitsBegun == 0 { transaction.headerAtCommit = header }
+            transaction.commitsBegun += 1
+        }
+    }
+
+    /// Called from SQLite's WAL hook on the writer's connection: a commit reached the WAL,
+    /// which now holds `frames` frames.
+    func commitReachedWAL(frames: Int32) {
+        transaction.withLock { transaction in
+            transaction.commitsLogged += 1
+            transaction.framesAfterCommit = UInt32(truncatingIfNeeded: frames)
+        }
+    }
+
+    /// Called by the writer after the transaction ended, with whether it committed: when the
+    /// header now is the trusted one with only this transaction's commit on top, it becomes
+    /// the trusted header of the same epoch (keeping the rows the transaction's writes
+    /// reported); otherwise a new epoch starts at it.
+    func writeDidEnd(committed: Bool) {
         defer {
             writesUnderWay.subtract(1, ordering: .sequentiallyConsistent)
         }
         let unknownRows = unknownRowsWritten.exchange(false, ordering: .sequentiallyConsistent)
-        // The header, then the data version: equal to the one the last call read, it says no
-        // other connection committed from that read until after this header was read. The
-        // last call published its header only when the same held before it, so every commit
-        // from that header to this one is this backend's (whose keys were dropped).
         let header = guardedHeader()
-        let version = Self.dataVersion(connection, logger: logger)
-        let (epoch, trusted): (UInt64, Header?) = writerState.withLock { state in
-            let confirmed = !unknownRows && header != nil && version != nil && version == state.dataVersion
-            state.dataVersion = version
-            if !confirmed { state.epoch += 1 }
-            return (state.epoch, confirmed ? header : nil)
+        // The state the header now stands for, if it is the transaction's start with only
+        // its own commit (or nothing) on top: SQLite's hooks tell what the transaction
+        // committed; anything else (another connection's commit, a second commit) leaves it
+        // unknown.
+        let start: Header? = transaction.withLock { transaction in
+            guard let header else { return nil }
+            switch (transaction.commitsBegun, transaction.commitsLogged) {
+            case (0, 0):
+                return header
+            case (1, 0):
+                return transaction.headerAtCommit == header ? header : nil
+            case (1, 1):
+                guard let before = transaction.headerAtCommit,
+                      header.isOnlyCommit(after: before, frames: transaction.framesAfterCommit)
+                else { return nil }
+                return before
+            default:
+                return nil
+            }
+        }
+        let (epoch, trusted, continued): (UInt64, Header?, Bool) = writerState.withLock { state in
+            if !unknownRows, let start, start == state.trusted {
+                state.trusted = header
+                return (state.epoch, header, true)
+            }
+            // Rows kept before are not known to be valid at this header; rows loaded at it are.
+            state.epoch += 1
+            state.trusted = header
+            return (state.epoch, header, false)
         }
         for stripe in stripes {
             stripe.slots.withLock { slots in slots.trust(trusted, epoch: epoch) }
         }
         transaction.withLock { transaction in
             defer { transaction.clear() }
-            guard committed, let trusted, !transaction.rows.isEmpty else { return }
+            guard committed, continued, let trusted, !transaction.rows.isEmpty else { return }
             // A key written twice in the transaction: only the database knows its last state.
             let repeated = Self.repeated(transaction.keys).union(Self.repeated(transaction.rows.lazy.map(\.key)))
             for (key, record) in transaction.rows where record.data.count <= Self.largestCachedRow && !repeated.contains(key) {
@@ -374,21 +454,6 @@ final class SQLiteLoadCache: Sendable {
         var repeated = Set<SessionKey>()
         for key in keys where !seen.insert(key).inserted { repeated.insert(key) }
         return repeated
-    }
-
-    /// `PRAGMA data_version` of `connection`, or `nil` when it cannot be read (a busy
-    /// database): the caller then trusts nothing.
-    private static func dataVersion(_ connection: SQLiteConnection, logger: Logger) -> Int64? {
-        do {
-            let statement = try connection.statement("PRAGMA data_version", operation: "data_version")
-            defer { statement.reset() }
-            guard try statement.step(operation: "data_version") else { return nil }
-            return try statement.int64(0, operation: "data_version")
-        } catch {
-            // Not a failure of the write: the cache only stops trusting its rows.
-            logger.debug("SQLite load cache: data_version unreadable; kept rows dropped", metadata: ["error": "\(error)"])
-            return nil
-        }
     }
 
     /// How many slots hold a row (for tests).

@@ -187,7 +187,7 @@ final class SQLiteWriter: Sendable {
         loadCache?.writeWillBegin(keys: keys)
         let result = runAlone(multiStatement: multiStatement, body, on: connection)
         let committed = if case .success = result { true } else { false }
-        loadCache?.writeDidEnd(on: connection, committed: committed)
+        loadCache?.writeDidEnd(committed: committed)
         if case .failure(let error as StorageError) = result, error.kind == .busy {
             return nil  // Nothing was written: the writer thread waits for the lock instead.
         }
@@ -332,7 +332,7 @@ final class SQLiteWriter: Sendable {
         let tracking = jobs.first?.mode == .read ? nil : loadCache
         tracking?.writeWillBegin(keys: Self.keys(of: jobs))
         let committed = executeWrites(jobs, on: connection)
-        tracking?.writeDidEnd(on: connection, committed: committed)
+        tracking?.writeDidEnd(committed: committed)
     }
 
     /// The rows a batch may change, `nil` when any job's are unknown.

@@ -229,9 +229,10 @@ struct SQLiteLoadCacheTests {
             #expect(try count.step(operation: "test"))
             count.reset()
             let cache = try #require(SQLiteLoadCache(connection: connection, logger: Logger(label: "test")))
+            SQLiteCommitHooks.install(on: connection, checkpointer: nil, loadCache: cache)
             defer { cache.close() }
             cache.writeWillBegin(keys: [])
-            cache.writeDidEnd(on: connection, committed: true)  // the header now is trusted for the epoch
+            cache.writeDidEnd(committed: true)  // the header now is trusted for the epoch
             let (missed, ticket) = cache.lookup(Self.row, now: 2)
             #expect(missed == nil)
             let loaded = try #require(ticket)
@@ -242,7 +243,7 @@ struct SQLiteLoadCacheTests {
             try update.run(operation: "test")
             update.reset()
             #expect(sqlite3_changes(connection.database) == 1)
-            cache.writeDidEnd(on: connection, committed: true)
+            cache.writeDidEnd(committed: true)
             let (answered, _) = cache.lookup(Self.row, now: 2)
             #expect(answered == nil, "the row loaded before the save is answered after it")
         }
@@ -250,7 +251,7 @@ struct SQLiteLoadCacheTests {
 
     /// A database with ``row`` and ``other`` stored, a connection on it and a cache over
     /// that connection whose header is trusted for the epoch, as after a first save.
-    func withCacheOnTwoRows(_ body: (SQLiteConnection, SQLiteLoadCache) throws -> Void) async throws {
+    func withCacheOnTwoRows(_ body: (SQLiteConnection, SQLiteLoadCache, _ path: String) throws -> Void) async throws {
         try await withTemporaryDatabase { database in
             let backend = try await openWithTwoRows(database)
             try await backend.close()
@@ -259,15 +260,22 @@ struct SQLiteLoadCacheTests {
             #expect(try count.step(operation: "test"))
             count.reset()
             let cache = try #require(SQLiteLoadCache(connection: connection, logger: Logger(label: "test")))
+            SQLiteCommitHooks.install(on: connection, checkpointer: nil, loadCache: cache)
             defer { cache.close() }
-            cache.writeWillBegin(keys: [])
-            cache.writeDidEnd(on: connection, committed: true)
-            try body(connection, cache)
+            // A first save starts the WAL file (with new salts, which the cache does not take
+            // for its own commit's); the next ones add to it.
+            cache.writeWillBegin(keys: [Self.other])
+            let update = try connection.statement(
+                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
+            try update.run(operation: "test")
+            update.reset()
+            cache.writeDidEnd(committed: true)
+            try body(connection, cache, database.path)
         }
     }
 
     /// Commits a change of ``row`` on `connection`, as the writer does between
-    /// ``SQLiteLoadCache/writeWillBegin(keys:)`` and ``SQLiteLoadCache/writeDidEnd(on:committed:)``.
+    /// ``SQLiteLoadCache/writeWillBegin(keys:)`` and ``SQLiteLoadCache/writeDidEnd(committed:)``.
     func commitChangeOfRow(on connection: SQLiteConnection) throws {
         let update = try connection.statement(
             "UPDATE sessions SET version = version + 1 WHERE id = 'cached-row'", operation: "test")
@@ -279,16 +287,16 @@ struct SQLiteLoadCacheTests {
     @Test func aLoadOfTheStateASaveLeftIsKeptPastTheNextSaveWhenKeptBeforeTheSaveEnded() async throws {
         // The load runs between the save's commit and the save's end (which confirms the
         // header the load read): the next save must not make it miss.
-        try await withCacheOnTwoRows { connection, cache in
+        try await withCacheOnTwoRows { connection, cache, _ in
             cache.writeWillBegin(keys: [Self.row])
             try commitChangeOfRow(on: connection)
             let (missed, ticket) = cache.lookup(Self.other, now: 2)
             #expect(missed == nil)
             cache.keep(record("o", expiresAt: 1_000_000), for: Self.other, after: try #require(ticket))
-            cache.writeDidEnd(on: connection, committed: true)
+            cache.writeDidEnd(committed: true)
             cache.writeWillBegin(keys: [Self.row])
             try commitChangeOfRow(on: connection)
-            cache.writeDidEnd(on: connection, committed: true)
+            cache.writeDidEnd(committed: true)
             let (answered, _) = cache.lookup(Self.other, now: 2)
             #expect(answered??.data == Array("o".utf8))
         }
@@ -296,36 +304,74 @@ struct SQLiteLoadCacheTests {
 
     @Test func aLoadOfTheStateASaveLeftIsKeptPastTheNextSaveWhenKeptAfterTheSaveEnded() async throws {
         // The lookup runs between the save's commit and its end, the keep after the end.
-        try await withCacheOnTwoRows { connection, cache in
+        try await withCacheOnTwoRows { connection, cache, _ in
             cache.writeWillBegin(keys: [Self.row])
             try commitChangeOfRow(on: connection)
             let (missed, ticket) = cache.lookup(Self.other, now: 2)
             #expect(missed == nil)
-            cache.writeDidEnd(on: connection, committed: true)
+            cache.writeDidEnd(committed: true)
             cache.keep(record("o", expiresAt: 1_000_000), for: Self.other, after: try #require(ticket))
             cache.writeWillBegin(keys: [Self.row])
             try commitChangeOfRow(on: connection)
-            cache.writeDidEnd(on: connection, committed: true)
+            cache.writeDidEnd(committed: true)
             let (answered, _) = cache.lookup(Self.other, now: 2)
             #expect(answered??.data == Array("o".utf8))
         }
     }
 
     @Test func aLoadKeptDuringASaveThatWroteNothingStaysAnsweredPastIt() async throws {
-        try await withCacheOnTwoRows { connection, cache in
+        try await withCacheOnTwoRows { connection, cache, _ in
             let (_, ticket) = cache.lookup(Self.row, now: 2)
             cache.writeWillBegin(keys: [Self.row])
             cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: try #require(ticket))
-            cache.writeDidEnd(on: connection, committed: false)
+            cache.writeDidEnd(committed: false)
             cache.writeWillBegin(keys: [Self.other])
             let update = try connection.statement(
                 "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
             try update.run(operation: "test")
             update.reset()
             #expect(sqlite3_changes(connection.database) == 1)
-            cache.writeDidEnd(on: connection, committed: true)
+            cache.writeDidEnd(committed: true)
             let (answered, _) = cache.lookup(Self.row, now: 2)
             #expect(answered??.data == Array("a".utf8))
+        }
+    }
+
+    @Test func aCommitElsewhereBetweenASavesCommitAndItsEndIsNotTakenForTheSaves() async throws {
+        // The other connection commits after this backend's save committed and before the
+        // save's end reads the header: the header is not the save's, and the kept row goes.
+        try await withCacheOnTwoRows { connection, cache, path in
+            let (_, ticket) = cache.lookup(Self.row, now: 2)
+            cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: try #require(ticket))
+            #expect(cache.lookup(Self.row, now: 2).result??.data == Array("a".utf8))
+            cache.writeWillBegin(keys: [Self.other])
+            let update = try connection.statement(
+                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
+            try update.run(operation: "test")
+            update.reset()
+            _ = try rawSQL(path, "UPDATE sessions SET data = CAST('raw' AS BLOB) WHERE id = 'cached-row'")
+            cache.writeDidEnd(committed: true)
+            #expect(cache.lookup(Self.row, now: 2).result == nil, "the row as it was before the other commit")
+        }
+    }
+
+    @Test func aSaveThatStartsTheWALOverLeavesTheOtherKeptRowsAnswered() async throws {
+        try await withCacheOnTwoRows { connection, cache, _ in
+            let update = try connection.statement(
+                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
+            func save() throws {
+                cache.writeWillBegin(keys: [Self.other])
+                try update.run(operation: "test")
+                update.reset()
+                cache.writeDidEnd(committed: true)
+            }
+            for _ in 0..<3 { try save() }  // more frames than the save after the checkpoint writes
+            let (_, ticket) = cache.lookup(Self.row, now: 2)
+            cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: try #require(ticket))
+            // Every frame copied back and no reader: the next save starts the WAL over.
+            try connection.execute("PRAGMA wal_checkpoint(PASSIVE)", operation: "test")
+            try save()
+            #expect(cache.lookup(Self.row, now: 2).result??.data == Array("a".utf8))
         }
     }
 
