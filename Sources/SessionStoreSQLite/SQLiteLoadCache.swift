@@ -133,6 +133,7 @@ final class SQLiteLoadCache: Sendable {
         mutating func trust(_ trusted: Header?, epoch: UInt64) {
             self.epoch = epoch
             trustedHeader = trusted
+            guard !pending.isEmpty else { return }
             if let trusted {
                 for index in pending where entries[index]?.epoch == 0 && entries[index]?.header == trusted {
                     entries[index]?.epoch = epoch
