@@ -216,7 +216,6 @@ final class SQLiteLoadCache: Sendable {
             framesAfterCommit = 0
         }
     }
-    private let logger: Logger
 
     /// Reads the WAL index through `connection`'s mapping, or returns `nil` (no cache) when it
     /// cannot: loads then go to SQLite as before. Call it once the database is open in WAL
@@ -238,7 +237,6 @@ final class SQLiteLoadCache: Sendable {
             return nil
         }
         base = UInt(bitPattern: region)
-        self.logger = logger
         // No row is kept yet: the state now is trusted as it is, and a first write on top of
         // it continues the epoch.
         let trusted = Self.header(at: base)

@@ -264,56 +264,44 @@ struct SQLiteLoadCacheTests {
             defer { cache.close() }
             // A first save starts the WAL file (with new salts, which the cache does not take
             // for its own commit's); the next ones add to it.
-            cache.writeWillBegin(keys: [Self.other])
-            let update = try connection.statement(
-                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
-            try update.run(operation: "test")
-            update.reset()
-            cache.writeDidEnd(committed: true)
+            try save(Self.other, on: connection, through: cache)
             try body(connection, cache, database.path)
         }
     }
 
-    /// Commits a change of ``row`` on `connection`, as the writer does between
-    /// ``SQLiteLoadCache/writeWillBegin(keys:)`` and ``SQLiteLoadCache/writeDidEnd(committed:)``.
-    func commitChangeOfRow(on connection: SQLiteConnection) throws {
+    /// Commits a change of `key`'s row (``row`` or ``other``) on `connection`, as the writer
+    /// does between ``SQLiteLoadCache/writeWillBegin(keys:)`` and
+    /// ``SQLiteLoadCache/writeDidEnd(committed:)``.
+    func commitChange(of key: SessionKey = SQLiteLoadCacheTests.row, on connection: SQLiteConnection) throws {
         let update = try connection.statement(
-            "UPDATE sessions SET version = version + 1 WHERE id = 'cached-row'", operation: "test")
+            "UPDATE sessions SET version = version + 1 WHERE id = '\(key.value)'", operation: "test")
         defer { update.reset() }
         try update.run(operation: "test")
         #expect(sqlite3_changes(connection.database) == 1)
     }
 
-    @Test func aLoadOfTheStateASaveLeftIsKeptPastTheNextSaveWhenKeptBeforeTheSaveEnded() async throws {
-        // The load runs between the save's commit and the save's end (which confirms the
-        // header the load read): the next save must not make it miss.
-        try await withCacheOnTwoRows { connection, cache, _ in
-            cache.writeWillBegin(keys: [Self.row])
-            try commitChangeOfRow(on: connection)
-            let (missed, ticket) = cache.lookup(Self.other, now: 2)
-            #expect(missed == nil)
-            cache.keep(record("o", expiresAt: 1_000_000), for: Self.other, after: try #require(ticket))
-            cache.writeDidEnd(committed: true)
-            cache.writeWillBegin(keys: [Self.row])
-            try commitChangeOfRow(on: connection)
-            cache.writeDidEnd(committed: true)
-            let (answered, _) = cache.lookup(Self.other, now: 2)
-            #expect(answered??.data == Array("o".utf8))
-        }
+    /// A whole save of `key`'s row, told to `cache` as the writer tells it.
+    func save(_ key: SessionKey, on connection: SQLiteConnection, through cache: SQLiteLoadCache) throws {
+        cache.writeWillBegin(keys: [key])
+        try commitChange(of: key, on: connection)
+        cache.writeDidEnd(committed: true)
     }
 
-    @Test func aLoadOfTheStateASaveLeftIsKeptPastTheNextSaveWhenKeptAfterTheSaveEnded() async throws {
-        // The lookup runs between the save's commit and its end, the keep after the end.
+    @Test(arguments: [false, true])
+    func aLoadOfTheStateASaveLeftIsKeptPastTheNextSave(keptAfterTheSaveEnded: Bool) async throws {
+        // The lookup runs between the save's commit and the save's end (which confirms the
+        // header the load read), the keep before or after that end: the next save must not
+        // make the row miss.
         try await withCacheOnTwoRows { connection, cache, _ in
             cache.writeWillBegin(keys: [Self.row])
-            try commitChangeOfRow(on: connection)
+            try commitChange(on: connection)
             let (missed, ticket) = cache.lookup(Self.other, now: 2)
             #expect(missed == nil)
-            cache.writeDidEnd(committed: true)
-            cache.keep(record("o", expiresAt: 1_000_000), for: Self.other, after: try #require(ticket))
-            cache.writeWillBegin(keys: [Self.row])
-            try commitChangeOfRow(on: connection)
-            cache.writeDidEnd(committed: true)
+            let loaded = try #require(ticket)
+            if keptAfterTheSaveEnded { cache.writeDidEnd(committed: true) }
+            cache.keep(record("o", expiresAt: 1_000_000), for: Self.other, after: loaded)
+            if !keptAfterTheSaveEnded { cache.writeDidEnd(committed: true) }
+            try save(Self.row, on: connection, through: cache)
             let (answered, _) = cache.lookup(Self.other, now: 2)
             #expect(answered??.data == Array("o".utf8))
         }
@@ -325,13 +313,7 @@ struct SQLiteLoadCacheTests {
             cache.writeWillBegin(keys: [Self.row])
             cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: try #require(ticket))
             cache.writeDidEnd(committed: false)
-            cache.writeWillBegin(keys: [Self.other])
-            let update = try connection.statement(
-                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
-            try update.run(operation: "test")
-            update.reset()
-            #expect(sqlite3_changes(connection.database) == 1)
-            cache.writeDidEnd(committed: true)
+            try save(Self.other, on: connection, through: cache)
             let (answered, _) = cache.lookup(Self.row, now: 2)
             #expect(answered??.data == Array("a".utf8))
         }
@@ -345,10 +327,7 @@ struct SQLiteLoadCacheTests {
             cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: try #require(ticket))
             #expect(cache.lookup(Self.row, now: 2).result??.data == Array("a".utf8))
             cache.writeWillBegin(keys: [Self.other])
-            let update = try connection.statement(
-                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
-            try update.run(operation: "test")
-            update.reset()
+            try commitChange(of: Self.other, on: connection)
             _ = try rawSQL(path, "UPDATE sessions SET data = CAST('raw' AS BLOB) WHERE id = 'cached-row'")
             cache.writeDidEnd(committed: true)
             #expect(cache.lookup(Self.row, now: 2).result == nil, "the row as it was before the other commit")
@@ -357,20 +336,12 @@ struct SQLiteLoadCacheTests {
 
     @Test func aSaveThatStartsTheWALOverLeavesTheOtherKeptRowsAnswered() async throws {
         try await withCacheOnTwoRows { connection, cache, _ in
-            let update = try connection.statement(
-                "UPDATE sessions SET version = version + 1 WHERE id = 'other-row'", operation: "test")
-            func save() throws {
-                cache.writeWillBegin(keys: [Self.other])
-                try update.run(operation: "test")
-                update.reset()
-                cache.writeDidEnd(committed: true)
-            }
-            for _ in 0..<3 { try save() }  // more frames than the save after the checkpoint writes
+            for _ in 0..<3 { try save(Self.other, on: connection, through: cache) }  // more frames than the save after the checkpoint writes
             let (_, ticket) = cache.lookup(Self.row, now: 2)
             cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: try #require(ticket))
             // Every frame copied back and no reader: the next save starts the WAL over.
             try connection.execute("PRAGMA wal_checkpoint(PASSIVE)", operation: "test")
-            try save()
+            try save(Self.other, on: connection, through: cache)
             #expect(cache.lookup(Self.row, now: 2).result??.data == Array("a".utf8))
         }
     }
