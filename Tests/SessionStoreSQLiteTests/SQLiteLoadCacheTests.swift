@@ -220,29 +220,13 @@ struct SQLiteLoadCacheTests {
         // Driven step by step on the cache itself: the load reads the row, the save begins
         // (its commit not visible yet, so the header is unchanged) and the load is kept; once
         // the save committed, the kept row must not be answered.
-        try await withTemporaryDatabase { database in
-            let backend = try database.open()
-            #expect(try await backend.insert(Self.row, record("old", expiresAt: 1_000_000)))
-            try await backend.close()
-            let connection = try SQLiteConnection(path: database.path, uri: false, busyTimeoutMilliseconds: 1_000)
-            let count = try connection.statement("SELECT count(*) FROM sessions", operation: "test")
-            #expect(try count.step(operation: "test"))
-            count.reset()
-            let cache = try #require(SQLiteLoadCache(connection: connection, logger: Logger(label: "test")))
-            SQLiteCommitHooks.install(on: connection, checkpointer: nil, loadCache: cache)
-            defer { cache.close() }
-            cache.writeWillBegin(keys: [])
-            cache.writeDidEnd(committed: true)  // the header now is trusted for the epoch
+        try await withCacheOnTwoRows { connection, cache, _ in
             let (missed, ticket) = cache.lookup(Self.row, now: 2)
             #expect(missed == nil)
             let loaded = try #require(ticket)
             cache.writeWillBegin(keys: [Self.row])
-            cache.keep(record("old", expiresAt: 1_000_000), for: Self.row, after: loaded)
-            let update = try connection.statement(
-                "UPDATE sessions SET data = CAST('new' AS BLOB), version = version + 1", operation: "test")
-            try update.run(operation: "test")
-            update.reset()
-            #expect(sqlite3_changes(connection.database) == 1)
+            cache.keep(record("a", expiresAt: 1_000_000), for: Self.row, after: loaded)
+            try commitChange(of: Self.row, on: connection)
             cache.writeDidEnd(committed: true)
             let (answered, _) = cache.lookup(Self.row, now: 2)
             #expect(answered == nil, "the row loaded before the save is answered after it")
