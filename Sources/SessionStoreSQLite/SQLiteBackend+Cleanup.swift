@@ -93,7 +93,8 @@ extension SQLiteBackend {
         let operation = "deleteExpired"
         // One job, not a multi-statement one: the WAL's tail is copied back before the
         // slice's transaction begins (a checkpoint cannot run inside one).
-        _ = try await writer.submit(.background, operation: operation) { connection in
+        // It deletes rows only: the load cache's key filter stays complete.
+        _ = try await writer.submit(.background, operation: operation, addsKeys: false) { connection in
             checkpointer?.copyTail(connection.database)
             let clock = ContinuousClock()
             let start = clock.now

@@ -21,7 +21,8 @@ extension SQLiteBackend {
             """
         let (expiry, overflow) = now.addingReportingOverflow(duration)
         let expiresAt = overflow ? Int64.max : expiry
-        return try await writeStatement("acquireCleanupLease", sql) { statement in
+        // The lease table only: no session row changes.
+        return try await writeStatement("acquireCleanupLease", sql, keys: []) { statement in
             try statement.bind(1, text: table, operation: "acquireCleanupLease")
             try statement.bind(2, text: holder, operation: "acquireCleanupLease")
             try statement.bind(3, expiresAt, operation: "acquireCleanupLease")
@@ -34,7 +35,7 @@ extension SQLiteBackend {
     public func releaseCleanupLease(holder: String) async throws {
         let table = queries.table
         let sql = "DELETE FROM \(Self.leaseTable) WHERE table_name = ?1 AND holder = ?2"
-        _ = try await writeStatement("releaseCleanupLease", sql) { statement in
+        _ = try await writeStatement("releaseCleanupLease", sql, keys: []) { statement in
             try statement.bind(1, text: table, operation: "releaseCleanupLease")
             try statement.bind(2, text: holder, operation: "releaseCleanupLease")
         }

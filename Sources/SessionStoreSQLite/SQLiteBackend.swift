@@ -23,6 +23,9 @@ public final class SQLiteBackend: StorageBackend {
     /// Rows loaded lately, answered again while the database has not changed; `nil` for an
     /// in-memory database, or when the WAL index cannot be mapped.
     let loadCache: SQLiteLoadCache?
+    /// Builds the load cache's key filter, so loads of keys without a row skip SQLite; `nil`
+    /// without a load cache, or for a table of the first form (no slot column).
+    let filterBuilder: SQLiteKeyFilterBuilder?
     /// Sizes cleanup slices (see ``deleteExpired(before:limit:)``).
     let cleanupSlicer = SQLiteCleanupSlicer()
     /// Where the last cleanup call that reached its limit stopped its key-order walk.
@@ -91,10 +94,27 @@ public final class SQLiteBackend: StorageBackend {
             loadCache = configuration.loadCacheSlots > 0
                 ? SQLiteLoadCache(connection: writerConnection, logger: logger, slots: configuration.loadCacheSlots) : nil
             SQLiteCommitHooks.install(on: writerConnection, checkpointer: checkpointer, loadCache: loadCache)
+            if let loadCache, queries.form == .slotted {
+                filterBuilder = SQLiteKeyFilterBuilder(cache: loadCache, table: queries.table, logger: logger) {
+                    () throws(StorageError) -> SQLiteConnection in
+                    let connection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
+                    do throws(StorageError) {
+                        try connection.skipCheckpointOnClose()
+                        try Self.prepareReader(connection, configuration: configuration, queries: queries)
+                    } catch {
+                        connection.close()
+                        throw error
+                    }
+                    return connection
+                }
+            } else {
+                filterBuilder = nil
+            }
         } else {
             readers = nil
             checkpointer = nil
             loadCache = nil
+            filterBuilder = nil
         }
         writer = SQLiteWriter(
             connection: SQLiteTransfer(value: writerConnection),
@@ -102,6 +122,7 @@ public final class SQLiteBackend: StorageBackend {
             checksFile: !configuration.isMemory,
             inlineCommits: configuration.synchronous != .full,
             checkpointer: checkpointer, loadCache: loadCache, logger: logger)
+        filterBuilder?.request()
         logger.debug(
             "Opened SQLite session store",
             metadata: [
@@ -111,6 +132,7 @@ public final class SQLiteBackend: StorageBackend {
     }
 
     deinit {
+        filterBuilder?.stopWithoutWaiting()
         writer.shutdown()
         checkpointer?.stopWithoutWaiting()
         readers?.closeWithoutWaiting()
@@ -164,6 +186,7 @@ public final class SQLiteBackend: StorageBackend {
             try Self.load(key, now: now, binding: binding, with: reader.load)
         }
         if let record, let ticket { loadCache?.keep(record, for: key, after: ticket) }
+        filterBuilder?.requestIfWanted()
         return record
     }
 
@@ -366,7 +389,7 @@ public final class SQLiteBackend: StorageBackend {
     public func deleteOwned(owner: String, only: SessionKey?, except: SessionKey?, limit: Int) async throws -> Int {
         guard queries.hasOwners else { throw ownersNeedUpgrade("deleteOwned") }
         let queries = queries
-        return try await write("deleteOwned") { connection in
+        return try await write("deleteOwned", addsKeys: false) { connection in
             if let only {
                 let statement = try connection.statement(queries.deleteOwnedOne, operation: "deleteOwned")
                 defer { statement.reset() }
@@ -391,7 +414,7 @@ public final class SQLiteBackend: StorageBackend {
     public func trimOwned(owner: String, keep: Int, now: Int64) async throws -> Int {
         guard queries.hasOwners else { throw ownersNeedUpgrade("trimOwned") }
         let sql = queries.trimOwned
-        return try await writeStatement("trimOwned", sql) { statement in
+        return try await writeStatement("trimOwned", sql, addsKeys: false) { statement in
             try statement.bind(8, text: owner, operation: "trimOwned")
             try statement.bind(3, now, operation: "trimOwned")
             try statement.bind(4, Int64(keep), operation: "trimOwned")
@@ -411,6 +434,7 @@ public final class SQLiteBackend: StorageBackend {
     /// database files. A second call does nothing.
     public func close() async throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await filterBuilder?.stop()
         loadCache?.close()
         await writer.close()
         await checkpointer?.stop()
@@ -438,12 +462,12 @@ public final class SQLiteBackend: StorageBackend {
     /// Queues a single-statement write and returns the rows it changed.
     /// `keys`: the rows it may change, `nil` when unknown (for the load cache).
     private func write(
-        _ operation: String, mode: SQLiteJob.Mode = .batched, keys: [SessionKey]? = nil,
+        _ operation: String, mode: SQLiteJob.Mode = .batched, keys: [SessionKey]? = nil, addsKeys: Bool = true,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> Int
     ) async throws -> Int {
         try checkOpen(operation)
         let effective: SQLiteJob.Mode = configuration.groupCommit ? mode : .alone
-        let outcome = try await writer.submit(effective, operation: operation, keys: keys) { connection in
+        let outcome = try await writer.submit(effective, operation: operation, keys: keys, addsKeys: addsKeys) { connection in
             .changes(try body(connection))
         }
         guard case .changes(let count) = outcome else { preconditionFailure("write produced no count") }
@@ -452,10 +476,10 @@ public final class SQLiteBackend: StorageBackend {
 
     /// Queues one cached statement, bound by `bind`, and returns the rows it changed.
     func writeStatement(
-        _ operation: String, _ sql: String,
+        _ operation: String, _ sql: String, keys: [SessionKey]? = nil, addsKeys: Bool = true,
         bind: @escaping @Sendable (SQLiteStatement) throws -> Void
     ) async throws -> Int {
-        try await write(operation) { connection in
+        try await write(operation, keys: keys, addsKeys: addsKeys) { connection in
             let statement = try connection.statement(sql, operation: operation)
             defer { statement.reset() }
             try bind(statement)

@@ -59,6 +59,18 @@ final class SQLiteConnection {
         close()
     }
 
+    /// Keeps this connection's close from checkpointing the WAL. A short-lived connection
+    /// that closes while the others are between transactions would otherwise take the
+    /// database's exclusive lock for that checkpoint, and a connection opening meanwhile
+    /// would find the database busy.
+    func skipCheckpointOnClose() throws(StorageError) {
+        var applied: Int32 = 0
+        let code = csessionstore_sqlite3_db_config_int(database, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, &applied)
+        guard code == SQLITE_OK, applied == 1 else {
+            throw Self.error(database: database, code: code == SQLITE_OK ? SQLITE_ERROR : code, operation: "open", statement: nil)
+        }
+    }
+
     /// The raw handle; valid until ``close()``.
     var database: OpaquePointer {
         guard let handle else { preconditionFailure("connection used after close") }

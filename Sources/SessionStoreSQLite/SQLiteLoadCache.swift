@@ -118,6 +118,10 @@ final class SQLiteLoadCache: Sendable {
         /// header no write had confirmed yet): the next write's end takes into the epoch those
         /// loaded at the header it confirms. At most ``pendingLimit``; storage kept.
         var pending: [Int]
+        /// The key filter's part for this stripe's slots, and the epoch it is complete in
+        /// (every row at the epoch's trusted header has its slot in it); `0` for none.
+        var filter = SQLiteKeyFilter.none
+        var filterEpoch: UInt64 = 0
 
         /// Puts `entry` (of the row in `keySlot`) in the set at `first`, over the row's own.
         mutating func store(_ entry: Entry, keySlot: Int64, inSetAt first: Int) -> Int {
@@ -129,8 +133,10 @@ final class SQLiteLoadCache: Sendable {
         }
 
         /// Starts the epoch's rows at `trusted` (`nil`: none yet), taking into it the pending
-        /// rows loaded at exactly that header: they read the state it stands for.
-        mutating func trust(_ trusted: Header?, epoch: UInt64) {
+        /// rows loaded at exactly that header: they read the state it stands for. The key
+        /// filter complete in epoch `filterFrom` stays complete in the new one.
+        mutating func trust(_ trusted: Header?, epoch: UInt64, filterFrom: UInt64? = nil) {
+            if let filterFrom, filterEpoch == filterFrom { filterEpoch = epoch }
             self.epoch = epoch
             trustedHeader = trusted
             guard !pending.isEmpty else { return }
@@ -180,11 +186,36 @@ final class SQLiteLoadCache: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Loads answered from the cache; for tests.
     let hits = Atomic<Int>(0)
+    /// Loads of keys the key filter says have no row, answered without SQLite; for tests.
+    let absentAnswers = Atomic<Int>(0)
+    /// Set by a lookup that found the key filter not complete, or by a write once the filter
+    /// holds many more slots than it was built for: a build is due (``SQLiteKeyFilterBuilder``).
+    let filterWanted = Atomic<Bool>(false)
+    /// Slots writes added to the filter since it was built, and the slots it was built for.
+    private let filterGrowth = Atomic<Int>(0)
+    private let filterCapacity = Atomic<Int>(0)
+    /// Whether a key filter build collects the slots writes name (``beginFilterBuild()``);
+    /// read without the lock by each write, set and cleared under it.
+    private let filterCollecting = Atomic<Bool>(false)
+    /// The slots writes named since the build under way began.
+    private let filterLog = Mutex(FilterLog())
+
+    private struct FilterLog {
+        var building = false
+        var slots: [Int64] = []
+    }
+
+    /// A build of the key filter under way (``beginFilterBuild()``): the epoch it began in.
+    struct FilterBuild: Sendable {
+        fileprivate let epoch: UInt64
+    }
 
     /// Writes of this backend between ``writeWillBegin(keys:)`` and ``writeDidEnd(committed:)``.
     private let writesUnderWay = Atomic<Int>(0)
     /// Set by a write of rows the cache is not told; its end starts a new epoch.
     private let unknownRowsWritten = Atomic<Bool>(false)
+    /// Set by such a write that may also have added rows; its end retires the key filter.
+    private let unknownKeysAdded = Atomic<Bool>(false)
     /// The writer's: the current epoch and the header its rows are valid at (`nil`: none).
     private let writerState: Mutex<(epoch: UInt64, trusted: Header?)>
     /// The write transaction under way: the keys it was told of, their rows as kept here
@@ -279,19 +310,38 @@ final class SQLiteLoadCache: Sendable {
         guard let current = guardedHeader() else { return (nil, nil) }
         let keySlot = SQLiteSlot.of(key)
         let (stripe, slot) = location(of: keySlot)
-        let record: SessionRecord? = stripe.slots.withLock { slots in
+        let answer: Answer = stripe.slots.withLock { slots in
             let epoch = slots.trustedHeader == current ? slots.epoch : 0
             let found = SlotSets.find(at: slot) { index in
                 guard slots.keySlots[index] == keySlot, slots.entries[index]?.key == key.value else { return false }
                 return slots.entries[index]?.header == current || (epoch != 0 && slots.entries[index]?.epoch == epoch)
             }
-            return found.flatMap { slots.entries[$0]?.record }
+            if let found, let record = slots.entries[found]?.record { return .kept(record) }
+            // The database is at the epoch's trusted header: when the filter is complete in
+            // the epoch, a slot it never held has no row.
+            guard epoch != 0 else { return .unknown(filterStale: false) }
+            guard slots.filterEpoch == epoch else { return .unknown(filterStale: true) }
+            return slots.filter.mayHold(keySlot) ? .unknown(filterStale: false) : .absent
         }
-        guard let record else {
+        switch answer {
+        case .kept(let record):
+            hits.add(1, ordering: .relaxed)
+            return (.some(record.expiresAt > now ? record : nil), nil)
+        case .absent:
+            absentAnswers.add(1, ordering: .relaxed)
+            return (.some(nil), nil)
+        case .unknown(let filterStale):
+            if filterStale, !filterWanted.load(ordering: .relaxed) { filterWanted.store(true, ordering: .relaxed) }
             return (nil, Ticket(before: current, keySlot: keySlot))
         }
-        hits.add(1, ordering: .relaxed)
-        return (.some(record.expiresAt > now ? record : nil), nil)
+    }
+
+    /// What a stripe knows of a key.
+    private enum Answer {
+        case kept(SessionRecord)
+        /// No row: the key filter does not hold its slot.
+        case absent
+        case unknown(filterStale: Bool)
     }
 
     /// Keeps `record`, loaded for `key` after the lookup that gave `ticket`, when no commit
@@ -321,16 +371,27 @@ final class SQLiteLoadCache: Sendable {
     // MARK: - This backend's writes
 
     /// Called by the writer before a write transaction: `keys` are the rows it may change,
-    /// `nil` when unknown (a cleanup, an import, a lease). Their kept rows go now, before the
-    /// commit, and loads under way are not kept for the epoch.
-    func writeWillBegin(keys: [SessionKey]?) {
+    /// `nil` when unknown (a cleanup, an import, a rewrite). Their kept rows go now, before the
+    /// commit, and loads under way are not kept for the epoch; their slots join the key
+    /// filter before any commit can show their rows. `addsKeys: false` says a write of
+    /// unknown rows adds none (it only deletes), so the filter stays complete.
+    func writeWillBegin(keys: [SessionKey]?, addsKeys: Bool = true) {
         writesUnderWay.add(1, ordering: .sequentiallyConsistent)
         guard let keys else {
             transaction.withLock { $0.clear() }
+            if addsKeys { unknownKeysAdded.store(true, ordering: .sequentiallyConsistent) }
             unknownRowsWritten.store(true, ordering: .sequentiallyConsistent)
             return
         }
+        // After counting as under way: a build that began before sees this write and gives
+        // up, one that begins after collects its slots (``beginFilterBuild()``).
+        if !keys.isEmpty, filterCollecting.load(ordering: .sequentiallyConsistent) {
+            filterLog.withLock { log in
+                if log.building { log.slots.append(contentsOf: keys.lazy.map(SQLiteSlot.of)) }
+            }
+        }
         let current = guardedHeader()
+        var grown = 0
         // Locks: the transaction's, then a stripe's (``writeDidEnd(committed:)`` too; no
         // other path holds both).
         transaction.withLock { transaction in
@@ -339,6 +400,7 @@ final class SQLiteLoadCache: Sendable {
                 let keySlot = SQLiteSlot.of(key)
                 let (stripe, slot) = location(of: keySlot)
                 let valid: SessionRecord? = stripe.slots.withLock { slots in
+                    if slots.filter.add(keySlot) { grown += 1 }
                     guard let index = SlotSets.find(at: slot, { slots.keySlots[$0] == keySlot }) else { return nil }
                     defer {
                         slots.entries[index] = nil
@@ -353,6 +415,11 @@ final class SQLiteLoadCache: Sendable {
                 }
                 if let valid { transaction.before.append((key, valid)) }
             }
+        }
+        // A filter holding four times the slots it was built for passes a few percent of
+        // absent keys: build it again, larger.
+        if grown > 0, filterGrowth.add(grown, ordering: .relaxed).newValue > 4 * filterCapacity.load(ordering: .relaxed) {
+            filterWanted.store(true, ordering: .relaxed)
         }
     }
 
@@ -398,6 +465,7 @@ final class SQLiteLoadCache: Sendable {
             writesUnderWay.subtract(1, ordering: .sequentiallyConsistent)
         }
         let unknownRows = unknownRowsWritten.exchange(false, ordering: .sequentiallyConsistent)
+        let keysAdded = unknownKeysAdded.exchange(false, ordering: .sequentiallyConsistent)
         let header = guardedHeader()
         // The state the header now stands for, if it is the transaction's start with only
         // its own commit (or nothing) on top: SQLite's hooks tell what the transaction
@@ -419,18 +487,20 @@ final class SQLiteLoadCache: Sendable {
                 return nil
             }
         }
-        let (epoch, trusted, continued): (UInt64, Header?, Bool) = writerState.withLock { state in
+        let (epoch, trusted, continued, filterFrom): (UInt64, Header?, Bool, UInt64?) = writerState.withLock { state in
             if !unknownRows, let start, start == state.trusted {
                 state.trusted = header
-                return (state.epoch, header, true)
+                return (state.epoch, header, true, nil)
             }
             // Rows kept before are not known to be valid at this header; rows loaded at it are.
+            // The key filter stays complete across this backend's deletions of unknown rows.
+            let filterFrom = unknownRows && !keysAdded && start != nil && start == state.trusted ? state.epoch : nil
             state.epoch += 1
             state.trusted = header
-            return (state.epoch, header, false)
+            return (state.epoch, header, false, filterFrom)
         }
         for stripe in stripes {
-            stripe.slots.withLock { slots in slots.trust(trusted, epoch: epoch) }
+            stripe.slots.withLock { slots in slots.trust(trusted, epoch: epoch, filterFrom: filterFrom) }
         }
         transaction.withLock { transaction in
             defer { transaction.clear() }
@@ -455,6 +525,82 @@ final class SQLiteLoadCache: Sendable {
         return repeated
     }
 
+    // MARK: - Key filter
+
+    /// Starts a build of the key filter: from now on the slots of every write are collected
+    /// until ``finishFilterBuild(_:scanned:)`` (or ``abandonFilterBuild()``). `nil` when a
+    /// build is under way, one of this backend's writes is (its slots would be neither
+    /// collected nor surely scanned), or the database is not at the trusted header.
+    func beginFilterBuild() -> FilterBuild? {
+        filterLog.withLock { log -> FilterBuild? in
+            guard !log.building, !closed.load(ordering: .sequentiallyConsistent) else { return nil }
+            log.building = true
+            log.slots.removeAll()
+            filterCollecting.store(true, ordering: .sequentiallyConsistent)
+            let epoch: UInt64? =
+                if writesUnderWay.load(ordering: .sequentiallyConsistent) == 0, let current = guardedHeader() {
+                    writerState.withLock { state in state.trusted == current ? state.epoch : nil }
+                } else {
+                    nil
+                }
+            guard let epoch else {
+                log.building = false
+                filterCollecting.store(false, ordering: .sequentiallyConsistent)
+                return nil
+            }
+            return FilterBuild(epoch: epoch)
+        }
+    }
+
+    /// Installs the filter of `scanned` (every slot the table held, read in any number of
+    /// transactions after ``beginFilterBuild()``) and the slots written since: complete in
+    /// the build's epoch when that epoch still holds and the database is at its trusted
+    /// header, so every commit since was this backend's own, of keys it named. Returns
+    /// whether it did; the build ends either way.
+    @discardableResult
+    func finishFilterBuild(_ build: FilterBuild, scanned: [Int64]) -> Bool {
+        let expected = max(1, (scanned.count + scanned.count / 2) / stripes.count)
+        var parts = Array(repeating: SQLiteKeyFilter(expecting: expected), count: stripes.count)
+        for slot in scanned { parts[stripeIndex(of: slot)].add(slot) }
+        // Locks: the log's, the writer state's, then a stripe's. Writes that began before
+        // the log was read are in it; later ones add to the installed parts.
+        return filterLog.withLock { log in
+            defer {
+                log.building = false
+                log.slots.removeAll()
+                filterCollecting.store(false, ordering: .sequentiallyConsistent)
+            }
+            guard !closed.load(ordering: .sequentiallyConsistent) else { return false }
+            for slot in log.slots { parts[stripeIndex(of: slot)].add(slot) }
+            return writerState.withLock { state in
+                guard state.epoch == build.epoch, let current = guardedHeader(), current == state.trusted else { return false }
+                for (index, stripe) in stripes.enumerated() {
+                    stripe.slots.withLock { slots in
+                        slots.filter = parts[index]
+                        slots.filterEpoch = build.epoch
+                    }
+                }
+                filterCapacity.store(expected * stripes.count, ordering: .relaxed)
+                filterGrowth.store(0, ordering: .relaxed)
+                return true
+            }
+        }
+    }
+
+    /// Ends a build that failed before ``finishFilterBuild(_:scanned:)``.
+    func abandonFilterBuild() {
+        filterLog.withLock { log in
+            log.building = false
+            log.slots.removeAll()
+            filterCollecting.store(false, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Bytes the key filter holds (for tests).
+    var filterBytes: Int {
+        stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.filter.bytes } }
+    }
+
     /// How many slots hold a row (for tests).
     var count: Int {
         stripes.reduce(0) { total, stripe in total + stripe.slots.withLock { $0.entries.count { $0 != nil } } }
@@ -465,6 +611,11 @@ final class SQLiteLoadCache: Sendable {
     func close() {
         guard !closed.exchange(true, ordering: .sequentiallyConsistent) else { return }
         while readers.load(ordering: .sequentiallyConsistent) > 0 { sched_yield() }
+    }
+
+    /// The index of the stripe of `keySlot`.
+    private func stripeIndex(of keySlot: Int64) -> Int {
+        SlotSets.locate(UInt(truncatingIfNeeded: keySlot), stripeCount: stripes.count, slotsPerStripe: slotsPerStripe).stripe
     }
 
     /// The key's stripe and the first slot of its set there (``SlotSets``).

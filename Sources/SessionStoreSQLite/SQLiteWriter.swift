@@ -34,6 +34,8 @@ struct SQLiteJob: Sendable {
     let multiStatement: Bool
     /// The rows the write may change, `nil` when unknown (see ``SQLiteLoadCache``).
     let keys: [SessionKey]?
+    /// Whether a write of unknown rows (`keys` `nil`) may add rows; `false` for deletions.
+    let addsKeys: Bool
     let body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     let continuation: CheckedContinuation<SQLiteOutcome, any Error>
 }
@@ -123,13 +125,15 @@ final class SQLiteWriter: Sendable {
     /// - Throws: ``StorageError`` `.closed` after ``close()``, `CancellationError`, or what
     ///   `body` threw.
     ///
-    /// `keys` names the rows the write may change (`nil`: unknown), for the load cache.
+    /// `keys` names the rows the write may change (`nil`: unknown), for the load cache;
+    /// `addsKeys: false` says a write of unknown rows only deletes.
     func submit(
         _ mode: SQLiteJob.Mode, operation: String, multiStatement: Bool = false, keys: [SessionKey]? = nil,
+        addsKeys: Bool = true,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) async throws -> SQLiteOutcome {
         if mode == .batched || mode == .alone,
-           let outcome = try runInline(multiStatement: multiStatement, keys: keys, body) {
+           let outcome = try runInline(multiStatement: multiStatement, keys: keys, addsKeys: addsKeys, body) {
             return outcome
         }
         let id = state.withLock { state in
@@ -144,7 +148,7 @@ final class SQLiteWriter: Sendable {
                     if Task.isCancelled { return .cancelled }
                     state.jobs.append(
                         SQLiteJob(
-                            id: id, mode: mode, multiStatement: multiStatement, keys: keys, body: body,
+                            id: id, mode: mode, multiStatement: multiStatement, keys: keys, addsKeys: addsKeys, body: body,
                             continuation: continuation))
                     return .queued
                 }
@@ -166,7 +170,7 @@ final class SQLiteWriter: Sendable {
     /// Commits `body` on the caller's thread when the writer is idle; `nil` when it is not
     /// (or the database is busy), and the write must be queued.
     private func runInline(
-        multiStatement: Bool, keys: [SessionKey]?, _ body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
+        multiStatement: Bool, keys: [SessionKey]?, addsKeys: Bool, _ body: @Sendable (SQLiteConnection) throws -> SQLiteOutcome
     ) throws -> SQLiteOutcome? {
         guard inlineAllowed, checkpointer?.allowsInlineCommit ?? true else { return nil }
         let taken = state.withLock { state in
@@ -184,7 +188,7 @@ final class SQLiteWriter: Sendable {
             connection.failFastWhenBusy = false
             checkpointer?.inlineCommitRunning = false
         }
-        loadCache?.writeWillBegin(keys: keys)
+        loadCache?.writeWillBegin(keys: keys, addsKeys: addsKeys)
         let result = runAlone(multiStatement: multiStatement, body, on: connection)
         let committed = if case .success = result { true } else { false }
         loadCache?.writeDidEnd(committed: committed)
@@ -330,7 +334,7 @@ final class SQLiteWriter: Sendable {
     private func execute(_ jobs: [SQLiteJob], on connection: SQLiteConnection) {
         // Reads (in-memory databases only, which have no load cache) change no row.
         let tracking = jobs.first?.mode == .read ? nil : loadCache
-        tracking?.writeWillBegin(keys: Self.keys(of: jobs))
+        tracking?.writeWillBegin(keys: Self.keys(of: jobs), addsKeys: jobs.contains { $0.addsKeys || $0.keys != nil })
         let committed = executeWrites(jobs, on: connection)
         tracking?.writeDidEnd(committed: committed)
     }
