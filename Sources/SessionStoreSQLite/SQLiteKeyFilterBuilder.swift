@@ -27,9 +27,11 @@ final class SQLiteKeyFilterBuilder: Sendable {
         var running = false
         var stopped = false
         var nextAllowed: ContinuousClock.Instant
+        var shortestPause = SQLiteKeyFilterBuilder.shortestPause
         var pause = SQLiteKeyFilterBuilder.shortestPause
         var lastInstall: ContinuousClock.Instant?
-        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Woken when the build under way ends.
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state: Mutex<State>
@@ -111,12 +113,13 @@ final class SQLiteKeyFilterBuilder: Sendable {
             state.running = false
             if counted {
                 let shortLived = state.lastInstall.map { now - $0 < Self.shortLife } ?? false
-                state.pause = installed && !shortLived ? Self.shortestPause : min(state.pause * 2, Self.longestPause)
+                state.pause = installed && !shortLived
+                    ? state.shortestPause : min(max(state.pause * 2, state.shortestPause), Self.longestPause)
                 if installed { state.lastInstall = now }
                 state.nextAllowed = now + max(state.pause, (now - started) * 10)
             }
-            defer { state.stopWaiters.removeAll() }
-            return state.stopped ? state.stopWaiters : []
+            defer { state.idleWaiters.removeAll() }
+            return state.idleWaiters
         }
         for waiter in waiters { waiter.resume() }
     }
@@ -171,13 +174,27 @@ final class SQLiteKeyFilterBuilder: Sendable {
 
     /// Stops starting builds and returns once the one under way (if any) ended.
     func stop() async {
+        state.withLock { $0.stopped = true }
+        await waitUntilIdle()
+    }
+
+    /// Returns once no build is under way.
+    func waitUntilIdle() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let running = state.withLock { state in
-                state.stopped = true
-                if state.running { state.stopWaiters.append(continuation) }
+                if state.running { state.idleWaiters.append(continuation) }
                 return state.running
             }
             if !running { continuation.resume() }
+        }
+    }
+
+    /// Sets the shortest pause between builds and lets the next one start now (for tests).
+    func setShortestPause(_ pause: Duration) {
+        state.withLock { state in
+            state.shortestPause = pause
+            state.pause = pause
+            state.nextAllowed = .now
         }
     }
 

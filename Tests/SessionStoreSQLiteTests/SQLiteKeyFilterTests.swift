@@ -24,11 +24,46 @@ struct SQLiteKeyFilterTests {
     func buildFilter(_ backend: SQLiteBackend) async throws {
         let builder = try #require(backend.filterBuilder)
         builder.startsBuilds.store(false, ordering: .relaxed)
-        for _ in 0..<1_000 {
-            if try builder.buildNow() { return }
-            try await Task.sleep(for: .milliseconds(5))
+        await builder.waitUntilIdle()
+        #expect(try builder.buildNow(), "no write is under way and nothing else committed: the build must install")
+    }
+
+    @Test func aBackendBuildsTheFilterWhenItOpens() async throws {
+        try await withTemporaryDatabase { database in
+            let first = try database.open()
+            #expect(try await first.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            try await first.close()
+            let backend = try database.open()
+            let builder = try #require(backend.filterBuilder)
+            await builder.waitUntilIdle()
+            #expect(builder.installs.load(ordering: .relaxed) == 1)
+            let before = try absentAnswers(backend)
+            #expect(try await backend.load(Self.unknown, now: 2) == nil)
+            #expect(try absentAnswers(backend) == before + 1)
+            #expect(try await backend.load(Self.row, now: 2)?.data == Array("a".utf8))
+            try await backend.close()
         }
-        Issue.record("no key filter was installed in 1,000 attempts")
+    }
+
+    @Test func aLoadThatFindsTheFilterRetiredStartsABuild() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let builder = try #require(backend.filterBuilder)
+            await builder.waitUntilIdle()
+            builder.setShortestPause(.zero)
+            let installs = builder.installs.load(ordering: .relaxed)
+            // A row from elsewhere, then a save of this backend: a new epoch, no filter.
+            try insertElsewhere(SessionKey(value: "written-elsewhere"), path: database.path)
+            #expect(try await backend.insert(Self.row, record("a", expiresAt: 1_000_000)))
+            #expect(try await backend.load(Self.unknown, now: 2) == nil)
+            await builder.waitUntilIdle()
+            #expect(builder.installs.load(ordering: .relaxed) == installs + 1, "the load did not start a build")
+            let before = try absentAnswers(backend)
+            #expect(try await backend.load(SessionKey(value: "another-unknown"), now: 2) == nil)
+            #expect(try absentAnswers(backend) == before + 1)
+            #expect(try await backend.load(SessionKey(value: "written-elsewhere"), now: 2)?.data == Array("e".utf8))
+            try await backend.close()
+        }
     }
 
     /// Inserts a live row for `key` on a raw connection of its own: a commit from elsewhere.
