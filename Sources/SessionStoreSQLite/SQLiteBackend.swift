@@ -97,7 +97,7 @@ public final class SQLiteBackend: StorageBackend {
             if let loadCache, queries.form == .slotted {
                 filterBuilder = SQLiteKeyFilterBuilder(cache: loadCache, table: queries.table, logger: logger) {
                     () throws(StorageError) -> SQLiteConnection in
-                    let connection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout)
+                    let connection = try SQLiteConnection(path: path, uri: false, busyTimeoutMilliseconds: timeout, creates: false)
                     do throws(StorageError) {
                         try connection.skipCheckpointOnClose()
                         try Self.prepareReader(connection, configuration: configuration, queries: queries)

@@ -20,13 +20,15 @@ final class SQLiteConnection {
         set { busy.failFast = newValue }
     }
 
-    /// Opens `path` read-write, creating the file when missing, and installs the busy
-    /// handler.
+    /// Opens `path` read-write, creating the file when missing unless `creates` is `false`
+    /// (a connection opened after the backend's own, which must not put an empty database
+    /// where the file was moved away), and installs the busy handler.
     ///
-    /// - Throws: ``StorageError`` (`.cannotOpen` for a missing directory or permissions,
-    ///   `.readOnly` when the file cannot be written).
-    init(path: String, uri: Bool, busyTimeoutMilliseconds: Int64) throws(StorageError) {
-        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+    /// - Throws: ``StorageError`` (`.cannotOpen` for a missing directory or permissions, or
+    ///   a missing file when `creates` is `false`; `.readOnly` when the file cannot be written).
+    init(path: String, uri: Bool, busyTimeoutMilliseconds: Int64, creates: Bool = true) throws(StorageError) {
+        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
+        if creates { flags |= SQLITE_OPEN_CREATE }
         if uri { flags |= SQLITE_OPEN_URI }
         var database: OpaquePointer?
         let code = sqlite3_open_v2(path, &database, flags, nil)

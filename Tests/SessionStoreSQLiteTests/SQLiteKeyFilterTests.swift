@@ -45,6 +45,21 @@ struct SQLiteKeyFilterTests {
         }
     }
 
+    @Test func aBuildNeverCreatesADatabaseWhereTheFileWasMovedAway() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let builder = try #require(backend.filterBuilder)
+            await builder.waitUntilIdle()
+            builder.setShortestPause(.zero)
+            let moved = database.path + ".old"
+            try FileManager.default.moveItem(atPath: database.path, toPath: moved)
+            #expect(throws: StorageError.self) { try builder.buildNow() }
+            #expect(!FileManager.default.fileExists(atPath: database.path), "the build's connection created a database")
+            try FileManager.default.moveItem(atPath: moved, toPath: database.path)
+            try await backend.close()
+        }
+    }
+
     @Test func aLoadThatFindsTheFilterRetiredStartsABuild() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
