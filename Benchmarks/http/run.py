@@ -42,6 +42,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 VARIANTS = ["vapor-store", "vapor-store-typed", "vapor-fluent", "vapor-fluent-wal", "vapor-memory", "hb-store", "hb-native", "hb-memory",
             "vapor-store-pg", "vapor-fluent-pg"]
+# Run only when named: the persist driver over the core's InMemoryBackend (its own cost).
+DIAGNOSTIC_VARIANTS = ["hb-store-inmemory"]
 MIXES = ["read", "mix", "bots", "unknown"]
 # Also accepted by --mixes: "write" (every request a counter increment), to look at saves alone.
 COOKIE = {"vapor": "vapor-session", "hb-native": "session", "hb": "SESSION_ID"}
@@ -235,7 +237,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--variants", help="default: every variant; the -pg ones only with a PostgreSQL URL")
+    parser.add_argument("--variants", help="default: every variant but the diagnostic ones; the -pg ones only with a PostgreSQL URL")
     parser.add_argument("--mixes", default=",".join(MIXES))
     parser.add_argument("--binary", default=os.path.join(HERE, ".build-drivers-http", "release", "http-app"))
     parser.add_argument("--out", default=HERE)
@@ -244,6 +246,9 @@ def main():
     options = parser.parse_args()
     variants = (options.variants.split(",") if options.variants
                 else [v for v in VARIANTS if options.postgres_url or not on_postgres(v)])
+    unknown = [v for v in variants if v not in VARIANTS + DIAGNOSTIC_VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(unknown)}")
     mixes = options.mixes.split(",")
     results = []
     for round_index in range(options.rounds):
@@ -264,7 +269,7 @@ def main():
               f"{r['p99_ms']:7.2f} {rows:>11} {added:>10} {r['bytes_written']:12,} {r['errors'] + r['non2xx']:7} "
               f"{r['server_cpu_us_per_request']:10.1f}")
     pairs = [("vapor-store", "vapor-memory"), ("vapor-store-typed", "vapor-memory"),
-             ("vapor-store", "vapor-fluent"), ("hb-native", "hb-memory"), ("hb-store", "hb-memory"),
+             ("vapor-store", "vapor-fluent"), ("hb-native", "hb-memory"), ("hb-store", "hb-memory"), ("hb-store-inmemory", "hb-memory"),
              ("vapor-store-pg", "vapor-fluent-pg"), ("vapor-store-pg", "vapor-memory"), ("vapor-fluent-pg", "vapor-memory")]
     ratios = {}
     for mix in mixes:

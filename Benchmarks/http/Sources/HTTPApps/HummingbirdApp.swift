@@ -46,6 +46,9 @@ package func makeHummingbirdApp(
         sqlite.table = "sessions"
         let persist = SessionStorePersistDriver(backend: try SQLiteBackend(configuration: sqlite))
         return (authSessionsApp(persist, configuration: configuration, logger: logger), {})
+    case .hummingbirdStoreInMemory:
+        let persist = SessionStorePersistDriver(backend: InMemoryBackend())
+        return (authSessionsApp(persist, configuration: configuration, logger: logger), {})
     case .hummingbirdMemory:
         return (authSessionsApp(MemoryPersistDriver(), configuration: configuration, logger: logger), {})
     default:

@@ -18,6 +18,9 @@ package enum Variant: String, CaseIterable, Sendable {
     case vaporMemory = "vapor-memory"
     /// Hummingbird with HummingbirdAuth's sessions on this store's `PersistDriver`.
     case hummingbirdStore = "hb-store"
+    /// The same driver over the core's `InMemoryBackend`: what the driver itself costs (the
+    /// key's SHA-256, JSON, the row's copy), without SQLite. A diagnostic, not a product.
+    case hummingbirdStoreInMemory = "hb-store-inmemory"
     /// Hummingbird with this store's own middleware and sessions.
     case hummingbirdNative = "hb-native"
     /// Hummingbird with HummingbirdAuth's sessions on `MemoryPersistDriver`: the ceiling.

@@ -30,7 +30,7 @@ case .vaporStore, .vaporStoreTyped, .vaporFluent, .vaporFluentWAL, .vaporStorePo
     let app = try await makeVaporApp(variant, port: port, path: path)
     try await app.execute()
     try await app.asyncShutdown()
-case .hummingbirdStore, .hummingbirdNative, .hummingbirdMemory:
+case .hummingbirdStore, .hummingbirdStoreInMemory, .hummingbirdNative, .hummingbirdMemory:
     let (app, shutdown) = try await makeHummingbirdApp(variant, port: port, path: path)
     try await app.runService()
     try await shutdown()

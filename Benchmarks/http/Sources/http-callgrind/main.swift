@@ -115,7 +115,7 @@ struct Run: Sendable {
 }
 
 let vaporVariants: [Variant] = [.vaporStore, .vaporStoreTyped, .vaporFluent, .vaporFluentWAL, .vaporMemory]
-guard vaporVariants.contains(variant) || [.hummingbirdNative, .hummingbirdStore, .hummingbirdMemory].contains(variant) else {
+guard vaporVariants.contains(variant) || [.hummingbirdNative, .hummingbirdStore, .hummingbirdStoreInMemory, .hummingbirdMemory].contains(variant) else {
     FileHandle.standardError.write(Data("http-callgrind drives the SQLite and in-memory variants only\n".utf8))
     exit(2)
 }
