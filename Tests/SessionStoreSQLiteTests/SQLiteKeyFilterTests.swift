@@ -21,6 +21,14 @@ struct SQLiteKeyFilterTests {
 
     /// Builds the key filter now, once the build the backend started when it opened ended;
     /// from then on only the test starts builds.
+    /// The backend's filter builder once its build at open ended, with no pause between builds.
+    func idleBuilder(of backend: SQLiteBackend) async throws -> SQLiteKeyFilterBuilder {
+        let builder = try #require(backend.filterBuilder)
+        await builder.waitUntilIdle()
+        builder.setShortestPause(.zero)
+        return builder
+    }
+
     func buildFilter(_ backend: SQLiteBackend) async throws {
         let builder = try #require(backend.filterBuilder)
         builder.startsBuilds.store(false, ordering: .relaxed)
@@ -48,9 +56,7 @@ struct SQLiteKeyFilterTests {
     @Test func aBuildNeverCreatesADatabaseWhereTheFileWasMovedAway() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
-            let builder = try #require(backend.filterBuilder)
-            await builder.waitUntilIdle()
-            builder.setShortestPause(.zero)
+            let builder = try await idleBuilder(of: backend)
             let moved = database.path + ".old"
             try FileManager.default.moveItem(atPath: database.path, toPath: moved)
             #expect(throws: StorageError.self) { try builder.buildNow() }
@@ -63,9 +69,7 @@ struct SQLiteKeyFilterTests {
     @Test func aLoadThatFindsTheFilterRetiredStartsABuild() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()
-            let builder = try #require(backend.filterBuilder)
-            await builder.waitUntilIdle()
-            builder.setShortestPause(.zero)
+            let builder = try await idleBuilder(of: backend)
             let installs = builder.installs.load(ordering: .relaxed)
             // A row from elsewhere, then a save of this backend: a new epoch, no filter.
             try insertElsewhere(SessionKey(value: "written-elsewhere"), path: database.path)
