@@ -14,7 +14,11 @@ Needs `perf` (Debian package `linux-perf`) and root, or a `perf_event_paranoid` 
 `--event` counts more events, such as SQLite statements stepped through a probe on the library
 (`perf probe -x /usr/lib/x86_64-linux-gnu/libsqlite3.so.0 sqlite3_step`, then
 `--event probe_libsqlite3:sqlite3_step`): how many requests reach SQLite at all.
+`--threads` also prints, for each of the server's threads (from `/proc`), its CPU time and
+its voluntary and involuntary context switches per request: which thread a cost lands on
+(the cooperative pool running handlers, the event loops, SQLite's writer thread).
 """
+import glob
 import argparse
 import os
 import signal
@@ -34,6 +38,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--binary", default=os.path.join(run.HERE, ".build-drivers-http/release/http-app"))
     parser.add_argument("--event", action="append", default=[], help="another perf event to count")
+    parser.add_argument("--threads", action="store_true", help="CPU and context switches per request by thread")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="http-syscalls-") as directory:
         port = run.free_port()
@@ -47,12 +52,14 @@ def main():
                 with open(cookies, "w") as file:
                     file.write("\n".join(run.login(port, name) for _ in range(run.WARM_SESSIONS)) + "\n")
                 counts = os.path.join(directory, "perf.txt")
+                before = thread_counts(server.pid)
                 perf = subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(EVENTS + arguments.event), "-p", str(server.pid), "-o", counts],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 output = subprocess.run(
                     ["wrk", "-t2", "-c16", f"-d{arguments.seconds}s", "-s", os.path.join(run.HERE, "sessions.lua"),
                      f"http://127.0.0.1:{port}", "--", arguments.mix, cookies, name, "2"],
                     capture_output=True, text=True, check=True).stdout
+                after = thread_counts(server.pid)
                 perf.send_signal(signal.SIGINT)
                 # perf stat writes its counts and ends on the interrupt it was sent.
                 if perf.wait() not in (0, -signal.SIGINT, 128 + signal.SIGINT):
@@ -74,6 +81,43 @@ def main():
                 per_request = float(value) / requests
                 unit = " ms" if event == "task-clock" else ""
                 print(f"  {event.replace('syscalls:sys_enter_', ''):18} {per_request:10.4f}{unit} per request")
+        if arguments.threads:
+            print_threads(before, after, requests)
+
+
+def thread_counts(pid):
+    """Each thread's name, CPU clock ticks (user + system) and voluntary and involuntary
+    context switches, by thread id."""
+    counts = {}
+    for task in glob.glob(f"/proc/{pid}/task/*"):
+        try:
+            with open(os.path.join(task, "comm")) as file:
+                name = file.read().strip()
+            with open(os.path.join(task, "stat")) as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+            with open(os.path.join(task, "status")) as file:
+                status = dict(line.split(":", 1) for line in file if ":" in line)
+        except FileNotFoundError:
+            continue  # The thread ended between the listing and the read.
+        ticks = int(fields[11]) + int(fields[12])  # utime and stime, fields 14 and 15 of stat
+        counts[os.path.basename(task)] = (name, ticks, int(status["voluntary_ctxt_switches"]),
+                                          int(status["nonvoluntary_ctxt_switches"]))
+    return counts
+
+
+def print_threads(before, after, requests):
+    """Per request, for each thread that ran during the traffic: CPU µs and context switches."""
+    tick = 1_000_000 / os.sysconf("SC_CLK_TCK")
+    rows = []
+    for tid, (name, ticks, voluntary, involuntary) in after.items():
+        _, ticks0, voluntary0, involuntary0 = before.get(tid, (name, 0, 0, 0))
+        rows.append((name, tid, (ticks - ticks0) * tick / requests, (voluntary - voluntary0) / requests,
+                     (involuntary - involuntary0) / requests))
+    print("  threads (CPU µs, voluntary and involuntary switches per request; threads created by")
+    print("  another thread keep its name until they set their own):")
+    for name, tid, cpu, voluntary, involuntary in sorted(rows, key=lambda row: -row[2]):
+        if cpu > 0 or voluntary > 0 or involuntary > 0:
+            print(f"    {name:18} {tid:>8} {cpu:8.1f} µs {voluntary:8.3f} {involuntary:8.3f}")
 
 
 if __name__ == "__main__":

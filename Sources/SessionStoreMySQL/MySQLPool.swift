@@ -425,7 +425,7 @@ final class MySQLPool: Sendable {
             // The thread keeps the pool alive until it ends; the backend's deinit shuts it down.
             slot.worker = try MySQLWorker(
                 name: "ssmysql.\(index)", spinners: spinners,
-                idleWait: configuration.queryTimeout > .zero ? configuration.queryTimeout : nil
+                idleWait: configuration.queryTimeout > .zero ? configuration.queryTimeout : nil, logger: logger
             ) { [self] in
                 threadEnded()
             }

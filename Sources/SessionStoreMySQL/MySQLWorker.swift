@@ -1,5 +1,7 @@
 import CSessionStoreMariaDB
 import Foundation
+import Logging
+import SessionStoreCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -57,7 +59,8 @@ final class MySQLWorker: @unchecked Sendable { // `jobs`, `stopped`, `sleeping`,
     /// Makes the thread's `epoll` set and starts it.
     /// - Throws: ``MySQLClientError`` when `epoll` or `eventfd` cannot be had.
     init(
-        name: String, spinners: MySQLSpinners, idleWait: Duration?, onExit: @escaping @Sendable () -> Void
+        name: String, spinners: MySQLSpinners, idleWait: Duration?, logger: Logger,
+        onExit: @escaping @Sendable () -> Void
     ) throws(MySQLClientError) {
         self.spinners = spinners
         self.idleWait = idleWait
@@ -80,7 +83,7 @@ final class MySQLWorker: @unchecked Sendable { // `jobs`, `stopped`, `sleeping`,
         }
         self.epoll = epoll
         self.wakeup = wakeup
-        startWorkerThread(named: name) { [self] in
+        startBackendThread(named: name, stackSize: Self.stackSize, logger: logger) { [self] in
             loop()
             onExit()
         }
@@ -303,10 +306,11 @@ final class MySQLWorker: @unchecked Sendable { // `jobs` and `stopped` are guard
     private let spinners: MySQLSpinners
 
     init(
-        name: String, spinners: MySQLSpinners, idleWait: Duration?, onExit: @escaping @Sendable () -> Void
+        name: String, spinners: MySQLSpinners, idleWait: Duration?, logger: Logger,
+        onExit: @escaping @Sendable () -> Void
     ) throws(MySQLClientError) {
         self.spinners = spinners
-        startWorkerThread(named: name) { [self] in
+        startBackendThread(named: name, stackSize: Self.stackSize, logger: logger) { [self] in
             loop()
             onExit()
         }
@@ -396,10 +400,7 @@ final class MySQLSpinners: Sendable {
     }
 }
 
-/// Starts a slot's dedicated thread (1 MiB of stack: it runs client calls and a poll loop).
-private func startWorkerThread(named name: String, _ body: @escaping @Sendable () -> Void) {
-    let thread = Thread(block: body)
-    thread.name = name
-    thread.stackSize = 1 << 20
-    thread.start()
+extension MySQLWorker {
+    /// A slot thread's stack (1 MiB: it runs client calls and a poll loop).
+    static let stackSize = 1 << 20
 }

@@ -12,11 +12,9 @@ extension StorageBackendFactory {
         try SQLiteConfiguration(url: &url)
     } open: { configuration, logger in
         try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
+            startBackendThread(named: SQLiteThreadName.opener, logger: logger) {
                 continuation.resume(with: Result { try SQLiteBackend(configuration: configuration, logger: logger) })
             }
-            thread.name = "SessionStoreSQLite.open"
-            thread.start()
         }
     }
 }

@@ -126,11 +126,9 @@ final class SQLiteCheckpointer: Sendable {
         } catch {
             logger.error("SQLite checkpointer cannot read the database; the WAL will not be checkpointed", metadata: ["error": "\(error)"])
         }
-        let thread = Thread { [self] in
+        startBackendThread(named: SQLiteThreadName.checkpointer, logger: logger) { [self] in
             self.run(connection.value)
         }
-        thread.name = "SessionStoreSQLite.checkpointer"
-        thread.start()
     }
 
     /// WAL pages after the last commit; 0 once the writer copied them all back (the next

@@ -103,11 +103,9 @@ final class SQLiteWriter: Sendable {
         self.gathersBatches = !inlineCommits && maxBatchSize > 1
         self.checkpointer = checkpointer
         self.loadCache = loadCache
-        let thread = Thread { [self] in
+        startBackendThread(named: SQLiteThreadName.writer, logger: logger) { [self] in
             self.run(connection.value)
         }
-        thread.name = "SessionStoreSQLite.writer"
-        thread.start()
     }
 
     /// Runs `body` as a write and returns once it committed.

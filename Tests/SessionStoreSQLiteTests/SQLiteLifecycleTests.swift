@@ -98,6 +98,37 @@ struct SQLiteLifecycleTests {
     }
     #endif
 
+    #if os(Linux)
+    /// Operators find the writer and the checkpointer by name in `top -H`, `perf` and
+    /// `/proc` (a name Linux refuses leaves the thread under its starter's name).
+    @Test func theWriterAndCheckpointerThreadsCarryTheirNames() async throws {
+        try await withTemporaryDatabase { database in
+            let backend = try database.open()
+            let wanted: Set = [SQLiteThreadName.writer, SQLiteThreadName.checkpointer]
+            // A thread takes its name once it runs; this waits for that, not for a speed.
+            var names = try Self.threadNames()
+            for _ in 0..<1000 where !wanted.isSubset(of: names) {
+                try await Task.sleep(for: .milliseconds(10))
+                names = try Self.threadNames()
+            }
+            #expect(wanted.isSubset(of: names), "threads: \(names)")
+            try await backend.close()
+        }
+    }
+
+    /// The names of this process's threads.
+    static func threadNames() throws -> Set<String> {
+        var names: Set<String> = []
+        for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
+            guard let comm = FileManager.default.contents(atPath: "/proc/self/task/\(task)/comm") else {
+                continue  // The thread ended since the listing (other tests run beside this one).
+            }
+            names.insert(String(decoding: comm, as: UTF8.self).trimmingCharacters(in: .newlines))
+        }
+        return names
+    }
+    #endif
+
     @Test func aCancelledWriteThatIsStillQueuedNeverRuns() async throws {
         try await withTemporaryDatabase { database in
             let backend = try database.open()

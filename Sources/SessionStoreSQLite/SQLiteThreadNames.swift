@@ -1,0 +1,10 @@
+/// The names of the backend's own threads, as `top -H`, `perf` and `/proc` show them (at
+/// most 15 bytes each: Linux refuses a longer name, see `startBackendThread`).
+enum SQLiteThreadName {
+    /// The writer thread (``SQLiteWriter``).
+    static let writer = "sssqlite.writer"
+    /// The checkpointer thread (``SQLiteCheckpointer``).
+    static let checkpointer = "sssqlite.ckpt"
+    /// The thread that opens a backend for `StorageBackendFactory.sqlite`.
+    static let opener = "sssqlite.open"
+}
