@@ -18,8 +18,8 @@ Needs `perf` (Debian package `linux-perf`) and root, or a `perf_event_paranoid` 
 its voluntary and involuntary context switches per request: which thread a cost lands on
 (the cooperative pool running handlers, the event loops, SQLite's writer thread).
 """
-import glob
 import argparse
+import glob
 import os
 import signal
 import subprocess
@@ -113,8 +113,8 @@ def print_threads(before, after, requests):
         _, ticks0, voluntary0, involuntary0 = before.get(tid, (name, 0, 0, 0))
         rows.append((name, tid, (ticks - ticks0) * tick / requests, (voluntary - voluntary0) / requests,
                      (involuntary - involuntary0) / requests))
-    print("  threads (CPU µs, voluntary and involuntary switches per request; threads created by")
-    print("  another thread keep its name until they set their own):")
+    print("  threads (CPU µs, voluntary and involuntary switches per request; a thread without")
+    print("  a name of its own shows its starter's):")
     for name, tid, cpu, voluntary, involuntary in sorted(rows, key=lambda row: -row[2]):
         if cpu > 0 or voluntary > 0 or involuntary > 0:
             print(f"    {name:18} {tid:>8} {cpu:8.1f} µs {voluntary:8.3f} {involuntary:8.3f}")
