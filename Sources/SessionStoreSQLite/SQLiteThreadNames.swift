@@ -1,5 +1,5 @@
 /// The names of the backend's own threads, as `top -H`, `perf` and `/proc` show them (at
-/// most 15 bytes each: Linux refuses a longer name, see `startBackendThread`).
+/// most 15 bytes each, all Linux keeps; `startBackendThread` cuts a longer one).
 enum SQLiteThreadName {
     /// The writer thread (``SQLiteWriter``).
     static let writer = "sssqlite.writer"

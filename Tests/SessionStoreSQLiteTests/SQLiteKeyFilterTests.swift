@@ -19,8 +19,6 @@ struct SQLiteKeyFilterTests {
         try #require(backend.loadCache).absentAnswers.load(ordering: .relaxed)
     }
 
-    /// Builds the key filter now, once the build the backend started when it opened ended;
-    /// from then on only the test starts builds.
     /// The backend's filter builder once its build at open ended, with no pause between builds.
     func idleBuilder(of backend: SQLiteBackend) async throws -> SQLiteKeyFilterBuilder {
         let builder = try #require(backend.filterBuilder)
@@ -29,6 +27,8 @@ struct SQLiteKeyFilterTests {
         return builder
     }
 
+    /// Builds the key filter now, once the build the backend started when it opened ended;
+    /// from then on only the test starts builds.
     func buildFilter(_ backend: SQLiteBackend) async throws {
         let builder = try #require(backend.filterBuilder)
         builder.startsBuilds.store(false, ordering: .relaxed)

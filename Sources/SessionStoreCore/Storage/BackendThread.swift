@@ -32,7 +32,7 @@ private let maxThreadNameBytes = 15
 private func nameCurrentThread(_ name: String, logger: Logger) {
     var kept = ""
     for scalar in name.unicodeScalars {
-        guard kept.utf8.count + String(scalar).utf8.count <= maxThreadNameBytes else {
+        guard kept.utf8.count + UTF8.width(scalar) <= maxThreadNameBytes else {
             logger.debug("a thread name was cut to 15 bytes", metadata: ["name": "\(name)", "kept": "\(kept)"])
             break
         }
